@@ -1,0 +1,70 @@
+// Elementwise kernels over flat f32 arrays (layout-agnostic):
+//   relu_forward   y = max(x, 0)
+//   relu_backward  dx = dy * (y > 0)      (uses the saved output y)
+//   add            z = a + b
+//   scale          y = alpha * x
+//   axpy_inplace   y += alpha * x          (gradient accumulation)
+// Tiling: one invocation per element, 256 per workgroup; the workgroup grid
+// may be folded into y (linear workgroup = wid.x + wid.y * nwg.x) when the
+// element count needs more than 65535 workgroups.
+
+struct Params {
+    n: u32,
+    alpha: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+fn linear_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * 256u;
+}
+
+// ---- one input, one output ----
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+
+@compute @workgroup_size(256)
+fn relu_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg);
+    if (i < p.n) {
+        y[i] = max(x[i], 0.0);
+    }
+}
+
+@compute @workgroup_size(256)
+fn scale(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg);
+    if (i < p.n) {
+        y[i] = p.alpha * x[i];
+    }
+}
+
+@compute @workgroup_size(256)
+fn axpy_inplace(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg);
+    if (i < p.n) {
+        y[i] = y[i] + p.alpha * x[i];
+    }
+}
+
+// ---- two inputs, one output ----
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> z: array<f32>;
+
+@compute @workgroup_size(256)
+fn relu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    // a = saved output y, b = upstream gradient dy
+    let i = linear_index(gid, nwg);
+    if (i < p.n) {
+        z[i] = select(0.0, b[i], a[i] > 0.0);
+    }
+}
+
+@compute @workgroup_size(256)
+fn add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg);
+    if (i < p.n) {
+        z[i] = a[i] + b[i];
+    }
+}

@@ -1,0 +1,142 @@
+//! Kernel descriptions and the pipeline cache.
+//!
+//! Every kernel follows one binding convention, so that a launch needs no
+//! per-kernel layout code:
+//! - `@group(0) @binding(0)`: `var<uniform>` parameter struct (bound with a
+//!   dynamic offset into the per-submit parameter ring, at most 256 bytes);
+//! - bindings `1..=reads`: `var<storage, read>` inputs;
+//! - the next `writes` bindings: `var<storage, read_write>` outputs.
+//!
+//! Tile sizes and other compile-time choices are WGSL `override` constants,
+//! so each variant is one pipeline, compiled once and cached.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// A WGSL entry point and the shape of its bindings.
+#[derive(Debug)]
+pub struct Kernel {
+    /// File name under `shaders/`, for messages and the module cache.
+    pub file: &'static str,
+    /// The WGSL source (embedded with `include_str!`).
+    pub source: &'static str,
+    pub entry: &'static str,
+    /// Number of read-only storage bindings (1..=reads).
+    pub reads: u32,
+    /// Number of read-write storage bindings following the reads.
+    pub writes: u32,
+}
+
+/// Declares a `Kernel` constant for an entry point of a file in `shaders/`.
+#[macro_export]
+macro_rules! kernel {
+    ($name:ident, $file:literal, $entry:literal, reads = $r:literal, writes = $w:literal) => {
+        pub const $name: $crate::gpu::Kernel = $crate::gpu::Kernel {
+            file: $file,
+            source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $file)),
+            entry: $entry,
+            reads: $r,
+            writes: $w,
+        };
+    };
+}
+
+/// Maximum size of one kernel's parameter struct.
+pub const PARAMS_SLOT: u64 = 256;
+
+type PipelineKey = (&'static str, &'static str, Vec<(&'static str, u64)>);
+
+#[derive(Default)]
+pub(crate) struct PipelineCache {
+    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    layouts: Mutex<HashMap<(u32, u32), (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<CachedPipeline>>>,
+}
+
+pub(crate) struct CachedPipeline {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+}
+
+impl PipelineCache {
+    pub(crate) fn get(
+        &self,
+        device: &wgpu::Device,
+        k: &Kernel,
+        constants: &[(&'static str, f64)],
+    ) -> Arc<CachedPipeline> {
+        let key: PipelineKey = (
+            k.file,
+            k.entry,
+            constants.iter().map(|(n, v)| (*n, v.to_bits())).collect(),
+        );
+        if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
+            return p.clone();
+        }
+        let module = self
+            .modules
+            .lock()
+            .unwrap()
+            .entry(k.file)
+            .or_insert_with(|| {
+                device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(k.file),
+                    source: wgpu::ShaderSource::Wgsl(k.source.into()),
+                })
+            })
+            .clone();
+        let (bgl, pl) = self
+            .layouts
+            .lock()
+            .unwrap()
+            .entry((k.reads, k.writes))
+            .or_insert_with(|| layouts(device, k.reads, k.writes))
+            .clone();
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(k.entry),
+            layout: Some(&pl),
+            module: &module,
+            entry_point: Some(k.entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants,
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        let p = Arc::new(CachedPipeline { pipeline, layout: bgl });
+        self.pipelines.lock().unwrap().insert(key, p.clone());
+        p
+    }
+}
+
+fn layouts(device: &wgpu::Device, reads: u32, writes: u32) -> (wgpu::BindGroupLayout, wgpu::PipelineLayout) {
+    let mut entries = vec![wgpu::BindGroupLayoutEntry {
+        binding: 0,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: true,
+            min_binding_size: None,
+        },
+        count: None,
+    }];
+    for i in 0..reads + writes {
+        entries.push(wgpu::BindGroupLayoutEntry {
+            binding: 1 + i,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only: i < reads },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        });
+    }
+    let bgl = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: None, entries: &entries });
+    let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: None,
+        bind_group_layouts: &[Some(&bgl)],
+        immediate_size: 0,
+    });
+    (bgl, pl)
+}

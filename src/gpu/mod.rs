@@ -1,0 +1,369 @@
+//! The wgpu context: one adapter and device, a buffer pool, a pipeline cache
+//! and a pending command encoder that collects many dispatches per submit.
+//!
+//! Ordering rule: every dispatch, clear and copy goes into the one pending
+//! encoder in call order; uploads and readbacks flush it first, so a pooled
+//! buffer that is reused can never be overwritten before earlier work ran.
+
+mod adapter;
+mod kernel;
+mod pool;
+
+pub use adapter::{describe, list as list_adapters, ADAPTER_ENV};
+pub use kernel::{Kernel, PARAMS_SLOT};
+pub use pool::PoolStats;
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+use kernel::PipelineCache;
+use pool::BufferPool;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Parameter slots per submit; a full ring forces a flush.
+const RING_SLOTS: u64 = 4096;
+/// Dispatches recorded before an automatic submit, to keep command buffers bounded.
+const MAX_PENDING_DISPATCHES: u32 = 2048;
+
+/// Options for opening a device.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    /// Case-insensitive substring of the adapter name (overrides `INCEPT_ADAPTER`).
+    pub adapter: Option<String>,
+}
+
+/// Cheap-to-clone handle to the device context.
+#[derive(Clone)]
+pub struct Gpu(Arc<GpuInner>);
+
+pub(crate) struct GpuInner {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    features: wgpu::Features,
+    description: String,
+    pub(crate) pool: Arc<BufferPool>,
+    pipelines: PipelineCache,
+    params_ring: wgpu::Buffer,
+    pending: Mutex<Pending>,
+    async_error: Arc<Mutex<Option<Error>>>,
+}
+
+#[derive(Default)]
+struct Pending {
+    encoder: Option<wgpu::CommandEncoder>,
+    params: Vec<u8>,
+    dispatches: u32,
+}
+
+impl Gpu {
+    /// Opens the chosen adapter with its own limits (not WebGPU's defaults).
+    pub fn new(opts: &GpuOptions) -> Result<Gpu> {
+        let instance = adapter::instance();
+        let adapter = adapter::choose(&instance, opts.adapter.as_deref())?;
+        let info = adapter.get_info();
+        let description = adapter::describe(&adapter);
+        let limits = adapter.limits();
+        let wanted = wgpu::Features::SHADER_F16 | wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP;
+        let features = adapter.features() & wanted;
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("incept"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::Adapter(format!("{}: could not open device: {e}", info.name)))?;
+
+        let async_error = Arc::new(Mutex::new(None));
+        let slot = async_error.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let err = match e {
+                wgpu::Error::OutOfMemory { .. } => Error::OutOfMemory { what: "a GPU resource".into(), bytes: 0 },
+                other => Error::Gpu(other.to_string()),
+            };
+            slot.lock().unwrap().get_or_insert(err);
+        }));
+        let slot = async_error.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            slot.lock().unwrap().get_or_insert(Error::DeviceLost(format!("{reason:?}: {msg}")));
+        });
+        let params_ring = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("kernel parameters"),
+            size: RING_SLOTS * PARAMS_SLOT,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Ok(Gpu(Arc::new(GpuInner {
+            device,
+            queue,
+            info,
+            limits,
+            features,
+            description,
+            pool: Arc::new(BufferPool::default()),
+            pipelines: PipelineCache::default(),
+            params_ring,
+            pending: Mutex::new(Pending::default()),
+            async_error,
+        })))
+    }
+
+    /// A process-wide device opened with default options (tests, benches, CLI).
+    pub fn shared() -> Result<Gpu> {
+        static SHARED: OnceLock<std::result::Result<Gpu, String>> = OnceLock::new();
+        SHARED
+            .get_or_init(|| Gpu::new(&GpuOptions::default()).map_err(|e| e.to_string()))
+            .clone()
+            .map_err(Error::Adapter)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0.info.name
+    }
+    pub fn info(&self) -> &wgpu::AdapterInfo {
+        &self.0.info
+    }
+    /// The multi-line description `incept devices` prints.
+    pub fn description(&self) -> &str {
+        &self.0.description
+    }
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.0.limits
+    }
+    pub fn features(&self) -> wgpu::Features {
+        self.0.features
+    }
+    /// True on CPU adapters (lavapipe, WARP): kernels pick barrier-free,
+    /// register-blocked variants there and shared-memory tiles elsewhere.
+    pub fn is_cpu(&self) -> bool {
+        self.0.info.device_type == wgpu::DeviceType::Cpu
+    }
+    pub fn pool_stats(&self) -> PoolStats {
+        self.0.pool.stats()
+    }
+    /// Frees idle pooled buffers.
+    pub fn trim_pool(&self) {
+        self.0.pool.trim()
+    }
+    pub(crate) fn inner(&self) -> &GpuInner {
+        &self.0
+    }
+
+    /// Workgroup counts for `n` workgroups laid out in 1-D, folded into y when
+    /// `n` exceeds the per-dimension limit. Shaders recover the linear index
+    /// as `wid.x + wid.y * nwg.x` and must skip indices past their work.
+    pub fn groups_1d(&self, n: u32) -> [u32; 3] {
+        let max = self.0.limits.max_compute_workgroups_per_dimension;
+        if n <= max { [n, 1, 1] } else { [max, n.div_ceil(max), 1] }
+    }
+
+    /// Allocates an uninitialised buffer of `bytes` from the pool.
+    pub(crate) fn alloc(&self, bytes: u64, what: &dyn Fn() -> String) -> Result<wgpu::Buffer> {
+        let size = bytes.max(4).next_multiple_of(4);
+        let limit = self.0.limits.max_buffer_size;
+        if size > limit {
+            return Err(Error::Limit { what: what(), bytes: size, limit_name: "max_buffer_size", limit });
+        }
+        if let Some(b) = self.0.pool.take(size) {
+            return Ok(b);
+        }
+        let scope = self.0.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let buf = self.0.device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        if pollster::block_on(scope.pop()).is_some() {
+            return Err(Error::OutOfMemory { what: what(), bytes: size });
+        }
+        self.0.pool.record_allocation(size);
+        Ok(buf)
+    }
+
+    /// Records one dispatch of `kernel` into the pending encoder.
+    ///
+    /// `params` is the kernel's uniform struct (≤ 256 bytes, WGSL layout);
+    /// `constants` selects the pipeline variant (WGSL `override`s).
+    pub fn launch<P: bytemuck::Pod>(
+        &self,
+        kernel: &Kernel,
+        constants: &[(&'static str, f64)],
+        params: &P,
+        reads: &[&Tensor],
+        writes: &[&Tensor],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        let bytes = bytemuck::bytes_of(params);
+        if bytes.len() as u64 > PARAMS_SLOT {
+            return Err(Error::Invalid(format!("{}: parameters are {} bytes, at most {PARAMS_SLOT}", kernel.entry, bytes.len())));
+        }
+        if reads.len() as u32 != kernel.reads || writes.len() as u32 != kernel.writes {
+            return Err(Error::Invalid(format!(
+                "{}: expects {} inputs and {} outputs, got {} and {}",
+                kernel.entry, kernel.reads, kernel.writes, reads.len(), writes.len()
+            )));
+        }
+        let max_binding = self.0.limits.max_storage_buffer_binding_size;
+        for t in reads.iter().chain(writes) {
+            if t.byte_size() > max_binding {
+                return Err(Error::Limit {
+                    what: format!("{}: tensor of shape {:?}", kernel.entry, t.shape()),
+                    bytes: t.byte_size(),
+                    limit_name: "max_storage_buffer_binding_size",
+                    limit: max_binding,
+                });
+            }
+        }
+        for (i, w) in writes.iter().enumerate() {
+            let aliased = reads.iter().any(|r| r.same_buffer(w)) || writes[..i].iter().any(|o| o.same_buffer(w));
+            if aliased {
+                return Err(Error::Invalid(format!("{}: an output tensor is also bound as another argument", kernel.entry)));
+            }
+        }
+        let max_groups = self.0.limits.max_compute_workgroups_per_dimension;
+        if groups.iter().any(|&g| g > max_groups) {
+            return Err(Error::Limit {
+                what: format!("{}: dispatch of {groups:?} workgroups", kernel.entry),
+                bytes: *groups.iter().max().unwrap() as u64,
+                limit_name: "max_compute_workgroups_per_dimension",
+                limit: max_groups as u64,
+            });
+        }
+        if groups.contains(&0) {
+            return Ok(());
+        }
+        let pipeline = self.0.pipelines.get(&self.0.device, kernel, constants);
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &self.0.params_ring,
+                offset: 0,
+                size: Some(std::num::NonZeroU64::new(PARAMS_SLOT).unwrap()),
+            }),
+        }];
+        for (i, t) in reads.iter().chain(writes).enumerate() {
+            entries.push(wgpu::BindGroupEntry { binding: 1 + i as u32, resource: t.buffer().as_entire_binding() });
+        }
+        let bind_group = self.0.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.layout,
+            entries: &entries,
+        });
+
+        let mut pending = self.0.pending.lock().unwrap();
+        if pending.params.len() as u64 >= RING_SLOTS * PARAMS_SLOT || pending.dispatches >= MAX_PENDING_DISPATCHES {
+            self.submit_locked(&mut pending)?;
+        }
+        let offset = pending.params.len();
+        pending.params.extend_from_slice(bytes);
+        pending.params.resize(offset + PARAMS_SLOT as usize, 0);
+        pending.dispatches += 1;
+        let device = &self.0.device;
+        let encoder = pending
+            .encoder
+            .get_or_insert_with(|| device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default()));
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(kernel.entry), timestamp_writes: None });
+        pass.set_pipeline(&pipeline.pipeline);
+        pass.set_bind_group(0, &bind_group, &[offset as u32]);
+        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        Ok(())
+    }
+
+    /// Records a zero fill of a tensor's buffer.
+    pub(crate) fn clear(&self, t: &Tensor) {
+        let mut pending = self.0.pending.lock().unwrap();
+        let device = &self.0.device;
+        let encoder = pending
+            .encoder
+            .get_or_insert_with(|| device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default()));
+        encoder.clear_buffer(t.buffer(), 0, None);
+    }
+
+    /// Records a buffer-to-buffer copy of `bytes` bytes.
+    pub(crate) fn copy(&self, src: &wgpu::Buffer, src_offset: u64, dst: &wgpu::Buffer, dst_offset: u64, bytes: u64) {
+        let mut pending = self.0.pending.lock().unwrap();
+        let device = &self.0.device;
+        let encoder = pending
+            .encoder
+            .get_or_insert_with(|| device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default()));
+        encoder.copy_buffer_to_buffer(src, src_offset, dst, dst_offset, bytes);
+    }
+
+    /// Submits all recorded work (does not wait for it).
+    pub fn flush(&self) -> Result<()> {
+        let mut pending = self.0.pending.lock().unwrap();
+        self.submit_locked(&mut pending)
+    }
+
+    fn submit_locked(&self, pending: &mut Pending) -> Result<()> {
+        if !pending.params.is_empty() {
+            self.0.queue.write_buffer(&self.0.params_ring, 0, &pending.params);
+            pending.params.clear();
+        }
+        pending.dispatches = 0;
+        if let Some(enc) = pending.encoder.take() {
+            self.0.queue.submit([enc.finish()]);
+        }
+        self.check_errors()
+    }
+
+    /// Returns the first asynchronous error (validation, OOM, device loss) seen.
+    pub fn check_errors(&self) -> Result<()> {
+        match self.0.async_error.lock().unwrap().take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until all submitted work has finished.
+    pub fn synchronize(&self) -> Result<()> {
+        self.flush()?;
+        self.0
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))?;
+        self.check_errors()
+    }
+
+    /// Writes host data into a buffer, after all previously recorded work.
+    pub(crate) fn write(&self, buf: &wgpu::Buffer, data: &[u8]) -> Result<()> {
+        self.flush()?;
+        self.0.queue.write_buffer(buf, 0, data);
+        Ok(())
+    }
+
+    /// Copies `bytes` bytes of a buffer back to the host, after all recorded work.
+    pub(crate) fn read(&self, buf: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        let size = bytes.max(4).next_multiple_of(4);
+        let staging = self.0.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.copy(buf, 0, &staging, 0, size);
+        self.flush()?;
+        let slice = staging.slice(..);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.0
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for a readback: {e}")))?;
+        self.check_errors()?;
+        rx.recv()
+            .map_err(|_| Error::Gpu("readback callback never ran".into()))?
+            .map_err(|e| Error::Gpu(format!("mapping a readback buffer: {e}")))?;
+        let out = slice
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu(format!("reading a mapped buffer: {e}")))?
+            .to_vec();
+        staging.unmap();
+        Ok(out[..bytes as usize].to_vec())
+    }
+}

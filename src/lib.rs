@@ -1,0 +1,12 @@
+//! incept: fine-tune Keras InceptionV3 from scratch in Rust on any GPU
+//! through wgpu, with hand-written WGSL kernels and reverse-mode autograd.
+
+pub mod error;
+pub mod gpu;
+pub mod ops;
+pub mod reference;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use gpu::{Gpu, GpuOptions};
+pub use tensor::{DType, Tensor};

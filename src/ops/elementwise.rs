@@ -1,0 +1,73 @@
+//! Elementwise kernels (`shaders/elementwise.wgsl`): ReLU and its backward,
+//! add, scale and in-place axpy for gradient accumulation.
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::kernel;
+use crate::tensor::{DType, Tensor};
+
+kernel!(RELU_FORWARD, "elementwise.wgsl", "relu_forward", reads = 1, writes = 1);
+kernel!(RELU_BACKWARD, "elementwise.wgsl", "relu_backward", reads = 2, writes = 1);
+kernel!(ADD, "elementwise.wgsl", "add", reads = 2, writes = 1);
+kernel!(SCALE, "elementwise.wgsl", "scale", reads = 1, writes = 1);
+kernel!(AXPY_INPLACE, "elementwise.wgsl", "axpy_inplace", reads = 1, writes = 1);
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    alpha: f32,
+}
+
+fn groups(gpu: &Gpu, n: usize) -> [u32; 3] {
+    gpu.groups_1d((n as u32).div_ceil(256))
+}
+
+fn same_shape(op: &str, a: &Tensor, b: &Tensor) -> Result<()> {
+    if a.shape() != b.shape() {
+        return Err(Error::Shape(format!("{op}: shapes {:?} and {:?} differ", a.shape(), b.shape())));
+    }
+    Ok(())
+}
+
+fn unary(k: &crate::gpu::Kernel, x: &Tensor, alpha: f32) -> Result<Tensor> {
+    let gpu = x.gpu();
+    let y = Tensor::empty(gpu, x.shape(), DType::F32)?;
+    let p = Params { n: x.numel() as u32, alpha };
+    gpu.launch(k, &[], &p, &[x], &[&y], groups(gpu, x.numel()))?;
+    Ok(y)
+}
+
+fn binary(op: &str, k: &crate::gpu::Kernel, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    same_shape(op, a, b)?;
+    let gpu = a.gpu();
+    let z = Tensor::empty(gpu, a.shape(), DType::F32)?;
+    let p = Params { n: a.numel() as u32, alpha: 0.0 };
+    gpu.launch(k, &[], &p, &[a, b], &[&z], groups(gpu, a.numel()))?;
+    Ok(z)
+}
+
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    unary(&RELU_FORWARD, x, 0.0)
+}
+
+/// Gradient of ReLU from its saved output `y` and the upstream gradient `dy`.
+pub fn relu_backward(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    binary("relu_backward", &RELU_BACKWARD, y, dy)
+}
+
+pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    binary("add", &ADD, a, b)
+}
+
+pub fn scale(x: &Tensor, alpha: f32) -> Result<Tensor> {
+    unary(&SCALE, x, alpha)
+}
+
+/// `y += alpha * x`, in place, in recorded order.
+pub fn axpy_inplace(y: &Tensor, alpha: f32, x: &Tensor) -> Result<()> {
+    same_shape("axpy_inplace", y, x)?;
+    let gpu = y.gpu();
+    let p = Params { n: y.numel() as u32, alpha };
+    gpu.launch(&AXPY_INPLACE, &[], &p, &[x], &[y], groups(gpu, y.numel()))
+}

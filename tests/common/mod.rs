@@ -1,0 +1,33 @@
+//! Shared helpers for the GPU tests: the device, uploads and tolerances.
+#![allow(dead_code)]
+
+use incept::reference::{random, rel_l2, rel_l2_f64};
+use incept::{Gpu, Tensor};
+
+/// Tolerance for f32 kernels against f64 references (DESIGN.md: ≤ 1e-4).
+pub const TOL: f64 = 1e-4;
+/// Tolerance for finite differences of an f64 reference against its analytic backward.
+pub const FD_TOL: f64 = 1e-6;
+
+pub fn gpu() -> Gpu {
+    Gpu::shared().expect("a wgpu adapter (install mesa-vulkan-drivers for lavapipe)")
+}
+
+/// Random f32 data in [-1, 1) uploaded with the given shape; returns both copies.
+pub fn rand_tensor(gpu: &Gpu, shape: &[usize], seed: u64) -> (Tensor, Vec<f32>) {
+    let n: usize = shape.iter().product();
+    let data = random(n, seed, -1.0, 1.0);
+    (Tensor::from_slice(gpu, shape, &data).unwrap(), data)
+}
+
+#[track_caller]
+pub fn assert_close(what: &str, got: &[f32], want: &[f64]) {
+    let err = rel_l2(got, want);
+    assert!(err <= TOL, "{what}: relative L2 error {err:.3e} > {TOL:e}");
+}
+
+#[track_caller]
+pub fn assert_close_f64(what: &str, got: &[f64], want: &[f64], tol: f64) {
+    let err = rel_l2_f64(got, want);
+    assert!(err <= tol, "{what}: relative L2 error {err:.3e} > {tol:e}");
+}
