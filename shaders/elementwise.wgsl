@@ -4,6 +4,7 @@
 //   add            z = a + b
 //   scale          y = alpha * x
 //   axpy_inplace   y += alpha * x          (gradient accumulation)
+//   mul_by_scalar  z = a * b[0]            (b is a one-element tensor on the GPU)
 // Tiling: one invocation per element, 256 per workgroup; the workgroup grid
 // may be folded into y (linear workgroup = wid.x + wid.y * nwg.x) when the
 // element count needs more than 65535 workgroups.
@@ -66,5 +67,13 @@ fn add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
     let i = linear_index(gid, nwg);
     if (i < p.n) {
         z[i] = a[i] + b[i];
+    }
+}
+
+@compute @workgroup_size(256)
+fn mul_by_scalar(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg);
+    if (i < p.n) {
+        z[i] = a[i] * b[0];
     }
 }

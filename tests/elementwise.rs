@@ -53,3 +53,13 @@ fn shape_mismatch_is_an_error_not_a_panic() {
     let err = ew::add(&a, &b).unwrap_err().to_string();
     assert!(err.contains("[4]") && err.contains("[5]"), "{err}");
 }
+
+#[test]
+fn mul_by_scalar_uses_the_gpu_scalar() {
+    let gpu = gpu();
+    let (x, xh) = rand_tensor(&gpu, &[2, 129], 21);
+    let s = incept::Tensor::from_slice(&gpu, &[1], &[-0.75]).unwrap();
+    let y = ew::mul_by_scalar(&x, &s).unwrap();
+    assert_close("mul_by_scalar", &y.to_vec().unwrap(), &xh.iter().map(|&v| -0.75 * v as f64).collect::<Vec<_>>());
+    assert!(ew::mul_by_scalar(&x, &x).is_err());
+}

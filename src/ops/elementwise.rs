@@ -11,6 +11,7 @@ kernel!(RELU_BACKWARD, "elementwise.wgsl", "relu_backward", reads = 2, writes = 
 kernel!(ADD, "elementwise.wgsl", "add", reads = 2, writes = 1);
 kernel!(SCALE, "elementwise.wgsl", "scale", reads = 1, writes = 1);
 kernel!(AXPY_INPLACE, "elementwise.wgsl", "axpy_inplace", reads = 1, writes = 1);
+kernel!(MUL_BY_SCALAR, "elementwise.wgsl", "mul_by_scalar", reads = 2, writes = 1);
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -40,6 +41,10 @@ fn unary(k: &crate::gpu::Kernel, x: &Tensor, alpha: f32) -> Result<Tensor> {
 
 fn binary(op: &str, k: &crate::gpu::Kernel, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     same_shape(op, a, b)?;
+    launch_binary(k, a, b)
+}
+
+fn launch_binary(k: &crate::gpu::Kernel, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let gpu = a.gpu();
     let z = Tensor::empty(gpu, a.shape(), DType::F32)?;
     let p = Params { n: a.numel() as u32, alpha: 0.0 };
@@ -70,4 +75,13 @@ pub fn axpy_inplace(y: &Tensor, alpha: f32, x: &Tensor) -> Result<()> {
     let gpu = y.gpu();
     let p = Params { n: y.numel() as u32, alpha };
     gpu.launch(&AXPY_INPLACE, &[], &p, &[x], &[y], groups(gpu, y.numel()))
+}
+
+/// `x * s[0]` where `s` is a one-element tensor that stays on the GPU
+/// (scales a gradient by an upstream scalar gradient without a readback).
+pub fn mul_by_scalar(x: &Tensor, s: &Tensor) -> Result<Tensor> {
+    if s.numel() != 1 {
+        return Err(Error::Shape(format!("mul_by_scalar: the scalar has shape {:?}, expected one element", s.shape())));
+    }
+    launch_binary(&MUL_BY_SCALAR, x, s)
 }

@@ -3,6 +3,7 @@
 //! They work on plain tensors; `autograd` builds differentiation on top.
 
 pub mod batchnorm;
+pub mod concat;
 pub mod conv;
 pub mod conv_backward;
 pub mod dropout;

@@ -3,6 +3,7 @@
 //! Not used on the training path.
 
 pub mod batchnorm;
+pub mod concat;
 pub mod conv;
 pub mod conv_backward;
 pub mod dropout;

@@ -1,0 +1,129 @@
+//! Differentiable wrappers: each runs an op's forward kernel and records the
+//! kernels of its backward. Gradients are only computed for inputs that
+//! need one.
+
+use super::Var;
+use crate::error::Result;
+use crate::ops::{batchnorm, concat, conv, conv_backward, dropout as drop, elementwise, loss, matmul, pool, reduce};
+use crate::ops::batchnorm::BatchStats;
+use crate::ops::window::Window2d;
+use crate::tensor::Tensor;
+use std::sync::Arc;
+
+pub fn relu(x: &Var) -> Result<Var> {
+    let y = elementwise::relu(x.value())?;
+    let saved = y.clone();
+    Ok(Var::from_op("relu", y, &[x], move |dy, _| Ok(vec![Some(elementwise::relu_backward(&saved, dy)?)])))
+}
+
+pub fn add(a: &Var, b: &Var) -> Result<Var> {
+    let y = elementwise::add(a.value(), b.value())?;
+    Ok(Var::from_op("add", y, &[a, b], |dy, _| Ok(vec![Some(dy.clone()), Some(dy.clone())])))
+}
+
+/// Same data in a new shape (Keras Flatten, Reshape).
+pub fn reshape(x: &Var, shape: &[usize]) -> Result<Var> {
+    let y = x.value().reshape(shape)?;
+    let in_shape = x.shape().to_vec();
+    Ok(Var::from_op("reshape", y, &[x], move |dy, _| Ok(vec![Some(dy.reshape(&in_shape)?)])))
+}
+
+/// Convolution without bias (Keras Conv2D(use_bias=False)); x NHWC, w HWIO.
+pub fn conv2d(x: &Var, w: &Var, win: Window2d) -> Result<Var> {
+    let y = conv::conv2d(x.value(), w.value(), &win)?;
+    let (xs, ws) = (x.value().clone(), w.value().clone());
+    Ok(Var::from_op("conv2d", y, &[x, w], move |dy, need| {
+        let dx = if need[0] { Some(conv_backward::conv2d_backward_input(dy, &ws, &win, xs.dims4()?)?) } else { None };
+        let dw = if need[1] { Some(conv_backward::conv2d_backward_filter(&xs, dy, &win, ws.dims4()?)?) } else { None };
+        Ok(vec![dx, dw])
+    }))
+}
+
+/// BatchNormalization(scale=False) in training mode: normalises with the
+/// batch statistics, which are returned for the moving-average update.
+pub fn batch_norm_train(x: &Var, beta: &Var, eps: f32) -> Result<(Var, Arc<BatchStats>)> {
+    let (y, stats) = batchnorm::batchnorm_train(x.value(), beta.value(), eps)?;
+    let stats = Arc::new(stats);
+    let (xs, st) = (x.value().clone(), stats.clone());
+    let y = Var::from_op("batch_norm_train", y, &[x, beta], move |dy, _| {
+        let (dx, dbeta) = batchnorm::batchnorm_train_backward(&xs, dy, &st)?;
+        Ok(vec![Some(dx), Some(dbeta)])
+    });
+    Ok((y, stats))
+}
+
+/// BatchNormalization(scale=False) with moving statistics (frozen layers, inference).
+pub fn batch_norm_inference(x: &Var, beta: &Var, moving_mean: &Tensor, moving_var: &Tensor, eps: f32) -> Result<Var> {
+    let y = batchnorm::batchnorm_inference(x.value(), beta.value(), moving_mean, moving_var, eps)?;
+    let var = moving_var.clone();
+    Ok(Var::from_op("batch_norm_inference", y, &[x, beta], move |dy, _| {
+        let (dx, dbeta) = batchnorm::batchnorm_inference_backward(dy, &var, eps)?;
+        Ok(vec![Some(dx), Some(dbeta)])
+    }))
+}
+
+pub fn max_pool2d(x: &Var, win: Window2d) -> Result<Var> {
+    let y = pool::max_pool2d(x.value(), &win)?;
+    let xs = x.value().clone();
+    Ok(Var::from_op("max_pool2d", y, &[x], move |dy, _| Ok(vec![Some(pool::max_pool2d_backward(&xs, dy, &win)?)])))
+}
+
+pub fn avg_pool2d(x: &Var, win: Window2d) -> Result<Var> {
+    let y = pool::avg_pool2d(x.value(), &win)?;
+    let shape = x.value().dims4()?;
+    Ok(Var::from_op("avg_pool2d", y, &[x], move |dy, _| Ok(vec![Some(pool::avg_pool2d_backward(dy, &win, shape)?)])))
+}
+
+pub fn global_avg_pool(x: &Var) -> Result<Var> {
+    let y = pool::global_avg_pool(x.value())?;
+    let shape = x.value().dims4()?;
+    Ok(Var::from_op("global_avg_pool", y, &[x], move |dy, _| Ok(vec![Some(pool::global_avg_pool_backward(dy, shape)?)])))
+}
+
+/// Keras Dense: `relu?(x·w + b)`, x [M,K], w [K,N], b [N].
+pub fn dense(x: &Var, w: &Var, b: &Var, relu: bool) -> Result<Var> {
+    let y = matmul::dense(x.value(), w.value(), b.value(), relu)?;
+    let (xs, ws, ys) = (x.value().clone(), w.value().clone(), y.clone());
+    Ok(Var::from_op("dense", y, &[x, w, b], move |dy, need| {
+        let dz = if relu { elementwise::relu_backward(&ys, dy)? } else { dy.clone() };
+        let dx = if need[0] { Some(matmul::matmul_nt(&dz, &ws)?) } else { None };
+        let dw = if need[1] { Some(matmul::matmul_tn(&xs, &dz)?) } else { None };
+        let db = if need[2] { Some(reduce::sum_rows(&dz)?) } else { None };
+        Ok(vec![dx, dw, db])
+    }))
+}
+
+/// Inverted dropout with a mask derived from `seed` (pass a new seed each step).
+pub fn dropout(x: &Var, rate: f32, seed: u64) -> Result<Var> {
+    let y = drop::dropout(x.value(), rate, seed)?;
+    Ok(Var::from_op("dropout", y, &[x], move |dy, _| Ok(vec![Some(drop::dropout_backward(dy, rate, seed)?)])))
+}
+
+/// Concatenation along channels (last axis) of NHWC tensors with equal n, h, w.
+pub fn concat_channels(parts: &[&Var]) -> Result<Var> {
+    let tensors: Vec<&Tensor> = parts.iter().map(|v| v.value()).collect();
+    let y = concat::concat_channels(&tensors)?;
+    let widths: Vec<usize> = parts.iter().map(|v| *v.shape().last().unwrap_or(&0)).collect();
+    Ok(Var::from_op("concat_channels", y, parts, move |dy, need| {
+        let mut offset = 0;
+        let mut out = Vec::with_capacity(widths.len());
+        for (&c, &n) in widths.iter().zip(need) {
+            out.push(if n { Some(concat::slice_channels(dy, offset, c)?) } else { None });
+            offset += c;
+        }
+        Ok(out)
+    }))
+}
+
+/// Mean categorical cross-entropy of softmax(logits) against `targets`
+/// (one-hot or soft rows), fused for stability. Returns the scalar loss and
+/// the probabilities (for metrics).
+pub fn softmax_cross_entropy(logits: &Var, targets: &Tensor) -> Result<(Var, Tensor)> {
+    let (l, probs) = loss::softmax_cross_entropy(logits.value(), targets)?;
+    let (p, t) = (probs.clone(), targets.clone());
+    let l = Var::from_op("softmax_cross_entropy", l, &[logits], move |dy, _| {
+        let g = loss::softmax_cross_entropy_backward(&p, &t)?;
+        Ok(vec![Some(elementwise::mul_by_scalar(&g, dy)?)])
+    });
+    Ok((l, probs))
+}
