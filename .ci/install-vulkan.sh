@@ -3,10 +3,10 @@
 # machine has no Vulkan ICD yet. The backports entry is derived from the
 # machine's own Debian sources file, so no package host is named here.
 set -euo pipefail
-if ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1 || ls /etc/vulkan/icd.d/*.json >/dev/null 2>&1; then
-  if [ -n "$(ls /usr/share/vulkan/icd.d/ 2>/dev/null | grep -i lvp)" ] || [ "${INCEPT_KEEP_ICD:-}" = 1 ]; then
-    echo "install-vulkan: a Vulkan driver is already installed"; exit 0
-  fi
+# Any installed ICD manifest plus the loader means a driver is present already.
+if { compgen -G '/usr/share/vulkan/icd.d/*.json' || compgen -G '/etc/vulkan/icd.d/*.json'; } >/dev/null \
+   && ldconfig -p | grep -q 'libvulkan\.so\.1'; then
+  echo "install-vulkan: a Vulkan driver is already installed"; exit 0
 fi
 src=/etc/apt/sources.list.d/debian.sources
 bp=/etc/apt/sources.list.d/incept-backports.sources
