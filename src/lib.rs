@@ -1,6 +1,8 @@
 //! incept: fine-tune Keras InceptionV3 from scratch in Rust on any GPU
 //! through wgpu, with hand-written WGSL kernels and reverse-mode autograd.
 
+pub mod autograd;
+pub mod bench;
 pub mod error;
 pub mod gpu;
 pub mod ops;

@@ -40,6 +40,9 @@ enum BenchCommand {
         /// Only the first N shapes (quick checks).
         #[arg(long)]
         limit: Option<usize>,
+        /// Print the shapes as CSV (for benches/libtorch/conv_shapes.py) and exit.
+        #[arg(long)]
+        list: bool,
     },
 }
 
@@ -47,8 +50,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Devices => devices(&cli.adapter),
-        Command::Bench(BenchCommand::Kernels { batch, image_size, algo, min_time, limit }) => {
-            bench_kernels(&cli.adapter, batch, image_size, &algo, min_time, limit)
+        Command::Bench(BenchCommand::Kernels { batch, image_size, algo, min_time, limit, list }) => {
+            if list {
+                list_conv_shapes(image_size)
+            } else {
+                bench_kernels(&cli.adapter, batch, image_size, &algo, min_time, limit)
+            }
         }
     };
     match result {
@@ -98,5 +105,14 @@ fn bench_kernels(adapter: &Option<String>, batch: usize, image: usize, algo: &st
     })?;
     let (flops, secs): (f64, f64) = rows.iter().fold((0.0, 0.0), |(f, t), r| (f + r.shape.flops(batch), t + r.seconds));
     println!("total: {:.2} GFLOP in {:.1} ms = {:.2} GFLOP/s", flops / 1e9, secs * 1e3, flops / secs / 1e9);
+    Ok(())
+}
+
+fn list_conv_shapes(image: usize) -> incept::Result<()> {
+    println!("h,w,cin,cout,kh,kw,stride,padding");
+    for s in incept::bench::inception_v3_conv_shapes(image) {
+        let pad = if s.win.padding == incept::ops::Padding::Same { "same" } else { "valid" };
+        println!("{},{},{},{},{},{},{},{pad}", s.h, s.w, s.cin, s.cout, s.win.kh, s.win.kw, s.win.stride_h);
+    }
     Ok(())
 }

@@ -43,6 +43,8 @@ pub(crate) struct GpuInner {
     features: wgpu::Features,
     description: String,
     pub(crate) pool: Arc<BufferPool>,
+    /// Mappable buffers for readbacks, reused by size.
+    staging: Mutex<std::collections::HashMap<u64, Vec<wgpu::Buffer>>>,
     pipelines: PipelineCache,
     params_ring: wgpu::Buffer,
     pending: Mutex<Pending>,
@@ -103,6 +105,7 @@ impl Gpu {
             features,
             description,
             pool: Arc::new(BufferPool::default()),
+            staging: Mutex::default(),
             pipelines: PipelineCache::default(),
             params_ring,
             pending: Mutex::new(Pending::default()),
@@ -338,11 +341,14 @@ impl Gpu {
     /// Copies `bytes` bytes of a buffer back to the host, after all recorded work.
     pub(crate) fn read(&self, buf: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
         let size = bytes.max(4).next_multiple_of(4);
-        let staging = self.0.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
+        let reused = self.0.staging.lock().unwrap().get_mut(&size).and_then(Vec::pop);
+        let staging = reused.unwrap_or_else(|| {
+            self.0.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
         });
         self.copy(buf, 0, &staging, 0, size);
         self.flush()?;
@@ -359,11 +365,13 @@ impl Gpu {
         rx.recv()
             .map_err(|_| Error::Gpu("readback callback never ran".into()))?
             .map_err(|e| Error::Gpu(format!("mapping a readback buffer: {e}")))?;
-        let out = slice
+        let mut out = slice
             .get_mapped_range()
             .map_err(|e| Error::Gpu(format!("reading a mapped buffer: {e}")))?
             .to_vec();
         staging.unmap();
-        Ok(out[..bytes as usize].to_vec())
+        self.0.staging.lock().unwrap().entry(size).or_default().push(staging);
+        out.truncate(bytes as usize);
+        Ok(out)
     }
 }

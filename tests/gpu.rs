@@ -1,0 +1,70 @@
+//! The device layer: limits give clear errors, buffers are reused, uploads and
+//! readbacks keep recorded order.
+mod common;
+use common::*;
+use incept::ops::elementwise as ew;
+use incept::{DType, Error, Gpu, GpuOptions, Tensor};
+
+#[test]
+fn a_tensor_beyond_max_buffer_size_is_a_limit_error_naming_both_sizes() {
+    let gpu = gpu();
+    let limit = gpu.limits().max_buffer_size;
+    let n = (limit / 4 + 1) as usize;
+    match Tensor::empty(&gpu, &[n], DType::F32) {
+        Err(e @ Error::Limit { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("max_buffer_size") && msg.contains(&limit.to_string()), "{msg}");
+        }
+        other => panic!("expected a limit error, got {other:?}"),
+    }
+}
+
+#[test]
+fn binding_a_tensor_beyond_max_storage_binding_is_a_limit_error() {
+    let gpu = gpu();
+    let limit = gpu.limits().max_storage_buffer_binding_size;
+    if limit >= gpu.limits().max_buffer_size {
+        return; // every buffer this adapter can allocate can also be bound
+    }
+    let x = Tensor::empty(&gpu, &[(limit / 4 + 16) as usize], DType::F32).unwrap();
+    let msg = ew::relu(&x).unwrap_err().to_string();
+    assert!(msg.contains("max_storage_buffer_binding_size") && msg.contains(&limit.to_string()), "{msg}");
+}
+
+#[test]
+fn an_unknown_adapter_name_lists_the_available_ones() {
+    let msg = Gpu::new(&GpuOptions { adapter: Some("no-such-adapter-xyz".into()) }).err().unwrap().to_string();
+    assert!(msg.contains("no-such-adapter-xyz") && msg.contains("available"), "{msg}");
+}
+
+#[test]
+fn a_repeated_step_allocates_no_new_buffers_after_warm_up() {
+    // A device of its own, so that other tests' allocations do not interfere.
+    let gpu = Gpu::new(&GpuOptions::default()).unwrap();
+    let (x, _) = rand_tensor(&gpu, &[3, 17, 17, 5], 1);
+    let step = || {
+        let y = ew::relu(&x).unwrap();
+        let z = ew::add(&y, &x).unwrap();
+        let g = ew::scale(&z, 0.5).unwrap();
+        ew::axpy_inplace(&g, 1.0, &y).unwrap();
+        g.to_vec().unwrap()
+    };
+    let first = step();
+    let warm = gpu.pool_stats().allocations;
+    for _ in 0..3 {
+        assert_eq!(step(), first);
+    }
+    assert_eq!(gpu.pool_stats().allocations, warm, "steps after the first allocated buffers");
+    assert!(gpu.pool_stats().reuses > 0);
+}
+
+#[test]
+fn uploads_and_readbacks_respect_recorded_order() {
+    let gpu = gpu();
+    let a = Tensor::from_slice(&gpu, &[4], &[1.0, -2.0, 3.0, -4.0]).unwrap();
+    let y = ew::relu(&a).unwrap();
+    // Overwriting `a` after the relu was recorded must not change y.
+    a.write(&[-9.0, 9.0, -9.0, 9.0]).unwrap();
+    assert_eq!(y.to_vec().unwrap(), vec![1.0, 0.0, 3.0, 0.0]);
+    assert_eq!(a.to_vec().unwrap(), vec![-9.0, 9.0, -9.0, 9.0]);
+}
