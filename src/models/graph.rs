@@ -1,0 +1,118 @@
+//! A Keras functional graph of named layers: creation order (how Keras
+//! numbers the auto-generated names and stores weights) and `model.layers`
+//! order (how Keras lists layers, which decides what "the last N layers" are).
+
+use crate::ops::window::Window2d;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum LayerKind {
+    Input,
+    /// Conv2D(use_bias=False) with `filters` outputs.
+    Conv2d { filters: usize, win: Window2d },
+    /// BatchNormalization(scale=False): beta, moving mean and variance.
+    BatchNorm,
+    /// Activation('relu').
+    Relu,
+    MaxPool(Window2d),
+    AvgPool(Window2d),
+    /// Concatenate along channels.
+    Concat,
+}
+
+impl LayerKind {
+    /// The Keras class name, as `model.summary()` prints it.
+    pub fn keras_class(&self) -> &'static str {
+        match self {
+            LayerKind::Input => "InputLayer",
+            LayerKind::Conv2d { .. } => "Conv2D",
+            LayerKind::BatchNorm => "BatchNormalization",
+            LayerKind::Relu => "Activation",
+            LayerKind::MaxPool(_) => "MaxPooling2D",
+            LayerKind::AvgPool(_) => "AveragePooling2D",
+            LayerKind::Concat => "Concatenate",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Layer {
+    pub name: String,
+    pub kind: LayerKind,
+    /// Producers of this layer's inputs, as indices into creation order.
+    pub inputs: Vec<usize>,
+}
+
+/// Layers in creation order; index = creation index.
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    pub layers: Vec<Layer>,
+}
+
+impl Graph {
+    pub fn add(&mut self, name: String, kind: LayerKind, inputs: Vec<usize>) -> usize {
+        self.layers.push(Layer { name, kind, inputs });
+        self.layers.len() - 1
+    }
+
+    pub fn find(&self, name: &str) -> Option<usize> {
+        self.layers.iter().position(|l| l.name == name)
+    }
+
+    /// Keras 3 `model.layers` order for a single-output graph whose output is
+    /// the last layer created (keras/src/ops/function.py `map_graph`): a
+    /// depth-first walk from the output assigns each layer a visiting index;
+    /// a layer's depth is its longest path to the output; layers are listed
+    /// by decreasing depth, ties broken by visiting index.
+    pub fn keras_order(&self) -> Vec<usize> {
+        let n = self.layers.len();
+        let output = n - 1;
+        // Depth-first traversal from the output, inputs in call order.
+        let mut visit_index = vec![usize::MAX; n];
+        let mut post_order = Vec::with_capacity(n);
+        let mut next = 0;
+        // Explicit stack of (layer, next input to explore) to avoid recursion depth issues.
+        let mut stack = vec![(output, 0usize)];
+        visit_index[output] = next;
+        next += 1;
+        let mut done = vec![false; n];
+        while let Some(&mut (layer, ref mut k)) = stack.last_mut() {
+            let inputs = &self.layers[layer].inputs;
+            if *k < inputs.len() {
+                let child = inputs[*k];
+                *k += 1;
+                if !done[child] && visit_index[child] == usize::MAX {
+                    visit_index[child] = next;
+                    next += 1;
+                    stack.push((child, 0));
+                }
+            } else {
+                done[layer] = true;
+                post_order.push(layer);
+                stack.pop();
+            }
+        }
+        // Longest path to the output: consumers come before producers in reversed post-order.
+        let mut depth = vec![0usize; n];
+        for &layer in post_order.iter().rev() {
+            for &input in &self.layers[layer].inputs {
+                depth[input] = depth[input].max(depth[layer] + 1);
+            }
+        }
+        let mut order: Vec<usize> = post_order;
+        order.sort_by(|&a, &b| depth[b].cmp(&depth[a]).then(visit_index[a].cmp(&visit_index[b])));
+        order
+    }
+}
+
+/// Auto-generated Keras 3 names: `conv2d`, `conv2d_1`, `conv2d_2`, …
+#[derive(Default)]
+pub struct Namer(std::collections::HashMap<&'static str, usize>);
+
+impl Namer {
+    pub fn next(&mut self, prefix: &'static str) -> String {
+        let k = self.0.entry(prefix).or_insert(0);
+        let name = if *k == 0 { prefix.to_string() } else { format!("{prefix}_{k}") };
+        *k += 1;
+        name
+    }
+}
