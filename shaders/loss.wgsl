@@ -115,7 +115,10 @@ fn softmax_cross_entropy_rows(@builtin(global_invocation_id) gid: vec3<u32>, @bu
 @group(0) @binding(3) var<storage, read_write> dlogits: array<f32>;
 
 @compute @workgroup_size(64)
-fn softmax_cross_entropy_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn softmax_cross_entropy_backward(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
     let i = linear_index(gid, nwg);
     if (i >= p.rows * p.cols) {
         return;

@@ -9,7 +9,8 @@ use incept::reference::{self as r, dropout as rd};
 
 /// Nonzero data, so that a zero output means a dropped element.
 fn nonzero(gpu: &incept::Gpu, n: usize, seed: u64) -> (Tensor, Vec<f32>) {
-    let data: Vec<f32> = r::random(n, seed, 0.5, 1.5).iter().enumerate().map(|(i, &v)| if i % 3 == 0 { -v } else { v }).collect();
+    let data: Vec<f32> =
+        r::random(n, seed, 0.5, 1.5).iter().enumerate().map(|(i, &v)| if i % 3 == 0 { -v } else { v }).collect();
     (Tensor::from_slice(gpu, &[n], &data).unwrap(), data)
 }
 
@@ -46,7 +47,11 @@ fn kept_fraction_and_scaling() {
         let kept = mask(&y).iter().filter(|&&k| k).count() as f64;
         let p = 1.0 - rate as f64;
         let sd = (n as f64 * p * (1.0 - p)).sqrt();
-        assert!((kept - n as f64 * p).abs() < 5.0 * sd, "rate {rate}: kept {kept} of {n}, expected {} ± {sd:.0}", n as f64 * p);
+        assert!(
+            (kept - n as f64 * p).abs() < 5.0 * sd,
+            "rate {rate}: kept {kept} of {n}, expected {} ± {sd:.0}",
+            n as f64 * p
+        );
         // Kept values are x · scale with scale = 1/(1−rate) rounded to f32, exactly.
         let scale = (1.0 / (1.0 - rate as f64)) as f32;
         for (i, (&got, &v)) in y.iter().zip(&xh).enumerate() {
@@ -100,4 +105,15 @@ fn invalid_rate_and_dtype_are_errors() {
     }
     let labels = Tensor::from_u32(&gpu, &[3], &[1, 2, 3]).unwrap();
     assert!(dropout(&labels, 0.5, 0).is_err());
+}
+
+#[test]
+fn dispatch_past_65535_workgroups_is_folded() {
+    // More than 65535 · 256 elements, so the grid folds into y.
+    let gpu = gpu();
+    let n = 65_535 * 256 + 1000;
+    let x = Tensor::full(&gpu, &[n], 1.0).unwrap();
+    let y = dropout(&x, 0.5, 3).unwrap().to_vec().unwrap();
+    let mismatch = (0..n).find(|&i| (y[i] != 0.0) != rd::keep(3, i as u32, 0.5));
+    assert_eq!(mismatch, None, "first element whose mask differs from the CPU hash");
 }

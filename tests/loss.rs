@@ -107,7 +107,11 @@ fn correct_count_matches_reference_with_ties() {
             let t = Tensor::from_slice(&gpu, &[n, c], &th).unwrap();
             let got = loss::correct_count(&x, &t).unwrap();
             assert_eq!(got.shape(), &[1]);
-            assert_eq!(got.to_vec_u32().unwrap(), vec![rl::correct_count(&r::to_f64(&xh), &r::to_f64(&th), c)], "[{n}, {c}]");
+            assert_eq!(
+                got.to_vec_u32().unwrap(),
+                vec![rl::correct_count(&r::to_f64(&xh), &r::to_f64(&th), c)],
+                "[{n}, {c}]"
+            );
         }
     }
     // Ties go to the first index: [2, 5, 5] picks class 1, not class 2.

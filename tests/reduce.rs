@@ -59,3 +59,15 @@ fn empty_and_scalar_shapes_are_errors() {
     let labels = Tensor::from_u32(&gpu, &[3], &[1, 2, 3]).unwrap();
     assert!(reduce::sum_all(&labels).is_err());
 }
+
+#[test]
+fn dispatch_past_65535_workgroups_is_folded() {
+    // 4.2M columns: more than 65535 · 64 invocations, so the grid folds into y.
+    let gpu = gpu();
+    let (x, xh) = rand_tensor(&gpu, &[2, 4_200_000], 17);
+    assert_close(
+        "sum_rows folded",
+        &reduce::sum_rows(&x).unwrap().to_vec().unwrap(),
+        &rr::sum_rows(&r::to_f64(&xh), 4_200_000),
+    );
+}

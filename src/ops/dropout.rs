@@ -39,7 +39,11 @@ fn masked_scale(op: &str, x: &Tensor, rate: f32, seed: u64) -> Result<Tensor> {
         return Err(Error::Invalid(format!("{op}: rate must be in [0, 1), got {rate}")));
     }
     if x.dtype() != DType::F32 {
-        return Err(Error::Invalid(format!("{op}: expected an f32 tensor, got {:?} of shape {:?}", x.dtype(), x.shape())));
+        return Err(Error::Invalid(format!(
+            "{op}: expected an f32 tensor, got {:?} of shape {:?}",
+            x.dtype(),
+            x.shape()
+        )));
     }
     if x.numel() > u32::MAX as usize {
         return Err(Error::Shape(format!("{op}: tensor of shape {:?} has more than 2³² elements", x.shape())));

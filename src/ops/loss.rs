@@ -30,7 +30,8 @@ fn matrix(op: &str, what: &str, t: &Tensor) -> Result<(usize, usize)> {
     if t.dtype() != DType::F32 {
         return Err(Error::Invalid(format!("{op}: {what} must be f32, got {:?} of shape {:?}", t.dtype(), t.shape())));
     }
-    let [n, c] = t.dims2().map_err(|_| Error::Shape(format!("{op}: {what} must be [N, C], got shape {:?}", t.shape())))?;
+    let [n, c] =
+        t.dims2().map_err(|_| Error::Shape(format!("{op}: {what} must be [N, C], got shape {:?}", t.shape())))?;
     if n == 0 || c == 0 {
         return Err(Error::Shape(format!("{op}: {what} of shape {:?} is empty", t.shape())));
     }

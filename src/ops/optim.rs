@@ -40,7 +40,9 @@ impl AdamConfig {
             && self.epsilon.is_finite()
             && self.epsilon >= 0.0;
         if !ok {
-            return Err(Error::Invalid(format!("adam_step: invalid {self:?} (need lr ≥ 0, β1 and β2 in [0, 1), ε ≥ 0)")));
+            return Err(Error::Invalid(format!(
+                "adam_step: invalid {self:?} (need lr ≥ 0, β1 and β2 in [0, 1), ε ≥ 0)"
+            )));
         }
         Ok(())
     }
@@ -75,7 +77,11 @@ fn check(op: &str, param: &Tensor, others: &[(&str, &Tensor)]) -> Result<()> {
     }
     for (name, t) in [("param", param)].iter().chain(others) {
         if t.dtype() != DType::F32 {
-            return Err(Error::Invalid(format!("{op}: {name} must be f32, got {:?} of shape {:?}", t.dtype(), t.shape())));
+            return Err(Error::Invalid(format!(
+                "{op}: {name} must be f32, got {:?} of shape {:?}",
+                t.dtype(),
+                t.shape()
+            )));
         }
         if t.shape() != param.shape() {
             return Err(Error::Shape(format!("{op}: {name} {:?} does not match param {:?}", t.shape(), param.shape())));
@@ -108,7 +114,9 @@ pub fn adam_step(param: &Tensor, grad: &Tensor, m: &Tensor, v: &Tensor, cfg: &Ad
 pub fn sgd_step(param: &Tensor, grad: &Tensor, velocity: Option<&Tensor>, lr: f32, momentum: f32) -> Result<()> {
     check("sgd_step", param, &[("grad", grad)])?;
     if !lr.is_finite() || lr < 0.0 || !(0.0..=1.0).contains(&momentum) {
-        return Err(Error::Invalid(format!("sgd_step: need lr ≥ 0 and momentum in [0, 1], got lr {lr}, momentum {momentum}")));
+        return Err(Error::Invalid(format!(
+            "sgd_step: need lr ≥ 0 and momentum in [0, 1], got lr {lr}, momentum {momentum}"
+        )));
     }
     let gpu = param.gpu();
     let p = SgdParams { n: param.numel() as u32, lr, momentum };

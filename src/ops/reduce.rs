@@ -28,7 +28,10 @@ struct Params {
 /// `[numel / N, N]` with N its last dimension.
 pub fn sum_rows(x: &Tensor) -> Result<Tensor> {
     check_input("sum_rows", x)?;
-    let cols = *x.shape().last().ok_or_else(|| Error::Shape("sum_rows: expected a tensor of rank ≥ 1, got a scalar shape []".into()))?;
+    let cols = *x
+        .shape()
+        .last()
+        .ok_or_else(|| Error::Shape("sum_rows: expected a tensor of rank ≥ 1, got a scalar shape []".into()))?;
     column_sums(x, x.numel().div_ceil(cols), cols, 1.0)
 }
 
@@ -46,7 +49,11 @@ pub fn mean_all(x: &Tensor) -> Result<Tensor> {
 
 fn check_input(op: &str, x: &Tensor) -> Result<()> {
     if x.dtype() != DType::F32 {
-        return Err(Error::Invalid(format!("{op}: expected an f32 tensor, got {:?} of shape {:?}", x.dtype(), x.shape())));
+        return Err(Error::Invalid(format!(
+            "{op}: expected an f32 tensor, got {:?} of shape {:?}",
+            x.dtype(),
+            x.shape()
+        )));
     }
     if x.numel() == 0 {
         return Err(Error::Shape(format!("{op}: tensor of shape {:?} is empty", x.shape())));

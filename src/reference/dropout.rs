@@ -25,8 +25,5 @@ pub fn keep(seed: u64, index: u32, rate: f64) -> bool {
 
 /// Inverted dropout (also its own backward, applied to the upstream gradient).
 pub fn dropout(x: &[f64], rate: f64, seed: u64) -> Vec<f64> {
-    x.iter()
-        .enumerate()
-        .map(|(i, &v)| if keep(seed, i as u32, rate) { v / (1.0 - rate) } else { 0.0 })
-        .collect()
+    x.iter().enumerate().map(|(i, &v)| if keep(seed, i as u32, rate) { v / (1.0 - rate) } else { 0.0 }).collect()
 }
