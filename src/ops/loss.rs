@@ -1,1 +1,91 @@
-//! (filled by the loss work)
+//! Softmax and categorical cross-entropy (`shaders/loss.wgsl`) for logits
+//! and one-hot or soft targets `[N, C]`, plus the count of correct
+//! predictions. The mean loss stays on the GPU.
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::kernel;
+use crate::ops::reduce;
+use crate::tensor::{DType, Tensor};
+
+kernel!(SOFTMAX_ROWS, "loss.wgsl", "softmax_rows", reads = 1, writes = 1);
+kernel!(SOFTMAX_CROSS_ENTROPY_ROWS, "loss.wgsl", "softmax_cross_entropy_rows", reads = 2, writes = 2);
+kernel!(SOFTMAX_CROSS_ENTROPY_BACKWARD, "loss.wgsl", "softmax_cross_entropy_backward", reads = 2, writes = 1);
+kernel!(CORRECT_COUNT, "loss.wgsl", "correct_count", reads = 2, writes = 1);
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    rows: u32,
+    cols: u32,
+    scale: f32,
+}
+
+fn groups(gpu: &Gpu, n: usize) -> [u32; 3] {
+    gpu.groups_1d((n as u32).div_ceil(64))
+}
+
+/// Checks an `[N, C]` f32 matrix with N, C > 0 and returns (N, C).
+fn matrix(op: &str, what: &str, t: &Tensor) -> Result<(usize, usize)> {
+    if t.dtype() != DType::F32 {
+        return Err(Error::Invalid(format!("{op}: {what} must be f32, got {:?} of shape {:?}", t.dtype(), t.shape())));
+    }
+    let [n, c] =
+        t.dims2().map_err(|_| Error::Shape(format!("{op}: {what} must be [N, C], got shape {:?}", t.shape())))?;
+    if n == 0 || c == 0 {
+        return Err(Error::Shape(format!("{op}: {what} of shape {:?} is empty", t.shape())));
+    }
+    Ok((n, c))
+}
+
+/// Checks two `[N, C]` matrices of the same shape and returns (N, C).
+fn pair(op: &str, a_name: &str, a: &Tensor, b: &Tensor) -> Result<(usize, usize)> {
+    let dims = matrix(op, a_name, a)?;
+    matrix(op, "targets", b)?;
+    if a.shape() != b.shape() {
+        return Err(Error::Shape(format!("{op}: {a_name} {:?} and targets {:?} differ", a.shape(), b.shape())));
+    }
+    Ok(dims)
+}
+
+/// Row-wise softmax of `[N, C]` logits.
+pub fn softmax(logits: &Tensor) -> Result<Tensor> {
+    let (n, c) = matrix("softmax", "logits", logits)?;
+    let gpu = logits.gpu();
+    let probs = Tensor::empty(gpu, logits.shape(), DType::F32)?;
+    let p = Params { rows: n as u32, cols: c as u32, scale: 1.0 };
+    gpu.launch(&SOFTMAX_ROWS, &[], &p, &[logits], &[&probs], groups(gpu, n))?;
+    Ok(probs)
+}
+
+/// Returns (loss `[1]` = batch mean of −Σ t·log softmax(logits), probs `[N, C]`).
+pub fn softmax_cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<(Tensor, Tensor)> {
+    let (n, c) = pair("softmax_cross_entropy", "logits", logits, targets)?;
+    let gpu = logits.gpu();
+    let probs = Tensor::empty(gpu, logits.shape(), DType::F32)?;
+    let row_loss = Tensor::empty(gpu, &[n], DType::F32)?;
+    let p = Params { rows: n as u32, cols: c as u32, scale: 1.0 };
+    gpu.launch(&SOFTMAX_CROSS_ENTROPY_ROWS, &[], &p, &[logits, targets], &[&probs, &row_loss], groups(gpu, n))?;
+    Ok((reduce::mean_all(&row_loss)?, probs))
+}
+
+/// Gradient of the mean loss with respect to the logits: (probs − targets) / N.
+pub fn softmax_cross_entropy_backward(probs: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let (n, c) = pair("softmax_cross_entropy_backward", "probs", probs, targets)?;
+    let gpu = probs.gpu();
+    let dlogits = Tensor::empty(gpu, probs.shape(), DType::F32)?;
+    let p = Params { rows: n as u32, cols: c as u32, scale: 1.0 / n as f32 };
+    gpu.launch(&SOFTMAX_CROSS_ENTROPY_BACKWARD, &[], &p, &[probs, targets], &[&dlogits], groups(gpu, n * c))?;
+    Ok(dlogits)
+}
+
+/// u32 `[1]`: the number of rows whose argmax of the logits equals the argmax
+/// of the targets (ties go to the first index).
+pub fn correct_count(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let (n, c) = pair("correct_count", "logits", logits, targets)?;
+    let gpu = logits.gpu();
+    let count = Tensor::zeros_u32(gpu, &[1])?;
+    let p = Params { rows: n as u32, cols: c as u32, scale: 1.0 };
+    gpu.launch(&CORRECT_COUNT, &[], &p, &[logits, targets], &[&count], groups(gpu, n))?;
+    Ok(count)
+}
