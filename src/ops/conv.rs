@@ -1,1 +1,258 @@
-//! (filled by the conv work)
+//! Forward 2-D convolution (`shaders/conv2d_*.wgsl`) as an implicit GEMM:
+//! rows M = batch·out_h·out_w output pixels, columns N = cout, depth
+//! K = kh·kw·cin (HWIO weights are already the [K, cout] matrix).
+//!
+//! Three variants compute the same thing, side by side:
+//! - [`ConvAlgo::Direct`]: one invocation per output element, the oracle;
+//! - [`ConvAlgo::RegisterBlocked`]: barrier-free register blocks for CPU adapters;
+//! - [`ConvAlgo::Tiled`]: shared-memory tiles for GPUs.
+//!
+//! Each applies an optional per-channel epilogue `relu?(conv * scale + bias)`
+//! (folded inference BatchNorm) and can write into a channel slice of a wider
+//! NHWC tensor, so Inception blocks concatenate without a copy.
+
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Kernel};
+use crate::kernel;
+use crate::ops::window::{Padding, Window2d};
+use crate::tensor::{DType, Tensor};
+
+kernel!(CONV2D_DIRECT, "conv2d_direct.wgsl", "conv2d_direct", reads = 4, writes = 1);
+kernel!(CONV2D_BLOCKED, "conv2d_blocked.wgsl", "conv2d_blocked", reads = 4, writes = 1);
+kernel!(CONV2D_TILED, "conv2d_tiled.wgsl", "conv2d_tiled", reads = 4, writes = 1);
+
+/// Which kernel computes the convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConvAlgo {
+    /// One invocation per output element: simple, slow, the reference.
+    Direct,
+    /// Blocks of outputs per invocation, no workgroup memory (CPU adapters).
+    RegisterBlocked,
+    /// Shared-memory tiles with barriers (GPUs).
+    Tiled,
+}
+
+impl ConvAlgo {
+    /// The fastest variant for the adapter.
+    pub fn for_gpu(gpu: &Gpu) -> ConvAlgo {
+        if gpu.is_cpu() { ConvAlgo::RegisterBlocked } else { ConvAlgo::Tiled }
+    }
+
+    fn kernel(self) -> &'static Kernel {
+        match self {
+            ConvAlgo::Direct => &CONV2D_DIRECT,
+            ConvAlgo::RegisterBlocked => &CONV2D_BLOCKED,
+            ConvAlgo::Tiled => &CONV2D_TILED,
+        }
+    }
+}
+
+/// A convolution with its optional fused epilogue and a forced variant.
+#[derive(Clone, Copy)]
+pub struct ConvSpec<'a> {
+    /// Kernel size, stride and padding.
+    pub win: Window2d,
+    /// Per-output-channel multiplier [cout] (folded inference BatchNorm).
+    pub scale: Option<&'a Tensor>,
+    /// Per-output-channel addend [cout].
+    pub bias: Option<&'a Tensor>,
+    pub relu: bool,
+    /// `None` picks [`ConvAlgo::for_gpu`].
+    pub algo: Option<ConvAlgo>,
+}
+
+impl<'a> ConvSpec<'a> {
+    /// A plain convolution: no epilogue, the adapter's default variant.
+    pub fn new(win: Window2d) -> Self {
+        ConvSpec { win, scale: None, bias: None, relu: false, algo: None }
+    }
+}
+
+impl Default for ConvSpec<'_> {
+    /// A 1×1, stride 1 convolution (the most common one in InceptionV3).
+    fn default() -> Self {
+        ConvSpec::new(Window2d::new(1, 1, 1, Padding::Valid))
+    }
+}
+
+/// `x` NHWC [n, h, w, cin], `w` HWIO [kh, kw, cin, cout] → [n, oh, ow, cout].
+pub fn conv2d(x: &Tensor, w: &Tensor, win: &Window2d) -> Result<Tensor> {
+    conv2d_fused(x, w, &ConvSpec::new(*win))
+}
+
+/// `relu?(conv2d(x, w) * scale + bias)` in one pass.
+pub fn conv2d_fused(x: &Tensor, w: &Tensor, spec: &ConvSpec) -> Result<Tensor> {
+    let g = Geometry::new(x, w, spec)?;
+    let out = Tensor::empty(x.gpu(), &[g.batch, g.out_h, g.out_w, g.cout], DType::F32)?;
+    launch(x, w, spec, &g, &out, g.cout, 0)?;
+    Ok(out)
+}
+
+/// Writes `relu?(conv2d(x, w) * scale + bias)` into channels
+/// `[channel_offset, channel_offset + cout)` of `out` [n, oh, ow, ctotal];
+/// the other channels are left untouched.
+pub fn conv2d_into(x: &Tensor, w: &Tensor, spec: &ConvSpec, out: &Tensor, channel_offset: usize) -> Result<()> {
+    let g = Geometry::new(x, w, spec)?;
+    let [on, oh, ow, ctotal] = out.dims4()?;
+    if [on, oh, ow] != [g.batch, g.out_h, g.out_w] || channel_offset + g.cout > ctotal || out.dtype() != DType::F32 {
+        return Err(Error::Shape(format!(
+            "conv2d_into: output {:?} cannot hold [{}, {}, {}, {}] at channel offset {channel_offset}",
+            out.shape(),
+            g.batch,
+            g.out_h,
+            g.out_w,
+            g.cout
+        )));
+    }
+    launch(x, w, spec, &g, out, ctotal, channel_offset)
+}
+
+/// Checked sizes of one convolution.
+struct Geometry {
+    batch: usize,
+    in_h: usize,
+    in_w: usize,
+    cin: usize,
+    out_h: usize,
+    out_w: usize,
+    cout: usize,
+    pad_top: usize,
+    pad_left: usize,
+}
+
+impl Geometry {
+    fn new(x: &Tensor, w: &Tensor, spec: &ConvSpec) -> Result<Geometry> {
+        let shapes = || format!("input {:?}, filter {:?}, window {:?}", x.shape(), w.shape(), spec.win);
+        let (Ok([batch, in_h, in_w, cin]), Ok([kh, kw, wcin, cout])) = (x.dims4(), w.dims4()) else {
+            return Err(Error::Shape(format!("conv2d needs a 4-D NHWC input and a 4-D HWIO filter: {}", shapes())));
+        };
+        if x.dtype() != DType::F32 || w.dtype() != DType::F32 {
+            return Err(Error::Shape(format!("conv2d needs f32 tensors: {}", shapes())));
+        }
+        if [kh, kw] != [spec.win.kh, spec.win.kw] || wcin != cin || cin == 0 {
+            return Err(Error::Shape(format!("conv2d: filter does not fit the input and window: {}", shapes())));
+        }
+        for (name, t) in [("scale", spec.scale), ("bias", spec.bias)] {
+            if let Some(t) = t {
+                if t.shape() != [cout] || t.dtype() != DType::F32 {
+                    return Err(Error::Shape(format!("conv2d: {name} {:?} must be [{cout}] f32: {}", t.shape(), shapes())));
+                }
+            }
+        }
+        let (out_h, out_w) = spec.win.output_size(in_h, in_w).map_err(|e| Error::Shape(format!("conv2d: {e}: {}", shapes())))?;
+        let (pad_top, pad_left) = spec.win.pad_before(in_h, in_w)?;
+        Ok(Geometry { batch, in_h, in_w, cin, out_h, out_w, cout, pad_top, pad_left })
+    }
+
+    fn rows(&self) -> usize {
+        self.batch * self.out_h * self.out_w
+    }
+}
+
+/// Mirrors `Params` in `shaders/conv2d_*.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    batch: u32,
+    in_h: u32,
+    in_w: u32,
+    cin: u32,
+    out_h: u32,
+    out_w: u32,
+    cout: u32,
+    kh: u32,
+    kw: u32,
+    stride_h: u32,
+    stride_w: u32,
+    pad_top: u32,
+    pad_left: u32,
+    rows: u32,
+    depth: u32,
+    out_stride: u32,
+    out_offset: u32,
+    epilogue: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+const EPILOGUE_SCALE: u32 = 1;
+const EPILOGUE_BIAS: u32 = 2;
+const EPILOGUE_RELU: u32 = 4;
+
+/// Output rows per workgroup (and channels per workgroup) of each variant.
+const BLOCKED_ROWS: usize = 64 * 4;
+const BLOCKED_COLS: usize = 8;
+const TILE: usize = 64;
+const DIRECT_GROUP: usize = 64;
+
+fn launch(x: &Tensor, w: &Tensor, spec: &ConvSpec, g: &Geometry, out: &Tensor, out_stride: usize, out_offset: usize) -> Result<()> {
+    let gpu = x.gpu();
+    let rows = g.rows();
+    // Every flat index the kernels compute must fit in u32.
+    let largest = [x.numel(), w.numel(), out.numel(), rows * g.cout].into_iter().max().unwrap_or(0);
+    if largest > u32::MAX as usize {
+        return Err(Error::Shape(format!(
+            "conv2d: input {:?}, filter {:?} or output {:?} has more than 2^32 elements",
+            x.shape(),
+            w.shape(),
+            out.shape()
+        )));
+    }
+    if rows == 0 || g.cout == 0 {
+        return Ok(());
+    }
+    let win = &spec.win;
+    let epilogue = spec.scale.map_or(0, |_| EPILOGUE_SCALE)
+        | spec.bias.map_or(0, |_| EPILOGUE_BIAS)
+        | if spec.relu { EPILOGUE_RELU } else { 0 };
+    let params = Params {
+        batch: g.batch as u32,
+        in_h: g.in_h as u32,
+        in_w: g.in_w as u32,
+        cin: g.cin as u32,
+        out_h: g.out_h as u32,
+        out_w: g.out_w as u32,
+        cout: g.cout as u32,
+        kh: win.kh as u32,
+        kw: win.kw as u32,
+        stride_h: win.stride_h as u32,
+        stride_w: win.stride_w as u32,
+        pad_top: g.pad_top as u32,
+        pad_left: g.pad_left as u32,
+        rows: rows as u32,
+        depth: (win.kh * win.kw * g.cin) as u32,
+        out_stride: out_stride as u32,
+        out_offset: out_offset as u32,
+        epilogue,
+        _pad0: 0,
+        _pad1: 0,
+    };
+    // Absent epilogue operands: bind the filter in their slot; the kernel never reads it.
+    let reads = [x, w, spec.scale.unwrap_or(w), spec.bias.unwrap_or(w)];
+    let algo = spec.algo.unwrap_or_else(|| ConvAlgo::for_gpu(gpu));
+    let (constants, groups): (&[(&str, f64)], [u32; 3]) = match algo {
+        ConvAlgo::Direct => (&[], gpu.groups_1d((rows * g.cout).div_ceil(DIRECT_GROUP) as u32)),
+        ConvAlgo::RegisterBlocked => {
+            let padded = if reaches_padding(g, win) { 1.0 } else { 0.0 };
+            (&[("PADDED", padded)], grid(gpu, rows.div_ceil(BLOCKED_ROWS), g.cout.div_ceil(BLOCKED_COLS)))
+        }
+        ConvAlgo::Tiled => (&[], grid(gpu, rows.div_ceil(TILE), g.cout.div_ceil(TILE))),
+    };
+    gpu.launch(algo.kernel(), constants, &params, &reads, &[out], groups)
+}
+
+/// Whether some tap of some output pixel falls outside the input.
+fn reaches_padding(g: &Geometry, win: &Window2d) -> bool {
+    let beyond = |out: usize, stride: usize, k: usize, pad: usize, size: usize| (out - 1) * stride + k > pad + size;
+    g.pad_top > 0
+        || g.pad_left > 0
+        || beyond(g.out_h, win.stride_h, win.kh, g.pad_top, g.in_h)
+        || beyond(g.out_w, win.stride_w, win.kw, g.pad_left, g.in_w)
+}
+
+/// Workgroups for `row_blocks` × `col_blocks`: rows in x, folded into z past
+/// the per-dimension limit (kernels use `wid.x + wid.z * nwg.x`), columns in y.
+fn grid(gpu: &Gpu, row_blocks: usize, col_blocks: usize) -> [u32; 3] {
+    let [x, z, _] = gpu.groups_1d(row_blocks as u32);
+    [x, col_blocks as u32, z]
+}

@@ -1,0 +1,226 @@
+//! Forward convolution: every variant (Direct, RegisterBlocked, Tiled) against
+//! the CPU reference, over every InceptionV3 kernel shape, both strides and
+//! paddings, the fused epilogue and channel-slice outputs.
+mod common;
+use common::*;
+use incept::ops::conv::{self, ConvAlgo, ConvSpec};
+use incept::ops::{Padding, Window2d};
+use incept::reference::{conv as rc, to_f64};
+use incept::{Gpu, Tensor};
+
+const ALGOS: [ConvAlgo; 3] = [ConvAlgo::Direct, ConvAlgo::RegisterBlocked, ConvAlgo::Tiled];
+
+/// One convolution: input [batch, h, w, cin], filter [kh, kw, cin, cout].
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    batch: usize,
+    h: usize,
+    w: usize,
+    cin: usize,
+    cout: usize,
+    kh: usize,
+    kw: usize,
+    stride: usize,
+    padding: Padding,
+}
+
+const fn case(batch: usize, (h, w): (usize, usize), cin: usize, cout: usize, (kh, kw): (usize, usize), stride: usize, padding: Padding) -> Case {
+    Case { batch, h, w, cin, cout, kh, kw, stride, padding }
+}
+
+use Padding::{Same, Valid};
+
+/// Every kernel shape of InceptionV3 at small odd sizes; cout 70 and the
+/// 675-row batch cross the variants' column and row block edges.
+const CASES: [Case; 14] = [
+    case(1, (9, 9), 3, 8, (3, 3), 2, Valid),
+    case(3, (8, 8), 5, 7, (1, 1), 1, Same),
+    case(1, (7, 11), 17, 13, (3, 3), 1, Same),
+    case(3, (15, 15), 5, 6, (5, 5), 1, Same),
+    case(1, (9, 9), 33, 20, (1, 3), 1, Same),
+    case(3, (7, 11), 17, 9, (3, 1), 1, Same),
+    case(1, (9, 9), 17, 11, (1, 7), 1, Same),
+    case(1, (9, 9), 17, 11, (7, 1), 1, Same),
+    case(3, (15, 15), 3, 5, (3, 3), 2, Valid),
+    case(1, (8, 8), 33, 36, (3, 3), 2, Same),
+    case(3, (7, 11), 5, 9, (1, 1), 2, Valid),
+    case(1, (9, 9), 5, 70, (1, 1), 1, Valid),
+    case(1, (8, 8), 17, 4, (5, 5), 2, Valid),
+    case(3, (9, 9), 33, 3, (1, 7), 2, Same),
+];
+
+impl Case {
+    fn win(&self) -> Window2d {
+        Window2d::new(self.kh, self.kw, self.stride, self.padding)
+    }
+}
+
+/// Uploaded operands of a case and their host copies.
+struct Operands {
+    x: Tensor,
+    w: Tensor,
+    xh: Vec<f32>,
+    wh: Vec<f32>,
+}
+
+fn operands(gpu: &Gpu, c: &Case, seed: u64) -> Operands {
+    let (x, xh) = rand_tensor(gpu, &[c.batch, c.h, c.w, c.cin], seed);
+    let (w, wh) = rand_tensor(gpu, &[c.kh, c.kw, c.cin, c.cout], seed + 1);
+    Operands { x, w, xh, wh }
+}
+
+fn reference(c: &Case, ops: &Operands) -> (Vec<f64>, [usize; 4]) {
+    rc::conv2d(&to_f64(&ops.xh), [c.batch, c.h, c.w, c.cin], &to_f64(&ops.wh), c.cout, &c.win())
+}
+
+fn spec<'a>(c: &Case, algo: ConvAlgo) -> ConvSpec<'a> {
+    ConvSpec { algo: Some(algo), ..ConvSpec::new(c.win()) }
+}
+
+#[test]
+fn every_variant_matches_reference_for_every_kernel_shape() {
+    let gpu = gpu();
+    for (i, c) in CASES.iter().enumerate() {
+        let ops = operands(&gpu, c, 10 * i as u64);
+        let (want, shape) = reference(c, &ops);
+        for algo in ALGOS {
+            let y = conv::conv2d_fused(&ops.x, &ops.w, &spec(c, algo)).unwrap();
+            assert_eq!(y.shape(), shape, "{algo:?} {c:?}");
+            assert_close(&format!("{algo:?} {c:?}"), &y.to_vec().unwrap(), &want);
+        }
+    }
+}
+
+#[test]
+fn default_variant_matches_reference() {
+    let gpu = gpu();
+    let c = CASES[2];
+    let ops = operands(&gpu, &c, 3);
+    let y = conv::conv2d(&ops.x, &ops.w, &c.win()).unwrap();
+    assert_close("conv2d", &y.to_vec().unwrap(), &reference(&c, &ops).0);
+}
+
+#[test]
+fn long_reduction_matches_reference() {
+    let gpu = gpu();
+    let cases = [case(2, (5, 5), 260, 19, (3, 3), 1, Same), case(2, (2, 3), 2048, 10, (1, 1), 1, Valid)];
+    for (i, c) in cases.iter().enumerate() {
+        let ops = operands(&gpu, c, 100 + i as u64);
+        let (want, _) = reference(c, &ops);
+        for algo in ALGOS {
+            let y = conv::conv2d_fused(&ops.x, &ops.w, &spec(c, algo)).unwrap();
+            assert_close(&format!("{algo:?} {c:?}"), &y.to_vec().unwrap(), &want);
+        }
+    }
+}
+
+#[test]
+fn fused_epilogue_matches_reference() {
+    let gpu = gpu();
+    let c = case(3, (7, 11), 17, 13, (3, 3), 2, Same);
+    let ops = operands(&gpu, &c, 200);
+    let (conv_ref, _) = reference(&c, &ops);
+    let (scale, scale_h) = rand_tensor(&gpu, &[c.cout], 201);
+    let (bias, bias_h) = rand_tensor(&gpu, &[c.cout], 202);
+    let (scale_h, bias_h) = (to_f64(&scale_h), to_f64(&bias_h));
+    for (with_scale, with_bias, relu) in [(true, true, true), (true, true, false), (false, true, true), (true, false, false), (false, false, true)] {
+        let want = rc::epilogue(&conv_ref, c.cout, with_scale.then_some(&scale_h[..]), with_bias.then_some(&bias_h[..]), relu);
+        for algo in ALGOS {
+            let s = ConvSpec {
+                scale: with_scale.then_some(&scale),
+                bias: with_bias.then_some(&bias),
+                relu,
+                ..spec(&c, algo)
+            };
+            let y = conv::conv2d_fused(&ops.x, &ops.w, &s).unwrap();
+            let what = format!("{algo:?} scale {with_scale} bias {with_bias} relu {relu}");
+            assert_close(&what, &y.to_vec().unwrap(), &want);
+        }
+    }
+}
+
+#[test]
+fn writes_only_its_channel_slice() {
+    let gpu = gpu();
+    let c = case(3, (9, 9), 5, 7, (3, 3), 1, Same);
+    let (ctotal, offset) = (19, 5);
+    let ops = operands(&gpu, &c, 300);
+    let (conv_ref, [n, oh, ow, _]) = reference(&c, &ops);
+    let (bias, bias_h) = rand_tensor(&gpu, &[c.cout], 301);
+    let want = rc::epilogue(&conv_ref, c.cout, None, Some(&to_f64(&bias_h)), true);
+    for algo in ALGOS {
+        let (out, before) = rand_tensor(&gpu, &[n, oh, ow, ctotal], 302);
+        let s = ConvSpec { bias: Some(&bias), relu: true, ..spec(&c, algo) };
+        conv::conv2d_into(&ops.x, &ops.w, &s, &out, offset).unwrap();
+        let after = out.to_vec().unwrap();
+        let (mut slice, mut others, mut others_before) = (vec![], vec![], vec![]);
+        for (i, (&a, &b)) in after.iter().zip(&before).enumerate() {
+            if (offset..offset + c.cout).contains(&(i % ctotal)) {
+                slice.push(a);
+            } else {
+                others.push(a);
+                others_before.push(b);
+            }
+        }
+        assert_close(&format!("{algo:?} slice"), &slice, &want);
+        assert_eq!(others, others_before, "{algo:?} changed channels outside its slice");
+    }
+}
+
+#[test]
+fn bad_shapes_are_errors() {
+    let gpu = gpu();
+    let (x, _) = rand_tensor(&gpu, &[1, 5, 5, 3], 1);
+    let (w, _) = rand_tensor(&gpu, &[3, 3, 3, 4], 2);
+    let (x3, _) = rand_tensor(&gpu, &[5, 5, 3], 3);
+    let (w_cin, _) = rand_tensor(&gpu, &[3, 3, 2, 4], 4);
+    let (w3, _) = rand_tensor(&gpu, &[9, 3, 4], 5);
+    let (v5, _) = rand_tensor(&gpu, &[5], 6);
+    let (big_w, _) = rand_tensor(&gpu, &[7, 7, 3, 4], 7);
+    let win = Window2d::new(3, 3, 1, Valid);
+    let err = |r: incept::Result<Tensor>| r.unwrap_err().to_string();
+
+    assert!(err(conv::conv2d(&x3, &w, &win)).contains("[5, 5, 3]"));
+    assert!(err(conv::conv2d(&x, &w3, &win)).contains("[9, 3, 4]"));
+    assert!(err(conv::conv2d(&x, &w_cin, &win)).contains("[3, 3, 2, 4]"));
+    assert!(err(conv::conv2d(&x, &w, &Window2d::new(1, 1, 1, Valid))).contains("[3, 3, 3, 4]"));
+    assert!(err(conv::conv2d(&x, &big_w, &Window2d::new(7, 7, 1, Valid))).contains("smaller"));
+    let scaled = ConvSpec { scale: Some(&v5), ..ConvSpec::new(win) };
+    assert!(err(conv::conv2d_fused(&x, &w, &scaled)).contains("[5]"));
+    let biased = ConvSpec { bias: Some(&v5), ..ConvSpec::new(win) };
+    assert!(err(conv::conv2d_fused(&x, &w, &biased)).contains("[5]"));
+
+    let into = |out: &Tensor, offset: usize| conv::conv2d_into(&x, &w, &ConvSpec::new(win), out, offset).unwrap_err().to_string();
+    let wide = Tensor::zeros(&gpu, &[1, 3, 3, 10]).unwrap();
+    assert!(into(&wide, 7).contains("[1, 3, 3, 10]"));
+    let wrong_size = Tensor::zeros(&gpu, &[1, 4, 3, 10]).unwrap();
+    assert!(into(&wrong_size, 0).contains("[1, 4, 3, 10]"));
+    assert!(into(&x, 0).contains("[1, 5, 5, 3]"));
+    conv::conv2d_into(&x, &w, &ConvSpec::new(win), &wide, 6).unwrap();
+}
+
+/// Throughput on the two shapes the brief names (run with `--ignored --nocapture`).
+#[test]
+#[ignore]
+fn bench_gflops() {
+    let gpu = gpu();
+    let shapes = [case(8, (35, 35), 288, 64, (1, 1), 1, Same), case(8, (17, 17), 768, 192, (1, 7), 1, Same)];
+    for c in shapes {
+        let ops = operands(&gpu, &c, 1);
+        let flops = 2.0 * (c.batch * c.h * c.w * c.cout * c.kh * c.kw * c.cin) as f64;
+        for algo in ALGOS {
+            let s = spec(&c, algo);
+            let start = std::time::Instant::now();
+            conv::conv2d_fused(&ops.x, &ops.w, &s).unwrap();
+            gpu.synchronize().unwrap();
+            let reps = if start.elapsed().as_secs_f64() > 1.0 { 1 } else { 5 };
+            let start = std::time::Instant::now();
+            for _ in 0..reps {
+                conv::conv2d_fused(&ops.x, &ops.w, &s).unwrap();
+            }
+            gpu.synchronize().unwrap();
+            let secs = start.elapsed().as_secs_f64() / reps as f64;
+            println!("{algo:?} {c:?}: {:.1} ms, {:.2} GFLOP/s on {}", secs * 1e3, flops / secs / 1e9, gpu.name());
+        }
+    }
+}
