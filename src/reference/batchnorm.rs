@@ -1,1 +1,105 @@
-//! (filled by the batchnorm work)
+//! CPU references for `ops::batchnorm` (Keras `scale=False`: beta only), f64.
+//! Data is viewed as [M, C]: the last axis is the channel, every other axis
+//! is a row of the per-channel statistics.
+
+/// Per-channel mean and biased variance (divide by M) of `x` viewed as [M, c].
+pub fn batch_stats(x: &[f64], c: usize) -> (Vec<f64>, Vec<f64>) {
+    let m = (x.len() / c) as f64;
+    let mut mean = vec![0.0; c];
+    for row in x.chunks(c) {
+        for (s, &v) in mean.iter_mut().zip(row) {
+            *s += v;
+        }
+    }
+    mean.iter_mut().for_each(|s| *s /= m);
+    let mut var = vec![0.0; c];
+    for row in x.chunks(c) {
+        for ((s, &v), &mu) in var.iter_mut().zip(row).zip(&mean) {
+            *s += (v - mu) * (v - mu);
+        }
+    }
+    var.iter_mut().for_each(|s| *s /= m);
+    (mean, var)
+}
+
+pub fn inv_std(var: &[f64], eps: f64) -> Vec<f64> {
+    var.iter().map(|&v| 1.0 / (v + eps).sqrt()).collect()
+}
+
+/// y = (x − mean)·inv_std + beta per channel.
+pub fn normalize(x: &[f64], beta: &[f64], mean: &[f64], inv_std: &[f64]) -> Vec<f64> {
+    let c = beta.len();
+    x.iter().enumerate().map(|(i, &v)| (v - mean[i % c]) * inv_std[i % c] + beta[i % c]).collect()
+}
+
+pub fn batchnorm_inference(x: &[f64], beta: &[f64], moving_mean: &[f64], moving_var: &[f64], eps: f64) -> Vec<f64> {
+    normalize(x, beta, moving_mean, &inv_std(moving_var, eps))
+}
+
+/// Training mode: returns (y, batch mean, batch biased variance).
+pub fn batchnorm_train(x: &[f64], beta: &[f64], eps: f64) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (mean, var) = batch_stats(x, beta.len());
+    (normalize(x, beta, &mean, &inv_std(&var, eps)), mean, var)
+}
+
+/// (scale, bias) with x·scale + bias == batchnorm_inference(x).
+pub fn fold_batchnorm(beta: &[f64], moving_mean: &[f64], moving_var: &[f64], eps: f64) -> (Vec<f64>, Vec<f64>) {
+    let scale = inv_std(moving_var, eps);
+    let bias = beta.iter().zip(moving_mean).zip(&scale).map(|((&b, &m), &s)| b - m * s).collect();
+    (scale, bias)
+}
+
+/// x·scale + bias per channel (the folded form).
+pub fn channel_affine(x: &[f64], scale: &[f64], bias: &[f64]) -> Vec<f64> {
+    let c = scale.len();
+    x.iter().enumerate().map(|(i, &v)| v * scale[i % c] + bias[i % c]).collect()
+}
+
+/// Keras 3: moving = moving·momentum + batch·(1 − momentum), with the biased batch variance.
+pub fn update_moving_stats(
+    moving_mean: &[f64],
+    moving_var: &[f64],
+    mean: &[f64],
+    var: &[f64],
+    momentum: f64,
+) -> (Vec<f64>, Vec<f64>) {
+    let ema = |m: &[f64], b: &[f64]| m.iter().zip(b).map(|(&m, &b)| m * momentum + b * (1.0 - momentum)).collect();
+    (ema(moving_mean, mean), ema(moving_var, var))
+}
+
+/// Training-mode backward through the batch statistics: returns (dx, dbeta).
+/// dx = s·(dy − mean(dy) − x̂·mean(dy·x̂)) with x̂ = (x − μ)·s, s = 1/sqrt(var + eps).
+pub fn batchnorm_train_backward(x: &[f64], dy: &[f64], c: usize, eps: f64) -> (Vec<f64>, Vec<f64>) {
+    let m = (x.len() / c) as f64;
+    let (mean, var) = batch_stats(x, c);
+    let s = inv_std(&var, eps);
+    let xhat: Vec<f64> = x.iter().enumerate().map(|(i, &v)| (v - mean[i % c]) * s[i % c]).collect();
+    let mut sum_dy = vec![0.0; c];
+    let mut sum_dy_xhat = vec![0.0; c];
+    for (i, (&g, &xh)) in dy.iter().zip(&xhat).enumerate() {
+        sum_dy[i % c] += g;
+        sum_dy_xhat[i % c] += g * xh;
+    }
+    let dx = dy
+        .iter()
+        .zip(&xhat)
+        .enumerate()
+        .map(|(i, (&g, &xh))| {
+            let k = i % c;
+            s[k] * (g - sum_dy[k] / m - xh * sum_dy_xhat[k] / m)
+        })
+        .collect();
+    (dx, sum_dy)
+}
+
+/// Inference-mode backward (moving statistics are constants): (dx = dy·s, dbeta = Σ dy).
+pub fn batchnorm_inference_backward(dy: &[f64], moving_var: &[f64], eps: f64) -> (Vec<f64>, Vec<f64>) {
+    let c = moving_var.len();
+    let s = inv_std(moving_var, eps);
+    let dx = dy.iter().enumerate().map(|(i, &g)| g * s[i % c]).collect();
+    let mut dbeta = vec![0.0; c];
+    for (i, &g) in dy.iter().enumerate() {
+        dbeta[i % c] += g;
+    }
+    (dx, dbeta)
+}
