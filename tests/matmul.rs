@@ -102,7 +102,7 @@ fn dense_backward_matches_finite_differences() {
         let y = rm::dense(&x, &w, &bias, m, k, n, relu);
         // Keep pre-activations away from ReLU's kink so finite differences are exact.
         assert!(y.iter().all(|&v| v == 0.0 || v.abs() > 1e-3));
-        let grads = rm::dense_backward(&x, &w, &y, &g, m, k, n, relu);
+        let grads = rm::dense_backward(&x, &w, &y, &g, [m, k, n], relu);
         let fd_x = r::finite_difference(&x, 1e-6, |x| r::dot(&g, &rm::dense(x, &w, &bias, m, k, n, relu)));
         let fd_w = r::finite_difference(&w, 1e-6, |w| r::dot(&g, &rm::dense(&x, w, &bias, m, k, n, relu)));
         let fd_b = r::finite_difference(&bias, 1e-6, |b| r::dot(&g, &rm::dense(&x, &w, b, m, k, n, relu)));

@@ -122,13 +122,13 @@ pub fn gemm(algo: MatmulAlgo, a: &Tensor, b: &Tensor, spec: Gemm) -> Result<Tens
         Epilogue::Bias(t) => (Some(t), false),
         Epilogue::BiasRelu(t) => (Some(t), true),
     };
-    if let Some(bias) = bias {
-        if bias.shape() != [n] || bias.dtype() != DType::F32 {
-            return Err(Error::Shape(format!(
-                "dense: bias of shape {:?} for a product with {n} columns (expected [{n}])",
-                bias.shape()
-            )));
-        }
+    if let Some(bias) = bias
+        && (bias.shape() != [n] || bias.dtype() != DType::F32)
+    {
+        return Err(Error::Shape(format!(
+            "dense: bias of shape {:?} for a product with {n} columns (expected [{n}])",
+            bias.shape()
+        )));
     }
     let gpu = a.gpu();
     let out = Tensor::empty(gpu, &[m, n], DType::F32)?;

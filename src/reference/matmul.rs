@@ -60,7 +60,8 @@ pub struct DenseGrads {
 
 /// Backward of `dense` from its saved output `y` and the upstream gradient `dy`:
 /// g = dy ⊙ (y > 0) when `relu` (else dy); dx = g·wᵀ, dw = xᵀ·g, dbias = Σ_rows g.
-pub fn dense_backward(x: &[f64], w: &[f64], y: &[f64], dy: &[f64], m: usize, k: usize, n: usize, relu: bool) -> DenseGrads {
+/// `[m, k, n]` are the forward's sizes.
+pub fn dense_backward(x: &[f64], w: &[f64], y: &[f64], dy: &[f64], [m, k, n]: [usize; 3], relu: bool) -> DenseGrads {
     let g: Vec<f64> = y.iter().zip(dy).map(|(&y, &d)| if !relu || y > 0.0 { d } else { 0.0 }).collect();
     let mut dbias = vec![0.0; n];
     for row in g.chunks(n) {
