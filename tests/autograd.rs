@@ -81,7 +81,7 @@ impl Tiny {
             let n = shape.iter().product();
             Var::parameter(Tensor::from_slice(gpu, shape, &random(n, seed, -scale, scale)).unwrap(), true)
         };
-        Tiny { conv_w: p(&[3, 3, 3, 6], 1, 0.4), beta: p(&[6], 2, 0.1), w1: p(&[6, 7], 3, 0.5), b1: p(&[7], 4, 0.1), w2: p(&[7, 3], 5, 0.5), b2: p(&[3], 6, 0.1) }
+        Tiny { conv_w: p(&[3, 3, 3, 6], 1, 0.4), beta: p(&[6], 2, 0.1), w1: p(&[6, 16], 3, 0.5), b1: p(&[16], 4, 0.1), w2: p(&[16, 3], 5, 0.5), b2: p(&[3], 6, 0.1) }
     }
 
     fn params(&self) -> [&Var; 6] {
@@ -148,7 +148,7 @@ fn tiny_model_trains_with_adam_and_the_loss_falls() {
         .collect();
     let cfg = AdamConfig { lr: 0.02, ..AdamConfig::default() };
     let mut losses = Vec::new();
-    for step in 1..=30u32 {
+    for step in 1..=40u32 {
         let loss = model.loss(&x, &targets, Some(step as u64));
         losses.push(loss.value().scalar().unwrap());
         let grads = loss.backward().unwrap();
@@ -156,6 +156,7 @@ fn tiny_model_trains_with_adam_and_the_loss_falls() {
             adam_step(p.value(), grads.get(p).unwrap(), m, v, &cfg, step).unwrap();
         }
     }
-    let (first, last) = (losses[0], *losses.last().unwrap());
-    assert!(last < 0.5 * first, "loss did not fall enough: {losses:?}");
+    // Dropout makes single steps noisy: compare the mean of the last five.
+    let last: f32 = losses[losses.len() - 5..].iter().sum::<f32>() / 5.0;
+    assert!(last < 0.5 * losses[0], "loss did not fall enough: {losses:?}");
 }

@@ -177,6 +177,7 @@ impl Var {
 }
 
 /// Gradients of a loss with respect to the trainable leaves it depends on.
+#[derive(Debug)]
 pub struct Grads(HashMap<u64, Tensor>);
 
 impl Grads {
