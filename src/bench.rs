@@ -31,10 +31,8 @@ impl ConvShape {
             Padding::Valid => "valid",
             Padding::Same => "same",
         };
-        format!(
-            "{}x{}x{:<4} {}x{} s{} {:<5} -> {}",
-            self.h, self.w, self.cin, self.win.kh, self.win.kw, self.win.stride_h, pad, self.cout
-        )
+        let input = format!("{}x{}x{}", self.h, self.w, self.cin);
+        format!("{input:<12} {}x{} s{} {pad:<5} -> {}", self.win.kh, self.win.kw, self.win.stride_h, self.cout)
     }
 }
 
