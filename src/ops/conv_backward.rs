@@ -2,10 +2,12 @@
 //! 2-D convolution (x NHWC [n, h, w, cin], w HWIO [kh, kw, cin, cout],
 //! dy [n, oh, ow, cout]) with respect to its input and its filter.
 //!
-//! Backward-input gathers, per input element, over the taps that reach it;
-//! the filter gradient reduces over the n·oh·ow output positions per weight,
-//! split into slices when there are too few weights to fill the device.
-//! Neither uses atomics or barriers.
+//! Backward-input gathers, per input element (by default per block of
+//! 4 images × 4 channels), over the taps that reach it; the filter gradient
+//! reduces over the n·oh·ow output positions per weight (by default per
+//! 4 cin × 4 cout block), split into slices when there are too few weights to
+//! fill the device. No atomics, no barriers; the per-element kernels stay as
+//! the simple oracles (`*_using`).
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
