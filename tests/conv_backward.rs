@@ -2,7 +2,7 @@
 //! the f64 forward reference, then the GPU kernels against the CPU backward.
 mod common;
 use common::*;
-use incept::ops::conv_backward::{self as cb, FilterGradKernel};
+use incept::ops::conv_backward::{self as cb, FilterGradKernel, InputGradKernel};
 use incept::ops::{Padding, Window2d};
 use incept::reference::{self as r, conv::conv2d, conv_backward as rcb};
 
@@ -79,6 +79,23 @@ fn gpu_backward_matches_cpu_backward() {
         let dw = cb::conv2d_backward_filter(&x, &dy, &win, ws).unwrap();
         assert_eq!(dw.shape(), ws);
         assert_close(&format!("dw {what}"), &dw.to_vec().unwrap(), &want_dw);
+    }
+}
+
+#[test]
+fn every_input_grad_kernel_matches_cpu() {
+    let gpu = gpu();
+    // Batches of 1, 3, 5 and 8 images: partial and full blocks of 4.
+    for (i, (mut xs, cout, win)) in cases().into_iter().enumerate() {
+        xs[0] = [1, 3, 5, 8][i % 4];
+        let seed = 200 + 10 * i as u64;
+        let (w, wh) = rand_tensor(&gpu, &w_shape(xs, cout, &win), seed + 1);
+        let (dy, dyh) = rand_tensor(&gpu, &dy_shape(xs, cout, &win), seed + 2);
+        let want = rcb::conv2d_backward_input(&r::to_f64(&dyh), &r::to_f64(&wh), xs, cout, &win);
+        for kernel in [InputGradKernel::PerElement, InputGradKernel::Blocked4x4] {
+            let dx = cb::conv2d_backward_input_using(kernel, &dy, &w, &win, xs).unwrap();
+            assert_close(&format!("dx {kernel:?} {xs:?} cout {cout} {win:?}"), &dx.to_vec().unwrap(), &want);
+        }
     }
 }
 

@@ -2,10 +2,12 @@
 //! 2-D convolution (x NHWC [n, h, w, cin], w HWIO [kh, kw, cin, cout],
 //! dy [n, oh, ow, cout]) with respect to its input and its filter.
 //!
-//! Backward-input gathers, per input element, over the taps that reach it;
-//! the filter gradient reduces over the n·oh·ow output positions per weight,
-//! split into slices when there are too few weights to fill the device.
-//! Neither uses atomics or barriers.
+//! Backward-input gathers, per input element (by default per block of
+//! 4 images × 4 channels), over the taps that reach it; the filter gradient
+//! reduces over the n·oh·ow output positions per weight (by default per
+//! 4 cin × 4 cout block), split into slices when there are too few weights to
+//! fill the device. No atomics, no barriers; the per-element kernels stay as
+//! the simple oracles (`*_using`).
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -14,6 +16,7 @@ use crate::ops::window::Window2d;
 use crate::tensor::{DType, Tensor};
 
 kernel!(BACKWARD_INPUT, "conv2d_backward.wgsl", "backward_input", reads = 2, writes = 1);
+kernel!(BACKWARD_INPUT_BLOCKED, "conv2d_backward.wgsl", "backward_input_blocked", reads = 2, writes = 1);
 kernel!(FILTER_GRAD_PER_WEIGHT, "conv2d_backward.wgsl", "filter_grad_per_weight", reads = 2, writes = 1);
 kernel!(FILTER_GRAD_BLOCKED, "conv2d_backward.wgsl", "filter_grad_blocked", reads = 2, writes = 1);
 kernel!(SUM_SLICES, "conv2d_backward.wgsl", "sum_slices", reads = 1, writes = 1);
@@ -23,6 +26,15 @@ const WORKGROUP: u32 = 64;
 const TARGET_INVOCATIONS: usize = 16384;
 /// Fewest output positions a slice of the filter-gradient reduction gets.
 const MIN_POSITIONS_PER_SLICE: usize = 256;
+
+/// The input-gradient kernels; `Blocked4x4` is the default, `PerElement` the simple oracle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputGradKernel {
+    /// One invocation per dx element.
+    PerElement,
+    /// One invocation per 4 images × 4 cin at one pixel (the images share their taps).
+    Blocked4x4,
+}
 
 /// The filter-gradient kernels; `Blocked4x4` is the default, `PerWeight` the simple oracle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,11 +117,27 @@ fn groups(gpu: &Gpu, invocations: u32) -> [u32; 3] {
 
 /// dL/dx [n, h, w, cin] = `x_shape` from dy [n, oh, ow, cout] and the filter w [kh, kw, cin, cout].
 pub fn conv2d_backward_input(dy: &Tensor, w: &Tensor, win: &Window2d, x_shape: [usize; 4]) -> Result<Tensor> {
+    conv2d_backward_input_using(InputGradKernel::Blocked4x4, dy, w, win, x_shape)
+}
+
+/// `conv2d_backward_input` with a chosen kernel (tests, benches).
+pub fn conv2d_backward_input_using(
+    kernel: InputGradKernel,
+    dy: &Tensor,
+    w: &Tensor,
+    win: &Window2d,
+    x_shape: [usize; 4],
+) -> Result<Tensor> {
     let mut p = geometry("conv2d_backward_input", x_shape, w.dims4()?, dy.shape(), win)?;
+    let [n, h, wi, cin] = x_shape;
+    let (k, invocations) = match kernel {
+        InputGradKernel::PerElement => (&BACKWARD_INPUT, n * h * wi * cin),
+        InputGradKernel::Blocked4x4 => (&BACKWARD_INPUT_BLOCKED, n.div_ceil(4) * h * wi * cin.div_ceil(4)),
+    };
+    p.total = invocations as u32;
     let gpu = dy.gpu();
     let dx = Tensor::empty(gpu, &x_shape, DType::F32)?;
-    p.total = dx.numel() as u32;
-    gpu.launch(&BACKWARD_INPUT, &[], &p, &[dy, w], &[&dx], groups(gpu, p.total))?;
+    gpu.launch(k, &[], &p, &[dy, w], &[&dx], groups(gpu, p.total))?;
     Ok(dx)
 }
 
