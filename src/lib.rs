@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod gpu;
+pub mod io;
 pub mod ops;
 pub mod reference;
 pub mod tensor;
