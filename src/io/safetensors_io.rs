@@ -153,7 +153,8 @@ fn sync_dir(path: &Path) {
 /// Reads every tensor of a safetensors file as f32 (F32 or F16 storage).
 pub fn read_safetensors(path: &Path) -> Result<TensorMap> {
     let bytes = fs::read(path).map_err(|e| io_err(path, e))?;
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| io_err(path, format!("not a valid safetensors file: {e}")))?;
+    let file =
+        SafeTensors::deserialize(&bytes).map_err(|e| io_err(path, format!("not a valid safetensors file: {e}")))?;
     let mut out = TensorMap::new();
     for (name, view) in file.iter() {
         let raw = view.data();
@@ -161,7 +162,10 @@ pub fn read_safetensors(path: &Path) -> Result<TensorMap> {
             Dtype::F32 => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
             Dtype::F16 => raw.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
             other => {
-                return Err(io_err(path, format!("tensor '{name}' is stored as {other:?}; only F32 and F16 can be read")));
+                return Err(io_err(
+                    path,
+                    format!("tensor '{name}' is stored as {other:?}; only F32 and F16 can be read"),
+                ));
             }
         };
         out.insert(name.to_string(), HostTensor { shape: view.shape().to_vec(), data });

@@ -101,10 +101,9 @@ impl Encoding {
             Encoding::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
             Encoding::F16 => bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
             Encoding::U8 { min, scale } => bytes.iter().map(|&q| affine(q as f64, min, scale)).collect(),
-            Encoding::U16 { min, scale } => bytes
-                .chunks_exact(2)
-                .map(|b| affine(u16::from_le_bytes([b[0], b[1]]) as f64, min, scale))
-                .collect(),
+            Encoding::U16 { min, scale } => {
+                bytes.chunks_exact(2).map(|b| affine(u16::from_le_bytes([b[0], b[1]]) as f64, min, scale)).collect()
+            }
         }
     }
 
@@ -203,10 +202,9 @@ fn io_err(path: &Path, reason: impl fmt::Display) -> Error {
 /// `{model_config: {class_name, config: {layers}}}` or given directly.
 pub fn topology_layers(topology: &Value) -> Result<Vec<Layer>> {
     let model = topology.get("model_config").unwrap_or(topology);
-    let layers = model
-        .pointer("/config/layers")
-        .and_then(Value::as_array)
-        .ok_or_else(|| Error::Invalid("modelTopology has no config.layers list (not a functional Keras model?)".into()))?;
+    let layers = model.pointer("/config/layers").and_then(Value::as_array).ok_or_else(|| {
+        Error::Invalid("modelTopology has no config.layers list (not a functional Keras model?)".into())
+    })?;
     layers
         .iter()
         .map(|l| {
@@ -280,13 +278,18 @@ impl fmt::Display for ConversionReport {
             self.keras_version.as_deref().unwrap_or("unknown")
         )?;
         writeln!(f, "dropped {} weights after mixed10: {}", self.dropped.len(), self.dropped.join(", "))?;
-        writeln!(f, "{:<8} {:>11}  {:>19}  {:>17}  {:>17}  {:>17}", "block", "parameters", "kernel min/max", "beta", "moving_mean", "moving_variance")?;
+        writeln!(
+            f,
+            "{:<8} {:>11}  {:>19}  {:>17}  {:>17}  {:>17}",
+            "block", "parameters", "kernel min/max", "beta", "moving_mean", "moving_variance"
+        )?;
         for (i, (block, first)) in inception::BLOCKS.iter().enumerate() {
             let end = inception::BLOCKS.get(i + 1).map_or(NUM_CONVS, |b| b.1);
             let rows = &self.stats[first * 4..end * 4];
             let range = |suffix: &str| {
                 let sel = rows.iter().filter(|s| s.name.ends_with(suffix));
-                let (lo, hi) = sel.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), s| (lo.min(s.min), hi.max(s.max)));
+                let (lo, hi) =
+                    sel.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), s| (lo.min(s.min), hi.max(s.max)));
                 format!("{lo:>8.3} {hi:>8.3}")
             };
             let params: usize = rows.iter().map(|s| s.shape.iter().product::<usize>()).sum();
@@ -363,8 +366,9 @@ pub fn inception_v3_weights(model: &TfjsModel) -> Result<(TensorMap, Vec<String>
     let mut by_layer: HashMap<&str, BTreeMap<&str, &str>> = HashMap::new();
     let mut dropped = Vec::new();
     for name in model.weights.keys() {
-        let (layer, var) =
-            name.rsplit_once('/').ok_or_else(|| Error::Invalid(format!("weight '{name}' is not named layer/variable")))?;
+        let (layer, var) = name
+            .rsplit_once('/')
+            .ok_or_else(|| Error::Invalid(format!("weight '{name}' is not named layer/variable")))?;
         if !graph.layers.contains_key(layer) {
             return Err(Error::Invalid(format!("weight '{name}' belongs to no layer of the topology")));
         }
@@ -479,9 +483,10 @@ impl<'a> Graph<'a> {
 
     /// `name` and every layer it depends on, in name order.
     fn ancestors(&self, name: &str) -> Result<BTreeSet<&'a str>> {
-        let start = self.layers.get(name).ok_or_else(|| {
-            Error::Invalid(format!("the topology has no layer '{name}' (not a Keras InceptionV3?)"))
-        })?;
+        let start = self
+            .layers
+            .get(name)
+            .ok_or_else(|| Error::Invalid(format!("the topology has no layer '{name}' (not a Keras InceptionV3?)")))?;
         let mut seen = BTreeSet::from([start.name.as_str()]);
         let mut todo = vec![*start];
         while let Some(l) = todo.pop() {
@@ -579,7 +584,10 @@ impl<'a> Graph<'a> {
         match l.class_name.as_str() {
             "InputLayer" => "input".to_string(),
             "Activation" if relu => {
-                let conv = self.single_input(l).filter(|bn| bn.class_name == "BatchNormalization").and_then(|bn| self.conv_before(bn));
+                let conv = self
+                    .single_input(l)
+                    .filter(|bn| bn.class_name == "BatchNormalization")
+                    .and_then(|bn| self.conv_before(bn));
                 match conv.and_then(|c| conv_index.get(c.name.as_str())) {
                     Some(k) => format!("conv{k}"),
                     None => format!("relu({})", self.trace_input(l, conv_index)),
@@ -596,7 +604,9 @@ impl<'a> Graph<'a> {
 
 fn pool_is(l: &Layer, stride: u64, padding: &str) -> bool {
     let c = &l.config;
-    let pair = |key: &str| c.get(key).and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_u64).collect::<Vec<_>>());
+    let pair = |key: &str| {
+        c.get(key).and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_u64).collect::<Vec<_>>())
+    };
     pair("pool_size") == Some(vec![3, 3])
         && pair("strides") == Some(vec![stride, stride])
         && c.get("padding").and_then(Value::as_str) == Some(padding)
