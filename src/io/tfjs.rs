@@ -290,7 +290,7 @@ impl fmt::Display for ConversionReport {
                 let sel = rows.iter().filter(|s| s.name.ends_with(suffix));
                 let (lo, hi) =
                     sel.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), s| (lo.min(s.min), hi.max(s.max)));
-                format!("{lo:>8.3} {hi:>8.3}")
+                format!("{:>8} {:>8}", short(lo), short(hi))
             };
             let params: usize = rows.iter().map(|s| s.shape.iter().product::<usize>()).sum();
             writeln!(
@@ -304,6 +304,11 @@ impl fmt::Display for ConversionReport {
         }
         Ok(())
     }
+}
+
+/// Three decimals, or two significant digits for values too small for that.
+fn short(v: f32) -> String {
+    if v != 0.0 && v.abs() < 0.01 { format!("{v:.1e}") } else { format!("{v:.3}") }
 }
 
 /// Converts a TF.js layers model of Keras InceptionV3 to a safetensors file
