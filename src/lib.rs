@@ -5,6 +5,7 @@ pub mod autograd;
 pub mod bench;
 pub mod error;
 pub mod gpu;
+pub mod io;
 pub mod models;
 pub mod ops;
 pub mod reference;

@@ -1,0 +1,32 @@
+//! Weight files: TF.js layers models (read), safetensors (read and write,
+//! atomically), and the Keras InceptionV3 weight table that maps other files'
+//! names onto Keras 3 names.
+//!
+//! Host-side tensors here are plain `Vec<f32>` with a shape; uploading them to
+//! the GPU is the model's business.
+
+pub mod keras_inception_v3;
+pub mod safetensors_io;
+pub mod tfjs;
+
+use std::collections::BTreeMap;
+
+/// A tensor in host memory: row-major f32 data and its shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostTensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl HostTensor {
+    /// Number of elements the shape describes.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// Named tensors, ordered by name (so files written from it are deterministic).
+pub type TensorMap = BTreeMap<String, HostTensor>;
+
+pub use safetensors_io::{StorageDtype, read_safetensors, write_safetensors};
+pub use tfjs::{ConversionReport, convert_inception_v3};

@@ -1,0 +1,174 @@
+//! safetensors files of f32 weights, stored as F32 or F16.
+//!
+//! Writing is atomic: the bytes go to a temporary file in the target's
+//! directory, which is synced and then renamed over the target, so a reader
+//! never sees a half-written file and a crash leaves the old file intact.
+//! The header is written by hand, tensors sorted by name and metadata by key,
+//! so the same tensors always give the same bytes (fetch scripts check a sha256).
+//! Reading goes through the `safetensors` crate, which validates the layout.
+
+use super::{HostTensor, TensorMap};
+use crate::error::{Error, Result};
+use half::f16;
+use safetensors::{Dtype, SafeTensors};
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// How values are stored in the file (always f32 in memory).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageDtype {
+    F32,
+    F16,
+}
+
+impl StorageDtype {
+    fn bytes(self) -> usize {
+        match self {
+            StorageDtype::F32 => 4,
+            StorageDtype::F16 => 2,
+        }
+    }
+
+    /// The dtype's name in safetensors headers.
+    pub fn name(self) -> &'static str {
+        match self {
+            StorageDtype::F32 => "F32",
+            StorageDtype::F16 => "F16",
+        }
+    }
+}
+
+fn io_err(path: &Path, reason: impl std::fmt::Display) -> Error {
+    Error::Io { path: path.display().to_string(), reason: reason.to_string() }
+}
+
+/// Writes `tensors` to `path` atomically; returns the file size in bytes.
+/// Fails, naming the tensor, when a tensor's data does not fill its shape or
+/// (for F16) a value is not finite in half precision.
+pub fn write_safetensors(
+    path: &Path,
+    tensors: &TensorMap,
+    storage: StorageDtype,
+    metadata: &BTreeMap<String, String>,
+) -> Result<u64> {
+    for (name, t) in tensors {
+        if t.data.len() != t.numel() {
+            return Err(io_err(
+                path,
+                format!("tensor '{name}' has {} values but its shape {:?} needs {}", t.data.len(), t.shape, t.numel()),
+            ));
+        }
+        if storage == StorageDtype::F16
+            && let Some(i) = t.data.iter().position(|v| v.is_finite() && !f16::from_f32(*v).is_finite())
+        {
+            return Err(io_err(
+                path,
+                format!("tensor '{name}' value {} at index {i} overflows F16; store F32 instead", t.data[i]),
+            ));
+        }
+    }
+    let header = header_bytes(tensors, storage, metadata);
+    let tmp = temp_path(path)?;
+    let written = write_file(&tmp, &header, tensors, storage).and_then(|bytes| {
+        fs::rename(&tmp, path).map_err(|e| io_err(path, format!("renaming {} into place: {e}", tmp.display())))?;
+        Ok(bytes)
+    });
+    match written {
+        Ok(bytes) => {
+            sync_dir(path);
+            Ok(bytes)
+        }
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// `dir/.name.tmp-PID`: same directory (rename stays on one filesystem), hidden.
+fn temp_path(path: &Path) -> Result<PathBuf> {
+    let name = path.file_name().ok_or_else(|| io_err(path, "not a file path"))?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    Ok(dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id())))
+}
+
+/// The 8-byte length, the JSON header padded with spaces to a multiple of 8.
+fn header_bytes(tensors: &TensorMap, storage: StorageDtype, metadata: &BTreeMap<String, String>) -> Vec<u8> {
+    let quote = |s: &str| serde_json::Value::from(s).to_string();
+    let mut entries = Vec::with_capacity(tensors.len() + 1);
+    if !metadata.is_empty() {
+        let fields: Vec<String> = metadata.iter().map(|(k, v)| format!("{}:{}", quote(k), quote(v))).collect();
+        entries.push(format!("\"__metadata__\":{{{}}}", fields.join(",")));
+    }
+    let mut offset = 0usize;
+    for (name, t) in tensors {
+        let end = offset + t.numel() * storage.bytes();
+        let shape: Vec<String> = t.shape.iter().map(usize::to_string).collect();
+        entries.push(format!(
+            "{}:{{\"dtype\":\"{}\",\"shape\":[{}],\"data_offsets\":[{offset},{end}]}}",
+            quote(name),
+            storage.name(),
+            shape.join(",")
+        ));
+        offset = end;
+    }
+    let mut json = format!("{{{}}}", entries.join(",")).into_bytes();
+    json.resize(json.len().next_multiple_of(8), b' ');
+    let mut out = (json.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&json);
+    out
+}
+
+fn write_file(tmp: &Path, header: &[u8], tensors: &TensorMap, storage: StorageDtype) -> Result<u64> {
+    let err = |e: std::io::Error| io_err(tmp, e);
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(tmp).map_err(err)?);
+    w.write_all(header).map_err(err)?;
+    let mut bytes = header.len() as u64;
+    for t in tensors.values() {
+        for &v in &t.data {
+            match storage {
+                StorageDtype::F32 => w.write_all(&v.to_le_bytes()),
+                StorageDtype::F16 => w.write_all(&f16::from_f32(v).to_le_bytes()),
+            }
+            .map_err(err)?;
+        }
+        bytes += (t.data.len() * storage.bytes()) as u64;
+    }
+    let file = w.into_inner().map_err(|e| err(e.into_error()))?;
+    file.sync_all().map_err(err)?;
+    Ok(bytes)
+}
+
+/// Makes the rename durable; best effort, as not every platform can open a directory.
+fn sync_dir(path: &Path) {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(d) = File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+}
+
+/// Reads every tensor of a safetensors file as f32 (F32 or F16 storage).
+pub fn read_safetensors(path: &Path) -> Result<TensorMap> {
+    let bytes = fs::read(path).map_err(|e| io_err(path, e))?;
+    let file =
+        SafeTensors::deserialize(&bytes).map_err(|e| io_err(path, format!("not a valid safetensors file: {e}")))?;
+    let mut out = TensorMap::new();
+    for (name, view) in file.iter() {
+        let raw = view.data();
+        let data: Vec<f32> = match view.dtype() {
+            Dtype::F32 => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Dtype::F16 => raw.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            other => {
+                return Err(io_err(
+                    path,
+                    format!("tensor '{name}' is stored as {other:?}; only F32 and F16 can be read"),
+                ));
+            }
+        };
+        out.insert(name.to_string(), HostTensor { shape: view.shape().to_vec(), data });
+    }
+    Ok(out)
+}
