@@ -139,6 +139,28 @@ impl Tensor {
         Ok(())
     }
 
+    /// Copies all of `src` into this tensor's buffer starting at `byte_offset`.
+    pub(crate) fn copy_region_from(&self, src: &Tensor, byte_offset: u64) -> Result<()> {
+        if byte_offset + src.byte_size() > self.byte_size() {
+            return Err(Error::Shape(format!("{:?} does not fit at byte {byte_offset} of {:?}", src.shape, self.shape)));
+        }
+        if src.numel() > 0 {
+            self.gpu().copy(src.buffer(), 0, self.buffer(), byte_offset, src.byte_size());
+        }
+        Ok(())
+    }
+
+    /// Fills this tensor with `src`'s bytes starting at `byte_offset` in `src`.
+    pub(crate) fn copy_region_of(&self, src: &Tensor, byte_offset: u64) -> Result<()> {
+        if byte_offset + self.byte_size() > src.byte_size() {
+            return Err(Error::Shape(format!("{:?} reads past the end of {:?} from byte {byte_offset}", self.shape, src.shape)));
+        }
+        if self.numel() > 0 {
+            self.gpu().copy(src.buffer(), byte_offset, self.buffer(), 0, self.byte_size());
+        }
+        Ok(())
+    }
+
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }

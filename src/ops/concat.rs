@@ -72,3 +72,36 @@ pub fn slice_channels(x: &Tensor, offset: usize, width: usize) -> Result<Tensor>
     copy(x, &out, rows, width, offset, 0)?;
     Ok(out)
 }
+
+/// Copies all of `src`'s channels into channels `[offset, offset + c)` of
+/// the wider `dst` (same leading dimensions).
+pub fn write_channels(src: &Tensor, dst: &Tensor, offset: usize) -> Result<()> {
+    let (rows, width) = split_last(src)?;
+    let (dst_rows, dst_c) = split_last(dst)?;
+    if rows != dst_rows || offset + width > dst_c {
+        return Err(Error::Shape(format!(
+            "write_channels: {:?} does not fit at channel {offset} of {:?}",
+            src.shape(),
+            dst.shape()
+        )));
+    }
+    copy(src, dst, rows, width, 0, offset)
+}
+
+/// Concatenates along the first (batch) axis; the other dimensions must agree.
+pub fn concat_batch(parts: &[&Tensor]) -> Result<Tensor> {
+    let first = parts.first().ok_or_else(|| Error::Shape("concat_batch of no tensors".into()))?;
+    let tail = &first.shape()[1..];
+    if let Some(p) = parts.iter().find(|p| p.shape().get(1..) != Some(tail)) {
+        return Err(Error::Shape(format!("concat_batch: shapes {:?} and {:?} differ after the batch axis", first.shape(), p.shape())));
+    }
+    let mut shape = first.shape().to_vec();
+    shape[0] = parts.iter().map(|p| p.shape()[0]).sum();
+    let out = Tensor::empty(first.gpu(), &shape, first.dtype())?;
+    let mut offset = 0;
+    for p in parts {
+        out.copy_region_from(p, offset)?;
+        offset += p.byte_size();
+    }
+    Ok(out)
+}

@@ -1,0 +1,114 @@
+//! InceptionV3 as Keras builds it: layer counts and order, parameters,
+//! weight loading, and the fused/concat-free frozen path against the plain
+//! layer-by-layer path.
+mod common;
+use common::*;
+use incept::autograd as ag;
+use incept::io::TensorMap;
+use incept::models::inception_v3::{random_weights, InceptionV3};
+use incept::reference::random;
+use incept::Tensor;
+
+fn input(gpu: &incept::Gpu, n: usize, s: usize, seed: u64) -> Tensor {
+    Tensor::from_slice(gpu, &[n, s, s, 3], &random(n * s * s * 3, seed, 0.0, 1.0)).unwrap()
+}
+
+#[test]
+fn summary_matches_keras_counts() {
+    let gpu = gpu();
+    let model = InceptionV3::from_tensor_map(&gpu, &random_weights(1), 15).unwrap();
+    let rows = model.summary(299).unwrap();
+    assert_eq!(rows.len(), 311);
+    assert_eq!(rows[0].class, "InputLayer");
+    assert_eq!(rows.iter().map(|r| r.params).sum::<usize>(), 21_802_784);
+    assert_eq!(rows.iter().map(|r| r.trainable_params).sum::<usize>(), 394_880);
+    let last = rows.last().unwrap();
+    assert_eq!((last.name.as_str(), last.output_shape), ("mixed10", [1, 8, 8, 2048]));
+    let names: Vec<String> = model.trainable_params().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        ["batch_normalization_88/beta", "batch_normalization_91/beta", "batch_normalization_92/beta", "conv2d_93/kernel", "batch_normalization_85/beta", "batch_normalization_93/beta"]
+    );
+    assert_eq!(model.summary(75).unwrap().last().unwrap().output_shape, [1, 1, 1, 2048]);
+}
+
+#[test]
+fn fused_frozen_path_equals_the_plain_layer_path() {
+    let gpu = gpu();
+    let weights = random_weights(2);
+    let x = input(&gpu, 2, 75, 3);
+    let frozen = InceptionV3::from_tensor_map(&gpu, &weights, 0).unwrap();
+    let fused = frozen.infer_layers(&x, &["mixed0", "mixed9_0", "mixed10"]).unwrap();
+    // Every layer trainable and recording: plain conv, BN, ReLU and copying concatenation.
+    let plain_model = InceptionV3::from_tensor_map(&gpu, &weights, 311).unwrap();
+    let plain = plain_model.forward(&x, false).unwrap();
+    let want = plain.value().to_vec().unwrap();
+    assert_close("mixed10 fused vs plain", &fused[2].to_vec().unwrap(), &incept::reference::to_f64(&want));
+    assert_eq!(fused[0].shape(), &[2, 7, 7, 256]);
+    assert_eq!(fused[1].shape(), &[2, 1, 1, 768]);
+}
+
+#[test]
+fn batch_chunking_gives_the_same_outputs_and_gradients() {
+    let gpu = gpu();
+    let weights = random_weights(4);
+    let x = input(&gpu, 3, 75, 5);
+    let run = |limit: Option<u64>| {
+        let mut model = InceptionV3::from_tensor_map(&gpu, &weights, 15).unwrap();
+        if let Some(l) = limit {
+            model.set_binding_limit(l);
+        }
+        let y = model.forward(&x, true).unwrap();
+        let g = ag::global_avg_pool(&y).unwrap();
+        let t = Tensor::from_slice(&gpu, &[3, 2048], &random(3 * 2048, 6, 0.0, 1.0)).unwrap();
+        let (loss, _) = ag::softmax_cross_entropy(&g, &t).unwrap();
+        let grads = loss.backward().unwrap();
+        let (_, conv93) = model.trainable_params().into_iter().find(|(n, _)| n == "conv2d_93/kernel").unwrap();
+        (y.value().to_vec().unwrap(), grads.get(&conv93).unwrap().to_vec().unwrap())
+    };
+    let (y1, g1) = run(None);
+    // 37x37x64 floats per image is the largest activation at 75²: one image per chunk.
+    let (y2, g2) = run(Some(37 * 37 * 64 * 4 + 16));
+    assert_close("chunked forward", &y2, &incept::reference::to_f64(&y1));
+    assert_close("chunked gradient", &g2, &incept::reference::to_f64(&g1));
+}
+
+#[test]
+fn keras2_numbering_loads_by_position() {
+    let gpu = gpu();
+    let k3 = random_weights(7);
+    let mut k2 = TensorMap::new();
+    for (name, t) in &k3 {
+        let (layer, var) = name.split_once('/').unwrap();
+        let renamed = match layer {
+            "conv2d" => format!("conv2d_1/{var}"),
+            "batch_normalization" => format!("batch_normalization_1/{var}"),
+            l => {
+                let (p, k) = l.rsplit_once('_').unwrap();
+                format!("{p}_{}/{var}", k.parse::<usize>().unwrap() + 1)
+            }
+        };
+        k2.insert(renamed, t.clone());
+    }
+    let x = input(&gpu, 1, 75, 8);
+    let a = InceptionV3::from_tensor_map(&gpu, &k3, 0).unwrap().infer_layers(&x, &["mixed10"]).unwrap();
+    let b = InceptionV3::from_tensor_map(&gpu, &k2, 0).unwrap().infer_layers(&x, &["mixed10"]).unwrap();
+    assert_eq!(a[0].to_vec().unwrap(), b[0].to_vec().unwrap());
+}
+
+#[test]
+fn bad_weights_and_inputs_are_clear_errors() {
+    let gpu = gpu();
+    let mut w = random_weights(9);
+    w.remove("batch_normalization_17/moving_mean");
+    let msg = InceptionV3::from_tensor_map(&gpu, &w, 0).err().unwrap().to_string();
+    assert!(msg.contains("batch_normalization_17/moving_mean"), "{msg}");
+    let mut w = random_weights(9);
+    w.get_mut("conv2d_5/kernel").unwrap().shape = vec![1, 1, 192, 65];
+    let msg = InceptionV3::from_tensor_map(&gpu, &w, 0).err().unwrap().to_string();
+    assert!(msg.contains("conv2d_5/kernel") && msg.contains("[1, 1, 192, 64]"), "{msg}");
+    let model = InceptionV3::from_tensor_map(&gpu, &random_weights(9), 0).unwrap();
+    assert!(model.infer_layers(&input(&gpu, 1, 74, 1), &["mixed10"]).err().unwrap().to_string().contains("75"));
+    assert!(model.infer_layers(&input(&gpu, 1, 75, 1), &["mixed11"]).err().unwrap().to_string().contains("mixed11"));
+    assert!(InceptionV3::from_tensor_map(&gpu, &random_weights(9), 312).is_err());
+}
