@@ -219,21 +219,17 @@ fn bad_shapes_are_errors() {
     conv::conv2d_into(&x, &w, &ConvSpec::new(win), &wide, 6).unwrap();
 }
 
-/// Throughput on the two shapes the brief names, best of a few runs
-/// (`cargo test --test conv bench -- --ignored --nocapture`).
+/// Throughput on the two shapes the brief names, best of a few runs after a
+/// warm-up (`cargo test --test conv bench -- --ignored --nocapture`).
 #[test]
 #[ignore]
 fn bench_gflops() {
     let gpu = gpu();
-    let batch: usize = std::env::var("BENCH_BATCH").map_or(8, |b| b.parse().unwrap());
-    let shapes = [case(batch, (35, 35), 288, 64, (1, 1), 1, Same), case(batch, (17, 17), 768, 192, (1, 7), 1, Same)];
+    let shapes = [case(8, (35, 35), 288, 64, (1, 1), 1, Same), case(8, (17, 17), 768, 192, (1, 7), 1, Same)];
     for c in shapes {
         let ops = operands(&gpu, &c, 1);
         let flops = 2.0 * (c.batch * c.h * c.w * c.cout * c.kh * c.kw * c.cin) as f64;
         for algo in ALGOS {
-            if std::env::var("BENCH_ALGO").is_ok_and(|a| a != format!("{algo:?}")) {
-                continue;
-            }
             let s = spec(&c, algo);
             let mut best = f64::INFINITY;
             for rep in 0..4 {
@@ -244,21 +240,11 @@ fn bench_gflops() {
                 if rep > 0 {
                     best = best.min(secs);
                 }
-                if secs > 2.0 && rep > 0 {
+                if rep > 0 && secs > 2.0 {
                     break;
                 }
             }
-            let cpu0 = cpu_secs();
-            for _ in 0..8 { conv::conv2d_fused(&ops.x, &ops.w, &s).unwrap(); gpu.synchronize().unwrap(); }
-            let cpu = (cpu_secs() - cpu0) / 8.0;
-            println!("CPU-time {:.2} GFLOP/s per core", flops / cpu / 1e9);
             println!("{algo:?} {c:?}: {:.1} ms, {:.2} GFLOP/s on {}", best * 1e3, flops / best / 1e9, gpu.name());
         }
     }
-}
-
-fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let f: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
-    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
 }

@@ -126,13 +126,16 @@ impl Geometry {
             return Err(Error::Shape(format!("conv2d: filter does not fit the input and window: {}", shapes())));
         }
         for (name, t) in [("scale", spec.scale), ("bias", spec.bias)] {
-            if let Some(t) = t {
-                if t.shape() != [cout] || t.dtype() != DType::F32 {
-                    return Err(Error::Shape(format!("conv2d: {name} {:?} must be [{cout}] f32: {}", t.shape(), shapes())));
-                }
+            if let Some(t) = t
+                && (t.shape() != [cout] || t.dtype() != DType::F32)
+            {
+                return Err(Error::Shape(format!("conv2d: {name} {:?} must be [{cout}] f32: {}", t.shape(), shapes())));
             }
         }
-        let (out_h, out_w) = spec.win.output_size(in_h, in_w).map_err(|e| Error::Shape(format!("conv2d: {e}: {}", shapes())))?;
+        let (out_h, out_w) = spec.win.output_size(in_h, in_w).map_err(|e| match e {
+            Error::Shape(m) => Error::Shape(format!("conv2d: {m}: {}", shapes())),
+            other => other,
+        })?;
         let (pad_top, pad_left) = spec.win.pad_before(in_h, in_w)?;
         Ok(Geometry { batch, in_h, in_w, cin, out_h, out_w, cout, pad_top, pad_left })
     }
@@ -228,7 +231,7 @@ fn launch(x: &Tensor, w: &Tensor, spec: &ConvSpec, g: &Geometry, out: &Tensor, o
         ConvAlgo::Direct => (&CONV2D_DIRECT, &[], gpu.groups_1d((rows * g.cout).div_ceil(DIRECT_GROUP) as u32)),
         ConvAlgo::RegisterBlocked => {
             // vec4 loads need 16-byte aligned rows of x and w.
-            let kernel = if g.cin % 4 == 0 && g.cout % 4 == 0 { &CONV2D_BLOCKED_VEC4 } else { &CONV2D_BLOCKED };
+            let kernel = if g.cin.is_multiple_of(4) && g.cout.is_multiple_of(4) { &CONV2D_BLOCKED_VEC4 } else { &CONV2D_BLOCKED };
             (kernel, &padded, grid(gpu, rows.div_ceil(BLOCKED_ROWS), g.cout.div_ceil(BLOCKED_COLS)))
         }
         ConvAlgo::Tiled => (&CONV2D_TILED, &[], grid(gpu, rows.div_ceil(TILE), g.cout.div_ceil(TILE))),
