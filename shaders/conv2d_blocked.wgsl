@@ -12,25 +12,32 @@
 //
 // Implicit GEMM: row m = b*out_h*out_w + oy*out_w + ox, column co, and
 // k = (ky*kw + kx)*cin + ci, so the weights are the [K, cout] matrix as stored
-// and each (m, ky, kx) reads a contiguous run of cin input values.
+// and each (m, ky, kx) reads a contiguous run of cin input values, whose
+// start is computed once per tap, outside the ci loop.
 //
-// Tiling: each invocation computes ROWS output pixels × 4*VECS channels
-// (ROWS rows spaced LANES apart, the channels as VECS vec4 accumulators);
-// a workgroup of LANES invocations covers LANES*ROWS rows and the same 4*VECS
-// channels. Grid: x (folded into z past the dispatch limit: row block =
-// wid.x + wid.z * nwg.x) over row blocks, y over channel blocks.
+// Tiling: each invocation computes ROWS = 4 output pixels (spaced LANES = 64
+// apart) × 4*VECS = 8 channels, as ROWS*VECS vec4 accumulators; a workgroup
+// of 64 invocations covers 256 rows × 8 channels. Grid: x (folded into z past
+// the dispatch limit: row block = wid.x + wid.z * nwg.x) over row blocks, y
+// over channel blocks. Rows past the end are clamped to the last row and
+// computed but not stored; channels past cout read a valid column and are not
+// stored.
 //
-// Why this shape on lavapipe: a workgroup runs as SIMD lanes on one CPU
-// thread, and a load whose address is the same in every lane becomes one
-// scalar load plus a broadcast, while any other load is a gather. The weight
-// addresses depend only on the workgroup id and the loop counters, so they
-// are uniform; only the ROWS input values per k are gathered. For the same
-// reason there is no early return (it would make later loads non-uniform):
-// rows past the end are clamped to the last row, computed and not stored;
-// channels past cout read the last column and are not stored.
+// Entry points:
+//   conv2d_blocked_vec4  cin % 4 == 0 and cout % 4 == 0 (every InceptionV3
+//                        layer but the first): x and w read as vec4, four
+//                        input channels per step, as a mat4x4 × vec4 per
+//                        accumulator;
+//   conv2d_blocked       any cin and cout, scalar loads.
+// Why this shape on lavapipe: a workgroup runs as 8-wide SIMD on one CPU
+// thread, and (Mesa 25.0) each storage load inside a loop becomes eight
+// scalar loads with bounds checks, so loads, not FMAs, bound the speed.
+// vec4 loads cost about half as much per element as scalar ones; a block of
+// 4 pixels × 8 channels measured fastest (blocks of 8×8, 4×16, 16×8 and
+// 16×16 were slower, 2×16 and 1×32 much slower).
 //
 // Override PADDED = false when no tap can fall outside the input (1×1
-// kernels, 'valid' padding): it removes the zero-padding mask multiply.
+// kernels, 'valid' padding): it removes the zero-padding bounds test and mask.
 
 struct Params {
     batch: u32,
@@ -68,6 +75,9 @@ override PADDED: bool = true;
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
+// The same buffers seen as vec4 (conv2d_blocked_vec4 only).
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> w4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> scale: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
@@ -86,68 +96,40 @@ fn epilogue(v: vec4<f32>, co: vec4<u32>) -> vec4<f32> {
     return r;
 }
 
-@compute @workgroup_size(64)
-fn conv2d_blocked(
-    @builtin(local_invocation_index) lane: u32,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-    let row0 = (wid.x + wid.z * nwg.x) * LANES * ROWS + lane;
-    let col0 = wid.y * 4u * VECS;
+// Where output pixel `row` (clamped into range) starts reading: the input
+// row and column of its top-left tap (negative inside the padding) and that
+// tap's flat offset in x.
+struct Origin {
+    iy: i32,
+    ix: i32,
+    at: i32,
+}
 
-    // Per output pixel: the top-left tap and its offset in x (may lie in the padding).
-    var iy0: array<i32, ROWS>;
-    var ix0: array<i32, ROWS>;
-    var x_base: array<i32, ROWS>;
-    for (var r = 0u; r < ROWS; r++) {
-        let row = min(row0 + r * LANES, p.rows - 1u);
-        let ox = row % p.out_w;
-        let oy = (row / p.out_w) % p.out_h;
-        let b = row / (p.out_w * p.out_h);
-        iy0[r] = i32(oy * p.stride_h) - i32(p.pad_top);
-        ix0[r] = i32(ox * p.stride_w) - i32(p.pad_left);
-        x_base[r] = ((i32(b * p.in_h) + iy0[r]) * i32(p.in_w) + ix0[r]) * i32(p.cin);
-    }
-    // Weight columns, clamped into range (uniform across the workgroup).
-    var cols: array<vec4<u32>, VECS>;
-    for (var v = 0u; v < VECS; v++) {
-        cols[v] = min(vec4(col0 + 4u * v) + vec4(0u, 1u, 2u, 3u), vec4(p.cout - 1u));
-    }
+fn origin(row: u32) -> Origin {
+    let m = min(row, p.rows - 1u);
+    let ox = m % p.out_w;
+    let oy = (m / p.out_w) % p.out_h;
+    let b = m / (p.out_w * p.out_h);
+    let iy = i32(oy * p.stride_h) - i32(p.pad_top);
+    let ix = i32(ox * p.stride_w) - i32(p.pad_left);
+    return Origin(iy, ix, ((i32(b * p.in_h) + iy) * i32(p.in_w) + ix) * i32(p.cin));
+}
 
-    var acc: array<vec4<f32>, ROWS * VECS>;
-    for (var ky = 0u; ky < p.kh; ky++) {
-        for (var kx = 0u; kx < p.kw; kx++) {
-            var x_off: array<u32, ROWS>;
-            var inside: array<f32, ROWS>;
-            let tap = (i32(ky) * i32(p.in_w) + i32(kx)) * i32(p.cin);
-            for (var r = 0u; r < ROWS; r++) {
-                let iy = iy0[r] + i32(ky);
-                let ix = ix0[r] + i32(kx);
-                let ok = !PADDED || (iy >= 0 && iy < i32(p.in_h) && ix >= 0 && ix < i32(p.in_w));
-                x_off[r] = select(0u, u32(x_base[r] + tap), ok);
-                inside[r] = select(0.0, 1.0, ok);
-            }
-            let w_row0 = (ky * p.kw + kx) * p.cin;
-            for (var ci = 0u; ci < p.cin; ci++) {
-                let w_off = (w_row0 + ci) * p.cout;
-                var wv: array<vec4<f32>, VECS>;
-                for (var v = 0u; v < VECS; v++) {
-                    let c = cols[v] + vec4(w_off);
-                    wv[v] = vec4(w[c.x], w[c.y], w[c.z], w[c.w]);
-                }
-                for (var r = 0u; r < ROWS; r++) {
-                    var a = x[x_off[r] + ci];
-                    if (PADDED) {
-                        a = a * inside[r];
-                    }
-                    for (var v = 0u; v < VECS; v++) {
-                        acc[r * VECS + v] += a * wv[v];
-                    }
-                }
-            }
-        }
-    }
+// Tap (ky, kx) of a pixel: its offset in x and 1.0, or offset 0 and 0.0 in the padding.
+struct Tap {
+    at: u32,
+    inside: f32,
+}
 
+fn tap(o: Origin, ky: u32, kx: u32) -> Tap {
+    let iy = o.iy + i32(ky);
+    let ix = o.ix + i32(kx);
+    let ok = !PADDED || (iy >= 0 && iy < i32(p.in_h) && ix >= 0 && ix < i32(p.in_w));
+    return Tap(select(0u, u32(o.at + (i32(ky) * i32(p.in_w) + i32(kx)) * i32(p.cin)), ok), select(0.0, 1.0, ok));
+}
+
+// Applies the epilogue and stores the in-range part of an invocation's block.
+fn store_block(row0: u32, col0: u32, acc: array<vec4<f32>, ROWS * VECS>) {
     for (var r = 0u; r < ROWS; r++) {
         let row = row0 + r * LANES;
         if (row >= p.rows) {
@@ -156,7 +138,7 @@ fn conv2d_blocked(
         let out_base = row * p.out_stride + p.out_offset;
         for (var v = 0u; v < VECS; v++) {
             let co = col0 + 4u * v;
-            let y = epilogue(acc[r * VECS + v], cols[v]);
+            let y = epilogue(acc[r * VECS + v], min(vec4(co) + vec4(0u, 1u, 2u, 3u), vec4(p.cout - 1u)));
             for (var j = 0u; j < 4u; j++) {
                 if (co + j < p.cout) {
                     out[out_base + co + j] = y[j];
@@ -164,4 +146,102 @@ fn conv2d_blocked(
             }
         }
     }
+}
+
+@compute @workgroup_size(64)
+fn conv2d_blocked_vec4(
+    @builtin(local_invocation_index) lane: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let row0 = (wid.x + wid.z * nwg.x) * LANES * ROWS + lane;
+    let col0 = wid.y * 4u * VECS;
+    let cout4 = p.cout / 4u;
+    var origins: array<Origin, ROWS>;
+    for (var r = 0u; r < ROWS; r++) {
+        origins[r] = origin(row0 + r * LANES);
+    }
+    var col4: array<u32, VECS>;
+    for (var v = 0u; v < VECS; v++) {
+        col4[v] = min(col0 / 4u + v, cout4 - 1u);
+    }
+
+    var acc: array<vec4<f32>, ROWS * VECS>;
+    for (var ky = 0u; ky < p.kh; ky++) {
+        for (var kx = 0u; kx < p.kw; kx++) {
+            var taps: array<Tap, ROWS>;
+            for (var r = 0u; r < ROWS; r++) {
+                taps[r] = tap(origins[r], ky, kx);
+                taps[r].at /= 4u;
+            }
+            // w4 index of row k = (ky*kw + kx)*cin + 4*c4 at column vec4 0.
+            var w_at = (ky * p.kw + kx) * p.cin * cout4;
+            for (var c4 = 0u; c4 < p.cin / 4u; c4++) {
+                // Columns: weights of 4 input channels × 4 output channels.
+                var wm: array<mat4x4<f32>, VECS>;
+                for (var v = 0u; v < VECS; v++) {
+                    let at = w_at + col4[v];
+                    wm[v] = mat4x4(w4[at], w4[at + cout4], w4[at + 2u * cout4], w4[at + 3u * cout4]);
+                }
+                for (var r = 0u; r < ROWS; r++) {
+                    var a = x4[taps[r].at + c4];
+                    if (PADDED) {
+                        a *= taps[r].inside;
+                    }
+                    for (var v = 0u; v < VECS; v++) {
+                        acc[r * VECS + v] += wm[v] * a;
+                    }
+                }
+                w_at += 4u * cout4;
+            }
+        }
+    }
+    store_block(row0, col0, acc);
+}
+
+@compute @workgroup_size(64)
+fn conv2d_blocked(
+    @builtin(local_invocation_index) lane: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let row0 = (wid.x + wid.z * nwg.x) * LANES * ROWS + lane;
+    let col0 = wid.y * 4u * VECS;
+    var origins: array<Origin, ROWS>;
+    for (var r = 0u; r < ROWS; r++) {
+        origins[r] = origin(row0 + r * LANES);
+    }
+    var cols: array<vec4<u32>, VECS>;
+    for (var v = 0u; v < VECS; v++) {
+        cols[v] = min(vec4(col0 + 4u * v) + vec4(0u, 1u, 2u, 3u), vec4(p.cout - 1u));
+    }
+
+    var acc: array<vec4<f32>, ROWS * VECS>;
+    for (var ky = 0u; ky < p.kh; ky++) {
+        for (var kx = 0u; kx < p.kw; kx++) {
+            var taps: array<Tap, ROWS>;
+            for (var r = 0u; r < ROWS; r++) {
+                taps[r] = tap(origins[r], ky, kx);
+            }
+            let k0 = (ky * p.kw + kx) * p.cin;
+            for (var ci = 0u; ci < p.cin; ci++) {
+                let w_at = (k0 + ci) * p.cout;
+                var wv: array<vec4<f32>, VECS>;
+                for (var v = 0u; v < VECS; v++) {
+                    let c = cols[v] + vec4(w_at);
+                    wv[v] = vec4(w[c.x], w[c.y], w[c.z], w[c.w]);
+                }
+                for (var r = 0u; r < ROWS; r++) {
+                    var a = x[taps[r].at + ci];
+                    if (PADDED) {
+                        a *= taps[r].inside;
+                    }
+                    for (var v = 0u; v < VECS; v++) {
+                        acc[r * VECS + v] += a * wv[v];
+                    }
+                }
+            }
+        }
+    }
+    store_block(row0, col0, acc);
 }

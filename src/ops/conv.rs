@@ -19,6 +19,7 @@ use crate::tensor::{DType, Tensor};
 
 kernel!(CONV2D_DIRECT, "conv2d_direct.wgsl", "conv2d_direct", reads = 4, writes = 1);
 kernel!(CONV2D_BLOCKED, "conv2d_blocked.wgsl", "conv2d_blocked", reads = 4, writes = 1);
+kernel!(CONV2D_BLOCKED_VEC4, "conv2d_blocked.wgsl", "conv2d_blocked_vec4", reads = 4, writes = 1);
 kernel!(CONV2D_TILED, "conv2d_tiled.wgsl", "conv2d_tiled", reads = 4, writes = 1);
 
 /// Which kernel computes the convolution.
@@ -36,14 +37,6 @@ impl ConvAlgo {
     /// The fastest variant for the adapter.
     pub fn for_gpu(gpu: &Gpu) -> ConvAlgo {
         if gpu.is_cpu() { ConvAlgo::RegisterBlocked } else { ConvAlgo::Tiled }
-    }
-
-    fn kernel(self) -> &'static Kernel {
-        match self {
-            ConvAlgo::Direct => &CONV2D_DIRECT,
-            ConvAlgo::RegisterBlocked => &CONV2D_BLOCKED,
-            ConvAlgo::Tiled => &CONV2D_TILED,
-        }
     }
 }
 
@@ -133,13 +126,16 @@ impl Geometry {
             return Err(Error::Shape(format!("conv2d: filter does not fit the input and window: {}", shapes())));
         }
         for (name, t) in [("scale", spec.scale), ("bias", spec.bias)] {
-            if let Some(t) = t {
-                if t.shape() != [cout] || t.dtype() != DType::F32 {
-                    return Err(Error::Shape(format!("conv2d: {name} {:?} must be [{cout}] f32: {}", t.shape(), shapes())));
-                }
+            if let Some(t) = t
+                && (t.shape() != [cout] || t.dtype() != DType::F32)
+            {
+                return Err(Error::Shape(format!("conv2d: {name} {:?} must be [{cout}] f32: {}", t.shape(), shapes())));
             }
         }
-        let (out_h, out_w) = spec.win.output_size(in_h, in_w).map_err(|e| Error::Shape(format!("conv2d: {e}: {}", shapes())))?;
+        let (out_h, out_w) = spec.win.output_size(in_h, in_w).map_err(|e| match e {
+            Error::Shape(m) => Error::Shape(format!("conv2d: {m}: {}", shapes())),
+            other => other,
+        })?;
         let (pad_top, pad_left) = spec.win.pad_before(in_h, in_w)?;
         Ok(Geometry { batch, in_h, in_w, cin, out_h, out_w, cout, pad_top, pad_left })
     }
@@ -181,7 +177,7 @@ const EPILOGUE_RELU: u32 = 4;
 
 /// Output rows per workgroup (and channels per workgroup) of each variant.
 const BLOCKED_ROWS: usize = 64 * 4;
-const BLOCKED_COLS: usize = 8;
+const BLOCKED_COLS: usize = 4 * 2;
 const TILE: usize = 64;
 const DIRECT_GROUP: usize = 64;
 
@@ -230,15 +226,17 @@ fn launch(x: &Tensor, w: &Tensor, spec: &ConvSpec, g: &Geometry, out: &Tensor, o
     // Absent epilogue operands: bind the filter in their slot; the kernel never reads it.
     let reads = [x, w, spec.scale.unwrap_or(w), spec.bias.unwrap_or(w)];
     let algo = spec.algo.unwrap_or_else(|| ConvAlgo::for_gpu(gpu));
-    let (constants, groups): (&[(&str, f64)], [u32; 3]) = match algo {
-        ConvAlgo::Direct => (&[], gpu.groups_1d((rows * g.cout).div_ceil(DIRECT_GROUP) as u32)),
+    let padded = [("PADDED", if reaches_padding(g, win) { 1.0 } else { 0.0 })];
+    let (kernel, constants, groups): (&Kernel, &[(&str, f64)], [u32; 3]) = match algo {
+        ConvAlgo::Direct => (&CONV2D_DIRECT, &[], gpu.groups_1d((rows * g.cout).div_ceil(DIRECT_GROUP) as u32)),
         ConvAlgo::RegisterBlocked => {
-            let padded = if reaches_padding(g, win) { 1.0 } else { 0.0 };
-            (&[("PADDED", padded)], grid(gpu, rows.div_ceil(BLOCKED_ROWS), g.cout.div_ceil(BLOCKED_COLS)))
+            // vec4 loads need 16-byte aligned rows of x and w.
+            let kernel = if g.cin.is_multiple_of(4) && g.cout.is_multiple_of(4) { &CONV2D_BLOCKED_VEC4 } else { &CONV2D_BLOCKED };
+            (kernel, &padded, grid(gpu, rows.div_ceil(BLOCKED_ROWS), g.cout.div_ceil(BLOCKED_COLS)))
         }
-        ConvAlgo::Tiled => (&[], grid(gpu, rows.div_ceil(TILE), g.cout.div_ceil(TILE))),
+        ConvAlgo::Tiled => (&CONV2D_TILED, &[], grid(gpu, rows.div_ceil(TILE), g.cout.div_ceil(TILE))),
     };
-    gpu.launch(algo.kernel(), constants, &params, &reads, &[out], groups)
+    gpu.launch(kernel, constants, &params, &reads, &[out], groups)
 }
 
 /// Whether some tap of some output pixel falls outside the input.
