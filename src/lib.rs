@@ -3,6 +3,7 @@
 
 pub mod autograd;
 pub mod bench;
+pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod io;

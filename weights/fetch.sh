@@ -7,7 +7,7 @@
 #   1. npm pack nsfwjs@4.4.0 (the tarball only, no dependencies, no scripts)
 #      and check its sha256;
 #   2. tools/nsfwjs_extract.js: its bundled TF.js model -> model.json + weights.bin;
-#   3. examples/convert_tfjs.rs: -> safetensors, checked against the Keras
+#   3. incept convert tfjs: -> safetensors, checked against the Keras
 #      InceptionV3 layer table, head after mixed10 dropped;
 #   4. check the result's sha256 (the conversion is deterministic) and move it
 #      into place.
@@ -50,7 +50,7 @@ node "$root/tools/nsfwjs_extract.js" "$tmp/package/dist/models/inception_v3" "$t
 
 # The dev profile reuses the dependencies that `cargo test` builds (optimised,
 # see Cargo.toml); the conversion takes seconds either way.
-(cd "$root" && cargo run --quiet --example convert_tfjs -- "$tmp/tfjs/model.json" "$tmp/tfjs/weights.bin" "$unverified")
+(cd "$root" && cargo run --quiet -- convert tfjs "$tmp/tfjs/model.json" "$tmp/tfjs/weights.bin" --out "$unverified")
 
 got="$(sha256 "$unverified")"
 if [ "$got" != "$OUT_SHA256" ]; then

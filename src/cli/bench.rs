@@ -1,0 +1,155 @@
+//! `incept bench`: kernel and model throughput tables (measurements, not tests).
+
+use clap::Subcommand;
+use incept::autograd as ag;
+use incept::models::InceptionV3;
+use incept::ops::conv::ConvAlgo;
+use incept::ops::optim::{AdamConfig, adam_step};
+use incept::ops::pool;
+use incept::{Error, Gpu, Result, Tensor};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// GFLOP/s of the forward convolution for each distinct InceptionV3 conv shape.
+    Kernels {
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        #[arg(long, default_value_t = 224)]
+        image_size: usize,
+        /// Kernel variant: auto (per adapter), direct, blocked or tiled.
+        #[arg(long, default_value = "auto")]
+        algo: String,
+        /// Minimum seconds of repetitions per shape (after one warm-up run).
+        #[arg(long, default_value_t = 0.5)]
+        min_time: f64,
+        /// Only the first N shapes (quick checks).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Print the shapes as CSV (for benches/libtorch/conv_shapes.py) and exit.
+        #[arg(long)]
+        list: bool,
+    },
+    /// Images/s of the InceptionV3 forward pass (frozen, fused) and of a fine-tune step
+    /// (forward in training mode, GAP → Dense head, cross-entropy, backward, Adam).
+    Model {
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        #[arg(long, default_value_t = 224)]
+        image_size: usize,
+        #[arg(long, default_value_t = 15)]
+        unfreeze_last: usize,
+        /// Weights (safetensors); random Keras initialisation when absent (same speed).
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// Timed iterations of each (after one warm-up).
+        #[arg(long, default_value_t = 3)]
+        iters: usize,
+    },
+}
+
+pub fn run(adapter: Option<String>, cmd: BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::Kernels { list: true, image_size, .. } => list_conv_shapes(image_size),
+        BenchCommand::Kernels { batch, image_size, algo, min_time, limit, .. } => {
+            kernels(&super::open_gpu(adapter)?, batch, image_size, &algo, min_time, limit)
+        }
+        BenchCommand::Model { batch, image_size, unfreeze_last, weights, iters } => {
+            model(&super::open_gpu(adapter)?, batch, image_size, unfreeze_last, weights, iters)
+        }
+    }
+}
+
+fn list_conv_shapes(image: usize) -> Result<()> {
+    println!("h,w,cin,cout,kh,kw,stride,padding");
+    for s in incept::bench::inception_v3_conv_shapes(image) {
+        let pad = if s.win.padding == incept::ops::Padding::Same { "same" } else { "valid" };
+        println!("{},{},{},{},{},{},{},{pad}", s.h, s.w, s.cin, s.cout, s.win.kh, s.win.kw, s.win.stride_h);
+    }
+    Ok(())
+}
+
+fn kernels(gpu: &Gpu, batch: usize, image: usize, algo: &str, min_time: f64, limit: Option<usize>) -> Result<()> {
+    if image < 75 {
+        return Err(Error::Invalid(format!("--image-size {image}: InceptionV3 needs at least 75")));
+    }
+    let algo = match algo {
+        "auto" => ConvAlgo::for_gpu(gpu),
+        "direct" => ConvAlgo::Direct,
+        "blocked" => ConvAlgo::RegisterBlocked,
+        "tiled" => ConvAlgo::Tiled,
+        other => return Err(Error::Invalid(format!("--algo {other:?}: expected auto, direct, blocked or tiled"))),
+    };
+    let mut shapes = incept::bench::inception_v3_conv_shapes(image);
+    shapes.truncate(limit.unwrap_or(shapes.len()));
+    println!("adapter: {}", gpu.name());
+    println!("conv2d forward (+ReLU), batch {batch}, {image}x{image} input, {algo:?}, {} distinct shapes", shapes.len());
+    println!("{:<3} {:<36} {:>10} {:>9}", "#", "input HxWxCin  kernel stride pad -> Cout", "ms", "GFLOP/s");
+    let mut i = 0;
+    let rows = incept::bench::bench_conv(gpu, &shapes, batch, algo, Duration::from_secs_f64(min_time), |r| {
+        i += 1;
+        println!("{:<3} {:<36} {:>10.2} {:>9.2}", i, r.shape.label(), r.seconds * 1e3, r.gflops);
+    })?;
+    let (flops, secs) = rows.iter().fold((0.0, 0.0), |(f, t), r| (f + r.shape.flops(batch), t + r.seconds));
+    println!("total: {:.2} GFLOP in {:.1} ms = {:.2} GFLOP/s", flops / 1e9, secs * 1e3, flops / secs / 1e9);
+    Ok(())
+}
+
+fn model(gpu: &Gpu, batch: usize, image: usize, unfreeze_last: usize, weights: Option<PathBuf>, iters: usize) -> Result<()> {
+    let net = match &weights {
+        Some(p) => InceptionV3::from_safetensors(gpu, p, unfreeze_last)?,
+        None => InceptionV3::random(gpu, 0, unfreeze_last)?,
+    };
+    let n = batch * image * image * 3;
+    let x = Tensor::from_slice(gpu, &[batch, image, image, 3], &incept::reference::random(n, 1, 0.0, 1.0))?;
+    println!("adapter: {}", gpu.name());
+    println!("InceptionV3 batch {batch}, {image}x{image}, last {unfreeze_last} layers trainable");
+
+    let time = |label: &str, iters: usize, f: &mut dyn FnMut() -> Result<()>| -> Result<()> {
+        f()?;
+        gpu.synchronize()?;
+        let start = Instant::now();
+        for _ in 0..iters.max(1) {
+            f()?;
+        }
+        gpu.synchronize()?;
+        let per = start.elapsed().as_secs_f64() / iters.max(1) as f64;
+        println!("{label:<34} {:>9.1} ms/batch {:>9.1} images/s", per * 1e3, batch as f64 / per);
+        Ok(())
+    };
+    time("forward (inference, fused)", iters, &mut || {
+        let y = net.infer_layers(&x, &["mixed10"])?;
+        drop(pool::global_avg_pool(&y[0])?);
+        Ok(())
+    })?;
+
+    // A fine-tune step as the Keras recipe runs it: head GAP → Dense(4) → softmax CE, Adam on every trainable weight.
+    let classes = 4;
+    let head_w = ag::Var::parameter(Tensor::from_slice(gpu, &[2048, classes], &incept::reference::random(2048 * classes, 2, -0.05, 0.05))?, true);
+    let head_b = ag::Var::parameter(Tensor::zeros(gpu, &[classes])?, true);
+    let mut targets = vec![0.0f32; batch * classes];
+    for i in 0..batch {
+        targets[i * classes + i % classes] = 1.0;
+    }
+    let targets = Tensor::from_slice(gpu, &[batch, classes], &targets)?;
+    let mut params: Vec<ag::Var> = net.trainable_params().into_iter().map(|(_, v)| v).collect();
+    params.extend([head_w.clone(), head_b.clone()]);
+    let state = params.iter().map(|p| Ok((Tensor::zeros(gpu, p.shape())?, Tensor::zeros(gpu, p.shape())?))).collect::<Result<Vec<_>>>()?;
+    let mut step = 0u32;
+    time("fine-tune step (fwd+bwd+Adam)", iters, &mut || {
+        step += 1;
+        let y = net.forward(&x, true)?;
+        let logits = ag::dense(&ag::global_avg_pool(&y)?, &head_w, &head_b, false)?;
+        let (loss, _) = ag::softmax_cross_entropy(&logits, &targets)?;
+        let grads = loss.backward()?;
+        for (p, (m, v)) in params.iter().zip(&state) {
+            if let Some(g) = grads.get(p) {
+                adam_step(p.value(), g, m, v, &AdamConfig::default(), step)?;
+            }
+        }
+        Ok(())
+    })?;
+    let _ = Duration::ZERO;
+    Ok(())
+}

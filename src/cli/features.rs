@@ -1,0 +1,72 @@
+//! `incept features`: a named layer's output for each image, written to safetensors.
+
+use clap::Args;
+use incept::data::{Preprocess, load_image};
+use incept::io::{HostTensor, StorageDtype, TensorMap, write_safetensors};
+use incept::models::InceptionV3;
+use incept::ops::pool;
+use incept::{Error, Tensor};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct FeaturesArgs {
+    /// Weights (safetensors, Keras names).
+    #[arg(long)]
+    weights: PathBuf,
+    /// Layer whose output to keep (e.g. mixed7, conv2d_93); default: global average pool of mixed10.
+    #[arg(long)]
+    layer: Option<String>,
+    #[arg(long, default_value_t = 224)]
+    image_size: usize,
+    /// Output safetensors file: tensor `features` [images, ...], file names in the metadata.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, value_enum, default_value_t = Preprocess::Rescale)]
+    preprocess: Preprocess,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+}
+
+pub fn run(adapter: Option<String>, args: FeaturesArgs) -> incept::Result<()> {
+    if args.batch == 0 {
+        return Err(Error::Invalid("--batch must be at least 1".into()));
+    }
+    let gpu = super::open_gpu(adapter)?;
+    let model = InceptionV3::from_safetensors(&gpu, &args.weights, 0)?;
+    let layer = args.layer.as_deref().unwrap_or("mixed10");
+    let s = args.image_size;
+    let mut rows: Vec<f32> = Vec::new();
+    let mut per_image: Vec<usize> = Vec::new();
+    for chunk in args.images.chunks(args.batch) {
+        let mut pixels = Vec::with_capacity(chunk.len() * s * s * 3);
+        for path in chunk {
+            pixels.extend(load_image(path, s, args.preprocess)?);
+        }
+        let x = Tensor::from_slice(&gpu, &[chunk.len(), s, s, 3], &pixels)?;
+        let mut y = model.infer_layers(&x, &[layer])?.remove(0);
+        if args.layer.is_none() {
+            y = pool::global_avg_pool(&y)?;
+        }
+        per_image = y.shape()[1..].to_vec();
+        rows.extend(y.to_vec()?);
+    }
+    let mut shape = vec![args.images.len()];
+    shape.extend(&per_image);
+    let mut tensors = TensorMap::new();
+    tensors.insert("features".into(), HostTensor { shape: shape.clone(), data: rows });
+    let names: Vec<String> = args.images.iter().map(|p| p.display().to_string()).collect();
+    let preprocess = format!("{:?}", args.preprocess).to_lowercase();
+    let metadata = BTreeMap::from([
+        ("images".to_string(), serde_json::to_string(&names).expect("strings serialise")),
+        ("layer".to_string(), args.layer.clone().unwrap_or_else(|| "global_average_pooling(mixed10)".into())),
+        ("image_size".to_string(), s.to_string()),
+        ("preprocess".to_string(), preprocess.clone()),
+    ]);
+    write_safetensors(&args.out, &tensors, StorageDtype::F32, &metadata)?;
+    println!("wrote {} ({} images, features {shape:?}, preprocess {preprocess})", args.out.display(), args.images.len());
+    Ok(())
+}

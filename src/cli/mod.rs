@@ -1,0 +1,14 @@
+//! Command handlers.
+
+pub mod bench;
+pub mod convert;
+pub mod devices;
+pub mod features;
+pub mod summary;
+
+use incept::{Gpu, GpuOptions, Result};
+
+/// Opens the adapter chosen by `--adapter` / `INCEPT_ADAPTER` (or the best one).
+pub fn open_gpu(adapter: Option<String>) -> Result<Gpu> {
+    Gpu::new(&GpuOptions { adapter })
+}

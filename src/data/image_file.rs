@@ -1,0 +1,68 @@
+//! One image file → an NHWC f32 row of pixels, as Keras's
+//! `load_img(target_size, interpolation='nearest')` + preprocessing does:
+//! decode, convert to RGB (grayscale replicated, alpha dropped), resize with
+//! PIL's nearest-neighbour rule, then scale.
+
+use crate::error::{Error, Result};
+use std::path::Path;
+
+/// How pixel values in [0, 255] are mapped before the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preprocess {
+    /// × 1/255 → [0, 1] (ImageDataGenerator(rescale=1/255), the tutorial's choice).
+    Rescale,
+    /// x / 127.5 − 1 → [−1, 1] (keras.applications.inception_v3.preprocess_input).
+    Inception,
+}
+
+impl Preprocess {
+    pub fn apply(self, v: u8) -> f32 {
+        match self {
+            Preprocess::Rescale => v as f32 / 255.0,
+            Preprocess::Inception => v as f32 / 127.5 - 1.0,
+        }
+    }
+}
+
+/// Decodes `path` and returns `size`×`size`×3 values (row-major HWC).
+pub fn load_image(path: &Path, size: usize, pre: Preprocess) -> Result<Vec<f32>> {
+    let img = image::ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(|e| Error::Io { path: path.display().to_string(), reason: format!("cannot open: {e}") })?
+        .decode()
+        .map_err(|e| Error::Io { path: path.display().to_string(), reason: format!("cannot decode image: {e}") })?
+        .to_rgb8();
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    if w == 0 || h == 0 {
+        return Err(Error::Io { path: path.display().to_string(), reason: "image has no pixels".into() });
+    }
+    let raw = img.as_raw();
+    let mut out = Vec::with_capacity(size * size * 3);
+    for y in 0..size {
+        let sy = nearest(y, size, h);
+        for x in 0..size {
+            let sx = nearest(x, size, w);
+            let p = &raw[(sy * w + sx) * 3..][..3];
+            out.extend(p.iter().map(|&v| pre.apply(v)));
+        }
+    }
+    Ok(out)
+}
+
+/// PIL's NEAREST: sample the source pixel under the output pixel's centre.
+fn nearest(i: usize, out_len: usize, in_len: usize) -> usize {
+    (((i as f64 + 0.5) * in_len as f64 / out_len as f64) as usize).min(in_len - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nearest;
+
+    #[test]
+    fn nearest_matches_pil_centre_sampling() {
+        // Downscale 5 → 2 picks source pixels 1 and 3; upscale 2 → 4 repeats each twice.
+        assert_eq!((0..2).map(|i| nearest(i, 2, 5)).collect::<Vec<_>>(), [1, 3]);
+        assert_eq!((0..4).map(|i| nearest(i, 4, 2)).collect::<Vec<_>>(), [0, 0, 1, 1]);
+        assert_eq!((0..3).map(|i| nearest(i, 3, 3)).collect::<Vec<_>>(), [0, 1, 2]);
+    }
+}
