@@ -14,7 +14,6 @@ struct Params {
     m: u32,
     n: u32,
     k: u32,
-    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

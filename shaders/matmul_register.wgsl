@@ -6,12 +6,16 @@
 // op(a) is [M, K]: a stored row-major as [M, K], or as [K, M] when TRANS_A.
 // op(b) is [K, N]: b stored row-major as [K, N], or as [N, K] when TRANS_B.
 // Tiling: each invocation computes an 8×8 block of outputs, kept as 16 vec4
-// accumulators; per k it loads 8 values of op(a) (one per row) and 8 of op(b)
-// (one per column, gathered into two vec4) and does 16 vec4 FMAs.
+// accumulators; per k it reads 8 values of op(a) (one per row, as scalars)
+// and 8 of op(b) (one per column, as two vec4) and does 16 vec4 FMAs.
 // Workgroup 16×4: x along column blocks, y along row blocks, so a workgroup
-// covers 32 rows × 128 columns. Edge blocks clamp their row and column indices
-// into range (loads stay in bounds and need no per-k test) and only store the
-// outputs that exist, so any M, N, K works.
+// covers 32 rows × 128 columns.
+// Edges and N % 4 ≠ 0: each vec4 of op(b) is assembled from four scalar loads
+// at column indices clamped into [0, N) (rows of op(a) likewise clamped into
+// [0, M)), so loads stay in bounds without a per-k test, no alignment of N is
+// needed, and transposed b takes the same path; only outputs that exist are
+// stored, so any M, N, K works. (Binding b as array<vec4<f32>>, possible only
+// for untransposed b with N % 4 = 0, measured no faster on lavapipe.)
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
@@ -23,7 +27,6 @@ struct Params {
     m: u32,
     n: u32,
     k: u32,
-    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

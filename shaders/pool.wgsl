@@ -18,7 +18,6 @@
 // invocations past `total` return early.
 
 struct Params {
-    batch: u32,
     h: u32,
     w: u32,
     c: u32,
@@ -33,7 +32,6 @@ struct Params {
     out_channels: u32,
     channel_offset: u32,
     total: u32,
-    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

@@ -22,11 +22,14 @@ fn windows() -> Vec<Window2d> {
 /// (n, h, w, c) covering the required sizes, batches and channel counts.
 fn shapes() -> Vec<[usize; 4]> {
     let nc = [(1, 3), (3, 5), (1, 33)];
-    [7, 8, 9, 15, 17].iter().enumerate().flat_map(|(i, &s)| {
+    let mut shapes = Vec::new();
+    for (i, s) in [7, 8, 9, 15, 17].into_iter().enumerate() {
         let (n, c) = nc[i % nc.len()];
         let (n2, c2) = nc[(i + 1) % nc.len()];
-        [[n, s, s, c], [n2, s, s + 2, c2]]
-    }).collect()
+        shapes.push([n, s, s, c]);
+        shapes.push([n2, s, s + 2, c2]); // and a non-square one
+    }
+    shapes
 }
 
 /// Distinct values (a shuffled ramp, steps of 0.01) so a window's maximum is
@@ -188,4 +191,14 @@ fn bad_shapes_are_errors_not_panics() {
     assert!(err.contains("offset 4") && err.contains("[2, 4, 4, 8]"), "{err}");
     assert!(pl::max_pool2d_into(&x, &win, &Tensor::zeros(&gpu, &[2, 5, 4, 8]).unwrap(), 0).is_err(), "spatial mismatch");
     assert!(pl::max_pool2d_into(&x, &win, &Tensor::zeros(&gpu, &[2, 4, 4, 8]).unwrap(), 3).is_ok());
+}
+
+/// More than 65535 workgroups of 256: the grid folds into y and every element is still written once.
+#[test]
+fn large_backward_folds_the_workgroup_grid() {
+    let gpu = gpu();
+    let xs = [1, 2049, 64, 128]; // 16_785_408 elements > 65535 · 256
+    let (dy, dyh) = rand_tensor(&gpu, &[1, 128], 31);
+    let dx = pl::global_avg_pool_backward(&dy, xs).unwrap().to_vec().unwrap();
+    assert_close("folded global avg backward", &dx, &rp::global_avg_pool_backward(&r::to_f64(&dyh), xs));
 }

@@ -86,7 +86,6 @@ struct Params {
     m: u32,
     n: u32,
     k: u32,
-    _pad: u32,
 }
 
 /// `[M, K]·[K, N] → [M, N]` with the adapter's preferred variant.
@@ -134,7 +133,7 @@ pub fn gemm(algo: MatmulAlgo, a: &Tensor, b: &Tensor, spec: Gemm) -> Result<Tens
     let out = Tensor::empty(gpu, &[m, n], DType::F32)?;
     let as_flag = |on: bool| if on { 1.0 } else { 0.0 };
     let constants = [("TRANS_A", as_flag(spec.trans_a)), ("TRANS_B", as_flag(spec.trans_b)), ("RELU", as_flag(relu))];
-    let params = Params { m: m as u32, n: n as u32, k: k as u32, _pad: 0 };
+    let params = Params { m: m as u32, n: n as u32, k: k as u32 };
     let (tile_rows, tile_cols) = algo.workgroup_tile();
     let groups = [n.div_ceil(tile_cols) as u32, m.div_ceil(tile_rows) as u32, 1];
     match bias {

@@ -7,7 +7,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel};
 use crate::kernel;
-use crate::ops::window::Window2d;
+use crate::ops::window::{Padding, Window2d};
 use crate::tensor::{DType, Tensor};
 
 kernel!(MAX_POOL_FORWARD, "pool.wgsl", "max_pool_forward", reads = 1, writes = 1);
@@ -21,7 +21,6 @@ kernel!(GLOBAL_AVG_POOL_BACKWARD, "pool.wgsl", "global_avg_pool_backward", reads
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
-    batch: u32,
     h: u32,
     w: u32,
     c: u32,
@@ -36,7 +35,6 @@ struct Params {
     out_channels: u32,
     channel_offset: u32,
     total: u32,
-    _pad: u32,
 }
 
 /// Geometry of one pooling: input [n, h, w, c] and output [n, oh, ow, c].
@@ -53,7 +51,6 @@ impl Geometry {
         let (pad_top, pad_left) = win.pad_before(h, w)?;
         let u = |v: usize| v as u32;
         let params = Params {
-            batch: u(n),
             h: u(h),
             w: u(w),
             c: u(c),
@@ -68,7 +65,6 @@ impl Geometry {
             out_channels: u(c),
             channel_offset: 0,
             total: u(n * oh * ow * c),
-            _pad: 0,
         };
         Ok(Geometry { x_shape, y_shape: [n, oh, ow, c], params })
     }
@@ -163,7 +159,7 @@ fn global_geometry(op: &str, x_shape: [usize; 4]) -> Result<Params> {
     if h * w == 0 {
         return Err(Error::Shape(format!("{op}: input {x_shape:?} has no pixels to average")));
     }
-    let g = Geometry::new(x_shape, &Window2d::new(h, w, 1, crate::ops::Padding::Valid))?;
+    let g = Geometry::new(x_shape, &Window2d::new(h, w, 1, Padding::Valid))?;
     Ok(Params { total: (n * c) as u32, ..g.params })
 }
 
