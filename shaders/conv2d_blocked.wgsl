@@ -15,13 +15,16 @@
 // and each (m, ky, kx) reads a contiguous run of cin input values, whose
 // start is computed once per tap, outside the ci loop.
 //
-// Tiling: each invocation computes ROWS = 4 output pixels (spaced LANES = 64
-// apart) × 4*VECS = 8 channels, as ROWS*VECS vec4 accumulators; a workgroup
-// of 64 invocations covers 256 rows × 8 channels. Grid: x (folded into z past
-// the dispatch limit: row block = wid.x + wid.z * nwg.x) over row blocks, y
-// over channel blocks. Rows past the end are clamped to the last row and
-// computed but not stored; channels past cout read a valid column and are not
-// stored.
+// Tiling: each invocation computes ROWS = 4 output pixels (spaced LANES_M
+// apart) × 4*VECS = 8 channels, as ROWS*VECS vec4 accumulators. A workgroup
+// of LANES_M × LANES_N invocations covers LANES_M*4 rows × LANES_N*8
+// channels; by default 64 × 1 (256 rows × 8 channels). For small row counts
+// (the 8×8 and 17×17 stages at small images) the launcher moves lanes from
+// rows to channels and shrinks the workgroup, so that few lanes compute
+// clamped rows that are thrown away. Grid: x (folded into z past the
+// dispatch limit: row block = wid.x + wid.z * nwg.x) over row blocks, y over
+// channel blocks. Rows past the end are clamped to the last row and computed
+// but not stored; channels past cout read a valid column and are not stored.
 //
 // Entry points:
 //   conv2d_blocked_vec4  cin % 4 == 0 and cout % 4 == 0 (every InceptionV3
@@ -66,7 +69,8 @@ const EPILOGUE_SCALE: u32 = 1u;
 const EPILOGUE_BIAS: u32 = 2u;
 const EPILOGUE_RELU: u32 = 4u;
 
-const LANES: u32 = 64u;
+override LANES_M: u32 = 64u;
+override LANES_N: u32 = 1u;
 const ROWS: u32 = 4u;
 const VECS: u32 = 2u;
 
@@ -131,7 +135,7 @@ fn tap(o: Origin, ky: u32, kx: u32) -> Tap {
 // Applies the epilogue and stores the in-range part of an invocation's block.
 fn store_block(row0: u32, col0: u32, acc: array<vec4<f32>, ROWS * VECS>) {
     for (var r = 0u; r < ROWS; r++) {
-        let row = row0 + r * LANES;
+        let row = row0 + r * LANES_M;
         if (row >= p.rows) {
             break;
         }
@@ -148,18 +152,18 @@ fn store_block(row0: u32, col0: u32, acc: array<vec4<f32>, ROWS * VECS>) {
     }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(LANES_M * LANES_N)
 fn conv2d_blocked_vec4(
     @builtin(local_invocation_index) lane: u32,
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    let row0 = (wid.x + wid.z * nwg.x) * LANES * ROWS + lane;
-    let col0 = wid.y * 4u * VECS;
+    let row0 = (wid.x + wid.z * nwg.x) * LANES_M * ROWS + lane % LANES_M;
+    let col0 = (wid.y * LANES_N + lane / LANES_M) * 4u * VECS;
     let cout4 = p.cout / 4u;
     var origins: array<Origin, ROWS>;
     for (var r = 0u; r < ROWS; r++) {
-        origins[r] = origin(row0 + r * LANES);
+        origins[r] = origin(row0 + r * LANES_M);
     }
     var col4: array<u32, VECS>;
     for (var v = 0u; v < VECS; v++) {
@@ -199,17 +203,17 @@ fn conv2d_blocked_vec4(
     store_block(row0, col0, acc);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(LANES_M * LANES_N)
 fn conv2d_blocked(
     @builtin(local_invocation_index) lane: u32,
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    let row0 = (wid.x + wid.z * nwg.x) * LANES * ROWS + lane;
-    let col0 = wid.y * 4u * VECS;
+    let row0 = (wid.x + wid.z * nwg.x) * LANES_M * ROWS + lane % LANES_M;
+    let col0 = (wid.y * LANES_N + lane / LANES_M) * 4u * VECS;
     var origins: array<Origin, ROWS>;
     for (var r = 0u; r < ROWS; r++) {
-        origins[r] = origin(row0 + r * LANES);
+        origins[r] = origin(row0 + r * LANES_M);
     }
     var cols: array<vec4<u32>, VECS>;
     for (var v = 0u; v < VECS; v++) {

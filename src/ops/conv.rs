@@ -175,9 +175,9 @@ const EPILOGUE_SCALE: u32 = 1;
 const EPILOGUE_BIAS: u32 = 2;
 const EPILOGUE_RELU: u32 = 4;
 
-/// Output rows per workgroup (and channels per workgroup) of each variant.
-const BLOCKED_ROWS: usize = 64 * 4;
-const BLOCKED_COLS: usize = 4 * 2;
+/// Output rows and channels of one register-blocked invocation.
+const BLOCKED_ROWS: usize = 4;
+const BLOCKED_COLS: usize = 8;
 const TILE: usize = 64;
 const DIRECT_GROUP: usize = 64;
 
@@ -226,17 +226,31 @@ fn launch(x: &Tensor, w: &Tensor, spec: &ConvSpec, g: &Geometry, out: &Tensor, o
     // Absent epilogue operands: bind the filter in their slot; the kernel never reads it.
     let reads = [x, w, spec.scale.unwrap_or(w), spec.bias.unwrap_or(w)];
     let algo = spec.algo.unwrap_or_else(|| ConvAlgo::for_gpu(gpu));
-    let padded = [("PADDED", if reaches_padding(g, win) { 1.0 } else { 0.0 })];
+    let (lanes_m, lanes_n) = blocked_lanes(rows);
+    let blocked = [
+        ("PADDED", if reaches_padding(g, win) { 1.0 } else { 0.0 }),
+        ("LANES_M", lanes_m as f64),
+        ("LANES_N", lanes_n as f64),
+    ];
     let (kernel, constants, groups): (&Kernel, &[(&str, f64)], [u32; 3]) = match algo {
         ConvAlgo::Direct => (&CONV2D_DIRECT, &[], gpu.groups_1d((rows * g.cout).div_ceil(DIRECT_GROUP) as u32)),
         ConvAlgo::RegisterBlocked => {
             // vec4 loads need 16-byte aligned rows of x and w.
             let kernel = if g.cin.is_multiple_of(4) && g.cout.is_multiple_of(4) { &CONV2D_BLOCKED_VEC4 } else { &CONV2D_BLOCKED };
-            (kernel, &padded, grid(gpu, rows.div_ceil(BLOCKED_ROWS), g.cout.div_ceil(BLOCKED_COLS)))
+            let groups = grid(gpu, rows.div_ceil(BLOCKED_ROWS * lanes_m), g.cout.div_ceil(BLOCKED_COLS * lanes_n));
+            (kernel, &blocked, groups)
         }
         ConvAlgo::Tiled => (&CONV2D_TILED, &[], grid(gpu, rows.div_ceil(TILE), g.cout.div_ceil(TILE))),
     };
     gpu.launch(kernel, constants, &params, &reads, &[out], groups)
+}
+
+/// Lanes of a register-blocked workgroup along rows and channel blocks: 64
+/// along rows when there are enough rows, else just enough row lanes and the
+/// rest (to 8, lavapipe's SIMD width) along channels.
+fn blocked_lanes(rows: usize) -> (usize, usize) {
+    let lanes_m = rows.div_ceil(BLOCKED_ROWS).next_power_of_two().min(64);
+    (lanes_m, (8 / lanes_m).max(1))
 }
 
 /// Whether some tap of some output pixel falls outside the input.
