@@ -218,33 +218,3 @@ fn bad_shapes_are_errors() {
     assert!(into(&x, 0).contains("[1, 5, 5, 3]"));
     conv::conv2d_into(&x, &w, &ConvSpec::new(win), &wide, 6).unwrap();
 }
-
-/// Throughput on the two shapes the brief names, best of a few runs after a
-/// warm-up (`cargo test --test conv bench -- --ignored --nocapture`).
-#[test]
-#[ignore]
-fn bench_gflops() {
-    let gpu = gpu();
-    let shapes = [case(8, (35, 35), 288, 64, (1, 1), 1, Same), case(8, (17, 17), 768, 192, (1, 7), 1, Same)];
-    for c in shapes {
-        let ops = operands(&gpu, &c, 1);
-        let flops = 2.0 * (c.batch * c.h * c.w * c.cout * c.kh * c.kw * c.cin) as f64;
-        for algo in ALGOS {
-            let s = spec(&c, algo);
-            let mut best = f64::INFINITY;
-            for rep in 0..4 {
-                let start = std::time::Instant::now();
-                conv::conv2d_fused(&ops.x, &ops.w, &s).unwrap();
-                gpu.synchronize().unwrap();
-                let secs = start.elapsed().as_secs_f64();
-                if rep > 0 {
-                    best = best.min(secs);
-                }
-                if rep > 0 && secs > 2.0 {
-                    break;
-                }
-            }
-            println!("{algo:?} {c:?}: {:.1} ms, {:.2} GFLOP/s on {}", best * 1e3, flops / best / 1e9, gpu.name());
-        }
-    }
-}
