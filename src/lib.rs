@@ -11,6 +11,7 @@ pub mod models;
 pub mod ops;
 pub mod reference;
 pub mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions};

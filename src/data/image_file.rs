@@ -7,7 +7,8 @@ use crate::error::{Error, Result};
 use std::path::Path;
 
 /// How pixel values in [0, 255] are mapped before the network.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Preprocess {
     /// × 1/255 → [0, 1] (ImageDataGenerator(rescale=1/255), the tutorial's choice).
     Rescale,

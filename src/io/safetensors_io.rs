@@ -172,3 +172,11 @@ pub fn read_safetensors(path: &Path) -> Result<TensorMap> {
     }
     Ok(out)
 }
+
+/// The `__metadata__` strings of a safetensors file (empty when it has none).
+pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
+    let bytes = fs::read(path).map_err(|e| io_err(path, e))?;
+    let (_, meta) =
+        SafeTensors::read_metadata(&bytes).map_err(|e| io_err(path, format!("not a valid safetensors file: {e}")))?;
+    Ok(meta.metadata().clone().unwrap_or_default().into_iter().collect())
+}

@@ -1,0 +1,12 @@
+//! Transfer learning as the Keras recipe does it: a pretrained base with its
+//! last layers unfrozen, a Dense head, Adam, ReduceLROnPlateau, checkpoints.
+
+pub mod checkpoint;
+pub mod classifier;
+pub mod config;
+pub mod head;
+pub mod optimizer;
+pub mod schedule;
+
+pub use classifier::Classifier;
+pub use config::TrainConfig;
