@@ -1,12 +1,14 @@
 //! Weight files: TF.js layers models (read), safetensors (read and write,
 //! atomically), and the Keras InceptionV3 weight table that maps other files'
-//! names onto Keras 3 names.
+//! names onto Keras 3 names; synthetic InceptionV3 weights from a formula
+//! (for Keras parity tests).
 //!
 //! Host-side tensors here are plain `Vec<f32>` with a shape; uploading them to
 //! the GPU is the model's business.
 
 pub mod keras_inception_v3;
 pub mod safetensors_io;
+pub mod synthetic;
 pub mod tfjs;
 
 use std::collections::BTreeMap;

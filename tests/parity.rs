@@ -1,0 +1,144 @@
+//! Keras parity: incept's InceptionV3 against goldens that real Keras
+//! (TensorFlow) computed, `tests/data/golden_{synthetic,real}_{75,299}.safetensors`
+//! (written by `tools/make_goldens.py`; see its header for how to regenerate).
+//!
+//! Each golden holds the input images and, in inference mode, the block
+//! outputs `mixed0`, `mixed5`, `mixed10` (NHWC) and `features`
+//! (GlobalAveragePooling2D of mixed10). Tensors of more than
+//! `SUBSAMPLE_ABOVE` elements (all but `features` at 299×299) are stored as
+//! every `SUBSAMPLE_STRIDE`-th element of their row-major flattening.
+//! Weights: the formula of `incept::io::synthetic` (regenerated here), or the
+//! real converted file `weights/inception_v3_notop.safetensors`, which must be
+//! fetched first (`bash weights/fetch.sh`). Keras's own float32 result is
+//! within 1.5e-6 (relative L2) of float64 Keras on every golden.
+//!
+//! Run with `--nocapture` to see the error per layer.
+
+mod common;
+use common::*;
+
+use incept::Tensor;
+use incept::io::synthetic::synthetic_inception_v3_weights;
+use incept::io::{HostTensor, TensorMap, read_safetensors};
+use incept::models::inception_v3::InceptionV3;
+use incept::ops::pool::global_avg_pool;
+use incept::reference::{rel_l2, to_f64};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Larger golden tensors are stored subsampled (see tools/make_goldens.py).
+const SUBSAMPLE_ABOVE: usize = 100_000;
+const SUBSAMPLE_STRIDE: usize = 17;
+/// The layers stored besides `input` and `features`.
+const LAYERS: [&str; 3] = ["mixed0", "mixed5", "mixed10"];
+
+fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+fn synthetic_weights() -> &'static TensorMap {
+    static WEIGHTS: OnceLock<TensorMap> = OnceLock::new();
+    WEIGHTS.get_or_init(synthetic_inception_v3_weights)
+}
+
+fn real_weights() -> &'static TensorMap {
+    static WEIGHTS: OnceLock<TensorMap> = OnceLock::new();
+    WEIGHTS.get_or_init(|| {
+        let path = repo_path("weights/inception_v3_notop.safetensors");
+        assert!(
+            path.exists(),
+            "{} is missing: the Keras parity test with real weights needs it; run `bash weights/fetch.sh` first",
+            path.display()
+        );
+        read_safetensors(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+    })
+}
+
+/// The golden images, float64 rounded once to f32, as in tools/make_goldens.py:
+/// pixel(n, y, x, c) = 0.5 + 0.5·sin(0.05·(x+1)·(c+1) + 0.07·(y+1) + 1.7·n), NHWC.
+fn golden_images(batch: usize, size: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(batch * size * size * 3);
+    for n in 0..batch {
+        for y in 0..size {
+            for x in 0..size {
+                for c in 0..3 {
+                    let (n, y, x, c) = (n as f64, y as f64, x as f64, c as f64);
+                    out.push((0.5 + 0.5 * (0.05 * (x + 1.0) * (c + 1.0) + 0.07 * (y + 1.0) + 1.7 * n).sin()) as f32);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What the golden file stores of a tensor with `full` elements.
+fn as_stored(full: &[f32]) -> Vec<f32> {
+    if full.len() > SUBSAMPLE_ABOVE { full.iter().copied().step_by(SUBSAMPLE_STRIDE).collect() } else { full.to_vec() }
+}
+
+/// The golden tensor `name`, checked to be `full_shape` stored as the subsampling rule says.
+fn golden<'a>(goldens: &'a TensorMap, name: &str, full_shape: &[usize]) -> &'a HostTensor {
+    let t = goldens.get(name).unwrap_or_else(|| panic!("golden has no tensor '{name}'"));
+    let numel: usize = full_shape.iter().product();
+    if numel > SUBSAMPLE_ABOVE {
+        assert_eq!(t.shape, [numel.div_ceil(SUBSAMPLE_STRIDE)], "golden '{name}' of {full_shape:?}, subsampled");
+    } else {
+        assert_eq!(t.shape, full_shape, "golden '{name}'");
+    }
+    t
+}
+
+fn check_parity(weights_name: &str, weights: &TensorMap, size: usize, batch: usize) {
+    let path = repo_path(&format!("tests/data/golden_{weights_name}_{size}.safetensors"));
+    let goldens = read_safetensors(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let input_shape = [batch, size, size, 3];
+
+    // The formula must reproduce the images Keras saw; feed them in full.
+    let images = golden_images(batch, size);
+    let stored_input = &golden(&goldens, "input", &input_shape).data;
+    let worst = as_stored(&images).iter().zip(stored_input).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst <= 1e-6, "golden_images differs from the golden input by up to {worst:e}");
+
+    let gpu = gpu();
+    let model = InceptionV3::from_tensor_map(&gpu, weights, 0).expect("building InceptionV3");
+    let x = Tensor::from_slice(&gpu, &input_shape, &images).unwrap();
+    let mut outputs = model.infer_layers(&x, &LAYERS).expect("InceptionV3 inference");
+    let features = global_avg_pool(&outputs[2]).unwrap();
+    outputs.push(features);
+
+    let mut failures = Vec::new();
+    for (name, out) in LAYERS.iter().chain(&["features"]).zip(&outputs) {
+        let want = golden(&goldens, name, out.shape());
+        let got = as_stored(&out.to_vec().unwrap());
+        let err = rel_l2(&got, &to_f64(&want.data));
+        println!("{weights_name} {size}x{size} batch {batch}: {name:8} {:?} relative L2 {err:.3e}", out.shape());
+        if err.is_nan() || err > TOL {
+            failures.push(format!("{name}: {err:.3e}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{weights_name} {size}x{size}: relative L2 error > {TOL:e} in {}",
+        failures.join(", ")
+    );
+}
+
+#[test]
+fn synthetic_weights_75() {
+    check_parity("synthetic", synthetic_weights(), 75, 2);
+}
+
+#[test]
+fn synthetic_weights_299() {
+    check_parity("synthetic", synthetic_weights(), 299, 1);
+}
+
+#[test]
+fn real_weights_75() {
+    check_parity("real", real_weights(), 75, 2);
+}
+
+#[test]
+fn real_weights_299() {
+    check_parity("real", real_weights(), 299, 1);
+}
