@@ -1,0 +1,151 @@
+//! `incept predict` and `incept evaluate`: a trained run applied to images.
+
+use clap::Args;
+use incept::autograd as ag;
+use incept::data::folder::{ImageFolder, is_image_file};
+use incept::data::load_image;
+use incept::ops::loss;
+use incept::report::metrics::ConfusionMatrix;
+use incept::report::predictions::{Prediction, save_predictions_csv};
+use incept::train::checkpoint::{self, BEST, LAST};
+use incept::train::{Classifier, TrainConfig, fit};
+use incept::{Error, Gpu, Result, Tensor};
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+pub struct ModelArgs {
+    /// Run directory written by `incept train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Which checkpoint: best (lowest val_loss) or last.
+    #[arg(long, default_value = "best", value_parser = ["best", "last"])]
+    checkpoint: String,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+}
+
+#[derive(Args)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Write `path,predicted,probability_<class>…` rows here (CSV).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Image files, or folders searched recursively for images.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct EvaluateArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// A class-per-folder split (e.g. DATA/test) with the model's classes.
+    #[arg(long)]
+    data: PathBuf,
+    /// Confusion-matrix image (default: RUN_DIR/confusion_matrix.png).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn open_model(gpu: &Gpu, args: &ModelArgs) -> Result<(TrainConfig, Classifier)> {
+    if args.batch == 0 {
+        return Err(Error::Invalid("--batch must be at least 1".into()));
+    }
+    let cfg = fit::load_config(&args.model)?;
+    let file = if args.checkpoint == "best" { BEST } else { LAST };
+    let (weights, _) = checkpoint::load(&args.model.join(file))?;
+    let model = Classifier::from_tensor_map(gpu, &cfg, &weights)?;
+    Ok((cfg, model))
+}
+
+/// Class probabilities for each image, in batches, inference mode.
+fn classify(gpu: &Gpu, cfg: &TrainConfig, model: &Classifier, paths: &[PathBuf], batch: usize) -> Result<Vec<Prediction>> {
+    let s = cfg.image_size;
+    let mut out = Vec::with_capacity(paths.len());
+    for chunk in paths.chunks(batch) {
+        let mut pixels = Vec::with_capacity(chunk.len() * s * s * 3);
+        for p in chunk {
+            pixels.extend(load_image(p, s, cfg.preprocess)?);
+        }
+        let x = Tensor::from_slice(gpu, &[chunk.len(), s, s, 3], &pixels)?;
+        let probs = ag::no_grad(|| -> Result<Tensor> { loss::softmax(model.logits(&x, false, 0)?.value()) })?.to_vec()?;
+        let c = cfg.classes.len();
+        out.extend(chunk.iter().zip(probs.chunks(c)).map(|(p, row)| Prediction { path: p.clone(), probabilities: row.to_vec() }));
+    }
+    Ok(out)
+}
+
+fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| Error::Io { path: dir.display().to_string(), reason: format!("cannot list: {e}") })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                walk(&p, out)?;
+            } else if is_image_file(&p) {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            walk(input, &mut out)?;
+        } else if input.is_file() {
+            out.push(input.clone());
+        } else {
+            return Err(Error::Io { path: input.display().to_string(), reason: "no such file or folder".into() });
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::Invalid(format!("no images found in {inputs:?}")));
+    }
+    Ok(out)
+}
+
+pub fn predict(adapter: Option<String>, args: PredictArgs) -> Result<()> {
+    let gpu = super::open_gpu(adapter)?;
+    let (cfg, model) = open_model(&gpu, &args.model)?;
+    let paths = collect_images(&args.inputs)?;
+    let predictions = classify(&gpu, &cfg, &model, &paths, args.model.batch)?;
+    for p in &predictions {
+        let probs: Vec<String> = cfg.classes.iter().zip(&p.probabilities).map(|(c, v)| format!("{c}={v:.4}")).collect();
+        println!("{}\t{}\t{}", p.path.display(), cfg.classes[p.predicted()], probs.join(" "));
+    }
+    if let Some(out) = &args.out {
+        save_predictions_csv(out, &cfg.classes, &predictions)?;
+        println!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
+pub fn evaluate(adapter: Option<String>, args: EvaluateArgs) -> Result<()> {
+    let gpu = super::open_gpu(adapter)?;
+    let (cfg, model) = open_model(&gpu, &args.model)?;
+    let folder = ImageFolder::open(&args.data)?;
+    if folder.classes() != cfg.classes.as_slice() {
+        return Err(Error::Invalid(format!(
+            "{}: classes {:?} differ from the model's {:?}",
+            args.data.display(),
+            folder.classes(),
+            cfg.classes
+        )));
+    }
+    let paths: Vec<PathBuf> = folder.samples().iter().map(|(p, _)| p.clone()).collect();
+    let predictions = classify(&gpu, &cfg, &model, &paths, args.model.batch)?;
+    let mut cm = ConfusionMatrix::new(cfg.classes.clone());
+    for ((_, truth), p) in folder.samples().iter().zip(&predictions) {
+        cm.add(*truth, p.predicted())?;
+    }
+    println!("{}", cm.to_text());
+    let png = args.out.clone().unwrap_or_else(|| args.model.join("confusion_matrix.png"));
+    cm.save_png(&png)?;
+    println!("accuracy: {:.4}\nconfusion matrix image: {}", cm.accuracy(), png.display());
+    Ok(())
+}
