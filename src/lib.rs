@@ -10,6 +10,7 @@ pub mod io;
 pub mod models;
 pub mod ops;
 pub mod reference;
+pub mod report;
 pub mod tensor;
 pub mod train;
 

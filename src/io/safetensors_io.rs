@@ -1,20 +1,21 @@
 //! safetensors files of f32 weights, stored as F32 or F16.
 //!
-//! Writing is atomic: the bytes go to a temporary file in the target's
-//! directory, which is synced and then renamed over the target, so a reader
-//! never sees a half-written file and a crash leaves the old file intact.
+//! Writing is atomic (`io::atomic`): the bytes go to a temporary file in the
+//! target's directory, which is synced and then renamed over the target, so a
+//! reader never sees a half-written file and a crash leaves the old file intact.
 //! The header is written by hand, tensors sorted by name and metadata by key,
 //! so the same tensors always give the same bytes (fetch scripts check a sha256).
 //! Reading goes through the `safetensors` crate, which validates the layout.
 
+use super::atomic::write_atomic_with;
 use super::{HostTensor, TensorMap};
 use crate::error::{Error, Result};
 use half::f16;
 use safetensors::{Dtype, SafeTensors};
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::io::Write;
+use std::path::Path;
 
 /// How values are stored in the file (always f32 in memory).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,28 +71,7 @@ pub fn write_safetensors(
         }
     }
     let header = header_bytes(tensors, storage, metadata);
-    let tmp = temp_path(path)?;
-    let written = write_file(&tmp, &header, tensors, storage).and_then(|bytes| {
-        fs::rename(&tmp, path).map_err(|e| io_err(path, format!("renaming {} into place: {e}", tmp.display())))?;
-        Ok(bytes)
-    });
-    match written {
-        Ok(bytes) => {
-            sync_dir(path);
-            Ok(bytes)
-        }
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
-}
-
-/// `dir/.name.tmp-PID`: same directory (rename stays on one filesystem), hidden.
-fn temp_path(path: &Path) -> Result<PathBuf> {
-    let name = path.file_name().ok_or_else(|| io_err(path, "not a file path"))?;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    Ok(dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id())))
+    write_atomic_with(path, |w| write_tensors(w, &header, tensors, storage))
 }
 
 /// The 8-byte length, the JSON header padded with spaces to a multiple of 8.
@@ -121,33 +101,24 @@ fn header_bytes(tensors: &TensorMap, storage: StorageDtype, metadata: &BTreeMap<
     out
 }
 
-fn write_file(tmp: &Path, header: &[u8], tensors: &TensorMap, storage: StorageDtype) -> Result<u64> {
-    let err = |e: std::io::Error| io_err(tmp, e);
-    let mut w = BufWriter::with_capacity(1 << 20, File::create(tmp).map_err(err)?);
-    w.write_all(header).map_err(err)?;
+fn write_tensors(
+    w: &mut impl Write,
+    header: &[u8],
+    tensors: &TensorMap,
+    storage: StorageDtype,
+) -> std::io::Result<u64> {
+    w.write_all(header)?;
     let mut bytes = header.len() as u64;
     for t in tensors.values() {
         for &v in &t.data {
             match storage {
                 StorageDtype::F32 => w.write_all(&v.to_le_bytes()),
                 StorageDtype::F16 => w.write_all(&f16::from_f32(v).to_le_bytes()),
-            }
-            .map_err(err)?;
+            }?;
         }
         bytes += (t.data.len() * storage.bytes()) as u64;
     }
-    let file = w.into_inner().map_err(|e| err(e.into_error()))?;
-    file.sync_all().map_err(err)?;
     Ok(bytes)
-}
-
-/// Makes the rename durable; best effort, as not every platform can open a directory.
-fn sync_dir(path: &Path) {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        && let Ok(d) = File::open(dir)
-    {
-        let _ = d.sync_all();
-    }
 }
 
 /// Reads every tensor of a safetensors file as f32 (F32 or F16 storage).

@@ -1,0 +1,70 @@
+//! Atomic file writes: the bytes go to a hidden temporary file in the
+//! target's directory (so the rename stays on one filesystem), which is
+//! synced and then renamed over the target. A reader never sees a
+//! half-written file, and a failed or interrupted write leaves the old file
+//! intact and removes its temporary file.
+
+use crate::error::{Error, Result};
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Writes `bytes` to `path` atomically. Errors name `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |w| w.write_all(bytes))
+}
+
+/// Writes `path` atomically through a buffered writer, so large files stream
+/// instead of being assembled in memory first; returns what `write` returns.
+/// Errors name `path` (and the temporary file when writing it failed).
+pub fn write_atomic_with<T>(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<T>) -> Result<T> {
+    let tmp = temp_path(path)?;
+    let written = write_temp(&tmp, write)
+        .map_err(|e| io_err(path, format!("writing {}: {e}", tmp.display())))
+        .and_then(|value| {
+            fs::rename(&tmp, path).map_err(|e| io_err(path, format!("renaming {} into place: {e}", tmp.display())))?;
+            Ok(value)
+        });
+    match written {
+        Ok(value) => {
+            sync_dir(path);
+            Ok(value)
+        }
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+fn io_err(path: &Path, reason: impl std::fmt::Display) -> Error {
+    Error::Io { path: path.display().to_string(), reason: reason.to_string() }
+}
+
+/// `dir/.name.tmp-PID-N`: same directory, hidden, unique per process and call
+/// (threads writing the same target never share a temporary file).
+fn temp_path(path: &Path) -> Result<PathBuf> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = path.file_name().ok_or_else(|| io_err(path, "not a file path"))?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    Ok(dir.join(format!(".{}.tmp-{}-{n}", name.to_string_lossy(), std::process::id())))
+}
+
+fn write_temp<T>(tmp: &Path, write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<T>) -> std::io::Result<T> {
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(tmp)?);
+    let value = write(&mut w)?;
+    let file = w.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    Ok(value)
+}
+
+/// Makes the rename durable; best effort, as not every platform can open a directory.
+fn sync_dir(path: &Path) {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(d) = File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+}

@@ -1,0 +1,61 @@
+//! Drawing into PNG files: plotters draws into an in-memory RGB buffer, the
+//! `image` crate encodes it, and the file is written atomically. Text uses
+//! DejaVu Sans, embedded in the binary by the `dejavu` crate and registered
+//! with plotters' ab_glyph renderer as "sans-serif", so no system font is needed.
+
+use crate::error::{Error, Result};
+use crate::io::write_atomic;
+use image::{ImageFormat, RgbImage};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::{FontStyle, register_font};
+use std::io::Cursor;
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// The font family name every drawing here uses.
+pub(crate) const FONT: &str = "sans-serif";
+
+pub(crate) type Canvas<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+pub(crate) type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+/// Registers the embedded font once per process; later calls return the first outcome.
+pub(crate) fn ensure_font() -> Result<()> {
+    static REGISTERED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
+                .map_err(|_| "the embedded DejaVu Sans font could not be parsed".to_string())
+        })
+        .clone()
+        .map_err(Error::Invalid)
+}
+
+/// Width and height of `text` in pixels at `size` points, as it will be drawn.
+pub(crate) fn text_size(text: &str, size: f64) -> Result<(u32, u32)> {
+    ensure_font()?;
+    FontDesc::new(FontFamily::Name(FONT), size, FontStyle::Normal)
+        .box_size(text)
+        .map_err(|e| Error::Invalid(format!("measuring text '{text}': {e}")))
+}
+
+/// Draws on a white `width`×`height` canvas and writes it to `path` as a PNG, atomically.
+pub(crate) fn save_drawing(
+    path: &Path,
+    (width, height): (u32, u32),
+    draw: impl FnOnce(&Canvas<'_>) -> DrawResult,
+) -> Result<()> {
+    ensure_font()?;
+    let fail = |reason: String| Error::Io { path: path.display().to_string(), reason };
+    let mut rgb = vec![0u8; width as usize * height as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| fail(format!("drawing: {e}")))?;
+        draw(&root).map_err(|e| fail(format!("drawing: {e}")))?;
+        root.present().map_err(|e| fail(format!("drawing: {e}")))?;
+    }
+    let image = RgbImage::from_raw(width, height, rgb).ok_or_else(|| fail("image buffer of the wrong size".into()))?;
+    let mut png = Cursor::new(Vec::new());
+    image.write_to(&mut png, ImageFormat::Png).map_err(|e| fail(format!("encoding PNG: {e}")))?;
+    write_atomic(path, png.get_ref())
+}

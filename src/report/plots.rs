@@ -1,0 +1,108 @@
+//! The tutorial's two plots of a history: `loss.png` (training and validation
+//! loss per epoch) and `accuracy.png` (training and validation accuracy), each
+//! with a title, axis labels and a legend. Every epoch is also marked with a
+//! dot, so a one-epoch history still shows its values. Non-finite values are
+//! left out of the curves.
+
+use super::canvas::{Canvas, DrawResult, FONT, save_drawing};
+use super::history::{EpochRecord, History};
+use crate::error::{Error, Result};
+use plotters::prelude::*;
+use std::ops::Range;
+use std::path::Path;
+
+pub const LOSS_PNG: &str = "loss.png";
+pub const ACCURACY_PNG: &str = "accuracy.png";
+/// Width and height of both plots in pixels.
+pub const PLOT_SIZE: (u32, u32) = (800, 500);
+
+const TRAINING: RGBColor = RGBColor(31, 119, 180); // matplotlib's first two colours
+const VALIDATION: RGBColor = RGBColor(255, 127, 14);
+
+/// Writes `dir/loss.png` and `dir/accuracy.png`, each atomically.
+pub fn save_plots(history: &History, dir: &Path) -> Result<()> {
+    if history.epochs.is_empty() {
+        return Err(Error::Invalid("no epochs to plot: the history is empty".into()));
+    }
+    let losses = history.epochs.iter().flat_map(|r| [r.loss, r.val_loss]);
+    let top = losses.filter(|v| v.is_finite()).fold(0.0, f64::max);
+    let loss = Panel {
+        title: "Training and validation loss",
+        y_label: "Loss",
+        y_range: 0.0..if top > 0.0 { top * 1.1 } else { 1.0 },
+        legend: SeriesLabelPosition::UpperRight,
+    };
+    loss.save(history, |r| (r.loss, r.val_loss), &dir.join(LOSS_PNG))?;
+    let accuracy = Panel {
+        title: "Training and validation accuracy",
+        y_label: "Accuracy",
+        y_range: 0.0..1.0,
+        legend: SeriesLabelPosition::LowerRight,
+    };
+    accuracy.save(history, |r| (r.accuracy, r.val_accuracy), &dir.join(ACCURACY_PNG))
+}
+
+/// One line of a plot.
+struct Curve {
+    label: &'static str,
+    colour: RGBColor,
+    points: Vec<(usize, f64)>,
+}
+
+struct Panel {
+    title: &'static str,
+    y_label: &'static str,
+    y_range: Range<f64>,
+    legend: SeriesLabelPosition,
+}
+
+impl Panel {
+    /// Plots the (training, validation) pair that `metric` picks from each epoch.
+    fn save(&self, history: &History, metric: fn(&EpochRecord) -> (f64, f64), path: &Path) -> Result<()> {
+        let points = |pick: fn((f64, f64)) -> f64| -> Vec<(usize, f64)> {
+            let all = history.epochs.iter().map(|r| (r.epoch, pick(metric(r))));
+            all.filter(|(_, v)| v.is_finite()).collect()
+        };
+        let training = Curve { label: "Training", colour: TRAINING, points: points(|(t, _)| t) };
+        let validation = Curve { label: "Validation", colour: VALIDATION, points: points(|(_, v)| v) };
+        // One epoch of space either side keeps the first and last dots off the axes.
+        let first = history.epochs[0].epoch;
+        let epochs = first - 1..first + history.epochs.len();
+        save_drawing(path, PLOT_SIZE, |root| self.draw(root, epochs, [training, validation]))
+    }
+
+    fn draw(&self, root: &Canvas<'_>, epochs: Range<usize>, curves: [Curve; 2]) -> DrawResult {
+        let padding = [epochs.start, epochs.end];
+        let mut chart = ChartBuilder::on(root)
+            .caption(self.title, (FONT, 24))
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            .build_cartesian_2d(epochs, self.y_range.clone())?;
+        chart
+            .configure_mesh()
+            .x_desc("Epoch")
+            // The padding epochs either side get no label.
+            .x_label_formatter(&|e| if padding.contains(e) { String::new() } else { e.to_string() })
+            .y_desc(self.y_label)
+            .label_style((FONT, 15))
+            .axis_desc_style((FONT, 17))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        for curve in curves {
+            let line = curve.colour.stroke_width(2);
+            chart
+                .draw_series(LineSeries::new(curve.points, line).point_size(4))?
+                .label(curve.label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], line));
+        }
+        chart
+            .configure_series_labels()
+            .position(self.legend.clone())
+            .label_font((FONT, 16))
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()?;
+        Ok(())
+    }
+}
