@@ -16,6 +16,14 @@ pub enum ConvertCommand {
         #[arg(long)]
         f16: bool,
     },
+    /// Re-store a safetensors weight file in f16 (half the size) or f32, names and metadata kept.
+    Storage {
+        input: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        f16: bool,
+    },
 }
 
 pub fn run(cmd: ConvertCommand) -> incept::Result<()> {
@@ -23,6 +31,14 @@ pub fn run(cmd: ConvertCommand) -> incept::Result<()> {
         ConvertCommand::Tfjs { model_json, weights_bin, out, f16 } => {
             let report = incept::io::convert_inception_v3(&model_json, &weights_bin, &out, f16)?;
             print!("{report}");
+            Ok(())
+        }
+        ConvertCommand::Storage { input, out, f16 } => {
+            let tensors = incept::io::read_safetensors(&input)?;
+            let metadata = incept::io::safetensors_io::read_metadata(&input)?;
+            let storage = if f16 { incept::io::StorageDtype::F16 } else { incept::io::StorageDtype::F32 };
+            let bytes = incept::io::write_safetensors(&out, &tensors, storage, &metadata)?;
+            println!("wrote {} ({} tensors, {storage:?}, {bytes} bytes)", out.display(), tensors.len());
             Ok(())
         }
     }
