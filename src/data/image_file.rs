@@ -1,7 +1,8 @@
 //! One image file → an NHWC f32 row of pixels, as Keras's
 //! `load_img(target_size, interpolation='nearest')` + preprocessing does:
 //! decode, convert to RGB (grayscale replicated, alpha dropped), resize with
-//! PIL's nearest-neighbour rule, then scale.
+//! PIL's nearest-neighbour rule, then scale. The training loader augments
+//! between the resize ([`load_rgb`]) and the scaling ([`Preprocess::scale`]).
 
 use crate::error::{Error, Result};
 use std::path::Path;
@@ -18,15 +19,28 @@ pub enum Preprocess {
 
 impl Preprocess {
     pub fn apply(self, v: u8) -> f32 {
+        self.scale(v as f32)
+    }
+
+    /// Maps a pixel value in [0, 255] with Keras's float32 arithmetic:
+    /// `x *= float32(1/255)` (ImageDataGenerator.standardize) or
+    /// `x /= 127.5; x -= 1` (preprocess_input, mode 'tf').
+    pub fn scale(self, v: f32) -> f32 {
         match self {
-            Preprocess::Rescale => v as f32 / 255.0,
-            Preprocess::Inception => v as f32 / 127.5 - 1.0,
+            Preprocess::Rescale => v * (1.0f64 / 255.0) as f32,
+            Preprocess::Inception => v / 127.5 - 1.0,
         }
     }
 }
 
 /// Decodes `path` and returns `size`×`size`×3 values (row-major HWC).
 pub fn load_image(path: &Path, size: usize, pre: Preprocess) -> Result<Vec<f32>> {
+    Ok(load_rgb(path, size)?.into_iter().map(|v| pre.apply(v)).collect())
+}
+
+/// Decodes `path`, converts it to RGB and resizes it to `size`×`size` with
+/// PIL's nearest rule: `size`×`size`×3 bytes (row-major HWC).
+pub fn load_rgb(path: &Path, size: usize) -> Result<Vec<u8>> {
     let img = image::ImageReader::open(path)
         .and_then(|r| r.with_guessed_format())
         .map_err(|e| Error::Io { path: path.display().to_string(), reason: format!("cannot open: {e}") })?
@@ -44,7 +58,7 @@ pub fn load_image(path: &Path, size: usize, pre: Preprocess) -> Result<Vec<f32>>
         for x in 0..size {
             let sx = nearest(x, size, w);
             let p = &raw[(sy * w + sx) * 3..][..3];
-            out.extend(p.iter().map(|&v| pre.apply(v)));
+            out.extend_from_slice(p);
         }
     }
     Ok(out)

@@ -1,5 +1,17 @@
-//! Image input: decoding, Keras-compatible resizing and preprocessing.
+//! Image input: class-per-folder splits, decoding, Keras-compatible resizing,
+//! augmentation and preprocessing, a threaded batch loader, and the
+//! Fashion-MNIST subset used as the default dataset.
 
+pub mod augment;
+pub mod fashion_mnist;
+pub mod folder;
+pub mod idx;
 pub mod image_file;
+pub mod loader;
 
-pub use image_file::{Preprocess, load_image};
+pub use augment::{Augment, Transform};
+pub use fashion_mnist::{Fmnist4Spec, Summary, write_fmnist4, write_fmnist4_with};
+pub use folder::{ImageFolder, is_image_file};
+pub use idx::{Idx, parse_idx, read_idx};
+pub use image_file::{Preprocess, load_image, load_rgb};
+pub use loader::{Batch, Epoch, Loader, LoaderConfig, Skipped};

@@ -1,0 +1,168 @@
+//! A class-per-folder image split, listed as Keras's
+//! `flow_from_directory` lists it: classes are the sorted names of the
+//! subfolders (label = position in that order); each class folder is walked
+//! recursively without following symlinked folders, folders in sorted path
+//! order and files sorted by name within each; a file counts when its
+//! extension names a format the `image` crate can decode.
+//!
+//! Unlike Keras, a class folder without images, or a split without any, is an
+//! error rather than a silently empty class.
+
+use crate::error::{Error, Result};
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// One split (train/, valid/ or test/) of a class-per-folder tree.
+#[derive(Clone, Debug)]
+pub struct ImageFolder {
+    root: PathBuf,
+    classes: Vec<String>,
+    samples: Vec<(PathBuf, usize)>,
+}
+
+fn folder_err(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Io { path: path.display().to_string(), reason: reason.into() }
+}
+
+/// Whether `path`'s extension names a format the `image` crate decodes here.
+pub fn is_image_file(path: &Path) -> bool {
+    path.extension()
+        .and_then(image::ImageFormat::from_extension)
+        // AVIF reports reading enabled with the encoder feature, but decoding needs `avif-native`.
+        .is_some_and(|f| f.reading_enabled() && f != image::ImageFormat::Avif)
+}
+
+impl ImageFolder {
+    pub fn open(dir: &Path) -> Result<ImageFolder> {
+        let meta = fs::metadata(dir).map_err(|e| folder_err(dir, format!("cannot open image folder: {e}")))?;
+        if !meta.is_dir() {
+            return Err(folder_err(dir, "is not a folder (expected one subfolder per class)"));
+        }
+        let mut class_names: Vec<OsString> = Vec::new();
+        for entry in read_dir_sorted(dir)? {
+            // fs::metadata follows symlinks, as Keras's os.path.isdir does.
+            if fs::metadata(dir.join(&entry)).is_ok_and(|m| m.is_dir()) {
+                class_names.push(entry);
+            }
+        }
+        if class_names.is_empty() {
+            return Err(folder_err(dir, "has no class folders (expected one subfolder of images per class)"));
+        }
+        let mut classes = Vec::with_capacity(class_names.len());
+        let mut samples = Vec::new();
+        let mut empty = Vec::new();
+        for (label, name) in class_names.iter().enumerate() {
+            let files = list_images(&dir.join(name))?;
+            let name = name.to_string_lossy().into_owned();
+            if files.is_empty() {
+                empty.push(name.clone());
+            }
+            samples.extend(files.into_iter().map(|f| (f, label)));
+            classes.push(name);
+        }
+        if samples.is_empty() {
+            return Err(folder_err(
+                dir,
+                format!(
+                    "has no images in any of its class folders {classes:?} (looked for png, jpg, bmp, gif, tiff, webp, …)"
+                ),
+            ));
+        }
+        if let Some(name) = empty.first() {
+            return Err(folder_err(&dir.join(name), format!("class folder {name} has no images")));
+        }
+        Ok(ImageFolder { root: dir.to_path_buf(), classes, samples })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Class names; a sample's label is its class's index here.
+    pub fn classes(&self) -> &[String] {
+        &self.classes
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// Always false for an opened folder (opening rejects empty splits).
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// (file, label) in Keras's order: by class, then by walk order.
+    pub fn samples(&self) -> &[(PathBuf, usize)] {
+        &self.samples
+    }
+
+    /// Images per class, in class order.
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.classes.len()];
+        for &(_, label) in &self.samples {
+            counts[label] += 1;
+        }
+        counts
+    }
+
+    /// Errors, naming both folders and both class lists, unless `other` has
+    /// exactly the same classes in the same order (so labels agree).
+    pub fn check_same_classes(&self, other: &ImageFolder) -> Result<()> {
+        if self.classes == other.classes {
+            return Ok(());
+        }
+        Err(Error::Invalid(format!(
+            "{} and {} have different classes: {:?} vs {:?}",
+            self.root.display(),
+            other.root.display(),
+            self.classes,
+            other.classes
+        )))
+    }
+}
+
+fn read_dir_sorted(dir: &Path) -> Result<Vec<OsString>> {
+    let entries = fs::read_dir(dir).map_err(|e| folder_err(dir, format!("cannot list folder: {e}")))?;
+    let mut names = Vec::new();
+    for entry in entries {
+        names.push(entry.map_err(|e| folder_err(dir, format!("cannot list folder: {e}")))?.file_name());
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Keras's `_iter_valid_files`: `sorted(os.walk(dir), key=root)`, files sorted
+/// within each folder. Symlinked folders are neither listed nor entered
+/// (`followlinks=False`); symlinked files are listed.
+fn list_images(class_dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut folders: Vec<(PathBuf, Vec<OsString>)> = Vec::new();
+    walk(class_dir, &mut folders)?;
+    folders.sort_by(|a, b| a.0.as_os_str().as_encoded_bytes().cmp(b.0.as_os_str().as_encoded_bytes()));
+    let mut out = Vec::new();
+    for (root, files) in folders {
+        out.extend(files.into_iter().map(|f| root.join(f)).filter(|p| is_image_file(p)));
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, folders: &mut Vec<(PathBuf, Vec<OsString>)>) -> Result<()> {
+    let mut files = Vec::new();
+    let mut subdirs = Vec::new();
+    for name in read_dir_sorted(dir)? {
+        let path = dir.join(&name);
+        let own = fs::symlink_metadata(&path).map_err(|e| folder_err(&path, format!("cannot inspect: {e}")))?;
+        if own.is_dir() {
+            subdirs.push(path);
+        } else if !(own.file_type().is_symlink() && fs::metadata(&path).is_ok_and(|m| m.is_dir())) {
+            files.push(name);
+        }
+    }
+    folders.push((dir.to_path_buf(), files));
+    for sub in subdirs {
+        walk(&sub, folders)?;
+    }
+    Ok(())
+}
