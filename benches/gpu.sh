@@ -15,6 +15,7 @@ for t in $tests; do
 done 2>&1 | tee "$OUT/tests.txt"
 $bin bench kernels --list --image-size 224 > "$OUT/shapes.csv"
 $bin bench kernels --batch 8 --image-size 224 --algo tiled --min-time 0.2 2>&1 | tee "$OUT/incept_tiled.txt"
+$bin bench kernels --batch 8 --image-size 224 --algo tiled-large --min-time 0.2 2>&1 | tee "$OUT/incept_tiled_large.txt"
 $bin bench kernels --batch 8 --image-size 224 --algo blocked --min-time 0.2 2>&1 | tail -1 | tee "$OUT/incept_blocked.txt"
 for s in 224 299; do
   $bin bench model --batch 32 --image-size $s --iters 5 2>&1 | tee -a "$OUT/incept_model.txt"

@@ -51,7 +51,7 @@ fn conv_table(gpu: &Gpu) -> Result<()> {
         let oracle = to_f64(&run(ConvAlgo::Direct)?.to_vec()?);
         let (oh, ow) = win.output_size(h, w)?;
         let flops = 2.0 * (n * oh * ow * cout * kh * kw * cin) as f64;
-        for algo in [ConvAlgo::Direct, ConvAlgo::RegisterBlocked, ConvAlgo::Tiled] {
+        for algo in [ConvAlgo::Direct, ConvAlgo::RegisterBlocked, ConvAlgo::Tiled, ConvAlgo::TiledLarge] {
             check(&format!("{algo:?}"), &run(algo)?, &oracle)?;
             let t = best_time(gpu, 3, || run(algo))?;
             let shape = format!("{n}x{h}x{w}x{cin} {kh}x{kw} -> {cout}");

@@ -41,8 +41,8 @@ struct Params {
     out_stride: u32, // channels of the output tensor
     out_offset: u32, // first output channel written
     epilogue: u32,   // bit 0: multiply by scale, bit 1: add bias, bit 2: ReLU
-    _pad0: u32,
-    _pad1: u32,
+    k_split: u32,    // k per split-K slice (conv2d_tiled_large only)
+    splits: u32,     // split-K slices (conv2d_tiled_large_reduce only)
 }
 
 const EPILOGUE_SCALE: u32 = 1u;

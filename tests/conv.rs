@@ -1,6 +1,12 @@
-//! Forward convolution: every variant (Direct, RegisterBlocked, Tiled) against
-//! the CPU reference, over every InceptionV3 kernel shape, both strides and
-//! paddings, the fused epilogue and channel-slice outputs.
+//! Forward convolution: every variant (Direct, RegisterBlocked, Tiled,
+//! TiledLarge) against the CPU reference, over every InceptionV3 kernel shape,
+//! both strides and paddings, the fused epilogue and channel-slice outputs.
+//!
+//! TiledLarge splits K across workgroups whenever its grid is small and K has
+//! at least 16 steps of 8, so at these sizes cases with K = kh·kw·cin > 120
+//! take its split-K path (partial sums, then the reduction applies the
+//! epilogue) and the others its direct path; cin and cout both multiples of 4
+//! pick its vec4 loads. Each test below has cases of both paths.
 mod common;
 use common::*;
 use incept::ops::conv::{self, ConvAlgo, ConvSpec};
@@ -8,7 +14,7 @@ use incept::ops::{Padding, Window2d};
 use incept::reference::{conv as rc, to_f64};
 use incept::{Gpu, Tensor};
 
-const ALGOS: [ConvAlgo; 3] = [ConvAlgo::Direct, ConvAlgo::RegisterBlocked, ConvAlgo::Tiled];
+const ALGOS: [ConvAlgo; 4] = [ConvAlgo::Direct, ConvAlgo::RegisterBlocked, ConvAlgo::Tiled, ConvAlgo::TiledLarge];
 
 /// One convolution: input [batch, h, w, cin], filter [kh, kw, cin, cout].
 #[derive(Clone, Copy, Debug)]
@@ -129,7 +135,8 @@ fn long_reduction_matches_reference() {
 #[test]
 fn fused_epilogue_matches_reference() {
     let gpu = gpu();
-    for c in [case(3, (7, 11), 17, 13, (3, 3), 2, Same), case(3, (7, 11), 16, 12, (3, 3), 2, Same)] {
+    // K = 153 and 144: split K; K = 36: no split.
+    for c in [case(3, (7, 11), 17, 13, (3, 3), 2, Same), case(3, (7, 11), 16, 12, (3, 3), 2, Same), case(3, (7, 11), 4, 12, (3, 3), 2, Same)] {
         fused_epilogue_case(&gpu, c);
     }
 }
@@ -161,6 +168,9 @@ fn writes_only_its_channel_slice() {
     let gpu = gpu();
     writes_only_its_channel_slice_case(&gpu, case(3, (9, 9), 5, 7, (3, 3), 1, Same), 19, 5);
     writes_only_its_channel_slice_case(&gpu, case(3, (9, 9), 8, 12, (3, 3), 1, Same), 28, 8);
+    // K = 324: TiledLarge splits K, and its reduction writes the slice.
+    writes_only_its_channel_slice_case(&gpu, case(2, (5, 5), 36, 10, (3, 3), 1, Same), 23, 9);
+    writes_only_its_channel_slice_case(&gpu, case(2, (5, 5), 36, 12, (3, 3), 1, Same), 28, 8);
 }
 
 fn writes_only_its_channel_slice_case(gpu: &Gpu, c: Case, ctotal: usize, offset: usize) {

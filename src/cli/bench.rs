@@ -18,7 +18,7 @@ pub enum BenchCommand {
         batch: usize,
         #[arg(long, default_value_t = 224)]
         image_size: usize,
-        /// Kernel variant: auto (per adapter), direct, blocked or tiled.
+        /// Kernel variant: auto (per adapter), direct, blocked, tiled or tiled-large.
         #[arg(long, default_value = "auto")]
         algo: String,
         /// Minimum seconds of repetitions per shape (after one warm-up run).
@@ -79,7 +79,8 @@ fn kernels(gpu: &Gpu, batch: usize, image: usize, algo: &str, min_time: f64, lim
         "direct" => ConvAlgo::Direct,
         "blocked" => ConvAlgo::RegisterBlocked,
         "tiled" => ConvAlgo::Tiled,
-        other => return Err(Error::Invalid(format!("--algo {other:?}: expected auto, direct, blocked or tiled"))),
+        "tiled-large" => ConvAlgo::TiledLarge,
+        other => return Err(Error::Invalid(format!("--algo {other:?}: expected auto, direct, blocked, tiled or tiled-large"))),
     };
     let mut shapes = incept::bench::inception_v3_conv_shapes(image);
     shapes.truncate(limit.unwrap_or(shapes.len()));

@@ -2,10 +2,12 @@
 //! rows M = batch·out_h·out_w output pixels, columns N = cout, depth
 //! K = kh·kw·cin (HWIO weights are already the [K, cout] matrix).
 //!
-//! Three variants compute the same thing, side by side:
+//! Four variants compute the same thing, side by side:
 //! - [`ConvAlgo::Direct`]: one invocation per output element, the oracle;
 //! - [`ConvAlgo::RegisterBlocked`]: barrier-free register blocks for CPU adapters;
-//! - [`ConvAlgo::Tiled`]: shared-memory tiles for GPUs.
+//! - [`ConvAlgo::Tiled`]: shared-memory tiles for GPUs, the classic lesson;
+//! - [`ConvAlgo::TiledLarge`]: the SGEMM-style GPU kernel (128×64 tiles, 8×4
+//!   outputs per invocation, double buffering) with split-K for small grids.
 //!
 //! Each applies an optional per-channel epilogue `relu?(conv * scale + bias)`
 //! (folded inference BatchNorm) and can write into a channel slice of a wider
@@ -21,6 +23,9 @@ kernel!(CONV2D_DIRECT, "conv2d_direct.wgsl", "conv2d_direct", reads = 4, writes 
 kernel!(CONV2D_BLOCKED, "conv2d_blocked.wgsl", "conv2d_blocked", reads = 4, writes = 1);
 kernel!(CONV2D_BLOCKED_VEC4, "conv2d_blocked.wgsl", "conv2d_blocked_vec4", reads = 4, writes = 1);
 kernel!(CONV2D_TILED, "conv2d_tiled.wgsl", "conv2d_tiled", reads = 4, writes = 1);
+kernel!(CONV2D_TILED_LARGE, "conv2d_tiled_large.wgsl", "conv2d_tiled_large", reads = 4, writes = 1);
+kernel!(CONV2D_TILED_LARGE_VEC4, "conv2d_tiled_large.wgsl", "conv2d_tiled_large_vec4", reads = 4, writes = 1);
+kernel!(CONV2D_TILED_LARGE_REDUCE, "conv2d_tiled_large.wgsl", "conv2d_tiled_large_reduce", reads = 4, writes = 1);
 
 /// Which kernel computes the convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -29,8 +34,11 @@ pub enum ConvAlgo {
     Direct,
     /// Blocks of outputs per invocation, no workgroup memory (CPU adapters).
     RegisterBlocked,
-    /// Shared-memory tiles with barriers (GPUs).
+    /// Shared-memory tiles with barriers (GPUs): 64×64 tiles, 4×4 per invocation.
     Tiled,
+    /// Large shared-memory tiles (128×64, 8×4 per invocation, vec4 reads,
+    /// double buffered), K split across workgroups when the grid is small.
+    TiledLarge,
 }
 
 impl ConvAlgo {
@@ -167,8 +175,10 @@ struct Params {
     out_stride: u32,
     out_offset: u32,
     epilogue: u32,
-    _pad0: u32,
-    _pad1: u32,
+    /// Depth per split-K slice (conv2d_tiled_large only).
+    k_split: u32,
+    /// Split-K slices (conv2d_tiled_large_reduce only).
+    splits: u32,
 }
 
 const EPILOGUE_SCALE: u32 = 1;
@@ -220,8 +230,8 @@ fn launch(x: &Tensor, w: &Tensor, spec: &ConvSpec, g: &Geometry, out: &Tensor, o
         out_stride: out_stride as u32,
         out_offset: out_offset as u32,
         epilogue,
-        _pad0: 0,
-        _pad1: 0,
+        k_split: 0,
+        splits: 1,
     };
     // Absent epilogue operands: bind the filter in their slot; the kernel never reads it.
     let reads = [x, w, spec.scale.unwrap_or(w), spec.bias.unwrap_or(w)];
@@ -241,8 +251,64 @@ fn launch(x: &Tensor, w: &Tensor, spec: &ConvSpec, g: &Geometry, out: &Tensor, o
             (kernel, &blocked, groups)
         }
         ConvAlgo::Tiled => (&CONV2D_TILED, &[], grid(gpu, rows.div_ceil(TILE), g.cout.div_ceil(TILE))),
+        ConvAlgo::TiledLarge => return launch_tiled_large(g, &params, &reads, out),
     };
     gpu.launch(kernel, constants, &params, &reads, &[out], groups)
+}
+
+/// Output tile of one `TiledLarge` workgroup, and its step through K.
+const LARGE_TILE_M: usize = 128;
+const LARGE_TILE_N: usize = 64;
+const LARGE_STEP_K: usize = 8;
+/// Workgroups a `TiledLarge` grid should have: about two per SM on the
+/// largest GPUs (132 SMs), beyond what a handful of cores needs.
+const SPLIT_K_TARGET: usize = 256;
+/// Fewest K steps per split-K slice, so that the partial sums (written and
+/// read once per slice) stay small next to the slice's arithmetic.
+const SPLIT_K_MIN_STEPS: usize = 8;
+/// Invocations per workgroup of the split-K reduction.
+const REDUCE_GROUP: usize = 256;
+
+/// Split-K rule for `TiledLarge`: with `tiles` output tiles, split K into
+/// enough slices to reach [`SPLIT_K_TARGET`] workgroups, but keep at least
+/// [`SPLIT_K_MIN_STEPS`] steps of K per slice. Returns (slices, depth per
+/// slice, a multiple of the K step); one slice means no split.
+///
+/// E.g. at batch 8, 224² images: 5×5×2048 1×1 → 192 has 2×3 tiles and 256
+/// steps, so 32 slices of 64; 12×12×768 1×1 → 192 has 9×3 tiles and 96
+/// steps, so 10 slices of 80; 54×54×80 3×3 → 192 has 183×3 tiles: no split.
+fn split_k(tiles: usize, depth: usize) -> (usize, usize) {
+    let steps = depth.div_ceil(LARGE_STEP_K);
+    let wanted = SPLIT_K_TARGET.div_ceil(tiles).min(steps / SPLIT_K_MIN_STEPS).max(1);
+    let k_split = steps.div_ceil(wanted) * LARGE_STEP_K;
+    (depth.div_ceil(k_split), k_split)
+}
+
+/// `TiledLarge`: one tile kernel, writing the output directly, or with a
+/// split K, partial sums [splits, rows, cout] and the reduction that adds
+/// them and applies the epilogue.
+fn launch_tiled_large(g: &Geometry, params: &Params, reads: &[&Tensor; 4], out: &Tensor) -> Result<()> {
+    let gpu = out.gpu();
+    let rows = g.rows();
+    let (row_tiles, col_tiles) = (rows.div_ceil(LARGE_TILE_M), g.cout.div_ceil(LARGE_TILE_N));
+    let depth = params.depth as usize;
+    let (splits, k_split) = split_k(row_tiles * col_tiles, depth);
+    // vec4 loads need 16-byte aligned rows of x and w.
+    let kernel = if g.cin.is_multiple_of(4) && g.cout.is_multiple_of(4) { &CONV2D_TILED_LARGE_VEC4 } else { &CONV2D_TILED_LARGE };
+    let groups = grid(gpu, row_tiles, col_tiles * splits);
+    let tile_params = Params { k_split: k_split as u32, ..*params };
+    if splits == 1 {
+        return gpu.launch(kernel, &[], &tile_params, reads, &[out], groups);
+    }
+    // Small: splits > 1 only with fewer than SPLIT_K_TARGET tiles, and then
+    // splits · rows · cout < 2 · SPLIT_K_TARGET · 128 · 64 floats (16 MiB).
+    let partials = Tensor::empty(gpu, &[splits, rows, g.cout], DType::F32)?;
+    let partial_params = Params { out_stride: g.cout as u32, out_offset: 0, epilogue: 0, ..tile_params };
+    gpu.launch(kernel, &[], &partial_params, reads, &[&partials], groups)?;
+    let reduce_params = Params { splits: splits as u32, ..*params };
+    let [_, w, scale, bias] = *reads;
+    let groups = gpu.groups_1d((rows * g.cout).div_ceil(REDUCE_GROUP) as u32);
+    gpu.launch(&CONV2D_TILED_LARGE_REDUCE, &[], &reduce_params, &[&partials, w, scale, bias], &[out], groups)
 }
 
 /// Lanes of a register-blocked workgroup along rows and channel blocks: 64
