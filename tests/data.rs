@@ -1,8 +1,8 @@
 //! The input pipeline (no GPU): class folders, decoding to RGB, Keras's
 //! augmentation math, the threaded loader, IDX parsing and the fmnist4 writer.
 //!
-//! `INCEPT_FMNIST_REAL=1` also builds fmnist4 from Debian's real
-//! dataset-fashion-mnist files and fails if they are missing.
+//! One test builds fmnist4 from Debian's real dataset-fashion-mnist files and
+//! fails if they are missing (`tools/test.sh` installs them).
 
 use incept::data::augment::{Augment, Transform};
 use incept::data::fashion_mnist::{FMNIST4_CLASSES, Fmnist4Spec, write_fmnist4, write_fmnist4_with};
@@ -647,14 +647,10 @@ fn fmnist4_errors_explain_what_is_missing() {
 }
 
 #[test]
-fn fmnist4_from_the_real_debian_files_when_requested() {
-    if std::env::var_os("INCEPT_FMNIST_REAL").is_none_or(|v| v != "1") {
-        eprintln!("INCEPT_FMNIST_REAL is not 1: the real Fashion-MNIST check is not run");
-        return;
-    }
+fn fmnist4_from_the_real_debian_files() {
     let dir = tempfile::tempdir().unwrap();
     let s = write_fmnist4(dir.path(), None).unwrap_or_else(|e| {
-        panic!("INCEPT_FMNIST_REAL=1 needs Debian's dataset-fashion-mnist (tools/install-fashion-mnist.sh): {e}")
+        panic!("this test needs Debian's dataset-fashion-mnist (run tools/install-fashion-mnist.sh, or tools/test.sh): {e}")
     });
     assert_eq!((s.train, s.valid, s.test, s.written), (600, 200, 400, 1200));
     for (split, per_class) in [("train", 150), ("valid", 50), ("test", 100)] {

@@ -2,9 +2,12 @@
 
 pub mod bench;
 pub mod convert;
+pub mod data;
 pub mod devices;
 pub mod features;
+pub mod predict;
 pub mod summary;
+pub mod train;
 
 use incept::{Gpu, GpuOptions, Result};
 

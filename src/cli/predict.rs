@@ -144,7 +144,7 @@ pub fn evaluate(adapter: Option<String>, args: EvaluateArgs) -> Result<()> {
         cm.add(*truth, p.predicted())?;
     }
     println!("{}", cm.to_text());
-    let png = args.out.clone().unwrap_or_else(|| args.model.join("confusion_matrix.png"));
+    let png = args.out.clone().unwrap_or_else(|| args.model.model.join("confusion_matrix.png"));
     cm.save_png(&png)?;
     println!("accuracy: {:.4}\nconfusion matrix image: {}", cm.accuracy(), png.display());
     Ok(())

@@ -207,7 +207,7 @@ pub fn fit(gpu: &Gpu, cfg: TrainConfig, run_dir: &Path, resume: bool, interrupt:
             "loss {:.4} acc {:.4} val_loss {:.4} val_acc {:.4} lr {:.1e} {:.1} img/s",
             train_scores.loss, train_scores.accuracy, val.loss, val.accuracy, state.lr, images_per_second
         ));
-        history.epochs.push(EpochRecord {
+        history.append(EpochRecord {
             epoch: epoch + 1,
             loss: train_scores.loss,
             accuracy: train_scores.accuracy,
@@ -216,7 +216,7 @@ pub fn fit(gpu: &Gpu, cfg: TrainConfig, run_dir: &Path, resume: bool, interrupt:
             lr: state.lr,
             seconds,
             images_per_second,
-        });
+        })?;
         epoch_seconds.push(seconds);
         rates.push(images_per_second);
 
@@ -229,7 +229,7 @@ pub fn fit(gpu: &Gpu, cfg: TrainConfig, run_dir: &Path, resume: bool, interrupt:
         state.lr = state.plateau.on_epoch_end(val.loss, state.lr);
         optimizer.config.lr = state.lr as f32;
         history.save(run_dir)?;
-        plots::save_plots(run_dir, &history)?;
+        plots::save_plots(&history, run_dir)?;
         if improved {
             checkpoint::save(&run_dir.join(BEST), &model, &optimizer, &state)?;
         }
