@@ -1,0 +1,141 @@
+//! End to end through the `incept` binary: train a few steps on a tiny
+//! generated image tree, resume, predict, evaluate, and the bad-input paths.
+use incept::io::{StorageDtype, write_safetensors};
+use incept::models::inception_v3::random_weights;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const CLASSES: [&str; 3] = ["ant", "bee", "cat"];
+
+fn incept(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_incept")).args(args).output().expect("running incept")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[track_caller]
+fn ok(o: Output) -> String {
+    assert!(o.status.success(), "incept failed:\n{}", text(&o));
+    text(&o)
+}
+
+/// A class-per-folder tree whose classes differ in colour, 40×30 RGB PNGs.
+fn make_tree(root: &Path, per_split: &[(&str, usize)]) {
+    for (split, n) in per_split {
+        for (c, class) in CLASSES.iter().enumerate() {
+            let dir = root.join(split).join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..*n {
+                let img = image::RgbImage::from_fn(40, 30, |x, y| {
+                    let base = [(200, 40, 40), (40, 200, 40), (40, 40, 200)][c];
+                    let j = ((x * 7 + y * 3 + i as u32 * 11) % 40) as u8;
+                    image::Rgb([base.0 + j, base.1 + j, base.2 + j])
+                });
+                img.save(dir.join(format!("{i:03}.png"))).unwrap();
+            }
+        }
+    }
+}
+
+fn weights(dir: &Path) -> PathBuf {
+    let path = dir.join("base.safetensors");
+    write_safetensors(&path, &random_weights(3), StorageDtype::F16, &BTreeMap::new()).unwrap();
+    path
+}
+
+#[test]
+fn train_resume_predict_evaluate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_tree(&data, &[("train", 4), ("valid", 2), ("test", 2)]);
+    // A corrupt file is skipped with a warning and counted.
+    std::fs::write(data.join("train/bee/zz_corrupt.png"), b"not a png").unwrap();
+    let w = weights(tmp.path());
+    let run = tmp.path().join("run");
+    let common = ["--image-size", "75", "--batch", "5", "--head", "16", "--seed", "7"];
+    let mut args = vec!["train", "--data", data.to_str().unwrap(), "--weights", w.to_str().unwrap(), "--out", run.to_str().unwrap(), "--epochs", "2"];
+    args.extend(common);
+    let out = ok(incept(&args));
+    assert!(out.contains("zz_corrupt.png"), "no warning for the corrupt file:\n{out}");
+    assert!(out.contains("skipped unreadable files: 1"), "{out}");
+    assert!(out.contains("test accuracy"), "{out}");
+
+    let history = std::fs::read_to_string(run.join("history.csv")).unwrap();
+    assert_eq!(history.lines().count(), 3, "header + 2 epochs:\n{history}");
+    assert!(history.starts_with("epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds,images_per_second"));
+    for png in ["loss.png", "accuracy.png"] {
+        let img = image::open(run.join(png)).unwrap_or_else(|e| panic!("{png}: {e}"));
+        assert!(img.width() > 100 && img.height() > 100);
+    }
+    for f in ["best.safetensors", "last.safetensors", "run.json", "history.json"] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&run).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains(".tmp")).collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+
+    // Resume to 3 epochs: the history keeps its first two rows.
+    let before: Vec<String> = history.lines().map(str::to_owned).collect();
+    ok(incept(&["train", "--resume", run.to_str().unwrap(), "--epochs", "3"]));
+    let after = std::fs::read_to_string(run.join("history.csv")).unwrap();
+    let after: Vec<&str> = after.lines().collect();
+    assert_eq!(after.len(), 4, "{after:?}");
+    assert_eq!(&after[..3], &before.iter().map(String::as_str).collect::<Vec<_>>()[..], "resume rewrote earlier epochs");
+    assert!(after[3].starts_with("3,"));
+
+    // Predict a folder into CSV.
+    let csv = tmp.path().join("pred.csv");
+    let out = ok(incept(&["predict", "--model", run.to_str().unwrap(), "--out", csv.to_str().unwrap(), data.join("test").to_str().unwrap()]));
+    assert_eq!(out.lines().filter(|l| l.contains(".png\t")).count(), 6, "{out}");
+    let csv = std::fs::read_to_string(csv).unwrap();
+    assert_eq!(csv.lines().next().unwrap(), "path,predicted,probability_ant,probability_bee,probability_cat");
+    assert_eq!(csv.lines().count(), 7);
+    for row in csv.lines().skip(1) {
+        let p: f64 = row.split(',').skip(2).map(|v| v.parse::<f64>().unwrap()).sum();
+        assert!((p - 1.0).abs() < 1e-4, "probabilities do not sum to 1: {row}");
+    }
+
+    // Evaluate: report text and confusion-matrix image.
+    let out = ok(incept(&["evaluate", "--model", run.to_str().unwrap(), "--data", data.join("test").to_str().unwrap()]));
+    assert!(out.contains("accuracy") && CLASSES.iter().all(|c| out.contains(c)), "{out}");
+    assert!(image::open(run.join("confusion_matrix.png")).is_ok());
+}
+
+#[test]
+fn bad_inputs_fail_clearly_before_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_tree(&data, &[("train", 2), ("valid", 1)]);
+    let w = weights(tmp.path());
+    let train = |data: &Path, out: &Path| {
+        incept(&["train", "--data", data.to_str().unwrap(), "--weights", w.to_str().unwrap(), "--out", out.to_str().unwrap(), "--image-size", "75", "--epochs", "1"])
+    };
+
+    // An empty class folder is an error naming it.
+    std::fs::create_dir_all(data.join("valid/dog")).unwrap();
+    let o = train(&data, &tmp.path().join("r1"));
+    assert!(!o.status.success() && text(&o).contains("dog"), "{}", text(&o));
+    std::fs::remove_dir(data.join("valid/dog")).unwrap();
+
+    // An output directory that cannot be created fails before training.
+    let blocker = tmp.path().join("file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let o = train(&data, &blocker.join("run"));
+    assert!(!o.status.success() && text(&o).contains("run directory"), "{}", text(&o));
+    assert!(!text(&o).contains("epoch 1/1"), "training started:\n{}", text(&o));
+
+    // Missing weights name the file.
+    let o = incept(&["train", "--data", data.to_str().unwrap(), "--weights", "/nonexistent.safetensors", "--out", tmp.path().join("r2").to_str().unwrap()]);
+    assert!(!o.status.success() && text(&o).contains("/nonexistent.safetensors"), "{}", text(&o));
+
+    // Evaluating on a split with other classes is an error.
+    let run = tmp.path().join("r3");
+    assert!(train(&data, &run).status.success());
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(other.join("zebra")).unwrap();
+    image::RgbImage::new(8, 8).save(other.join("zebra/a.png")).unwrap();
+    let o = incept(&["evaluate", "--model", run.to_str().unwrap(), "--data", other.to_str().unwrap()]);
+    assert!(!o.status.success() && text(&o).contains("zebra"), "{}", text(&o));
+}
