@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# The main job until the training command lands: make sure a Vulkan driver
-# exists (lavapipe on a CPU-only machine), list the adapters, and benchmark
-# the convolution kernels on every InceptionV3 conv shape.
+# The main job on a fresh machine: a Vulkan driver when there is no GPU
+# (Mesa's lavapipe), real pretrained InceptionV3 weights (npm, verified),
+# the default fmnist4 dataset (Debian's Fashion-MNIST), then the Keras
+# transfer-learning recipe: fine-tune the last 15 layers + a Dense head.
+# Extra arguments go to `incept train` (e.g. --image-size 224 on a GPU).
+# Defaults fit a 2-core CPU-only machine: 75x75 images, 10 epochs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/install-vulkan.sh
+bash weights/fetch.sh
 cargo build --release --locked
-target/release/incept devices
-target/release/incept bench kernels "$@"
+bin=target/release/incept
+$bin devices | tail -1
+$bin data fashion-mnist --out data/fmnist4
+run=runs/fmnist4-$(date +%Y%m%d-%H%M%S)
+$bin train --data data/fmnist4 --weights weights/inception_v3_notop.safetensors --out "$run" \
+  --image-size 75 --epochs 10 --seed 1 "$@"
+$bin evaluate --model "$run" --data data/fmnist4/test

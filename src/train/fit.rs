@@ -203,10 +203,15 @@ pub fn fit(gpu: &Gpu, cfg: TrainConfig, run_dir: &Path, resume: bool, interrupt:
         let val = evaluate_split(gpu, &model, &valid, classes)?;
         let seconds = started.elapsed().as_secs_f64();
         let images_per_second = train_scores.images as f64 / train_seconds;
-        bar.finish_with_message(format!(
-            "loss {:.4} acc {:.4} val_loss {:.4} val_acc {:.4} lr {:.1e} {:.1} img/s",
-            train_scores.loss, train_scores.accuracy, val.loss, val.accuracy, state.lr, images_per_second
-        ));
+        let line = format!(
+            "loss {:.4} acc {:.4} val_loss {:.4} val_acc {:.4} lr {:.1e} {:.1} img/s {:.0} s",
+            train_scores.loss, train_scores.accuracy, val.loss, val.accuracy, state.lr, images_per_second, seconds
+        );
+        if bar.is_hidden() {
+            // Not a terminal (a log file, CI): one plain line per epoch instead of the bar.
+            println!("epoch {}/{} {line}", epoch + 1, cfg.epochs);
+        }
+        bar.finish_with_message(line);
         history.append(EpochRecord {
             epoch: epoch + 1,
             loss: train_scores.loss,
