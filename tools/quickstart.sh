@@ -3,8 +3,9 @@
 # (Mesa's lavapipe), real pretrained InceptionV3 weights (npm, verified),
 # the default fmnist4 dataset (Debian's Fashion-MNIST), then the Keras
 # transfer-learning recipe: fine-tune the last 15 layers + a Dense head.
-# Extra arguments go to `incept train` (e.g. --image-size 224 on a GPU).
-# Defaults fit a 2-core CPU-only machine: 75x75 images, 10 epochs.
+# Defaults fit a 2-core CPU-only machine: 75x75 images, 10 epochs; on a GPU
+# use the tutorial's size: IMAGE_SIZE=224 bash tools/quickstart.sh. Extra
+# arguments go to `incept train` (e.g. --batch 16 --lr 3e-4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/install-vulkan.sh
@@ -15,5 +16,5 @@ $bin devices | tail -1
 $bin data fashion-mnist --out data/fmnist4
 run=runs/fmnist4-$(date +%Y%m%d-%H%M%S)
 $bin train --data data/fmnist4 --weights weights/inception_v3_notop.safetensors --out "$run" \
-  --image-size 75 --epochs 10 --seed 1 "$@"
+  --image-size "${IMAGE_SIZE:-75}" --epochs "${EPOCHS:-10}" --seed 1 "$@"
 $bin evaluate --model "$run" --data data/fmnist4/test
