@@ -110,17 +110,27 @@ pub struct ConvTiming {
     pub shape: ConvShape,
     pub seconds: f64,
     pub gflops: f64,
+    /// Relative L2 error against the `Direct` oracle, when checked.
+    pub error: Option<f64>,
 }
 
 /// Times the forward convolution of each shape at batch `n`: one warm-up
-/// run, then repetitions until `min_time` has passed (at least one).
-pub fn bench_conv(gpu: &Gpu, shapes: &[ConvShape], n: usize, algo: ConvAlgo, min_time: Duration, mut report: impl FnMut(&ConvTiming)) -> Result<Vec<ConvTiming>> {
+/// run, then repetitions until `min_time` has passed (at least one). With
+/// `check`, the warm-up output is first compared with the `Direct` oracle.
+pub fn bench_conv(gpu: &Gpu, shapes: &[ConvShape], n: usize, algo: ConvAlgo, min_time: Duration, check: bool, mut report: impl FnMut(&ConvTiming)) -> Result<Vec<ConvTiming>> {
     let mut rows = Vec::new();
     for (i, s) in shapes.iter().enumerate() {
         let x = Tensor::from_slice(gpu, &[n, s.h, s.w, s.cin], &crate::reference::random(n * s.h * s.w * s.cin, i as u64, -1.0, 1.0))?;
         let w = Tensor::from_slice(gpu, &[s.win.kh, s.win.kw, s.cin, s.cout], &crate::reference::random(s.win.kh * s.win.kw * s.cin * s.cout, 1000 + i as u64, -0.1, 0.1))?;
         let spec = ConvSpec { algo: Some(algo), relu: true, ..ConvSpec::new(s.win) };
-        drop(conv::conv2d_fused(&x, &w, &spec)?);
+        let first = conv::conv2d_fused(&x, &w, &spec)?;
+        let error = if check {
+            let oracle = conv::conv2d_fused(&x, &w, &ConvSpec { algo: Some(ConvAlgo::Direct), ..spec })?;
+            Some(crate::reference::rel_l2(&first.to_vec()?, &crate::reference::to_f64(&oracle.to_vec()?)))
+        } else {
+            None
+        };
+        drop(first);
         gpu.synchronize()?;
         let start = Instant::now();
         let mut reps = 0;
@@ -130,7 +140,7 @@ pub fn bench_conv(gpu: &Gpu, shapes: &[ConvShape], n: usize, algo: ConvAlgo, min
             reps += 1;
         }
         let seconds = start.elapsed().as_secs_f64() / reps as f64;
-        let row = ConvTiming { shape: *s, seconds, gflops: s.flops(n) / seconds / 1e9 };
+        let row = ConvTiming { shape: *s, seconds, gflops: s.flops(n) / seconds / 1e9, error };
         report(&row);
         rows.push(row);
     }

@@ -30,6 +30,9 @@ pub enum BenchCommand {
         /// Print the shapes as CSV (for benches/libtorch/conv_shapes.py) and exit.
         #[arg(long)]
         list: bool,
+        /// Also compare each output with the Direct oracle (relative L2 column).
+        #[arg(long)]
+        check: bool,
     },
     /// Images/s of the InceptionV3 forward pass (frozen, fused) and of a fine-tune step
     /// (forward in training mode, GAP → Dense head, cross-entropy, backward, Adam).
@@ -52,8 +55,8 @@ pub enum BenchCommand {
 pub fn run(adapter: Option<String>, cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Kernels { list: true, image_size, .. } => list_conv_shapes(image_size),
-        BenchCommand::Kernels { batch, image_size, algo, min_time, limit, .. } => {
-            kernels(&super::open_gpu(adapter)?, batch, image_size, &algo, min_time, limit)
+        BenchCommand::Kernels { batch, image_size, algo, min_time, limit, check, .. } => {
+            kernels(&super::open_gpu(adapter)?, batch, image_size, &algo, min_time, limit, check)
         }
         BenchCommand::Model { batch, image_size, unfreeze_last, weights, iters } => {
             model(&super::open_gpu(adapter)?, batch, image_size, unfreeze_last, weights, iters)
@@ -70,17 +73,14 @@ fn list_conv_shapes(image: usize) -> Result<()> {
     Ok(())
 }
 
-fn kernels(gpu: &Gpu, batch: usize, image: usize, algo: &str, min_time: f64, limit: Option<usize>) -> Result<()> {
+fn kernels(gpu: &Gpu, batch: usize, image: usize, algo: &str, min_time: f64, limit: Option<usize>, check: bool) -> Result<()> {
     if image < 75 {
         return Err(Error::Invalid(format!("--image-size {image}: InceptionV3 needs at least 75")));
     }
     let algo = match algo {
         "auto" => ConvAlgo::for_gpu(gpu),
-        "direct" => ConvAlgo::Direct,
-        "blocked" => ConvAlgo::RegisterBlocked,
-        "tiled" => ConvAlgo::Tiled,
-        "tiled-large" => ConvAlgo::TiledLarge,
-        other => return Err(Error::Invalid(format!("--algo {other:?}: expected auto, direct, blocked, tiled or tiled-large"))),
+        name => ConvAlgo::from_name(name)
+            .ok_or_else(|| Error::Invalid(format!("--algo {name:?}: expected auto, direct, blocked, tiled or tiled-large")))?,
     };
     let mut shapes = incept::bench::inception_v3_conv_shapes(image);
     shapes.truncate(limit.unwrap_or(shapes.len()));
@@ -88,10 +88,17 @@ fn kernels(gpu: &Gpu, batch: usize, image: usize, algo: &str, min_time: f64, lim
     println!("conv2d forward (+ReLU), batch {batch}, {image}x{image} input, {algo:?}, {} distinct shapes", shapes.len());
     println!("{:<3} {:<36} {:>10} {:>9}", "#", "input HxWxCin  kernel stride pad -> Cout", "ms", "GFLOP/s");
     let mut i = 0;
-    let rows = incept::bench::bench_conv(gpu, &shapes, batch, algo, Duration::from_secs_f64(min_time), |r| {
+    let rows = incept::bench::bench_conv(gpu, &shapes, batch, algo, Duration::from_secs_f64(min_time), check, |r| {
         i += 1;
-        println!("{:<3} {:<36} {:>10.2} {:>9.2}", i, r.shape.label(), r.seconds * 1e3, r.gflops);
+        let err = r.error.map_or(String::new(), |e| format!("  vs oracle {e:.1e}"));
+        println!("{:<3} {:<36} {:>10.2} {:>9.2}{err}", i, r.shape.label(), r.seconds * 1e3, r.gflops);
     })?;
+    if let Some(worst) = rows.iter().filter_map(|r| r.error).reduce(f64::max) {
+        println!("largest relative L2 error against the Direct oracle: {worst:.2e}");
+        if worst > 1e-4 {
+            return Err(Error::Invalid(format!("{algo:?} disagrees with the Direct oracle (relative L2 {worst:.2e} > 1e-4)")));
+        }
+    }
     let (flops, secs) = rows.iter().fold((0.0, 0.0), |(f, t), r| (f + r.shape.flops(batch), t + r.seconds));
     println!("total: {:.2} GFLOP in {:.1} ms = {:.2} GFLOP/s", flops / 1e9, secs * 1e3, flops / secs / 1e9);
     Ok(())

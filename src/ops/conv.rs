@@ -41,10 +41,34 @@ pub enum ConvAlgo {
     TiledLarge,
 }
 
+/// Environment variable that forces a variant everywhere (benchmarks, comparisons).
+pub const CONV_ALGO_ENV: &str = "INCEPT_CONV_ALGO";
+
 impl ConvAlgo {
-    /// The fastest variant for the adapter.
+    /// The variant for the adapter: `INCEPT_CONV_ALGO` when set, else
+    /// RegisterBlocked on CPU adapters and Tiled on GPUs.
     pub fn for_gpu(gpu: &Gpu) -> ConvAlgo {
-        if gpu.is_cpu() { ConvAlgo::RegisterBlocked } else { ConvAlgo::Tiled }
+        static FORCED: std::sync::OnceLock<Option<ConvAlgo>> = std::sync::OnceLock::new();
+        let forced = FORCED.get_or_init(|| {
+            let name = std::env::var(CONV_ALGO_ENV).ok()?;
+            let algo = ConvAlgo::from_name(&name);
+            if algo.is_none() {
+                eprintln!("warning: {CONV_ALGO_ENV}={name:?} is not one of direct, blocked, tiled, tiled-large; ignored");
+            }
+            algo
+        });
+        forced.unwrap_or(if gpu.is_cpu() { ConvAlgo::RegisterBlocked } else { ConvAlgo::Tiled })
+    }
+
+    /// Parses the command-line names `direct`, `blocked`, `tiled`, `tiled-large`.
+    pub fn from_name(name: &str) -> Option<ConvAlgo> {
+        match name {
+            "direct" => Some(ConvAlgo::Direct),
+            "blocked" => Some(ConvAlgo::RegisterBlocked),
+            "tiled" => Some(ConvAlgo::Tiled),
+            "tiled-large" => Some(ConvAlgo::TiledLarge),
+            _ => None,
+        }
     }
 }
 
