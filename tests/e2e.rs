@@ -139,3 +139,34 @@ fn bad_inputs_fail_clearly_before_training() {
     let o = incept(&["evaluate", "--model", run.to_str().unwrap(), "--data", other.to_str().unwrap()]);
     assert!(!o.status.success() && text(&o).contains("zebra"), "{}", text(&o));
 }
+
+#[test]
+fn features_of_images_match_the_model_and_name_the_files() {
+    use incept::models::inception_v3::InceptionV3;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_tree(&data, &[("x", 1)]);
+    let w = weights(tmp.path());
+    let imgs: Vec<PathBuf> = CLASSES.iter().map(|c| data.join("x").join(c).join("000.png")).collect();
+    let out = tmp.path().join("f.safetensors");
+    let mut args = vec!["features", "--weights", w.to_str().unwrap(), "--image-size", "75", "--batch", "2", "--out", out.to_str().unwrap()];
+    args.extend(imgs.iter().map(|p| p.to_str().unwrap()));
+    ok(incept(&args));
+    let f = incept::io::read_safetensors(&out).unwrap();
+    let features = &f["features"];
+    assert_eq!(features.shape, [3, 2048]);
+    let meta = incept::io::safetensors_io::read_metadata(&out).unwrap();
+    assert!(meta["images"].contains("cat/000.png") && meta["preprocess"] == "rescale", "{meta:?}");
+
+    // The same numbers as the library's own forward pass on the same pixels.
+    let gpu = incept::Gpu::shared().unwrap();
+    let model = InceptionV3::from_safetensors(&gpu, &w, 0).unwrap();
+    let mut pixels = Vec::new();
+    for p in &imgs {
+        pixels.extend(incept::data::load_image(p, 75, incept::data::Preprocess::Rescale).unwrap());
+    }
+    let x = incept::Tensor::from_slice(&gpu, &[3, 75, 75, 3], &pixels).unwrap();
+    let y = incept::ops::pool::global_avg_pool(&model.infer_layers(&x, &["mixed10"]).unwrap()[0]).unwrap();
+    let err = incept::reference::rel_l2(&features.data, &incept::reference::to_f64(&y.to_vec().unwrap()));
+    assert!(err < 1e-6, "features differ from the model's forward: {err:e}");
+}
