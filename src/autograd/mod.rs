@@ -137,10 +137,10 @@ impl Var {
         let mut nodes: HashMap<u64, Var> = HashMap::new();
         let mut stack = vec![self.clone()];
         while let Some(v) = stack.pop() {
-            if nodes.insert(v.id(), v.clone()).is_none() {
-                if let Some(rec) = &v.0.record {
-                    stack.extend(rec.inputs.iter().filter(|i| i.requires_grad()).cloned());
-                }
+            if nodes.insert(v.id(), v.clone()).is_none()
+                && let Some(rec) = &v.0.record
+            {
+                stack.extend(rec.inputs.iter().filter(|i| i.requires_grad()).cloned());
             }
         }
         let mut order: Vec<Var> = nodes.into_values().collect();

@@ -24,7 +24,7 @@ pub fn run(adapter: Option<String>, args: SummaryArgs) -> incept::Result<()> {
     };
     let rows = model.summary(args.image_size)?;
     println!("Model: InceptionV3 (include_top=False), input {0}x{0}x3", args.image_size);
-    println!("{:>4}  {:<26} {:<20} {:<22} {:>10}  {}", "#", "Layer", "Type", "Output shape", "Param #", "Trainable");
+    println!("{:>4}  {:<26} {:<20} {:<22} {:>10}  Trainable", "#", "Layer", "Type", "Output shape", "Param #");
     for r in &rows {
         let [_, h, w, c] = r.output_shape;
         let shape = format!("(None, {h}, {w}, {c})");
@@ -43,7 +43,7 @@ fn group(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
