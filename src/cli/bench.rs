@@ -34,6 +34,24 @@ pub enum BenchCommand {
         #[arg(long)]
         check: bool,
     },
+    /// Images/s of the input pipeline alone (decode, resize, augment, batch) on worker threads,
+    /// to see whether training on a fast GPU waits on the host.
+    Loader {
+        /// A class-per-folder split, e.g. data/fmnist4/train.
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value_t = 224)]
+        image_size: usize,
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        /// Decoding threads (default: one per CPU core).
+        #[arg(long)]
+        workers: Option<usize>,
+        #[arg(long)]
+        no_augment: bool,
+        #[arg(long, default_value_t = 2)]
+        epochs: usize,
+    },
     /// Images/s of the InceptionV3 forward pass (frozen, fused) and of a fine-tune step
     /// (forward in training mode, GAP → Dense head, cross-entropy, backward, Adam).
     Model {
@@ -58,6 +76,7 @@ pub fn run(adapter: Option<String>, cmd: BenchCommand) -> Result<()> {
         BenchCommand::Kernels { batch, image_size, algo, min_time, limit, check, .. } => {
             kernels(&super::open_gpu(adapter)?, batch, image_size, &algo, min_time, limit, check)
         }
+        BenchCommand::Loader { data, image_size, batch, workers, no_augment, epochs } => loader(&data, image_size, batch, workers, !no_augment, epochs),
         BenchCommand::Model { batch, image_size, unfreeze_last, weights, iters } => {
             model(&super::open_gpu(adapter)?, batch, image_size, unfreeze_last, weights, iters)
         }
@@ -159,5 +178,27 @@ fn model(gpu: &Gpu, batch: usize, image: usize, unfreeze_last: usize, weights: O
         Ok(())
     })?;
     let _ = Duration::ZERO;
+    Ok(())
+}
+
+fn loader(data: &std::path::Path, image: usize, batch: usize, workers: Option<usize>, augment: bool, epochs: usize) -> Result<()> {
+    use incept::data::{Augment, ImageFolder, Loader, LoaderConfig};
+    let mut cfg = LoaderConfig::new(image, batch);
+    cfg.shuffle = true;
+    cfg.augment = augment.then_some(Augment::TUTORIAL);
+    if let Some(w) = workers {
+        cfg.workers = w;
+    }
+    let loader = Loader::new(ImageFolder::open(data)?, cfg)?;
+    println!("{}: {} images, {image}x{image}, batch {batch}, {} workers, augmentation {}", data.display(), loader.len(), cfg.workers, if augment { "on" } else { "off" });
+    for epoch in 0..epochs.max(1) {
+        let start = Instant::now();
+        let mut images = 0;
+        for b in loader.epoch(epoch) {
+            images += b?.len();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!("epoch {}: {images} images in {:.2} s = {:.0} images/s", epoch + 1, secs, images as f64 / secs);
+    }
     Ok(())
 }

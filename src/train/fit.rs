@@ -45,19 +45,42 @@ pub struct Scores {
     pub images: usize,
 }
 
+/// Batches between readbacks of the running loss and accuracy. Reading a
+/// value waits for the GPU; collecting several steps' results per wait lets
+/// the host record the next steps while the GPU still runs earlier ones.
+const READBACK_EVERY: usize = 8;
+
+/// Sample-weighted running loss and accuracy, fed by GPU scalars that are
+/// read back in groups.
 #[derive(Default)]
 struct Running {
     loss_sum: f64,
     correct: u64,
     images: usize,
+    /// (loss [1], correct count u32 [1], batch size) not yet read back.
+    pending: Vec<(Tensor, Tensor, usize)>,
+    /// Time spent waiting for the GPU in readbacks.
+    gpu_wait: f64,
 }
 
 impl Running {
-    fn add(&mut self, loss: f64, correct: u32, n: usize) {
-        self.loss_sum += loss * n as f64;
-        self.correct += correct as u64;
-        self.images += n;
+    fn push(&mut self, loss: Tensor, correct: Tensor, n: usize) -> Result<()> {
+        self.pending.push((loss, correct, n));
+        if self.pending.len() >= READBACK_EVERY { self.read() } else { Ok(()) }
     }
+
+    /// Reads every pending result (one wait for the GPU, then cheap copies).
+    fn read(&mut self) -> Result<()> {
+        let start = Instant::now();
+        for (loss, correct, n) in self.pending.drain(..) {
+            self.loss_sum += loss.scalar()? as f64 * n as f64;
+            self.correct += correct.to_vec_u32()?[0] as u64;
+            self.images += n;
+        }
+        self.gpu_wait += start.elapsed().as_secs_f64();
+        Ok(())
+    }
+
     fn scores(&self) -> Scores {
         let n = self.images.max(1) as f64;
         Scores { loss: self.loss_sum / n, accuracy: self.correct as f64 / n, images: self.images }
@@ -95,9 +118,9 @@ pub fn evaluate_split(gpu: &Gpu, model: &Classifier, loader: &Loader, classes: u
             let logits = model.logits(&x, false, 0)?;
             let (l, _) = loss::softmax_cross_entropy(logits.value(), &t)?;
             let correct = loss::correct_count(logits.value(), &t)?;
-            run.add(l.scalar()? as f64, correct.to_vec_u32()?[0], batch.len());
+            run.push(l, correct, batch.len())?;
         }
-        Ok(())
+        run.read()
     })?;
     Ok(run.scores())
 }
@@ -179,11 +202,16 @@ pub fn fit(gpu: &Gpu, cfg: TrainConfig, run_dir: &Path, resume: bool, interrupt:
         );
         bar.set_prefix(format!("{}/{}", epoch + 1, cfg.epochs));
         let mut run = Running::default();
-        for (step, batch) in train.epoch(epoch).enumerate() {
+        let mut data_wait = 0.0;
+        let mut batches = train.epoch(epoch);
+        for step in 0.. {
             if interrupt.load(Ordering::SeqCst) {
                 bar.abandon_with_message("interrupted");
                 return Err(Error::Invalid(format!("interrupted; {} holds the last complete epoch", run_dir.join(LAST).display())));
             }
+            let waited = Instant::now();
+            let Some(batch) = batches.next() else { break };
+            data_wait += waited.elapsed().as_secs_f64();
             let batch = batch?;
             let (x, t) = upload(gpu, &batch, classes)?;
             let seed = cfg.seed ^ ((epoch as u64) << 32) ^ step as u64;
@@ -192,20 +220,24 @@ pub fn fit(gpu: &Gpu, cfg: TrainConfig, run_dir: &Path, resume: bool, interrupt:
             let correct = loss::correct_count(logits.value(), &t)?;
             let grads = l.backward()?;
             optimizer.apply(&grads)?;
-            run.add(l.value().scalar()? as f64, correct.to_vec_u32()?[0], batch.len());
-            let s = run.scores();
-            let rate = s.images as f64 / started.elapsed().as_secs_f64();
-            bar.set_message(format!("loss {:.4} acc {:.4} {:.1} img/s", s.loss, s.accuracy, rate));
+            let read_before = run.images;
+            run.push(l.value().clone(), correct, batch.len())?;
+            if run.images != read_before {
+                let s = run.scores();
+                let rate = s.images as f64 / started.elapsed().as_secs_f64();
+                bar.set_message(format!("loss {:.4} acc {:.4} {:.1} img/s", s.loss, s.accuracy, rate));
+            }
             bar.inc(1);
         }
+        run.read()?;
         let train_scores = run.scores();
         let train_seconds = started.elapsed().as_secs_f64();
         let val = evaluate_split(gpu, &model, &valid, classes)?;
         let seconds = started.elapsed().as_secs_f64();
         let images_per_second = train_scores.images as f64 / train_seconds;
         let line = format!(
-            "loss {:.4} acc {:.4} val_loss {:.4} val_acc {:.4} lr {:.1e} {:.1} img/s {:.0} s",
-            train_scores.loss, train_scores.accuracy, val.loss, val.accuracy, state.lr, images_per_second, seconds
+            "loss {:.4} acc {:.4} val_loss {:.4} val_acc {:.4} lr {:.1e} {:.1} img/s {:.0} s (waited {:.1} s for data, {:.1} s for the GPU)",
+            train_scores.loss, train_scores.accuracy, val.loss, val.accuracy, state.lr, images_per_second, seconds, data_wait, run.gpu_wait
         );
         if bar.is_hidden() {
             // Not a terminal (a log file, CI): one plain line per epoch instead of the bar.
