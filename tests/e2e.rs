@@ -85,9 +85,11 @@ fn train_resume_predict_evaluate() {
     assert_eq!(&after[..3], &before.iter().map(String::as_str).collect::<Vec<_>>()[..], "resume rewrote earlier epochs");
     assert!(after[3].starts_with("3,"));
 
-    // Predict a folder into CSV.
+    // Predict a folder into CSV; an unreadable image is skipped with a warning.
+    std::fs::write(data.join("test/ant/zz_truncated.png"), &std::fs::read(data.join("test/ant/000.png")).unwrap()[..40]).unwrap();
     let csv = tmp.path().join("pred.csv");
     let out = ok(incept(&["predict", "--model", run.to_str().unwrap(), "--out", csv.to_str().unwrap(), data.join("test").to_str().unwrap()]));
+    assert!(out.contains("warning: skipping") && out.contains("zz_truncated.png"), "{out}");
     assert_eq!(out.lines().filter(|l| l.contains(".png\t")).count(), 6, "{out}");
     let csv = std::fs::read_to_string(csv).unwrap();
     assert_eq!(csv.lines().next().unwrap(), "path,predicted,probability_ant,probability_bee,probability_cat");

@@ -60,19 +60,38 @@ fn open_model(gpu: &Gpu, args: &ModelArgs) -> Result<(TrainConfig, Classifier)> 
     Ok((cfg, model))
 }
 
-/// Class probabilities for each image, in batches, inference mode.
-fn classify(gpu: &Gpu, cfg: &TrainConfig, model: &Classifier, paths: &[PathBuf], batch: usize) -> Result<Vec<Prediction>> {
+/// Class probabilities for each readable image, in batches, inference mode,
+/// with the index of each into `paths`. Unreadable images are skipped with
+/// one warning each.
+fn classify(gpu: &Gpu, cfg: &TrainConfig, model: &Classifier, paths: &[PathBuf], batch: usize) -> Result<Vec<(usize, Prediction)>> {
     let s = cfg.image_size;
     let mut out = Vec::with_capacity(paths.len());
-    for chunk in paths.chunks(batch) {
+    let indices: Vec<usize> = (0..paths.len()).collect();
+    for chunk in indices.chunks(batch) {
         let mut pixels = Vec::with_capacity(chunk.len() * s * s * 3);
-        for p in chunk {
-            pixels.extend(load_image(p, s, cfg.preprocess)?);
+        let mut loaded = Vec::with_capacity(chunk.len());
+        for &i in chunk {
+            match load_image(&paths[i], s, cfg.preprocess) {
+                Ok(p) => {
+                    pixels.extend(p);
+                    loaded.push(i);
+                }
+                Err(e) => eprintln!("warning: skipping {e}"),
+            }
         }
-        let x = Tensor::from_slice(gpu, &[chunk.len(), s, s, 3], &pixels)?;
+        if loaded.is_empty() {
+            continue;
+        }
+        let x = Tensor::from_slice(gpu, &[loaded.len(), s, s, 3], &pixels)?;
         let probs = ag::no_grad(|| -> Result<Tensor> { loss::softmax(model.logits(&x, false, 0)?.value()) })?.to_vec()?;
         let c = cfg.classes.len();
-        out.extend(chunk.iter().zip(probs.chunks(c)).map(|(p, row)| Prediction { path: p.clone(), probabilities: row.to_vec() }));
+        out.extend(loaded.iter().zip(probs.chunks(c)).map(|(&i, row)| (i, Prediction { path: paths[i].clone(), probabilities: row.to_vec() })));
+    }
+    if out.is_empty() {
+        return Err(Error::Invalid(format!("none of the {} images could be read", paths.len())));
+    }
+    if out.len() < paths.len() {
+        eprintln!("skipped {} unreadable image(s) of {}", paths.len() - out.len(), paths.len());
     }
     Ok(out)
 }
@@ -113,7 +132,7 @@ pub fn predict(adapter: Option<String>, args: PredictArgs) -> Result<()> {
     let gpu = super::open_gpu(adapter)?;
     let (cfg, model) = open_model(&gpu, &args.model)?;
     let paths = collect_images(&args.inputs)?;
-    let predictions = classify(&gpu, &cfg, &model, &paths, args.model.batch)?;
+    let predictions: Vec<Prediction> = classify(&gpu, &cfg, &model, &paths, args.model.batch)?.into_iter().map(|(_, p)| p).collect();
     for p in &predictions {
         let probs: Vec<String> = cfg.classes.iter().zip(&p.probabilities).map(|(c, v)| format!("{c}={v:.4}")).collect();
         println!("{}\t{}\t{}", p.path.display(), cfg.classes[p.predicted()], probs.join(" "));
@@ -138,10 +157,9 @@ pub fn evaluate(adapter: Option<String>, args: EvaluateArgs) -> Result<()> {
         )));
     }
     let paths: Vec<PathBuf> = folder.samples().iter().map(|(p, _)| p.clone()).collect();
-    let predictions = classify(&gpu, &cfg, &model, &paths, args.model.batch)?;
     let mut cm = ConfusionMatrix::new(cfg.classes.clone());
-    for ((_, truth), p) in folder.samples().iter().zip(&predictions) {
-        cm.add(*truth, p.predicted())?;
+    for (i, p) in classify(&gpu, &cfg, &model, &paths, args.model.batch)? {
+        cm.add(folder.samples()[i].1, p.predicted())?;
     }
     println!("{}", cm.to_text());
     let png = args.out.clone().unwrap_or_else(|| args.model.model.join("confusion_matrix.png"));
