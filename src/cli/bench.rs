@@ -177,7 +177,6 @@ fn model(gpu: &Gpu, batch: usize, image: usize, unfreeze_last: usize, weights: O
         }
         Ok(())
     })?;
-    let _ = Duration::ZERO;
     Ok(())
 }
 
