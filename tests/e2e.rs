@@ -172,3 +172,40 @@ fn features_of_images_match_the_model_and_name_the_files() {
     let err = incept::reference::rel_l2(&features.data, &incept::reference::to_f64(&y.to_vec().unwrap()));
     assert!(err < 1e-6, "features differ from the model's forward: {err:e}");
 }
+
+#[test]
+fn ctrl_c_stops_between_batches_and_keeps_the_last_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_tree(&data, &[("train", 6), ("valid", 1)]);
+    let w = weights(tmp.path());
+    let run = tmp.path().join("run");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_incept"))
+        .args(["train", "--data", data.to_str().unwrap(), "--weights", w.to_str().unwrap(), "--out", run.to_str().unwrap()])
+        .args(["--image-size", "75", "--batch", "2", "--epochs", "50", "--head", "8"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first complete epoch, then interrupt during a later one.
+    let last = run.join("last.safetensors");
+    let started = std::time::Instant::now();
+    while !last.exists() {
+        assert!(started.elapsed().as_secs() < 300, "no checkpoint after 300 s");
+        assert!(child.try_wait().unwrap().is_none(), "training ended early");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let text = text(&out);
+    assert!(!out.status.success(), "an interrupted run must not report success:\n{text}");
+    assert!(text.contains("interrupted"), "{text}");
+    // The checkpoint on disk is complete and loads; no temporary file is left.
+    let (_, state) = incept::train::checkpoint::load(&last).unwrap();
+    assert!(state.epoch >= 1 && state.epoch < 50, "{state:?}");
+    let history = std::fs::read_to_string(run.join("history.csv")).unwrap();
+    assert_eq!(history.lines().count(), state.epoch + 1, "history and checkpoint disagree:\n{history}");
+    assert!(std::fs::read_dir(&run).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains(".tmp")));
+}
