@@ -58,6 +58,13 @@ struct Pending {
     dispatches: u32,
 }
 
+impl Pending {
+    /// The encoder collecting this submit's work, started on first use.
+    fn encoder(&mut self, device: &wgpu::Device) -> &mut wgpu::CommandEncoder {
+        self.encoder.get_or_insert_with(|| device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default()))
+    }
+}
+
 impl Gpu {
     /// Opens the chosen adapter with its own limits (not WebGPU's defaults).
     pub fn new(opts: &GpuOptions) -> Result<Gpu> {
@@ -264,10 +271,7 @@ impl Gpu {
         pending.params.extend_from_slice(bytes);
         pending.params.resize(offset + PARAMS_SLOT as usize, 0);
         pending.dispatches += 1;
-        let device = &self.0.device;
-        let encoder = pending
-            .encoder
-            .get_or_insert_with(|| device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default()));
+        let encoder = pending.encoder(&self.0.device);
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(kernel.entry), timestamp_writes: None });
         pass.set_pipeline(&pipeline.pipeline);
         pass.set_bind_group(0, &bind_group, &[offset as u32]);
@@ -277,22 +281,13 @@ impl Gpu {
 
     /// Records a zero fill of a tensor's buffer.
     pub(crate) fn clear(&self, t: &Tensor) {
-        let mut pending = self.0.pending.lock().unwrap();
-        let device = &self.0.device;
-        let encoder = pending
-            .encoder
-            .get_or_insert_with(|| device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default()));
-        encoder.clear_buffer(t.buffer(), 0, None);
+        self.0.pending.lock().unwrap().encoder(&self.0.device).clear_buffer(t.buffer(), 0, None);
     }
 
     /// Records a buffer-to-buffer copy of `bytes` bytes.
     pub(crate) fn copy(&self, src: &wgpu::Buffer, src_offset: u64, dst: &wgpu::Buffer, dst_offset: u64, bytes: u64) {
         let mut pending = self.0.pending.lock().unwrap();
-        let device = &self.0.device;
-        let encoder = pending
-            .encoder
-            .get_or_insert_with(|| device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default()));
-        encoder.copy_buffer_to_buffer(src, src_offset, dst, dst_offset, bytes);
+        pending.encoder(&self.0.device).copy_buffer_to_buffer(src, src_offset, dst, dst_offset, bytes);
     }
 
     /// Submits all recorded work (does not wait for it).

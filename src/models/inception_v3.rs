@@ -275,7 +275,7 @@ impl InceptionV3 {
             return Err(Error::Shape(format!("InceptionV3 expects NHWC RGB input, got shape {:?}", x.shape())));
         }
         let shapes = self.output_shapes(n, h, w)?;
-        let plan = self.plan(training);
+        let plan = self.plan(training, &shapes);
         let chunk = self.batch_chunk(&shapes, n)?;
         if chunk >= n {
             let mut values = vec![None; shapes.len()];
@@ -332,7 +332,7 @@ impl InceptionV3 {
     }
 
     /// Decides per layer: differentiated or frozen, fused, written into a slice.
-    fn plan(&self, training: bool) -> Plan {
+    fn plan(&self, training: bool, shapes: &[[usize; 4]]) -> Plan {
         let layers = &self.graph.layers;
         let recording = ag::is_recording();
         let mut grad = vec![false; layers.len()];
@@ -372,20 +372,10 @@ impl InceptionV3 {
                 if writes_slice {
                     dest[i] = Some((root, offset));
                 }
-                offset += self.out_channels(i);
+                offset += shapes[i][3];
             }
         }
         Plan { grad, fused, batch_stats, dest }
-    }
-
-    fn out_channels(&self, l: usize) -> usize {
-        let layer = &self.graph.layers[l];
-        match layer.kind {
-            LayerKind::Input => 3,
-            LayerKind::Conv2d { filters, .. } => filters,
-            LayerKind::Concat => layer.inputs.iter().map(|&i| self.out_channels(i)).sum(),
-            _ => self.out_channels(layer.inputs[0]),
-        }
     }
 
     /// The layers whose values layer `l` reads: a fused ReLU reads its conv's

@@ -87,10 +87,6 @@ impl Running {
     }
 }
 
-fn split(data: &Path, name: &str) -> PathBuf {
-    data.join(name)
-}
-
 fn loader(folder: ImageFolder, cfg: &TrainConfig, training: bool) -> Result<Loader> {
     let mut lc = LoaderConfig::new(cfg.image_size, cfg.batch);
     lc.preprocess = cfg.preprocess;
@@ -149,10 +145,10 @@ pub fn load_config(dir: &Path) -> Result<TrainConfig> {
 /// `interrupt` is polled between batches: when set, the loop stops without
 /// writing anything, leaving the last complete checkpoint in place.
 pub fn fit(gpu: &Gpu, cfg: TrainConfig, run_dir: &Path, resume: bool, interrupt: Arc<AtomicBool>) -> Result<RunSummary> {
-    let train_folder = ImageFolder::open(&split(&cfg.data, "train"))?;
-    let valid_folder = ImageFolder::open(&split(&cfg.data, "valid"))?;
+    let train_folder = ImageFolder::open(&cfg.data.join("train"))?;
+    let valid_folder = ImageFolder::open(&cfg.data.join("valid"))?;
     valid_folder.check_same_classes(&train_folder)?;
-    let test_folder = match split(&cfg.data, "test") {
+    let test_folder = match cfg.data.join("test") {
         p if p.is_dir() => {
             let f = ImageFolder::open(&p)?;
             f.check_same_classes(&train_folder)?;
