@@ -4,6 +4,9 @@
 
 use crate::error::Result;
 use crate::gpu::Gpu;
+use crate::models::graph::LayerKind;
+use crate::models::inception_v3::inception_v3_shapes;
+use crate::models::inception_v3_graph::inception_v3_graph;
 use crate::ops::conv::{self, ConvAlgo, ConvSpec};
 use crate::ops::window::{Padding, Window2d};
 use crate::tensor::Tensor;
@@ -37,72 +40,23 @@ impl ConvShape {
 }
 
 /// The distinct conv shapes of Keras InceptionV3 (include_top=False) for a
-/// square input of `image` pixels, in network order.
-pub fn inception_v3_conv_shapes(image: usize) -> Vec<ConvShape> {
-    use Padding::{Same, Valid};
-    let valid = |s: usize, k: usize, st: usize| (s - k) / st + 1;
-    let s1 = valid(image, 3, 2);
-    let s2 = valid(s1, 3, 1);
-    let s4 = valid(s2, 3, 2);
-    let s6 = valid(s4, 3, 1);
-    let s35 = valid(s6, 3, 2);
-    let s17 = valid(s35, 3, 2);
-    let s8 = valid(s17, 3, 2);
-    let c = |s: usize, cin: usize, kh: usize, kw: usize, stride: usize, padding: Padding, cout: usize| ConvShape {
-        h: s,
-        w: s,
-        cin,
-        cout,
-        win: Window2d { kh, kw, stride_h: stride, stride_w: stride, padding },
-    };
-    let mut v = vec![
-        c(image, 3, 3, 3, 2, Valid, 32),
-        c(s1, 32, 3, 3, 1, Valid, 32),
-        c(s2, 32, 3, 3, 1, Same, 64),
-        c(s4, 64, 1, 1, 1, Valid, 80),
-        c(s4, 80, 3, 3, 1, Valid, 192),
-    ];
-    // mixed0..2 (35×35 at 299²)
-    for (cin, pool_out) in [(192, 32), (256, 64), (288, 64)] {
-        v.extend([
-            c(s35, cin, 1, 1, 1, Same, 64),
-            c(s35, cin, 1, 1, 1, Same, 48),
-            c(s35, 48, 5, 5, 1, Same, 64),
-            c(s35, 64, 3, 3, 1, Same, 96),
-            c(s35, 96, 3, 3, 1, Same, 96),
-            c(s35, cin, 1, 1, 1, Same, pool_out),
-        ]);
-    }
-    // mixed3
-    v.extend([c(s35, 288, 3, 3, 2, Valid, 384), c(s35, 96, 3, 3, 2, Valid, 96)]);
-    // mixed4..7 (17×17)
-    for mid in [128, 160, 160, 192] {
-        v.extend([
-            c(s17, 768, 1, 1, 1, Same, 192),
-            c(s17, 768, 1, 1, 1, Same, mid),
-            c(s17, mid, 1, 7, 1, Same, mid),
-            c(s17, mid, 7, 1, 1, Same, 192),
-            c(s17, mid, 7, 1, 1, Same, mid),
-            c(s17, mid, 1, 7, 1, Same, 192),
-        ]);
-    }
-    // mixed8
-    v.extend([c(s17, 192, 3, 3, 2, Valid, 320), c(s17, 192, 3, 3, 2, Valid, 192)]);
-    // mixed9, mixed10 (8×8)
-    for cin in [1280, 2048] {
-        v.extend([
-            c(s8, cin, 1, 1, 1, Same, 320),
-            c(s8, cin, 1, 1, 1, Same, 384),
-            c(s8, 384, 1, 3, 1, Same, 384),
-            c(s8, 384, 3, 1, 1, Same, 384),
-            c(s8, cin, 1, 1, 1, Same, 448),
-            c(s8, 448, 3, 3, 1, Same, 384),
-            c(s8, cin, 1, 1, 1, Same, 192),
-        ]);
-    }
+/// square input of `image` pixels (at least 75), in creation order, read off the layer graph.
+pub fn inception_v3_conv_shapes(image: usize) -> Result<Vec<ConvShape>> {
+    let graph = inception_v3_graph();
+    let shapes = inception_v3_shapes(&graph, 1, image, image)?;
     let mut seen = std::collections::HashSet::new();
-    v.retain(|s| seen.insert(*s));
-    v
+    Ok(graph
+        .layers
+        .iter()
+        .filter_map(|layer| match layer.kind {
+            LayerKind::Conv2d { filters, win } => {
+                let [_, h, w, cin] = shapes[layer.inputs[0]];
+                Some(ConvShape { h, w, cin, cout: filters, win })
+            }
+            _ => None,
+        })
+        .filter(|s| seen.insert(*s))
+        .collect())
 }
 
 /// One benchmark row.

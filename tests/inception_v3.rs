@@ -112,3 +112,41 @@ fn bad_weights_and_inputs_are_clear_errors() {
     assert!(model.infer_layers(&input(&gpu, 1, 75, 1), &["mixed11"]).err().unwrap().to_string().contains("mixed11"));
     assert!(InceptionV3::from_tensor_map(&gpu, &random_weights(9), 312).is_err());
 }
+
+#[test]
+fn forward_from_a_frozen_boundary_is_bit_identical() {
+    let gpu = gpu();
+    let weights = random_weights(10);
+    let x = input(&gpu, 3, 75, 11);
+    let targets = Tensor::from_slice(&gpu, &[3, 2048], &random(3 * 2048, 12, 0.0, 1.0)).unwrap();
+    // Two identical models, so BatchNorm moving statistics evolve alike in both.
+    let direct = InceptionV3::from_tensor_map(&gpu, &weights, 15).unwrap();
+    let mut cached = InceptionV3::from_tensor_map(&gpu, &weights, 15).unwrap();
+    // One image per chunk: the boundary is joined from chunks, as for large images.
+    cached.set_binding_limit(37 * 37 * 64 * 4 + 16);
+    let boundary = cached.frozen_boundary(&x).unwrap();
+    assert!(!boundary.tensors.is_empty());
+
+    let inference = |m: &InceptionV3, from_boundary: bool| {
+        ag::no_grad(|| if from_boundary { m.forward_from_boundary(&boundary, false) } else { m.forward(&x, false) })
+            .unwrap()
+            .value()
+            .to_vec()
+            .unwrap()
+    };
+    assert_eq!(inference(&direct, false), inference(&cached, true), "inference from the boundary");
+
+    let step = |m: &InceptionV3, from_boundary: bool| {
+        let y = if from_boundary { m.forward_from_boundary(&boundary, true) } else { m.forward(&x, true) }.unwrap();
+        let (loss, _) = ag::softmax_cross_entropy(&ag::global_avg_pool(&y).unwrap(), &targets).unwrap();
+        let grads = loss.backward().unwrap();
+        let mut all = y.value().to_vec().unwrap();
+        for (_, p) in m.trainable_params() {
+            all.extend(grads.get(&p).unwrap().to_vec().unwrap());
+        }
+        all
+    };
+    assert_eq!(step(&direct, false), step(&cached, true), "training outputs and gradients from the boundary");
+    // Moving statistics were updated identically by the training step.
+    assert_eq!(direct.to_tensor_map().unwrap()["batch_normalization_93/moving_variance"].data, cached.to_tensor_map().unwrap()["batch_normalization_93/moving_variance"].data);
+}

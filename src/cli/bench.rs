@@ -85,7 +85,7 @@ pub fn run(adapter: Option<String>, cmd: BenchCommand) -> Result<()> {
 
 fn list_conv_shapes(image: usize) -> Result<()> {
     println!("h,w,cin,cout,kh,kw,stride,padding");
-    for s in incept::bench::inception_v3_conv_shapes(image) {
+    for s in incept::bench::inception_v3_conv_shapes(image)? {
         let pad = if s.win.padding == incept::ops::Padding::Same { "same" } else { "valid" };
         println!("{},{},{},{},{},{},{},{pad}", s.h, s.w, s.cin, s.cout, s.win.kh, s.win.kw, s.win.stride_h);
     }
@@ -101,7 +101,7 @@ fn kernels(gpu: &Gpu, batch: usize, image: usize, algo: &str, min_time: f64, lim
         name => ConvAlgo::from_name(name)
             .ok_or_else(|| Error::Invalid(format!("--algo {name:?}: expected auto, direct, blocked, tiled or tiled-large")))?,
     };
-    let mut shapes = incept::bench::inception_v3_conv_shapes(image);
+    let mut shapes = incept::bench::inception_v3_conv_shapes(image)?;
     shapes.truncate(limit.unwrap_or(shapes.len()));
     println!("adapter: {}", gpu.name());
     println!("conv2d forward (+ReLU), batch {batch}, {image}x{image} input, {algo:?}, {} distinct shapes", shapes.len());

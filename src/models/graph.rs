@@ -2,6 +2,7 @@
 //! numbers the auto-generated names and stores weights) and `model.layers`
 //! order (how Keras lists layers, which decides what "the last N layers" are).
 
+use crate::error::{Error, Result};
 use crate::ops::window::Window2d;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -17,6 +18,8 @@ pub enum LayerKind {
     AvgPool(Window2d),
     /// Concatenate along channels.
     Concat,
+    /// Elementwise sum of inputs of one shape (residual connections).
+    Add,
 }
 
 impl LayerKind {
@@ -30,6 +33,7 @@ impl LayerKind {
             LayerKind::MaxPool(_) => "MaxPooling2D",
             LayerKind::AvgPool(_) => "AveragePooling2D",
             LayerKind::Concat => "Concatenate",
+            LayerKind::Add => "Add",
         }
     }
 }
@@ -56,6 +60,51 @@ impl Graph {
 
     pub fn find(&self, name: &str) -> Option<usize> {
         self.layers.iter().position(|l| l.name == name)
+    }
+
+    /// The layers that read layer `l`'s output, in creation order.
+    pub fn consumers(&self, l: usize) -> impl Iterator<Item = usize> + '_ {
+        self.layers.iter().enumerate().filter(move |(_, c)| c.inputs.contains(&l)).map(|(i, _)| i)
+    }
+
+    /// NHWC output shape of every layer (by creation index) for a batch of
+    /// `n` images of `h`×`w`×`channels`.
+    pub fn output_shapes(&self, n: usize, h: usize, w: usize, channels: usize) -> Result<Vec<[usize; 4]>> {
+        let mut shapes: Vec<[usize; 4]> = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            let inputs: Vec<[usize; 4]> = layer.inputs.iter().map(|&i| shapes[i]).collect();
+            let shape = match (&layer.kind, inputs.first().copied()) {
+                (LayerKind::Input, _) => [n, h, w, channels],
+                (LayerKind::Conv2d { filters, win }, Some([n, h, w, _])) => {
+                    let (oh, ow) = win.output_size(h, w).map_err(|e| self.shape_error(layer, e))?;
+                    [n, oh, ow, *filters]
+                }
+                (LayerKind::MaxPool(win) | LayerKind::AvgPool(win), Some([n, h, w, c])) => {
+                    let (oh, ow) = win.output_size(h, w).map_err(|e| self.shape_error(layer, e))?;
+                    [n, oh, ow, c]
+                }
+                (LayerKind::Concat, Some([n, h, w, _])) => {
+                    if inputs.iter().any(|s| s[..3] != [n, h, w]) {
+                        return Err(Error::Shape(format!("{}: cannot concatenate shapes {inputs:?}", layer.name)));
+                    }
+                    [n, h, w, inputs.iter().map(|s| s[3]).sum()]
+                }
+                (LayerKind::Add, Some(first)) => {
+                    if inputs.iter().any(|s| *s != first) {
+                        return Err(Error::Shape(format!("{}: cannot add shapes {inputs:?}", layer.name)));
+                    }
+                    first
+                }
+                (LayerKind::BatchNorm | LayerKind::Relu, Some(s)) => s,
+                (_, None) => return Err(Error::Invalid(format!("layer {} has no input", layer.name))),
+            };
+            shapes.push(shape);
+        }
+        Ok(shapes)
+    }
+
+    fn shape_error(&self, layer: &Layer, e: Error) -> Error {
+        Error::Shape(format!("{} ({}): {e}", layer.name, layer.kind.keras_class()))
     }
 
     /// Keras 3 `model.layers` order for a single-output graph whose output is

@@ -188,29 +188,7 @@ impl InceptionV3 {
 
     /// Output shapes (NHWC, batch n) of every layer for an `h`×`w` input, by creation index.
     pub fn output_shapes(&self, n: usize, h: usize, w: usize) -> Result<Vec<[usize; 4]>> {
-        if h < 75 || w < 75 {
-            return Err(Error::Shape(format!("InceptionV3 needs an input of at least 75x75, got {h}x{w}")));
-        }
-        let mut shapes: Vec<[usize; 4]> = Vec::with_capacity(self.graph.layers.len());
-        for layer in &self.graph.layers {
-            let input = layer.inputs.first().map(|&i| shapes[i]);
-            let s = match (&layer.kind, input) {
-                (LayerKind::Input, _) => [n, h, w, 3],
-                (LayerKind::Conv2d { filters, win }, Some([n, h, w, _])) => {
-                    let (oh, ow) = win.output_size(h, w)?;
-                    [n, oh, ow, *filters]
-                }
-                (LayerKind::MaxPool(win) | LayerKind::AvgPool(win), Some([n, h, w, c])) => {
-                    let (oh, ow) = win.output_size(h, w)?;
-                    [n, oh, ow, c]
-                }
-                (LayerKind::Concat, Some([n, h, w, _])) => [n, h, w, layer.inputs.iter().map(|&i| shapes[i][3]).sum()],
-                (_, Some(s)) => s,
-                (_, None) => unreachable!("only the input layer has no inputs"),
-            };
-            shapes.push(s);
-        }
-        Ok(shapes)
+        inception_v3_shapes(&self.graph, n, h, w)
     }
 
     /// Keras-style summary rows in `model.layers` order for an `s`×`s` input.
@@ -268,6 +246,78 @@ impl InceptionV3 {
         Ok(vars.into_iter().map(|v| v.value().clone()).collect())
     }
 
+    /// Runs the frozen prefix (every layer that no trainable weight
+    /// influences) without recording, in batch chunks when needed, and returns
+    /// the values the trainable tail reads: the input of
+    /// [`forward_from_boundary`](Self::forward_from_boundary). The prefix is
+    /// the same in training and inference (frozen BatchNorm layers always use
+    /// moving statistics), so a boundary can be computed once per image and reused.
+    pub fn frozen_boundary(&self, x: &Tensor) -> Result<Boundary> {
+        let [n, h, w, c] = x.dims4()?;
+        if c != 3 {
+            return Err(Error::Shape(format!("InceptionV3 expects NHWC RGB input, got shape {:?}", x.shape())));
+        }
+        let shapes = self.output_shapes(n, h, w)?;
+        let out = shapes.len() - 1;
+        let tail = self.tail();
+        let layers: Vec<usize> =
+            (0..shapes.len()).filter(|&l| !tail[l] && (l == out || self.graph.consumers(l).any(|c| tail[c]))).collect();
+        let chunk = self.batch_chunk(&shapes, n)?;
+        let mut parts: Vec<Vec<Tensor>> = vec![Vec::new(); layers.len()];
+        ag::no_grad(|| -> Result<()> {
+            for start in (0..n).step_by(chunk) {
+                let len = chunk.min(n - start);
+                let xc = if len == n { x.clone() } else { slice_batch(x, start, len)? };
+                let chunk_shapes = self.output_shapes(len, h, w)?;
+                let plan = self.plan(false, &chunk_shapes, &[]);
+                let mut values = vec![None; shapes.len()];
+                self.execute(Some(&xc), &plan, &chunk_shapes, &mut values, &layers, Pass::Prefix)?;
+                for (k, &l) in layers.iter().enumerate() {
+                    parts[k].push(self.materialize(&values, l)?.value().clone());
+                }
+            }
+            Ok(())
+        })?;
+        let tensors = layers
+            .iter()
+            .zip(parts)
+            .map(|(&l, ts)| {
+                let t = if ts.len() == 1 { ts[0].clone() } else { concat::concat_batch(&ts.iter().collect::<Vec<_>>())? };
+                Ok((l, t))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Boundary { input_shape: [n, h, w, c], tensors })
+    }
+
+    /// The mixed10 output computed from a frozen-prefix boundary, exactly as
+    /// [`forward`](Self::forward) computes it from the images (same kernels,
+    /// same results). With `training`, trainable BatchNorm layers use and
+    /// update batch statistics.
+    pub fn forward_from_boundary(&self, boundary: &Boundary, training: bool) -> Result<Var> {
+        let [n, h, w, _] = boundary.input_shape;
+        let shapes = self.output_shapes(n, h, w)?;
+        let out = shapes.len() - 1;
+        let given: Vec<usize> = boundary.tensors.iter().map(|(l, _)| *l).collect();
+        let mut values = vec![None; shapes.len()];
+        for (l, t) in &boundary.tensors {
+            if t.shape() != shapes[*l] {
+                return Err(Error::Shape(format!(
+                    "boundary value of {} has shape {:?}, expected {:?}",
+                    self.graph.layers[*l].name,
+                    t.shape(),
+                    shapes[*l]
+                )));
+            }
+            values[*l] = Some(Value::Var(Var::constant(t.clone())));
+        }
+        let plan = self.plan(training, &shapes, &given);
+        if let Some(missing) = (0..shapes.len()).find(|&l| !plan.tail[l] && !given.contains(&l) && self.graph.consumers(l).any(|c| plan.tail[c])) {
+            return Err(Error::Invalid(format!("the boundary lacks the value of {}", self.graph.layers[missing].name)));
+        }
+        self.execute(None, &plan, &shapes, &mut values, &[out], Pass::Tail)?;
+        self.materialize(&values, out)
+    }
+
     /// Runs the graph and returns the values of `wanted` (creation indices).
     fn run(&self, x: &Tensor, training: bool, wanted: &[usize]) -> Result<Vec<Var>> {
         let [n, h, w, c] = x.dims4()?;
@@ -275,11 +325,11 @@ impl InceptionV3 {
             return Err(Error::Shape(format!("InceptionV3 expects NHWC RGB input, got shape {:?}", x.shape())));
         }
         let shapes = self.output_shapes(n, h, w)?;
-        let plan = self.plan(training, &shapes);
+        let plan = self.plan(training, &shapes, &[]);
         let chunk = self.batch_chunk(&shapes, n)?;
         if chunk >= n {
             let mut values = vec![None; shapes.len()];
-            self.execute(x, &plan, &shapes, &mut values, wanted, Pass::All)?;
+            self.execute(Some(x), &plan, &shapes, &mut values, wanted, Pass::All)?;
             return wanted.iter().map(|&l| self.materialize(&values, l)).collect();
         }
         // Frozen prefix in batch chunks, then the differentiated rest on the whole batch.
@@ -290,7 +340,7 @@ impl InceptionV3 {
             let xc = slice_batch(x, start, len)?;
             let chunk_shapes = self.output_shapes(len, h, w)?;
             let mut values = vec![None; shapes.len()];
-            self.execute(&xc, &plan, &chunk_shapes, &mut values, &boundary, Pass::Frozen)?;
+            self.execute(Some(&xc), &plan, &chunk_shapes, &mut values, &boundary, Pass::Frozen)?;
             for &l in &boundary {
                 parts.entry(l).or_default().push(self.materialize(&values, l)?.value().clone());
             }
@@ -300,7 +350,7 @@ impl InceptionV3 {
             let refs: Vec<&Tensor> = ts.iter().collect();
             values[l] = Some(Value::Var(Var::constant(concat::concat_batch(&refs)?)));
         }
-        self.execute(x, &plan, &shapes, &mut values, wanted, Pass::Differentiated)?;
+        self.execute(Some(x), &plan, &shapes, &mut values, wanted, Pass::Differentiated)?;
         wanted.iter().map(|&l| self.materialize(&values, l)).collect()
     }
 
@@ -323,34 +373,40 @@ impl InceptionV3 {
     /// Frozen layers whose outputs the differentiated part (or the caller) needs.
     fn boundary(&self, plan: &Plan, wanted: &[usize]) -> Vec<usize> {
         (0..self.graph.layers.len())
-            .filter(|&l| !plan.grad[l] && (wanted.contains(&l) || self.consumers(l).any(|c| plan.grad[c])))
+            .filter(|&l| !plan.grad[l] && (wanted.contains(&l) || self.graph.consumers(l).any(|c| plan.grad[c])))
             .collect()
     }
 
-    fn consumers(&self, l: usize) -> impl Iterator<Item = usize> + '_ {
-        self.graph.layers.iter().enumerate().filter(move |(_, c)| c.inputs.contains(&l)).map(|(i, _)| i)
-    }
-
-    /// Decides per layer: differentiated or frozen, fused, written into a slice.
-    fn plan(&self, training: bool, shapes: &[[usize; 4]]) -> Plan {
-        let layers = &self.graph.layers;
-        let recording = ag::is_recording();
-        let mut grad = vec![false; layers.len()];
-        for (l, layer) in layers.iter().enumerate() {
+    /// Per layer: its output depends on a trainable weight (the trainable tail).
+    fn tail(&self) -> Vec<bool> {
+        let mut tail = vec![false; self.graph.layers.len()];
+        for (l, layer) in self.graph.layers.iter().enumerate() {
             let own = match &self.params[l] {
                 Params::Conv { kernel } => kernel.requires_grad(),
                 Params::BatchNorm { beta, .. } => beta.requires_grad(),
                 Params::None => false,
             };
-            grad[l] = recording && (own || layer.inputs.iter().any(|&i| grad[i]));
+            tail[l] = own || layer.inputs.iter().any(|&i| tail[i]);
         }
+        tail
+    }
+
+    /// Decides per layer: differentiated or frozen, fused, written into a
+    /// slice. Layers in `given` already hold their values and write nothing.
+    fn plan(&self, training: bool, shapes: &[[usize; 4]], given: &[usize]) -> Plan {
+        let layers = &self.graph.layers;
+        let recording = ag::is_recording();
+        let tail = self.tail();
+        let grad: Vec<bool> = tail.iter().map(|&t| recording && t).collect();
         let batch_stats: Vec<bool> = (0..layers.len())
             .map(|l| training && self.trainable[l] && matches!(layers[l].kind, LayerKind::BatchNorm))
             .collect();
-        // conv → BN → ReLU fuses when nothing in it is differentiated and the BN uses moving statistics.
+        // conv → BN → ReLU fuses when nothing in it is differentiated, the BN
+        // uses moving statistics, and all three lie on one side of the
+        // prefix/tail split (so a cached prefix boundary reproduces it exactly).
         let mut fused = vec![false; layers.len()];
         for (l, layer) in layers.iter().enumerate() {
-            if matches!(layer.kind, LayerKind::Conv2d { .. }) && !grad[l + 2] && !batch_stats[l + 1] {
+            if matches!(layer.kind, LayerKind::Conv2d { .. }) && !grad[l + 2] && !batch_stats[l + 1] && tail[l] == tail[l + 2] {
                 fused[l] = true;
             }
         }
@@ -369,13 +425,13 @@ impl InceptionV3 {
                     LayerKind::MaxPool(_) | LayerKind::Concat => !grad[i],
                     _ => false,
                 };
-                if writes_slice {
+                if writes_slice && !given.contains(&i) {
                     dest[i] = Some((root, offset));
                 }
                 offset += shapes[i][3];
             }
         }
-        Plan { grad, fused, batch_stats, dest }
+        Plan { grad, tail, fused, batch_stats, dest }
     }
 
     /// The layers whose values layer `l` reads: a fused ReLU reads its conv's
@@ -393,12 +449,14 @@ impl InceptionV3 {
     /// Evaluates the layers that `pass` selects, in creation order, into
     /// `values`. A value is dropped after its last reader unless it is in `keep`.
     #[allow(clippy::too_many_arguments)]
-    fn execute(&self, x: &Tensor, plan: &Plan, shapes: &[[usize; 4]], values: &mut [Option<Value>], keep: &[usize], pass: Pass) -> Result<()> {
+    fn execute(&self, x: Option<&Tensor>, plan: &Plan, shapes: &[[usize; 4]], values: &mut [Option<Value>], keep: &[usize], pass: Pass) -> Result<()> {
         let layers = &self.graph.layers;
         let selected = |l: usize| match pass {
             Pass::All => true,
             Pass::Frozen => !plan.grad[l],
             Pass::Differentiated => plan.grad[l],
+            Pass::Prefix => !plan.tail[l],
+            Pass::Tail => plan.tail[l],
         };
         let mut remaining = vec![0usize; layers.len()];
         for l in (0..layers.len()).filter(|&l| selected(l)) {
@@ -413,7 +471,10 @@ impl InceptionV3 {
             let value = match &layer.kind {
                 LayerKind::Conv2d { .. } if plan.fused[l] => None,
                 LayerKind::BatchNorm if plan.fused[l - 1] => None,
-                LayerKind::Input => Some(Value::Var(Var::constant(x.clone()))),
+                LayerKind::Input => {
+                    let x = x.ok_or_else(|| Error::Invalid("the input layer has no image batch in this pass".into()))?;
+                    Some(Value::Var(Var::constant(x.clone())))
+                }
                 LayerKind::Relu if plan.fused[l - 2] => {
                     let input = self.materialize(values, layers[l - 2].inputs[0])?;
                     Some(self.fused_conv(l - 2, input.value(), plan.dest[l], values, shapes)?)
@@ -447,6 +508,13 @@ impl InceptionV3 {
                 }
                 LayerKind::AvgPool(win) => Some(Value::Var(ag::avg_pool2d(&self.materialize(values, layer.inputs[0])?, *win)?)),
                 LayerKind::Concat => Some(self.concat(l, plan, values, shapes)?),
+                LayerKind::Add => {
+                    let mut sum = self.materialize(values, layer.inputs[0])?;
+                    for &i in &layer.inputs[1..] {
+                        sum = ag::add(&sum, &self.materialize(values, i)?)?;
+                    }
+                    Some(Value::Var(sum))
+                }
             };
             if value.is_some() {
                 values[l] = value;
@@ -534,6 +602,17 @@ impl InceptionV3 {
     }
 }
 
+/// The frozen prefix's outputs for one batch: the values of the layers
+/// that no trainable weight influences and that the trainable tail (or the
+/// network's output, when nothing is trainable) reads.
+#[derive(Clone, Debug)]
+pub struct Boundary {
+    /// NHWC shape of the images the boundary was computed from.
+    pub input_shape: [usize; 4],
+    /// (creation index, value [n, h, w, c]) per boundary layer, in creation order.
+    pub tensors: Vec<(usize, Tensor)>,
+}
+
 #[derive(Clone, Copy)]
 enum Pass {
     All,
@@ -541,17 +620,31 @@ enum Pass {
     Frozen,
     /// Only the rest, reading the frozen boundary values already present.
     Differentiated,
+    /// Only layers that no trainable weight influences, recording or not.
+    Prefix,
+    /// Only layers downstream of a trainable weight, reading the boundary values present.
+    Tail,
 }
 
 struct Plan {
     /// The layer's output depends on a trainable weight (and recording is on).
     grad: Vec<bool>,
+    /// The layer's output depends on a trainable weight.
+    tail: Vec<bool>,
     /// Conv layers fused with their BN and ReLU.
     fused: Vec<bool>,
     /// BatchNorm layers using batch statistics.
     batch_stats: Vec<bool>,
     /// Where a layer writes its output inside a root concatenation.
     dest: Vec<Option<(usize, usize)>>,
+}
+
+/// Layer output shapes of InceptionV3 for an `h`×`w` RGB input (at least 75×75, as Keras requires).
+pub fn inception_v3_shapes(graph: &Graph, n: usize, h: usize, w: usize) -> Result<Vec<[usize; 4]>> {
+    if h < 75 || w < 75 {
+        return Err(Error::Shape(format!("InceptionV3 needs an input of at least 75x75, got {h}x{w}")));
+    }
+    graph.output_shapes(n, h, w, 3)
 }
 
 /// Images `[start, start + len)` of an NHWC batch.
