@@ -1,0 +1,716 @@
+//! The executor: runs any layer graph (src/models/graph.rs) with its
+//! Keras-named weights on the GPU, through the autograd tape where a layer
+//! depends on a trainable weight and through fused, copy-free kernels
+//! everywhere else.
+//!
+//! Planning follows the graph's edges only:
+//! - the *tail* is every layer downstream of a trainable weight; the rest is
+//!   the frozen *prefix*, whose outputs read by the tail form its boundary;
+//! - a conv whose only consumer is a BatchNorm (moving statistics) whose only
+//!   consumer is a ReLU runs as one kernel with the BatchNorm folded into a
+//!   per-channel scale and bias (shorter chains conv → ReLU or conv → BN fuse
+//!   the same way), when nothing in the chain is differentiated and the whole
+//!   chain lies on one side of the prefix/tail split;
+//! - inputs of a non-differentiated Concatenate that are produced by a fused
+//!   conv, a max pool or another Concatenate write straight into their channel
+//!   slice of the outermost concatenation, so concatenation copies nothing;
+//! - no value is kept past its last reader;
+//! - when one batch's largest activation would exceed the storage-binding
+//!   limit, the frozen part runs in batch chunks and only its boundary values
+//!   are joined.
+//!
+//! BatchNormalization follows Keras: batch statistics (and a moving-average
+//! update) only when training AND the layer is trainable, moving statistics
+//! otherwise.
+
+use super::graph::{Graph, LayerKind};
+use crate::autograd::{self as ag, Var};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::io::{HostTensor, TensorMap};
+use crate::ops::{batchnorm, concat, conv, pool};
+use crate::tensor::{DType, Tensor};
+use std::collections::HashMap;
+
+/// Keras BatchNormalization settings of the models incept runs.
+pub const BN_EPSILON: f32 = 1e-3;
+pub const BN_MOMENTUM: f32 = 0.99;
+
+/// The Keras weight table of a graph: `(LAYER/VARIABLE, shape)` in creation
+/// order — a Conv2D's HWIO `kernel`, a BatchNormalization(scale=False)'s
+/// `beta`, `moving_mean` and `moving_variance`.
+pub fn weight_table(graph: &Graph, input_channels: usize) -> Result<Vec<(String, Vec<usize>)>> {
+    // Channel counts do not depend on the spatial size: a large-enough probe will do.
+    let shapes = graph.output_shapes(1, 512, 512, input_channels)?;
+    let mut table = Vec::new();
+    for layer in &graph.layers {
+        match &layer.kind {
+            LayerKind::Conv2d { filters, win } => {
+                let cin = shapes[layer.inputs[0]][3];
+                table.push((format!("{}/kernel", layer.name), vec![win.kh, win.kw, cin, *filters]));
+            }
+            LayerKind::BatchNorm => {
+                let c = shapes[layer.inputs[0]][3];
+                for var in ["beta", "moving_mean", "moving_variance"] {
+                    table.push((format!("{}/{var}", layer.name), vec![c]));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(table)
+}
+
+enum Params {
+    None,
+    Conv { kernel: Var },
+    BatchNorm { beta: Var, moving_mean: Tensor, moving_var: Tensor, folded: Option<(Tensor, Tensor)> },
+}
+
+/// One row of the Keras-style summary.
+#[derive(Clone, Debug)]
+pub struct LayerSummary {
+    pub index: usize,
+    pub name: String,
+    pub class: &'static str,
+    /// NHWC output shape for a batch of one.
+    pub output_shape: [usize; 4],
+    pub params: usize,
+    pub trainable_params: usize,
+    pub trainable: bool,
+}
+
+/// The frozen prefix's outputs for one batch: the values of the layers
+/// that no trainable weight influences and that the trainable tail (or the
+/// network's output, when nothing is trainable) reads.
+#[derive(Clone, Debug)]
+pub struct Boundary {
+    /// NHWC shape of the images the boundary was computed from.
+    pub input_shape: [usize; 4],
+    /// (creation index, value [n, h, w, c]) per boundary layer, in creation order.
+    pub tensors: Vec<(usize, Tensor)>,
+}
+
+/// A layer graph with its weights on the device, ready to run.
+pub struct Network {
+    graph: Graph,
+    /// Keras `model.layers` order (creation indices).
+    keras_order: Vec<usize>,
+    /// Per creation index: Keras's `layer.trainable`.
+    trainable: Vec<bool>,
+    params: Vec<Params>,
+    /// Consumers of each layer, by creation index.
+    consumers: Vec<Vec<usize>>,
+    input_channels: usize,
+    gpu: Gpu,
+    /// Overrides the adapter's storage-binding limit when splitting batches.
+    binding_limit: Option<u64>,
+}
+
+/// How a layer's output is held during a forward pass.
+#[derive(Clone)]
+enum Value {
+    Var(Var),
+    /// Channels `[offset, offset + width)` of the root concatenation `root`.
+    Slice { root: usize, offset: usize, width: usize },
+}
+
+/// A conv with the BatchNorm and ReLU that follow it alone, run as one kernel.
+#[derive(Clone, Copy)]
+struct Chain {
+    conv: usize,
+    bn: Option<usize>,
+    relu: Option<usize>,
+}
+
+impl Chain {
+    /// The layer whose value the chain produces.
+    fn output(&self) -> usize {
+        self.relu.or(self.bn).unwrap_or(self.conv)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Pass {
+    All,
+    /// Only layers that are not differentiated (a chunk of the batch).
+    Frozen,
+    /// Only differentiated layers, reading the frozen values already present.
+    Differentiated,
+    /// Only layers that no trainable weight influences, recording or not.
+    Prefix,
+    /// Only layers downstream of a trainable weight, reading the boundary values present.
+    Tail,
+}
+
+struct Plan {
+    /// The layer's output depends on a trainable weight and recording is on.
+    grad: Vec<bool>,
+    /// The layer's output depends on a trainable weight.
+    tail: Vec<bool>,
+    /// For each layer inside a fused chain, the chain.
+    chain: Vec<Option<Chain>>,
+    /// BatchNorm layers using batch statistics.
+    batch_stats: Vec<bool>,
+    /// Where a layer writes its output inside a root concatenation.
+    dest: Vec<Option<(usize, usize)>>,
+}
+
+impl Plan {
+    /// The chain `l` belongs to, unless `l` is its output (the one that runs it).
+    fn inside_chain(&self, l: usize) -> bool {
+        self.chain[l].is_some_and(|c| c.output() != l)
+    }
+}
+
+impl Network {
+    /// Loads `graph`'s weights from Keras-named tensors (shapes checked
+    /// against the graph), with the last `unfreeze_last` layers of Keras's
+    /// `model.layers` order trainable.
+    pub fn new(gpu: &Gpu, graph: Graph, input_channels: usize, weights: &TensorMap, unfreeze_last: usize) -> Result<Network> {
+        let keras_order = graph.keras_order();
+        if unfreeze_last > keras_order.len() {
+            return Err(Error::Invalid(format!("--unfreeze-last {unfreeze_last}: the model has {} layers", keras_order.len())));
+        }
+        let mut trainable = vec![false; graph.layers.len()];
+        for &l in &keras_order[keras_order.len() - unfreeze_last..] {
+            trainable[l] = true;
+        }
+        let table: HashMap<String, Vec<usize>> = weight_table(&graph, input_channels)?.into_iter().collect();
+        let upload = |name: String| -> Result<Tensor> {
+            let t = weights.get(&name).ok_or_else(|| Error::Invalid(format!("weight '{name}' is missing")))?;
+            let want = &table[&name];
+            if &t.shape != want || t.data.len() != t.numel() {
+                return Err(Error::Shape(format!("weight '{name}' has shape {:?} ({} values), expected {want:?}", t.shape, t.data.len())));
+            }
+            Tensor::from_slice(gpu, &t.shape, &t.data)
+        };
+        let mut params = Vec::with_capacity(graph.layers.len());
+        for (l, layer) in graph.layers.iter().enumerate() {
+            params.push(match layer.kind {
+                LayerKind::Conv2d { .. } => Params::Conv { kernel: Var::parameter(upload(format!("{}/kernel", layer.name))?, trainable[l]) },
+                LayerKind::BatchNorm => {
+                    let beta = upload(format!("{}/beta", layer.name))?;
+                    let moving_mean = upload(format!("{}/moving_mean", layer.name))?;
+                    let moving_var = upload(format!("{}/moving_variance", layer.name))?;
+                    // Frozen statistics never change: fold them once.
+                    let folded = if trainable[l] { None } else { Some(batchnorm::fold_batchnorm(&beta, &moving_mean, &moving_var, BN_EPSILON)?) };
+                    Params::BatchNorm { beta: Var::parameter(beta, trainable[l]), moving_mean, moving_var, folded }
+                }
+                _ => Params::None,
+            });
+        }
+        let consumers = (0..graph.layers.len()).map(|l| graph.consumers(l).collect()).collect();
+        Ok(Network { graph, keras_order, trainable, params, consumers, input_channels, gpu: gpu.clone(), binding_limit: None })
+    }
+
+    /// Splits batches as if one storage binding could hold only `bytes`
+    /// (tests of the chunked path; capped by the adapter's real limit).
+    pub fn set_binding_limit(&mut self, bytes: u64) {
+        self.binding_limit = Some(bytes);
+    }
+
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Number of Keras layers (InputLayer included).
+    pub fn num_layers(&self) -> usize {
+        self.keras_order.len()
+    }
+
+    /// The trainable weights with their Keras names, in Keras order.
+    pub fn trainable_params(&self) -> Vec<(String, Var)> {
+        let mut out = Vec::new();
+        for &l in &self.keras_order {
+            let name = &self.graph.layers[l].name;
+            match &self.params[l] {
+                Params::Conv { kernel } if kernel.requires_grad() => out.push((format!("{name}/kernel"), kernel.clone())),
+                Params::BatchNorm { beta, .. } if beta.requires_grad() => out.push((format!("{name}/beta"), beta.clone())),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Every weight (moving statistics included) copied back to the host, Keras names.
+    pub fn to_tensor_map(&self) -> Result<TensorMap> {
+        let mut map = TensorMap::new();
+        let host = |t: &Tensor| -> Result<HostTensor> { Ok(HostTensor { shape: t.shape().to_vec(), data: t.to_vec()? }) };
+        for (l, layer) in self.graph.layers.iter().enumerate() {
+            match &self.params[l] {
+                Params::Conv { kernel } => {
+                    map.insert(format!("{}/kernel", layer.name), host(kernel.value())?);
+                }
+                Params::BatchNorm { beta, moving_mean, moving_var, .. } => {
+                    map.insert(format!("{}/beta", layer.name), host(beta.value())?);
+                    map.insert(format!("{}/moving_mean", layer.name), host(moving_mean)?);
+                    map.insert(format!("{}/moving_variance", layer.name), host(moving_var)?);
+                }
+                Params::None => {}
+            }
+        }
+        Ok(map)
+    }
+
+    /// Output shapes (NHWC, batch n) of every layer for an `h`×`w` input, by creation index.
+    pub fn output_shapes(&self, n: usize, h: usize, w: usize) -> Result<Vec<[usize; 4]>> {
+        self.graph.output_shapes(n, h, w, self.input_channels)
+    }
+
+    /// Keras-style summary rows in `model.layers` order for an `h`×`w` input.
+    pub fn summary(&self, h: usize, w: usize) -> Result<Vec<LayerSummary>> {
+        let shapes = self.output_shapes(1, h, w)?;
+        Ok(self
+            .keras_order
+            .iter()
+            .enumerate()
+            .map(|(index, &l)| {
+                let layer = &self.graph.layers[l];
+                let (params, trainable_params) = match &self.params[l] {
+                    Params::Conv { kernel } => {
+                        let p = kernel.value().numel();
+                        (p, if self.trainable[l] { p } else { 0 })
+                    }
+                    Params::BatchNorm { beta, .. } => {
+                        let c = beta.value().numel();
+                        (3 * c, if self.trainable[l] { c } else { 0 })
+                    }
+                    Params::None => (0, 0),
+                };
+                LayerSummary {
+                    index,
+                    name: layer.name.clone(),
+                    class: layer.kind.keras_class(),
+                    output_shape: shapes[l],
+                    params,
+                    trainable_params,
+                    trainable: self.trainable[l],
+                }
+            })
+            .collect())
+    }
+
+    /// The output of the graph's last layer. With `training`, trainable
+    /// BatchNorm layers use and update batch statistics, as Keras does.
+    pub fn forward(&self, x: &Tensor, training: bool) -> Result<Var> {
+        let out = self.graph.layers.len() - 1;
+        let mut outs = self.run(x, training, &[out])?;
+        outs.pop().ok_or_else(|| Error::Invalid("the graph produced no output".into()))
+    }
+
+    /// The outputs of the named layers in inference mode, without recording.
+    pub fn infer_layers(&self, x: &Tensor, names: &[&str]) -> Result<Vec<Tensor>> {
+        let ids = names
+            .iter()
+            .map(|n| self.graph.find(n).ok_or_else(|| Error::Invalid(format!("the model has no layer named '{n}'"))))
+            .collect::<Result<Vec<_>>>()?;
+        let vars = ag::no_grad(|| self.run(x, false, &ids))?;
+        Ok(vars.into_iter().map(|v| v.value().clone()).collect())
+    }
+
+    /// Runs the frozen prefix (every layer that no trainable weight
+    /// influences) without recording, in batch chunks when needed, and returns
+    /// the values the trainable tail reads: the input of
+    /// [`forward_from_boundary`](Self::forward_from_boundary). The prefix is
+    /// the same in training and inference (frozen BatchNorm layers always use
+    /// moving statistics), so a boundary can be computed once per image and reused.
+    pub fn frozen_boundary(&self, x: &Tensor) -> Result<Boundary> {
+        let [n, h, w, _] = self.check_input(x)?;
+        let shapes = self.output_shapes(n, h, w)?;
+        let out = shapes.len() - 1;
+        let tail = self.tail();
+        let layers: Vec<usize> = (0..shapes.len()).filter(|&l| !tail[l] && (l == out || self.consumers[l].iter().any(|&c| tail[c]))).collect();
+        let chunk = self.batch_chunk(&shapes, n)?;
+        let mut parts: Vec<Vec<Tensor>> = vec![Vec::new(); layers.len()];
+        ag::no_grad(|| -> Result<()> {
+            for start in (0..n).step_by(chunk) {
+                let len = chunk.min(n - start);
+                let xc = if len == n { x.clone() } else { slice_batch(x, start, len)? };
+                let chunk_shapes = self.output_shapes(len, h, w)?;
+                let plan = self.plan(false, &chunk_shapes, &[], &layers);
+                let mut values = vec![None; shapes.len()];
+                self.execute(Some(&xc), &plan, &chunk_shapes, &mut values, &layers, Pass::Prefix)?;
+                for (k, &l) in layers.iter().enumerate() {
+                    parts[k].push(self.materialize(&values, l)?.value().clone());
+                }
+            }
+            Ok(())
+        })?;
+        let tensors = layers
+            .iter()
+            .zip(parts)
+            .map(|(&l, ts)| {
+                let t = if ts.len() == 1 { ts[0].clone() } else { concat::concat_batch(&ts.iter().collect::<Vec<_>>())? };
+                Ok((l, t))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Boundary { input_shape: [n, h, w, self.input_channels], tensors })
+    }
+
+    /// The output computed from a frozen-prefix boundary, exactly as
+    /// [`forward`](Self::forward) computes it from the images (same kernels,
+    /// same results). With `training`, trainable BatchNorm layers use and
+    /// update batch statistics.
+    pub fn forward_from_boundary(&self, boundary: &Boundary, training: bool) -> Result<Var> {
+        let [n, h, w, _] = boundary.input_shape;
+        let shapes = self.output_shapes(n, h, w)?;
+        let out = shapes.len() - 1;
+        let given: Vec<usize> = boundary.tensors.iter().map(|(l, _)| *l).collect();
+        let mut values = vec![None; shapes.len()];
+        for (l, t) in &boundary.tensors {
+            let want = shapes.get(*l).ok_or_else(|| Error::Invalid(format!("boundary layer index {l} is not a layer of the model")))?;
+            if t.shape() != want {
+                return Err(Error::Shape(format!("boundary value of {} has shape {:?}, expected {want:?}", self.graph.layers[*l].name, t.shape())));
+            }
+            values[*l] = Some(Value::Var(Var::constant(t.clone())));
+        }
+        let plan = self.plan(training, &shapes, &given, &[out]);
+        if let Some(missing) = (0..shapes.len()).find(|&l| {
+            !plan.tail[l] && !given.contains(&l) && (l == out || self.consumers[l].iter().any(|&c| plan.tail[c]))
+        }) {
+            return Err(Error::Invalid(format!("the boundary lacks the value of {}", self.graph.layers[missing].name)));
+        }
+        self.execute(None, &plan, &shapes, &mut values, &[out], Pass::Tail)?;
+        self.materialize(&values, out)
+    }
+
+    fn check_input(&self, x: &Tensor) -> Result<[usize; 4]> {
+        let dims = x.dims4()?;
+        if dims[3] != self.input_channels {
+            return Err(Error::Shape(format!("the model expects NHWC input with {} channels, got shape {:?}", self.input_channels, x.shape())));
+        }
+        Ok(dims)
+    }
+
+    /// Runs the graph and returns the values of `wanted` (creation indices).
+    fn run(&self, x: &Tensor, training: bool, wanted: &[usize]) -> Result<Vec<Var>> {
+        let [n, h, w, _] = self.check_input(x)?;
+        let shapes = self.output_shapes(n, h, w)?;
+        let plan = self.plan(training, &shapes, &[], wanted);
+        let chunk = self.batch_chunk(&shapes, n)?;
+        if chunk >= n {
+            let mut values = vec![None; shapes.len()];
+            self.execute(Some(x), &plan, &shapes, &mut values, wanted, Pass::All)?;
+            return wanted.iter().map(|&l| self.materialize(&values, l)).collect();
+        }
+        // The non-differentiated part in batch chunks, then the differentiated rest on the whole batch.
+        let boundary: Vec<usize> = (0..shapes.len())
+            .filter(|&l| !plan.grad[l] && (wanted.contains(&l) || self.consumers[l].iter().any(|&c| plan.grad[c])))
+            .collect();
+        let mut parts: HashMap<usize, Vec<Tensor>> = HashMap::new();
+        for start in (0..n).step_by(chunk) {
+            let len = chunk.min(n - start);
+            let xc = slice_batch(x, start, len)?;
+            let chunk_shapes = self.output_shapes(len, h, w)?;
+            let chunk_plan = self.plan(training, &chunk_shapes, &[], &boundary);
+            let mut values = vec![None; shapes.len()];
+            self.execute(Some(&xc), &chunk_plan, &chunk_shapes, &mut values, &boundary, Pass::Frozen)?;
+            for &l in &boundary {
+                parts.entry(l).or_default().push(self.materialize(&values, l)?.value().clone());
+            }
+        }
+        let mut values = vec![None; shapes.len()];
+        for (l, ts) in parts {
+            let refs: Vec<&Tensor> = ts.iter().collect();
+            values[l] = Some(Value::Var(Var::constant(concat::concat_batch(&refs)?)));
+        }
+        let plan = self.plan(training, &shapes, &boundary, wanted);
+        self.execute(Some(x), &plan, &shapes, &mut values, wanted, Pass::Differentiated)?;
+        wanted.iter().map(|&l| self.materialize(&values, l)).collect()
+    }
+
+    /// Largest batch whose biggest activation fits one storage binding.
+    fn batch_chunk(&self, shapes: &[[usize; 4]], n: usize) -> Result<usize> {
+        let bytes = |s: &[usize; 4]| (s[1] * s[2] * s[3]) as u64 * 4;
+        let Some(largest) = shapes.iter().max_by_key(|s| bytes(s)) else { return Ok(n.max(1)) };
+        let per_image = bytes(largest).max(1);
+        let adapter_limit = self.gpu.limits().max_storage_buffer_binding_size;
+        let limit = self.binding_limit.map_or(adapter_limit, |l| l.min(adapter_limit));
+        if per_image > limit {
+            return Err(Error::Limit {
+                what: format!("one image's largest activation {largest:?}"),
+                bytes: per_image,
+                limit_name: "max_storage_buffer_binding_size",
+                limit,
+            });
+        }
+        Ok(((limit / per_image) as usize).clamp(1, n.max(1)))
+    }
+
+    /// Per layer: its output depends on a trainable weight (the trainable tail).
+    fn tail(&self) -> Vec<bool> {
+        let mut tail = vec![false; self.graph.layers.len()];
+        for (l, layer) in self.graph.layers.iter().enumerate() {
+            let own = match &self.params[l] {
+                Params::Conv { kernel } => kernel.requires_grad(),
+                Params::BatchNorm { beta, .. } => beta.requires_grad(),
+                Params::None => false,
+            };
+            tail[l] = own || layer.inputs.iter().any(|&i| tail[i]);
+        }
+        tail
+    }
+
+    /// The only consumer of `l`, if it has exactly one and it is of the kind `pred` accepts.
+    fn sole_consumer(&self, l: usize, pred: impl Fn(&LayerKind) -> bool) -> Option<usize> {
+        match self.consumers[l].as_slice() {
+            [c] if pred(&self.graph.layers[*c].kind) => Some(*c),
+            _ => None,
+        }
+    }
+
+    /// Decides per layer: differentiated or frozen, fused, written into a
+    /// slice. Layers in `given` already hold their values and write nothing;
+    /// layers in `wanted` keep a value of their own.
+    fn plan(&self, training: bool, shapes: &[[usize; 4]], given: &[usize], wanted: &[usize]) -> Plan {
+        let layers = &self.graph.layers;
+        let recording = ag::is_recording();
+        let tail = self.tail();
+        let grad: Vec<bool> = tail.iter().map(|&t| recording && t).collect();
+        let batch_stats: Vec<bool> =
+            (0..layers.len()).map(|l| training && self.trainable[l] && matches!(layers[l].kind, LayerKind::BatchNorm)).collect();
+
+        let mut chain = vec![None; layers.len()];
+        for (l, layer) in layers.iter().enumerate() {
+            if !matches!(layer.kind, LayerKind::Conv2d { .. }) || grad[l] {
+                continue;
+            }
+            // Extend conv → BN → ReLU along sole-consumer edges, stopping at a
+            // layer that must keep its own value or lies across the prefix/tail split.
+            let joins = |next: usize| !grad[next] && tail[next] == tail[l] && !given.contains(&next);
+            let ends_here = |at: usize| wanted.contains(&at);
+            let mut c = Chain { conv: l, bn: None, relu: None };
+            let mut at = l;
+            if !ends_here(at) {
+                if let Some(bn) = self.sole_consumer(at, |k| matches!(k, LayerKind::BatchNorm)).filter(|&bn| joins(bn) && !batch_stats[bn]) {
+                    c.bn = Some(bn);
+                    at = bn;
+                }
+            }
+            if !ends_here(at) {
+                if let Some(relu) = self.sole_consumer(at, |k| matches!(k, LayerKind::Relu)).filter(|&r| joins(r)) {
+                    c.relu = Some(relu);
+                }
+            }
+            for member in [Some(c.conv), c.bn, c.relu].into_iter().flatten() {
+                chain[member] = Some(c);
+            }
+        }
+
+        // Inputs of non-differentiated concatenations write straight into
+        // their slice; outer concatenations are planned before the nested ones they contain.
+        let mut dest: Vec<Option<(usize, usize)>> = vec![None; layers.len()];
+        for (c, layer) in layers.iter().enumerate().rev() {
+            if !matches!(layer.kind, LayerKind::Concat) || grad[c] || given.contains(&c) {
+                continue;
+            }
+            let (root, base) = dest[c].unwrap_or((c, 0));
+            let mut offset = base;
+            for &i in &layer.inputs {
+                let produced_in_place = match layers[i].kind {
+                    LayerKind::MaxPool(_) | LayerKind::Concat => !grad[i],
+                    _ => chain[i].is_some_and(|ch| ch.output() == i),
+                };
+                let once = self.consumers[i].len() == 1 && layer.inputs.iter().filter(|&&j| j == i).count() == 1;
+                if produced_in_place && once && !given.contains(&i) {
+                    dest[i] = Some((root, offset));
+                }
+                offset += shapes[i][3];
+            }
+        }
+        Plan { grad, tail, chain, batch_stats, dest }
+    }
+
+    /// The layers whose values layer `l` reads: a fused chain's output reads
+    /// the conv's input, the other members of the chain read nothing.
+    fn reads(&self, plan: &Plan, l: usize) -> Vec<usize> {
+        match plan.chain[l] {
+            Some(c) if c.output() == l => vec![self.graph.layers[c.conv].inputs[0]],
+            Some(_) => vec![],
+            None => self.graph.layers[l].inputs.clone(),
+        }
+    }
+
+    /// Evaluates the layers that `pass` selects, in creation order, into
+    /// `values`. A value is dropped after its last reader unless it is in `keep`.
+    #[allow(clippy::too_many_arguments)]
+    fn execute(&self, x: Option<&Tensor>, plan: &Plan, shapes: &[[usize; 4]], values: &mut [Option<Value>], keep: &[usize], pass: Pass) -> Result<()> {
+        let layers = &self.graph.layers;
+        let selected = |l: usize| match pass {
+            Pass::All => true,
+            Pass::Frozen => !plan.grad[l],
+            Pass::Differentiated => plan.grad[l],
+            Pass::Prefix => !plan.tail[l],
+            Pass::Tail => plan.tail[l],
+        };
+        let mut remaining = vec![0usize; layers.len()];
+        for l in (0..layers.len()).filter(|&l| selected(l)) {
+            for i in self.reads(plan, l) {
+                remaining[i] += 1;
+            }
+        }
+        for l in 0..layers.len() {
+            if !selected(l) {
+                continue;
+            }
+            let value = if plan.inside_chain(l) {
+                None
+            } else if let Some(c) = plan.chain[l] {
+                let input = self.materialize(values, layers[c.conv].inputs[0])?;
+                Some(self.fused_chain(c, input.value(), plan.dest[l], values, shapes)?)
+            } else {
+                Some(self.layer(l, plan, values, shapes, x)?)
+            };
+            if let Some(v) = value {
+                values[l] = Some(v);
+                // A kept slice is copied out now: its concatenation may be freed before the caller reads it.
+                if keep.contains(&l) && matches!(values[l], Some(Value::Slice { .. })) {
+                    values[l] = Some(Value::Var(self.materialize(values, l)?));
+                }
+            }
+            for i in self.reads(plan, l) {
+                remaining[i] -= 1;
+                if remaining[i] == 0 && !keep.contains(&i) {
+                    values[i] = None;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One layer on its own (recorded on the tape when it is differentiated).
+    fn layer(&self, l: usize, plan: &Plan, values: &mut [Option<Value>], shapes: &[[usize; 4]], x: Option<&Tensor>) -> Result<Value> {
+        let layer = &self.graph.layers[l];
+        let input = |values: &[Option<Value>]| self.materialize(values, layer.inputs[0]);
+        Ok(match (&layer.kind, &self.params[l]) {
+            (LayerKind::Input, _) => {
+                let x = x.ok_or_else(|| Error::Invalid("the input layer has no image batch in this pass".into()))?;
+                Value::Var(Var::constant(x.clone()))
+            }
+            (LayerKind::Relu, _) => Value::Var(ag::relu(&input(values)?)?),
+            (LayerKind::Conv2d { win, .. }, Params::Conv { kernel }) => Value::Var(ag::conv2d(&input(values)?, kernel, *win)?),
+            (LayerKind::BatchNorm, Params::BatchNorm { beta, moving_mean, moving_var, .. }) => {
+                let x = input(values)?;
+                Value::Var(if plan.batch_stats[l] {
+                    let (y, stats) = ag::batch_norm_train(&x, beta, BN_EPSILON)?;
+                    batchnorm::update_moving_stats(moving_mean, moving_var, &stats, BN_MOMENTUM)?;
+                    y
+                } else {
+                    ag::batch_norm_inference(&x, beta, moving_mean, moving_var, BN_EPSILON)?
+                })
+            }
+            (LayerKind::MaxPool(win), _) => {
+                let x = input(values)?;
+                match plan.dest[l] {
+                    Some((root, offset)) => {
+                        let out = self.root_tensor(root, values, shapes)?;
+                        pool::max_pool2d_into(x.value(), win, &out, offset)?;
+                        Value::Slice { root, offset, width: shapes[l][3] }
+                    }
+                    None => Value::Var(ag::max_pool2d(&x, *win)?),
+                }
+            }
+            (LayerKind::AvgPool(win), _) => Value::Var(ag::avg_pool2d(&input(values)?, *win)?),
+            (LayerKind::Concat, _) => self.concat(l, plan, values, shapes)?,
+            (LayerKind::Add, _) => {
+                let mut sum = input(values)?;
+                for &i in &layer.inputs[1..] {
+                    sum = ag::add(&sum, &self.materialize(values, i)?)?;
+                }
+                Value::Var(sum)
+            }
+            (kind, _) => return Err(Error::Invalid(format!("layer {} ({}) has no weights loaded", layer.name, kind.keras_class()))),
+        })
+    }
+
+    /// conv → folded BatchNorm → ReLU (as far as the chain goes) in one
+    /// kernel, into a concatenation's slice when planned.
+    fn fused_chain(&self, c: Chain, x: &Tensor, dest: Option<(usize, usize)>, values: &mut [Option<Value>], shapes: &[[usize; 4]]) -> Result<Value> {
+        let (LayerKind::Conv2d { win, filters }, Params::Conv { kernel }) = (&self.graph.layers[c.conv].kind, &self.params[c.conv]) else {
+            return Err(Error::Invalid(format!("layer {} is not a convolution", self.graph.layers[c.conv].name)));
+        };
+        let folded = match c.bn.map(|bn| &self.params[bn]) {
+            None => None,
+            Some(Params::BatchNorm { folded: Some((s, b)), .. }) => Some((s.clone(), b.clone())),
+            // Trainable BatchNorm in inference mode: its statistics may have moved, fold now.
+            Some(Params::BatchNorm { beta, moving_mean, moving_var, folded: None }) => {
+                Some(batchnorm::fold_batchnorm(beta.value(), moving_mean, moving_var, BN_EPSILON)?)
+            }
+            Some(_) => return Err(Error::Invalid(format!("the layer after {} is not a BatchNormalization", self.graph.layers[c.conv].name))),
+        };
+        let spec = conv::ConvSpec {
+            scale: folded.as_ref().map(|f| &f.0),
+            bias: folded.as_ref().map(|f| &f.1),
+            relu: c.relu.is_some(),
+            ..conv::ConvSpec::new(*win)
+        };
+        match dest {
+            Some((root, offset)) => {
+                let out = self.root_tensor(root, values, shapes)?;
+                conv::conv2d_into(x, kernel.value(), &spec, &out, offset)?;
+                Ok(Value::Slice { root, offset, width: *filters })
+            }
+            None => Ok(Value::Var(Var::constant(conv::conv2d_fused(x, kernel.value(), &spec)?))),
+        }
+    }
+
+    /// The output buffer of a root concatenation, allocated on first use.
+    fn root_tensor(&self, root: usize, values: &mut [Option<Value>], shapes: &[[usize; 4]]) -> Result<Tensor> {
+        if let Some(Value::Var(v)) = &values[root] {
+            return Ok(v.value().clone());
+        }
+        let t = Tensor::empty(&self.gpu, &shapes[root], DType::F32)?;
+        values[root] = Some(Value::Var(Var::constant(t.clone())));
+        Ok(t)
+    }
+
+    fn concat(&self, l: usize, plan: &Plan, values: &mut [Option<Value>], shapes: &[[usize; 4]]) -> Result<Value> {
+        let layer = &self.graph.layers[l];
+        if plan.grad[l] {
+            let parts = layer.inputs.iter().map(|&i| self.materialize(values, i)).collect::<Result<Vec<_>>>()?;
+            return Ok(Value::Var(ag::concat_channels(&parts.iter().collect::<Vec<_>>())?));
+        }
+        let (root, base) = plan.dest[l].unwrap_or((l, 0));
+        let out = self.root_tensor(root, values, shapes)?;
+        // Inputs that did not write their slice themselves are copied in.
+        let mut offset = base;
+        for &i in &layer.inputs {
+            if plan.dest[i].is_none() {
+                concat::write_channels(self.materialize(values, i)?.value(), &out, offset)?;
+            }
+            offset += shapes[i][3];
+        }
+        if root != l {
+            return Ok(Value::Slice { root, offset: base, width: shapes[l][3] });
+        }
+        values[l].take().ok_or_else(|| Error::Invalid(format!("{}: its output buffer is gone", layer.name)))
+    }
+
+    /// A layer's value as a standalone variable (slices are copied out).
+    fn materialize(&self, values: &[Option<Value>], l: usize) -> Result<Var> {
+        match &values[l] {
+            Some(Value::Var(v)) => Ok(v.clone()),
+            Some(Value::Slice { root, offset, width }) => {
+                let Some(Value::Var(parent)) = &values[*root] else {
+                    return Err(Error::Invalid(format!("layer {} was written into a concatenation that is gone", self.graph.layers[l].name)));
+                };
+                Ok(Var::constant(concat::slice_channels(parent.value(), *offset, *width)?))
+            }
+            None => Err(Error::Invalid(format!("layer {} has no value at this point", self.graph.layers[l].name))),
+        }
+    }
+}
+
+/// Images `[start, start + len)` of an NHWC batch.
+fn slice_batch(x: &Tensor, start: usize, len: usize) -> Result<Tensor> {
+    let [_, h, w, c] = x.dims4()?;
+    let per_image = (h * w * c) as u64 * 4;
+    let out = Tensor::empty(x.gpu(), &[len, h, w, c], DType::F32)?;
+    out.copy_region_of(x, start as u64 * per_image)?;
+    Ok(out)
+}
