@@ -5,7 +5,7 @@
 //! head after mixed10) including the errors for broken files.
 
 use half::f16;
-use incept::io::keras_inception_v3::{self as iv3, CONVS, NUM_CONVS, TOTAL_PARAMETERS};
+use incept::io::keras_inception_v3::{self as iv3, TOTAL_PARAMETERS};
 use incept::io::tfjs::{decode_weights, parse_model_json};
 use incept::io::{HostTensor, StorageDtype, TensorMap, convert_inception_v3, read_safetensors, write_safetensors};
 use serde_json::{Value, json};
@@ -259,16 +259,16 @@ fn safetensors_read_errors_name_file_and_tensor() {
 
 #[test]
 fn inception_v3_table_has_94_convs_and_keras_parameter_count() {
-    assert_eq!(CONVS.len(), 94);
-    let kernels: usize = CONVS.iter().map(|c| c.kh * c.kw * c.cin * c.cout).sum();
-    let channels: usize = CONVS.iter().map(|c| c.cout).sum();
+    assert_eq!(iv3::convs().len(), 94);
+    let kernels: usize = iv3::convs().iter().map(|c| c.kh * c.kw * c.cin * c.cout).sum();
+    let channels: usize = iv3::convs().iter().map(|c| c.cout).sum();
     // Keras: 21,768,352 trainable (kernels + beta) and 34,432 non-trainable (moving mean and variance).
     assert_eq!(kernels + channels, 21_768_352);
     assert_eq!(2 * channels, 34_432);
     assert_eq!(kernels + 3 * channels, TOTAL_PARAMETERS);
     assert_eq!(iv3::parameter_count(), 21_802_784);
     let weights = iv3::expected_weights();
-    assert_eq!(weights.len(), 4 * NUM_CONVS);
+    assert_eq!(weights.len(), 4 * iv3::num_convs());
     assert_eq!(weights.iter().map(|(_, s)| s.iter().product::<usize>()).sum::<usize>(), 21_802_784);
     assert!(weights.iter().all(|(n, _)| !n.contains("gamma")));
     assert_eq!(weights[0], ("conv2d/kernel".to_string(), vec![3, 3, 3, 32]));
@@ -276,8 +276,8 @@ fn inception_v3_table_has_94_convs_and_keras_parameter_count() {
     assert_eq!(weights[4 * 93], ("conv2d_93/kernel".to_string(), vec![1, 1, 2048, 192]));
     assert_eq!(weights[4 * 93 + 3], ("batch_normalization_93/moving_variance".to_string(), vec![192]));
     // DESIGN.md: trainable in Keras 3's last 15 layers = conv2d_93 + beta of BN 85, 88, 91, 92, 93.
-    let tail = CONVS[93].kh * CONVS[93].kw * CONVS[93].cin * CONVS[93].cout
-        + [85, 88, 91, 92, 93].iter().map(|&k| CONVS[k].cout).sum::<usize>();
+    let tail = iv3::convs()[93].kh * iv3::convs()[93].kw * iv3::convs()[93].cin * iv3::convs()[93].cout
+        + [85, 88, 91, 92, 93].iter().map(|&k| iv3::convs()[k].cout).sum::<usize>();
     assert_eq!(tail, 394_880);
 }
 
@@ -287,7 +287,7 @@ fn input_channels(input: &str) -> usize {
     if input == "input" {
         3
     } else if let Some(k) = input.strip_prefix("conv") {
-        CONVS[k.parse::<usize>().unwrap()].cout
+        iv3::convs()[k.parse::<usize>().unwrap()].cout
     } else if let Some(inner) = input.strip_prefix("max(").or(input.strip_prefix("avg(")) {
         input_channels(inner.strip_suffix(')').unwrap())
     } else {
@@ -297,19 +297,20 @@ fn input_channels(input: &str) -> usize {
 
 #[test]
 fn inception_v3_table_is_self_consistent() {
-    for (k, c) in CONVS.iter().enumerate() {
-        assert_eq!(c.cin, input_channels(c.input), "conv {k} input {}", c.input);
+    for (k, c) in iv3::convs().iter().enumerate() {
+        assert_eq!(c.cin, input_channels(&c.input), "conv {k} input {}", c.input);
         if let Some(j) = c.input.strip_prefix("conv") {
             assert!(j.parse::<usize>().unwrap() < k, "conv {k} reads a later conv");
         }
     }
     // Each block's output channels = its branch ends (convs no other conv reads) + a pass-through max pool.
     let mut block_out = Vec::new();
-    for (b, &(name, first)) in iv3::BLOCKS.iter().enumerate().skip(1) {
-        let end = iv3::BLOCKS.get(b + 1).map_or(NUM_CONVS, |x| x.1);
-        let read: Vec<String> = CONVS[first..end].iter().map(|c| c.input.to_string()).collect();
-        let ends: usize = (first..end).filter(|k| !read.contains(&format!("conv{k}"))).map(|k| CONVS[k].cout).sum();
-        let pool = if name == "mixed3" || name == "mixed8" { CONVS[first].cin } else { 0 };
+    for (b, (name, first)) in iv3::blocks().iter().enumerate().skip(1) {
+        let (name, first) = (name.as_str(), *first);
+        let end = iv3::blocks().get(b + 1).map_or(iv3::num_convs(), |x| x.1);
+        let read: Vec<String> = iv3::convs()[first..end].iter().map(|c| c.input.to_string()).collect();
+        let ends: usize = (first..end).filter(|k| !read.contains(&format!("conv{k}"))).map(|k| iv3::convs()[k].cout).sum();
+        let pool = if name == "mixed3" || name == "mixed8" { iv3::convs()[first].cin } else { 0 };
         block_out.push(ends + pool);
         assert!((first..end).all(|k| iv3::block_of(k) == name));
     }
@@ -389,9 +390,9 @@ fn build_synthetic() -> Synthetic {
     }
 
     let mut weights: Vec<(String, Vec<usize>, &str)> = Vec::new(); // Keras 2 name, shape, storage
-    for (k, c) in CONVS.iter().enumerate() {
+    for (k, c) in iv3::convs().iter().enumerate() {
         let n = k + 1;
-        let src = resolve(c.input, &mut layers, &mut made);
+        let src = resolve(&c.input, &mut layers, &mut made);
         let padding = if c.padding == incept::ops::Padding::Same { "same" } else { "valid" };
         layers.push(json!({"name": format!("conv2d_{n}"), "class_name": "Conv2D",
             "config": {"name": format!("conv2d_{n}"), "filters": c.cout, "kernel_size": [c.kh, c.kw],
@@ -407,15 +408,16 @@ fn build_synthetic() -> Synthetic {
         weights.push((format!("batch_normalization_{n}/moving_mean"), vec![c.cout], "float16"));
         weights.push((format!("batch_normalization_{n}/moving_variance"), vec![c.cout], "float32"));
     }
-    for (b, &(name, first)) in iv3::BLOCKS.iter().enumerate().skip(1) {
-        let end = iv3::BLOCKS.get(b + 1).map_or(NUM_CONVS, |x| x.1);
-        let read: Vec<&str> = CONVS[first..end].iter().map(|c| c.input).collect();
+    for (b, (name, first)) in iv3::blocks().iter().enumerate().skip(1) {
+        let (name, first) = (name.as_str(), *first);
+        let end = iv3::blocks().get(b + 1).map_or(iv3::num_convs(), |x| x.1);
+        let read: Vec<&str> = iv3::convs()[first..end].iter().map(|c| c.input.as_str()).collect();
         let mut inputs: Vec<String> = (first..end)
             .filter(|k| !read.contains(&format!("conv{k}").as_str()))
             .map(|k| format!("activation_{}", k + 1))
             .collect();
         if name == "mixed3" || name == "mixed8" {
-            let block_in = CONVS[first].input.to_string();
+            let block_in = iv3::convs()[first].input.to_string();
             inputs.push(resolve(&format!("max({block_in})"), &mut layers, &mut made));
         }
         layers.push(

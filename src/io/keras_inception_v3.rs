@@ -1,12 +1,13 @@
 //! The weights of Keras InceptionV3 without its top (`include_top=False`),
-//! as Keras 3 names them.
+//! as Keras 3 names them, read off the layer graph
+//! (src/models/inception_v3_graph.rs, the one description of the architecture).
 //!
 //! `keras/src/applications/inception_v3.py` builds the network from 94 calls
 //! of `conv2d_bn` (Conv2D without bias → BatchNormalization(scale=False) →
 //! ReLU). Keras names layers by a per-class counter at creation, so the k-th
 //! call creates `conv2d_k` and `batch_normalization_k` (Keras 3 drops the
 //! `_0`: `conv2d`, `conv2d_1`, … `conv2d_93`; Keras 2 counts from 1:
-//! `conv2d_1` … `conv2d_94`). `CONVS` lists the calls in that creation order.
+//! `conv2d_1` … `conv2d_94`). [`convs`] lists the calls in that creation order.
 //!
 //! Weight files do NOT store layers in creation order: Keras sorts
 //! `model.layers` by graph depth (mixed0's four branches interleave), and
@@ -16,12 +17,15 @@
 
 use super::TensorMap;
 use crate::error::{Error, Result};
+use crate::models::graph::{Graph, LayerKind};
+use crate::models::inception_v3_graph::inception_v3_graph;
 use crate::ops::Padding;
+use std::sync::LazyLock;
 
 /// One `conv2d_bn` call: a `kh`×`kw` convolution from `cin` to `cout`
 /// channels (HWIO kernel `[kh, kw, cin, cout]`), followed by BatchNormalization
 /// with `cout` channels (beta, moving_mean, moving_variance; no gamma).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConvSpec {
     pub kh: usize,
     pub kw: usize,
@@ -30,156 +34,104 @@ pub struct ConvSpec {
     pub stride: usize,
     pub padding: Padding,
     /// Where the input comes from: `input` (the image), `convJ` (the ReLU
-    /// after conv J), `mixedN` (a block output), `max(…)` / `avg(…)` (the
-    /// block's 3×3 max pooling, stride 2, or average pooling, stride 1 'same').
-    pub input: &'static str,
+    /// after conv J), `mixedN` (a block output), `max(…)` / `avg(…)` (a
+    /// pooling of one of those).
+    pub input: String,
 }
-
-const fn same(kh: usize, kw: usize, cin: usize, cout: usize, input: &'static str) -> ConvSpec {
-    ConvSpec { kh, kw, cin, cout, stride: 1, padding: Padding::Same, input }
-}
-
-const fn valid(kh: usize, kw: usize, cin: usize, cout: usize, stride: usize, input: &'static str) -> ConvSpec {
-    ConvSpec { kh, kw, cin, cout, stride, padding: Padding::Valid, input }
-}
-
-/// Number of convolutions (and of BatchNormalizations) up to `mixed10`.
-pub const NUM_CONVS: usize = 94;
 
 /// Keras's parameter count for InceptionV3 with `include_top=False`
 /// (trainable and non-trainable, i.e. including the moving statistics).
 pub const TOTAL_PARAMETERS: usize = 21_802_784;
 
-/// The 94 `conv2d_bn` calls of InceptionV3 in creation order (index = Keras 3 number).
-#[rustfmt::skip]
-pub const CONVS: [ConvSpec; NUM_CONVS] = [
-    // stem: 299 → 149 → 147 → 147, max pool → 73, 1×1, 3×3 → 71, max pool → 35
-    valid(3, 3, 3, 32, 2, "input"),               // 0
-    valid(3, 3, 32, 32, 1, "conv0"),              // 1
-    same(3, 3, 32, 64, "conv1"),                  // 2
-    valid(1, 1, 64, 80, 1, "max(conv2)"),         // 3
-    valid(3, 3, 80, 192, 1, "conv3"),             // 4
-    // mixed0: 35×35×192 → 256 (1x1 | 1x1,5x5 | 1x1,3x3,3x3 | avg,1x1)
-    same(1, 1, 192, 64, "max(conv4)"),            // 5
-    same(1, 1, 192, 48, "max(conv4)"),            // 6
-    same(5, 5, 48, 64, "conv6"),                  // 7
-    same(1, 1, 192, 64, "max(conv4)"),            // 8
-    same(3, 3, 64, 96, "conv8"),                  // 9
-    same(3, 3, 96, 96, "conv9"),                  // 10
-    same(1, 1, 192, 32, "avg(max(conv4))"),       // 11
-    // mixed1: 256 → 288
-    same(1, 1, 256, 64, "mixed0"),                // 12
-    same(1, 1, 256, 48, "mixed0"),                // 13
-    same(5, 5, 48, 64, "conv13"),                 // 14
-    same(1, 1, 256, 64, "mixed0"),                // 15
-    same(3, 3, 64, 96, "conv15"),                 // 16
-    same(3, 3, 96, 96, "conv16"),                 // 17
-    same(1, 1, 256, 64, "avg(mixed0)"),           // 18
-    // mixed2: 288 → 288
-    same(1, 1, 288, 64, "mixed1"),                // 19
-    same(1, 1, 288, 48, "mixed1"),                // 20
-    same(5, 5, 48, 64, "conv20"),                 // 21
-    same(1, 1, 288, 64, "mixed1"),                // 22
-    same(3, 3, 64, 96, "conv22"),                 // 23
-    same(3, 3, 96, 96, "conv23"),                 // 24
-    same(1, 1, 288, 64, "avg(mixed1)"),           // 25
-    // mixed3: 35×35×288 → 17×17×768 (3x3 s2 | 1x1,3x3,3x3 s2 | max pool)
-    valid(3, 3, 288, 384, 2, "mixed2"),           // 26
-    same(1, 1, 288, 64, "mixed2"),                // 27
-    same(3, 3, 64, 96, "conv27"),                 // 28
-    valid(3, 3, 96, 96, 2, "conv28"),             // 29
-    // mixed4: 768 → 768 (1x1 | 1x1,1x7,7x1 | 1x1,7x1,1x7,7x1,1x7 | avg,1x1)
-    same(1, 1, 768, 192, "mixed3"),               // 30
-    same(1, 1, 768, 128, "mixed3"),               // 31
-    same(1, 7, 128, 128, "conv31"),               // 32
-    same(7, 1, 128, 192, "conv32"),               // 33
-    same(1, 1, 768, 128, "mixed3"),               // 34
-    same(7, 1, 128, 128, "conv34"),               // 35
-    same(1, 7, 128, 128, "conv35"),               // 36
-    same(7, 1, 128, 128, "conv36"),               // 37
-    same(1, 7, 128, 192, "conv37"),               // 38
-    same(1, 1, 768, 192, "avg(mixed3)"),          // 39
-    // mixed5: 768 → 768, 160 inner channels
-    same(1, 1, 768, 192, "mixed4"),               // 40
-    same(1, 1, 768, 160, "mixed4"),               // 41
-    same(1, 7, 160, 160, "conv41"),               // 42
-    same(7, 1, 160, 192, "conv42"),               // 43
-    same(1, 1, 768, 160, "mixed4"),               // 44
-    same(7, 1, 160, 160, "conv44"),               // 45
-    same(1, 7, 160, 160, "conv45"),               // 46
-    same(7, 1, 160, 160, "conv46"),               // 47
-    same(1, 7, 160, 192, "conv47"),               // 48
-    same(1, 1, 768, 192, "avg(mixed4)"),          // 49
-    // mixed6: as mixed5
-    same(1, 1, 768, 192, "mixed5"),               // 50
-    same(1, 1, 768, 160, "mixed5"),               // 51
-    same(1, 7, 160, 160, "conv51"),               // 52
-    same(7, 1, 160, 192, "conv52"),               // 53
-    same(1, 1, 768, 160, "mixed5"),               // 54
-    same(7, 1, 160, 160, "conv54"),               // 55
-    same(1, 7, 160, 160, "conv55"),               // 56
-    same(7, 1, 160, 160, "conv56"),               // 57
-    same(1, 7, 160, 192, "conv57"),               // 58
-    same(1, 1, 768, 192, "avg(mixed5)"),          // 59
-    // mixed7: 768 → 768, 192 inner channels
-    same(1, 1, 768, 192, "mixed6"),               // 60
-    same(1, 1, 768, 192, "mixed6"),               // 61
-    same(1, 7, 192, 192, "conv61"),               // 62
-    same(7, 1, 192, 192, "conv62"),               // 63
-    same(1, 1, 768, 192, "mixed6"),               // 64
-    same(7, 1, 192, 192, "conv64"),               // 65
-    same(1, 7, 192, 192, "conv65"),               // 66
-    same(7, 1, 192, 192, "conv66"),               // 67
-    same(1, 7, 192, 192, "conv67"),               // 68
-    same(1, 1, 768, 192, "avg(mixed6)"),          // 69
-    // mixed8: 17×17×768 → 8×8×1280 (1x1,3x3 s2 | 1x1,1x7,7x1,3x3 s2 | max pool)
-    same(1, 1, 768, 192, "mixed7"),               // 70
-    valid(3, 3, 192, 320, 2, "conv70"),           // 71
-    same(1, 1, 768, 192, "mixed7"),               // 72
-    same(1, 7, 192, 192, "conv72"),               // 73
-    same(7, 1, 192, 192, "conv73"),               // 74
-    valid(3, 3, 192, 192, 2, "conv74"),           // 75
-    // mixed9: 1280 → 2048 (1x1 | 1x1,[1x3|3x1] | 1x1,3x3,[1x3|3x1] | avg,1x1)
-    same(1, 1, 1280, 320, "mixed8"),              // 76
-    same(1, 1, 1280, 384, "mixed8"),              // 77
-    same(1, 3, 384, 384, "conv77"),               // 78
-    same(3, 1, 384, 384, "conv77"),               // 79
-    same(1, 1, 1280, 448, "mixed8"),              // 80
-    same(3, 3, 448, 384, "conv80"),               // 81
-    same(1, 3, 384, 384, "conv81"),               // 82
-    same(3, 1, 384, 384, "conv81"),               // 83
-    same(1, 1, 1280, 192, "avg(mixed8)"),         // 84
-    // mixed10: 2048 → 2048
-    same(1, 1, 2048, 320, "mixed9"),              // 85
-    same(1, 1, 2048, 384, "mixed9"),              // 86
-    same(1, 3, 384, 384, "conv86"),               // 87
-    same(3, 1, 384, 384, "conv86"),               // 88
-    same(1, 1, 2048, 448, "mixed9"),              // 89
-    same(3, 3, 448, 384, "conv89"),               // 90
-    same(1, 3, 384, 384, "conv90"),               // 91
-    same(3, 1, 384, 384, "conv90"),               // 92
-    same(1, 1, 2048, 192, "avg(mixed9)"),         // 93
-];
+struct Table {
+    convs: Vec<ConvSpec>,
+    blocks: Vec<(String, usize)>,
+}
 
-/// The block each run of convolutions belongs to: (name, index of its first conv).
-pub const BLOCKS: [(&str, usize); 12] = [
-    ("stem", 0),
-    ("mixed0", 5),
-    ("mixed1", 12),
-    ("mixed2", 19),
-    ("mixed3", 26),
-    ("mixed4", 30),
-    ("mixed5", 40),
-    ("mixed6", 50),
-    ("mixed7", 60),
-    ("mixed8", 70),
-    ("mixed9", 76),
-    ("mixed10", 85),
-];
+static TABLE: LazyLock<Table> = LazyLock::new(|| table(&inception_v3_graph()));
+
+/// The 94 `conv2d_bn` calls of InceptionV3 in creation order (index = Keras 3 number).
+pub fn convs() -> &'static [ConvSpec] {
+    &TABLE.convs
+}
+
+/// Number of convolutions (and of BatchNormalizations) up to `mixed10`.
+pub fn num_convs() -> usize {
+    TABLE.convs.len()
+}
+
+/// The block each run of convolutions belongs to: (name, index of its first
+/// conv), from `stem` to `mixed10`.
+pub fn blocks() -> &'static [(String, usize)] {
+    &TABLE.blocks
+}
 
 /// The block that conv `k` belongs to.
 pub fn block_of(k: usize) -> &'static str {
-    BLOCKS.iter().rev().find(|(_, first)| *first <= k).map_or("stem", |(name, _)| name)
+    TABLE.blocks.iter().rev().find(|(_, first)| *first <= k).map_or("stem", |(name, _)| name.as_str())
+}
+
+/// Reads the conv table off the graph. The stem is the chain of layers
+/// before the first fork; after it, a conv belongs to the first `mixedN`
+/// concatenation created after it.
+fn table(graph: &Graph) -> Table {
+    // The graph is a constant of the program (its shapes are tested), so this cannot fail at 299².
+    let shapes = graph.output_shapes(1, 299, 299, 3).expect("InceptionV3's own graph has valid shapes at 299x299");
+    let mut ordinal = vec![None; graph.layers.len()];
+    let mut k = 0;
+    for (l, layer) in graph.layers.iter().enumerate() {
+        if matches!(layer.kind, LayerKind::Conv2d { .. }) {
+            ordinal[l] = Some(k);
+            k += 1;
+        }
+    }
+    let describe = |mut l: usize| -> String {
+        let mut wrap = Vec::new();
+        loop {
+            let layer = &graph.layers[l];
+            let inner = match layer.kind {
+                LayerKind::Input => "input".to_string(),
+                LayerKind::Concat => layer.name.clone(),
+                LayerKind::Conv2d { .. } => format!("conv{}", ordinal[l].unwrap_or(0)),
+                LayerKind::MaxPool(_) | LayerKind::AvgPool(_) => {
+                    wrap.push(if matches!(layer.kind, LayerKind::MaxPool(_)) { "max" } else { "avg" });
+                    l = layer.inputs[0];
+                    continue;
+                }
+                // The ReLU and BatchNorm after a conv stand for it.
+                LayerKind::Relu | LayerKind::BatchNorm | LayerKind::Add => {
+                    l = layer.inputs[0];
+                    continue;
+                }
+            };
+            return wrap.iter().rev().fold(inner, |acc, f| format!("{f}({acc})"));
+        }
+    };
+    let first_fork = (0..graph.layers.len()).find(|&l| graph.consumers(l).count() > 1).unwrap_or(graph.layers.len());
+    let is_block = |name: &str| name.strip_prefix("mixed").is_some_and(|n| n.parse::<usize>().is_ok());
+    let mut convs = Vec::new();
+    let mut blocks: Vec<(String, usize)> = Vec::new();
+    for (l, layer) in graph.layers.iter().enumerate() {
+        let LayerKind::Conv2d { filters, win } = layer.kind else { continue };
+        let block = if l < first_fork {
+            "stem".to_string()
+        } else {
+            graph.layers[l..].iter().find(|b| matches!(b.kind, LayerKind::Concat) && is_block(&b.name)).map_or("stem".into(), |b| b.name.clone())
+        };
+        if blocks.last().is_none_or(|(name, _)| *name != block) {
+            blocks.push((block, convs.len()));
+        }
+        convs.push(ConvSpec {
+            kh: win.kh,
+            kw: win.kw,
+            cin: shapes[layer.inputs[0]][3],
+            cout: filters,
+            stride: win.stride_h,
+            padding: win.padding,
+            input: describe(layer.inputs[0]),
+        });
+    }
+    Table { convs, blocks }
 }
 
 /// Keras 3 name of the k-th Conv2D layer: `conv2d`, `conv2d_1`, …
@@ -210,8 +162,8 @@ impl ConvSpec {
 /// Every weight of the model in creation order: `conv2d_k/kernel` then
 /// `batch_normalization_k/{beta,moving_mean,moving_variance}` for each k.
 pub fn expected_weights() -> Vec<(String, Vec<usize>)> {
-    let mut out = Vec::with_capacity(NUM_CONVS * 4);
-    for (k, spec) in CONVS.iter().enumerate() {
+    let mut out = Vec::with_capacity(num_convs() * 4);
+    for (k, spec) in convs().iter().enumerate() {
         out.push((format!("{}/kernel", conv_name(k)), spec.kernel_shape()));
         for var in BN_VARIABLES {
             out.push((format!("{}/{var}", bn_name(k)), vec![spec.cout]));
@@ -222,7 +174,7 @@ pub fn expected_weights() -> Vec<(String, Vec<usize>)> {
 
 /// Total parameters the table describes (Keras counts moving statistics too).
 pub fn parameter_count() -> usize {
-    CONVS.iter().map(ConvSpec::parameters).sum()
+    convs().iter().map(ConvSpec::parameters).sum()
 }
 
 /// Checks that `weights` holds exactly the Keras 3 InceptionV3 weights with

@@ -6,7 +6,7 @@
 //! file this module writes (`examples/dump_synthetic_weights.rs`) is
 //! bit-identical to its own. Both compute in f64, in this order of
 //! operations, and round once to f32; for conv k (creation order,
-//! `CONVS[k]`), its HWIO kernel flattened row-major (index i) and its
+//! `convs()[k]`), its HWIO kernel flattened row-major (index i) and its
 //! BatchNormalization channels c:
 //!
 //! ```text
@@ -26,13 +26,13 @@
 //! activations keep the magnitudes the real weights give (mean |x| about
 //! 0.7 at mixed0, 0.3 at mixed5, 0.1 at mixed10; see tests/data's metadata).
 
-use super::keras_inception_v3::{CONVS, bn_name, conv_name};
+use super::keras_inception_v3::{bn_name, conv_name, convs};
 use super::{HostTensor, TensorMap};
 
 /// Every InceptionV3 weight (Keras 3 names, as `check_weights` expects) from the formula above.
 pub fn synthetic_inception_v3_weights() -> TensorMap {
     let mut out = TensorMap::new();
-    for (k, spec) in CONVS.iter().enumerate() {
+    for (k, spec) in convs().iter().enumerate() {
         let kf = k as f64;
         let shape = spec.kernel_shape();
         let n: usize = shape.iter().product();

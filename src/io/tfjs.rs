@@ -13,7 +13,7 @@
 //! version's layer numbering, any head after `mixed10`) onto Keras 3 names and
 //! writes it as safetensors.
 
-use super::keras_inception_v3::{self as inception, BN_VARIABLES, CONVS, NUM_CONVS};
+use super::keras_inception_v3::{self as inception, BN_VARIABLES, num_convs};
 use super::{HostTensor, StorageDtype, TensorMap, write_safetensors};
 use crate::error::{Error, Result};
 use crate::ops::Padding;
@@ -283,8 +283,8 @@ impl fmt::Display for ConversionReport {
             "{:<8} {:>11}  {:>19}  {:>17}  {:>17}  {:>17}",
             "block", "parameters", "kernel min/max", "beta", "moving_mean", "moving_variance"
         )?;
-        for (i, (block, first)) in inception::BLOCKS.iter().enumerate() {
-            let end = inception::BLOCKS.get(i + 1).map_or(NUM_CONVS, |b| b.1);
+        for (i, (block, first)) in inception::blocks().iter().enumerate() {
+            let end = inception::blocks().get(i + 1).map_or(num_convs(), |b| b.1);
             let rows = &self.stats[first * 4..end * 4];
             let range = |suffix: &str| {
                 let sel = rows.iter().filter(|s| s.name.ends_with(suffix));
@@ -360,7 +360,7 @@ pub fn inception_v3_weights(model: &TfjsModel) -> Result<(TensorMap, Vec<String>
     let convs = graph.convs_in_creation_order(&kept)?;
     let conv_index: HashMap<&str, usize> = convs.iter().enumerate().map(|(k, l)| (l.name.as_str(), k)).collect();
     for (k, conv) in convs.iter().enumerate() {
-        check_conv(conv, &inception::conv_name(k), &CONVS[k], &graph.trace_input(conv, &conv_index))?;
+        check_conv(conv, &inception::conv_name(k), &inception::convs()[k], &graph.trace_input(conv, &conv_index))?;
     }
     let bns = graph.bns_by_conv(&kept, &convs, &conv_index)?;
     for (k, bn) in bns.iter().enumerate() {
@@ -417,7 +417,7 @@ pub fn inception_v3_weights(model: &TfjsModel) -> Result<(TensorMap, Vec<String>
         Ok(())
     };
     let mut out = TensorMap::new();
-    for (k, spec) in CONVS.iter().enumerate() {
+    for (k, spec) in inception::convs().iter().enumerate() {
         take(convs[k], &inception::conv_name(k), &["kernel"], &spec.kernel_shape(), &mut out)?;
         take(bns[k], &inception::bn_name(k), &BN_VARIABLES, &[spec.cout], &mut out)?;
     }
@@ -523,10 +523,11 @@ impl<'a> Graph<'a> {
             convs.push((counter, l));
         }
         convs.sort_by_key(|(n, _)| *n);
-        if convs.len() != NUM_CONVS {
+        if convs.len() != num_convs() {
             return Err(Error::Invalid(format!(
-                "found {} Conv2D layers up to mixed10, Keras InceptionV3 has {NUM_CONVS}",
-                convs.len()
+                "found {} Conv2D layers up to mixed10, Keras InceptionV3 has {}",
+                convs.len(),
+                num_convs()
             )));
         }
         Ok(convs.into_iter().map(|(_, l)| l).collect())
