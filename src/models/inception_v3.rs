@@ -410,6 +410,7 @@ impl InceptionV3 {
             if !selected(l) {
                 continue;
             }
+            let _scope = self.gpu.profile_scope(&layer.name);
             let value = match &layer.kind {
                 LayerKind::Conv2d { .. } if plan.fused[l] => None,
                 LayerKind::BatchNorm if plan.fused[l - 1] => None,
