@@ -181,3 +181,63 @@ fn backward_kernels_are_attributed_to_their_forward_layer() {
     assert!(backward.contains(&"matmul"), "dW = xᵀ·dy runs in the dense layer's backward scope: {backward:?}");
     assert!(p.dispatches.iter().any(|d| d.scope.as_deref() == Some("dense")), "the forward runs in its scope");
 }
+
+fn incept(args: &[&str]) -> String {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_incept")).args(args).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "incept {args:?} failed:\n{text}");
+    text
+}
+
+/// Two classes of 3 small PNGs in train/ and 1 in valid/, differing in colour.
+fn tiny_tree(root: &std::path::Path) {
+    for (split, n) in [("train", 3), ("valid", 1)] {
+        for (c, class) in ["red", "blue"].iter().enumerate() {
+            let dir = root.join(split).join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..n {
+                let img = image::RgbImage::from_fn(20, 16, |x, y| {
+                    let v = ((x * 5 + y * 3 + i * 7) % 50) as u8;
+                    if c == 0 { image::Rgb([200, v, v]) } else { image::Rgb([v, v, 200]) }
+                });
+                img.save(dir.join(format!("{i}.png"))).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn train_profile_covers_the_first_steps_and_writes_json_and_png() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    tiny_tree(&data);
+    let run = tmp.path().join("run");
+    let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
+    let common = ["--random-init", "--image-size", "75", "--batch", "2", "--head", "8", "--epochs", "1"];
+    let mut args = vec!["train", "--data", d, "--out", r, "--profile", "--profile-steps", "2"];
+    args.extend(common);
+    let out = incept(&args);
+    assert!(out.contains("accounting: kernels + outside"), "{out}");
+    let report = ProfileReport::load_json(&run.join("profile.json")).unwrap();
+    assert_eq!(report.steps, 2, "the first two of three steps");
+    check_accounting(&report);
+    for layer in ["head", "loss", "optimizer", "conv2d_93", "conv2d_93 (backward)"] {
+        assert!(report.layers.iter().any(|l| l.name == layer), "no layer {layer}: {:?}", report.layers.iter().map(|l| &l.name).collect::<Vec<_>>());
+    }
+    assert!(report.outside.iter().any(|p| p.name == "data loading"), "{:?}", report.outside);
+    assert!(image::open(run.join("profile.png")).is_ok());
+}
+
+#[test]
+fn bench_model_profile_writes_a_forward_and_a_fine_tune_profile() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("prof");
+    let out = incept(&["bench", "model", "--batch", "1", "--image-size", "75", "--iters", "1", "--profile", "--profile-out", dir.to_str().unwrap()]);
+    assert!(out.contains("top 15 layers"), "{out}");
+    for stem in ["profile-forward", "profile-finetune"] {
+        let report = ProfileReport::load_json(&dir.join(format!("{stem}.json"))).unwrap();
+        check_accounting(&report);
+        assert_eq!(report.families.iter().map(|f| f.calls).sum::<usize>(), report.dispatches);
+        assert!(image::open(dir.join(format!("{stem}.png"))).is_ok());
+    }
+}

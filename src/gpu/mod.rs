@@ -23,7 +23,7 @@ pub use profile::{Profile, ProfileScope, ProfileSpan, Timing, Work};
 use crate::error::{Error, Result};
 use kernel::PipelineCache;
 use pool::BufferPool;
-use profile::{DispatchRecord, Profiler, READBACKS, RECORDING, SUBMITS, UPLOADS, WAITS};
+use profile::{COMPILING, DispatchRecord, Profiler, READBACKS, RECORDING, SUBMITS, UPLOADS, WAITS};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// Parameter slots per submit; a full ring forces a flush.
@@ -245,8 +245,8 @@ impl Gpu {
         self.submit_locked(&mut pending).map(drop)
     }
 
-    /// Submits the pending encoder; returns the nanoseconds spent waiting for
-    /// it, which only a profiling session does (0 otherwise).
+    /// Submits the pending encoder; returns the nanoseconds from submit to
+    /// completion, which only a profiling session waits for (0 otherwise).
     fn submit_locked(&self, pending: &mut Pending) -> Result<f64> {
         let _span = self.0.profiler.span(SUBMITS);
         if !pending.params.is_empty() {
@@ -257,8 +257,7 @@ impl Gpu {
         let mut waited = 0.0;
         if let Some(mut enc) = pending.encoder.take() {
             self.0.profiler.resolve(&self.0.device, &mut enc);
-            let index = self.0.queue.submit([enc.finish()]);
-            waited = self.0.profiler.wait_for(&self.0.device, index)?;
+            waited = self.0.profiler.submit(&self.0.device, &self.0.queue, enc.finish())?;
         }
         self.check_errors()?;
         Ok(waited)
@@ -435,7 +434,13 @@ impl Launcher<'_> {
         if groups.contains(&0) {
             return Ok(());
         }
-        let pipeline = inner.pipelines.get(&inner.device, kernel, constants);
+        let pipeline = match inner.pipelines.cached(kernel, constants) {
+            Some(p) => p,
+            None => {
+                let _span = inner.profiler.span(COMPILING);
+                inner.pipelines.get(&inner.device, kernel, constants)
+            }
+        };
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
             resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {

@@ -8,8 +8,8 @@
 //!   a buffer that is read back when the profile is collected. Adapters
 //!   without `TIMESTAMP_QUERY` get [`Timing::WallClock`]: each dispatch is
 //!   submitted alone and timed on the host from submit to completion.
-//! - Host time: exclusive spans per category ([`RECORDING`], [`SUBMITS`],
-//!   [`UPLOADS`], [`READBACKS`], [`WAITS`], or a caller's own); a span opened
+//! - Host time: exclusive spans per category ([`RECORDING`], [`COMPILING`],
+//!   [`SUBMITS`], [`UPLOADS`], [`READBACKS`], [`WAITS`], or a caller's own); a span opened
 //!   inside another pauses the outer one, so categories never overlap.
 //! - While profiling, every submit is waited for. The GPU then runs only
 //!   while the host waits, so kernel time is part of [`WAITS`] and the parts
@@ -23,15 +23,18 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// Host time spent recording work: validation, pipelines, bind groups, passes, clears, copies.
+/// Host time spent recording work: validation, bind groups, passes, clears, copies.
 pub const RECORDING: &str = "host recording";
-/// Host time spent submitting command buffers (and writing kernel parameters).
-pub const SUBMITS: &str = "submits";
+/// Host time spent compiling pipelines (the first use of each kernel variant).
+pub const COMPILING: &str = "pipeline compilation";
+/// Host time spent preparing submits: kernel parameters, timestamp resolves, finishing encoders.
+pub const SUBMITS: &str = "submit preparation";
 /// Host time spent in uploads of host data into buffers.
 pub const UPLOADS: &str = "uploads";
 /// Host time spent in readbacks, apart from waiting for the GPU.
 pub const READBACKS: &str = "readbacks";
-/// Host time blocked on the GPU; the GPU's kernel time lies inside it.
+/// Host time from each submit to its completion, and in waits for the
+/// device; the GPU runs only then, so the kernel time lies inside it.
 pub const WAITS: &str = "waits for the GPU";
 
 /// How a profile measured GPU time.
@@ -329,16 +332,20 @@ impl Profiler {
         s.in_flight.push((readback, records));
     }
 
-    /// After a submit: waits for it while profiling; returns the nanoseconds waited (0 when off).
-    pub(crate) fn wait_for(&self, device: &wgpu::Device, index: wgpu::SubmissionIndex) -> Result<f64> {
+    /// Submits `commands`; while profiling, also waits for them and returns
+    /// the nanoseconds from submit to completion (0 when off).
+    pub(crate) fn submit(&self, device: &wgpu::Device, queue: &wgpu::Queue, commands: wgpu::CommandBuffer) -> Result<f64> {
         if !self.is_on() {
+            queue.submit([commands]);
             return Ok(0.0);
         }
         if let Some(s) = self.session.lock().unwrap().as_mut() {
             s.submits += 1;
         }
+        // The GPU may start as soon as `submit` is called: the window opens before it.
         let _span = self.span(WAITS);
         let start = Instant::now();
+        let index = queue.submit([commands]);
         device
             .poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: None })
             .map_err(|e| Error::Gpu(format!("waiting for a profiled submit: {e}")))?;

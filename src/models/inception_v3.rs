@@ -410,7 +410,8 @@ impl InceptionV3 {
             if !selected(l) {
                 continue;
             }
-            let _scope = self.gpu.profile_scope(&layer.name);
+            // Profile scope: the Keras name; a fused conv → BN → ReLU runs at its ReLU and is named by its conv.
+            let _scope = self.gpu.profile_scope(match layer.kind { LayerKind::Relu if plan.fused[l - 2] => &layers[l - 2].name, _ => &layer.name });
             let value = match &layer.kind {
                 LayerKind::Conv2d { .. } if plan.fused[l] => None,
                 LayerKind::BatchNorm if plan.fused[l - 1] => None,

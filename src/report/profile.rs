@@ -30,6 +30,8 @@ pub const ACCOUNTING_TOLERANCE: f64 = 0.05;
 pub const GPU_OUTSIDE_KERNELS: &str = "GPU waits outside kernels";
 /// The part for host time outside the device layer.
 pub const OTHER_HOST: &str = "host outside the device layer";
+/// Characters of a name in the printed tables.
+const NAME_WIDTH: usize = 72;
 /// The layer name of dispatches recorded outside every profile scope.
 pub const NO_LAYER: &str = "(no layer)";
 
@@ -175,7 +177,7 @@ impl ProfileReport {
         );
         for (title, rows) in [("kernel variants", &self.variants), ("kernel families", &self.families), ("layers", &self.layers)] {
             let _ = writeln!(s, "\ntop {} {title} of {}:", top.min(rows.len()), rows.len());
-            let _ = writeln!(s, "{:<3} {:<64} {:>6} {:>10} {:>7} {:>9} {:>8}", "#", "name", "calls", "ms", "share", "GFLOP/s", "GB/s");
+            let _ = writeln!(s, "{:<3} {:<w$} {:>6} {:>10} {:>7} {:>9} {:>8}", "#", "name", "calls", "ms", "share", "GFLOP/s", "GB/s", w = NAME_WIDTH);
             for (i, r) in rows.iter().take(top).enumerate() {
                 let gflops = if r.flops > 0.0 { format!("{:.2}", r.gflops_per_s) } else { "-".into() };
                 let mark = match r.bytes_source {
@@ -185,14 +187,15 @@ impl ProfileReport {
                 };
                 let _ = writeln!(
                     s,
-                    "{:<3} {:<64} {:>6} {:>10.2} {:>6.1}% {:>9} {:>7.2}{mark:1}",
+                    "{:<3} {:<w$} {:>6} {:>10.2} {:>6.1}% {:>9} {:>7.2}{mark:1}",
                     i + 1,
-                    shorten(&r.name, 64),
+                    shorten(&r.name, NAME_WIDTH),
                     r.calls,
                     r.ms,
                     100.0 * r.share,
                     gflops,
-                    r.gb_per_s
+                    r.gb_per_s,
+                    w = NAME_WIDTH
                 );
             }
         }

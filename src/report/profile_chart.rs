@@ -10,11 +10,11 @@ use std::path::Path;
 
 const KERNEL: RGBColor = RGBColor(31, 119, 180); // matplotlib's first two colours, as in the history plots
 const OUTSIDE: RGBColor = RGBColor(255, 127, 14);
-const WIDTH: u32 = 1100;
+const WIDTH: u32 = 1200;
 const BAR_HEIGHT: u32 = 22;
 /// Caption, x axis and margins of one panel.
 const PANEL_CHROME: u32 = 110;
-const LABEL_CHARS: usize = 60;
+const LABEL_CHARS: usize = 72;
 const LABEL_SIZE: f64 = 13.0;
 
 struct Bar {
