@@ -6,7 +6,7 @@
 //! (optimiser steps, BatchNorm moving statistics) are explicit kernels.
 
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, GpuBuffer, PooledBuffer};
 use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,25 +15,17 @@ pub enum DType {
     U32,
 }
 
-/// A GPU buffer that returns to the pool when the last tensor using it drops.
-struct PooledBuffer {
-    buffer: Option<wgpu::Buffer>,
+/// A pooled buffer (back to the pool when the last tensor using it drops) and its device.
+struct Storage {
+    buffer: PooledBuffer,
     gpu: Gpu,
-}
-
-impl Drop for PooledBuffer {
-    fn drop(&mut self) {
-        if let Some(b) = self.buffer.take() {
-            self.gpu.inner().pool.give_back(b);
-        }
-    }
 }
 
 #[derive(Clone)]
 pub struct Tensor {
     shape: Vec<usize>,
     dtype: DType,
-    storage: Arc<PooledBuffer>,
+    storage: Arc<Storage>,
 }
 
 impl std::fmt::Debug for Tensor {
@@ -47,7 +39,7 @@ impl Tensor {
     pub fn empty(gpu: &Gpu, shape: &[usize], dtype: DType) -> Result<Tensor> {
         let numel: usize = shape.iter().product();
         let buffer = gpu.alloc(numel as u64 * 4, &|| format!("tensor of shape {shape:?}"))?;
-        Ok(Tensor { shape: shape.to_vec(), dtype, storage: Arc::new(PooledBuffer { buffer: Some(buffer), gpu: gpu.clone() }) })
+        Ok(Tensor { shape: shape.to_vec(), dtype, storage: Arc::new(Storage { buffer, gpu: gpu.clone() }) })
     }
 
     pub fn zeros(gpu: &Gpu, shape: &[usize]) -> Result<Tensor> {
@@ -185,10 +177,22 @@ impl Tensor {
         &self.storage.gpu
     }
     pub fn buffer(&self) -> &wgpu::Buffer {
-        self.storage.buffer.as_ref().expect("buffer present until drop")
+        self.storage.buffer.buffer()
     }
     pub fn same_buffer(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.storage, &other.storage)
+    }
+}
+
+impl GpuBuffer for Tensor {
+    fn buffer(&self) -> &wgpu::Buffer {
+        Tensor::buffer(self)
+    }
+    fn byte_size(&self) -> u64 {
+        Tensor::byte_size(self)
+    }
+    fn describe(&self) -> String {
+        format!("{:?} tensor of shape {:?}", self.dtype, self.shape)
     }
 }
 

@@ -64,6 +64,8 @@ struct Record {
     op: &'static str,
     inputs: Vec<Var>,
     backward: BackwardFn,
+    /// The profile scope (model layer) the op ran in, so its backward is attributed to it too.
+    scope: Option<Arc<str>>,
 }
 
 /// A tensor in the autograd graph.
@@ -99,11 +101,17 @@ impl Var {
         if !requires_grad {
             return Var::constant(value);
         }
+        let scope = value.gpu().profile_scope_name();
         Var(Arc::new(Node {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             value,
             requires_grad: true,
-            record: Some(Record { op, inputs: inputs.iter().map(|v| (*v).clone()).collect(), backward: Box::new(backward) }),
+            record: Some(Record {
+                op,
+                inputs: inputs.iter().map(|v| (*v).clone()).collect(),
+                backward: Box::new(backward),
+                scope,
+            }),
         }))
     }
 
@@ -152,6 +160,8 @@ impl Var {
             let Some(rec) = &v.0.record else { continue };
             // Intermediate gradients are released as soon as they are consumed.
             let Some(dy) = grads.remove(&v.id()) else { continue };
+            let gpu = v.0.value.gpu();
+            let _scope = rec.scope.as_deref().map(|s| gpu.profile_scope(&format!("{s} (backward)")));
             let needed: Vec<bool> = rec.inputs.iter().map(Var::requires_grad).collect();
             let dxs = (rec.backward)(&dy, &needed)?;
             if dxs.len() != rec.inputs.len() {

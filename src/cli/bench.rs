@@ -6,8 +6,9 @@ use incept::models::InceptionV3;
 use incept::ops::conv::ConvAlgo;
 use incept::ops::optim::{AdamConfig, adam_step};
 use incept::ops::pool;
+use incept::report::ProfileReport;
 use incept::{Error, Gpu, Result, Tensor};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 #[derive(Subcommand)]
@@ -67,6 +68,13 @@ pub enum BenchCommand {
         /// Timed iterations of each (after one warm-up).
         #[arg(long, default_value_t = 3)]
         iters: usize,
+        /// Afterwards, profile one forward and one fine-tune step: time per kernel and layer,
+        /// and the time outside kernels (tables, and JSON + PNG in --profile-out).
+        #[arg(long)]
+        profile: bool,
+        /// Directory for profile-forward.{json,png} and profile-finetune.{json,png}.
+        #[arg(long, default_value = ".", requires = "profile")]
+        profile_out: PathBuf,
     },
 }
 
@@ -77,8 +85,9 @@ pub fn run(adapter: Option<String>, cmd: BenchCommand) -> Result<()> {
             kernels(&super::open_gpu(adapter)?, batch, image_size, &algo, min_time, limit, check)
         }
         BenchCommand::Loader { data, image_size, batch, workers, no_augment, epochs } => loader(&data, image_size, batch, workers, !no_augment, epochs),
-        BenchCommand::Model { batch, image_size, unfreeze_last, weights, iters } => {
-            model(&super::open_gpu(adapter)?, batch, image_size, unfreeze_last, weights, iters)
+        BenchCommand::Model { batch, image_size, unfreeze_last, weights, iters, profile, profile_out } => {
+            let profile_out = profile.then_some(profile_out);
+            model(&super::open_gpu(adapter)?, &ModelBench { batch, image: image_size, unfreeze_last, weights, iters }, profile_out.as_deref())
         }
     }
 }
@@ -123,33 +132,45 @@ fn kernels(gpu: &Gpu, batch: usize, image: usize, algo: &str, min_time: f64, lim
     Ok(())
 }
 
-fn model(gpu: &Gpu, batch: usize, image: usize, unfreeze_last: usize, weights: Option<PathBuf>, iters: usize) -> Result<()> {
-    let net = match &weights {
-        Some(p) => InceptionV3::from_safetensors(gpu, p, unfreeze_last)?,
-        None => InceptionV3::random(gpu, 0, unfreeze_last)?,
+/// What `bench model` runs.
+struct ModelBench {
+    batch: usize,
+    image: usize,
+    unfreeze_last: usize,
+    weights: Option<PathBuf>,
+    iters: usize,
+}
+
+fn model(gpu: &Gpu, b: &ModelBench, profile_out: Option<&Path>) -> Result<()> {
+    let (batch, image) = (b.batch, b.image);
+    let net = match &b.weights {
+        Some(p) => InceptionV3::from_safetensors(gpu, p, b.unfreeze_last)?,
+        None => InceptionV3::random(gpu, 0, b.unfreeze_last)?,
     };
     let n = batch * image * image * 3;
     let x = Tensor::from_slice(gpu, &[batch, image, image, 3], &incept::reference::random(n, 1, 0.0, 1.0))?;
     println!("adapter: {}", gpu.name());
-    println!("InceptionV3 batch {batch}, {image}x{image}, last {unfreeze_last} layers trainable");
+    println!("InceptionV3 batch {batch}, {image}x{image}, last {} layers trainable", b.unfreeze_last);
 
-    let time = |label: &str, iters: usize, f: &mut dyn FnMut() -> Result<()>| -> Result<()> {
+    let time = |label: &str, f: &mut dyn FnMut() -> Result<()>| -> Result<()> {
         f()?;
         gpu.synchronize()?;
         let start = Instant::now();
-        for _ in 0..iters.max(1) {
+        for _ in 0..b.iters.max(1) {
             f()?;
         }
         gpu.synchronize()?;
-        let per = start.elapsed().as_secs_f64() / iters.max(1) as f64;
+        let per = start.elapsed().as_secs_f64() / b.iters.max(1) as f64;
         println!("{label:<34} {:>9.1} ms/batch {:>9.1} images/s", per * 1e3, batch as f64 / per);
         Ok(())
     };
-    time("forward (inference, fused)", iters, &mut || {
+    let mut forward = || -> Result<()> {
         let y = net.infer_layers(&x, &["mixed10"])?;
+        let _scope = gpu.profile_scope("global_average_pooling2d");
         drop(pool::global_avg_pool(&y[0])?);
         Ok(())
-    })?;
+    };
+    time(FORWARD, &mut forward)?;
 
     // A fine-tune step as the Keras recipe runs it: head GAP → Dense(4) → softmax CE, Adam on every trainable weight.
     let classes = 4;
@@ -164,19 +185,48 @@ fn model(gpu: &Gpu, batch: usize, image: usize, unfreeze_last: usize, weights: O
     params.extend([head_w.clone(), head_b.clone()]);
     let state = params.iter().map(|p| Ok((Tensor::zeros(gpu, p.shape())?, Tensor::zeros(gpu, p.shape())?))).collect::<Result<Vec<_>>>()?;
     let mut step = 0u32;
-    time("fine-tune step (fwd+bwd+Adam)", iters, &mut || {
+    let mut fine_tune = || -> Result<()> {
         step += 1;
         let y = net.forward(&x, true)?;
-        let logits = ag::dense(&ag::global_avg_pool(&y)?, &head_w, &head_b, false)?;
-        let (loss, _) = ag::softmax_cross_entropy(&logits, &targets)?;
+        let loss = {
+            let _scope = gpu.profile_scope("head");
+            let logits = ag::dense(&ag::global_avg_pool(&y)?, &head_w, &head_b, false)?;
+            ag::softmax_cross_entropy(&logits, &targets)?.0
+        };
         let grads = loss.backward()?;
+        let _scope = gpu.profile_scope("optimizer");
         for (p, (m, v)) in params.iter().zip(&state) {
             if let Some(g) = grads.get(p) {
                 adam_step(p.value(), g, m, v, &AdamConfig::default(), step)?;
             }
         }
         Ok(())
-    })?;
+    };
+    time(FINE_TUNE, &mut fine_tune)?;
+
+    if let Some(dir) = profile_out {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.display().to_string(), reason: format!("cannot create the profile directory: {e}") })?;
+        profile_once(gpu, FORWARD, &dir.join("profile-forward"), &mut forward)?;
+        profile_once(gpu, FINE_TUNE, &dir.join("profile-finetune"), &mut fine_tune)?;
+    }
+    Ok(())
+}
+
+const FORWARD: &str = "forward (inference, fused)";
+const FINE_TUNE: &str = "fine-tune step (fwd+bwd+Adam)";
+/// Rows of each profile table and bars of each chart.
+const PROFILE_TOP: usize = 15;
+
+/// Profiles one run of `f` (already warmed up), prints the tables and writes `stem.json` and `stem.png`.
+fn profile_once(gpu: &Gpu, label: &str, stem: &Path, f: &mut dyn FnMut() -> Result<()>) -> Result<()> {
+    gpu.start_profile()?;
+    f()?;
+    let report = ProfileReport::new(&gpu.finish_profile()?, label, gpu.name(), 1);
+    println!("\n{}", report.to_text(PROFILE_TOP));
+    let (json, png) = (stem.with_extension("json"), stem.with_extension("png"));
+    report.save_json(&json)?;
+    report.save_chart(&png, PROFILE_TOP)?;
+    println!("wrote {} and {}", json.display(), png.display());
     Ok(())
 }
 

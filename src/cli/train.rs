@@ -5,6 +5,7 @@ use incept::data::Preprocess;
 use incept::data::folder::ImageFolder;
 use incept::train::fit::{self, RunSummary};
 use incept::train::TrainConfig;
+use incept::train::profile::ProfileSteps;
 use incept::{Error, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,6 +51,13 @@ pub struct TrainArgs {
     preprocess: Preprocess,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Profile the first training steps (the whole first epoch unless --profile-steps):
+    /// time per kernel and layer, and outside kernels; writes RUN/profile.json and RUN/profile.png.
+    #[arg(long)]
+    profile: bool,
+    /// Profile only the first N training steps.
+    #[arg(long, requires = "profile")]
+    profile_steps: Option<usize>,
 }
 
 pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
@@ -119,7 +127,12 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
         eprintln!("\nstopping after this batch (Ctrl-C again to quit at once); the last checkpoint stays intact");
     })
     .map_err(|e| Error::Invalid(format!("cannot install the Ctrl-C handler: {e}")))?;
-    let summary = fit::fit(&gpu, cfg, &run_dir, resume, interrupt)?;
+    let profile = match (args.profile, args.profile_steps) {
+        (false, _) => ProfileSteps::Off,
+        (true, None) => ProfileSteps::FirstEpoch,
+        (true, Some(n)) => ProfileSteps::First(n),
+    };
+    let summary = fit::fit(&gpu, cfg, &run_dir, resume, interrupt, profile)?;
     print_summary(&summary);
     Ok(())
 }

@@ -58,18 +58,24 @@ pub(crate) struct CachedPipeline {
     pub layout: wgpu::BindGroupLayout,
 }
 
+fn key(k: &Kernel, constants: &[(&'static str, f64)]) -> PipelineKey {
+    (k.file, k.entry, constants.iter().map(|(n, v)| (*n, v.to_bits())).collect())
+}
+
 impl PipelineCache {
+    /// The pipeline of a variant compiled before, if any.
+    pub(crate) fn cached(&self, k: &Kernel, constants: &[(&'static str, f64)]) -> Option<Arc<CachedPipeline>> {
+        self.pipelines.lock().unwrap().get(&key(k, constants)).cloned()
+    }
+
+    /// The pipeline of a variant, compiled on first use.
     pub(crate) fn get(
         &self,
         device: &wgpu::Device,
         k: &Kernel,
         constants: &[(&'static str, f64)],
     ) -> Arc<CachedPipeline> {
-        let key: PipelineKey = (
-            k.file,
-            k.entry,
-            constants.iter().map(|(n, v)| (*n, v.to_bits())).collect(),
-        );
+        let key = key(k, constants);
         if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
             return p.clone();
         }

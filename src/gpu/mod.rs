@@ -4,19 +4,26 @@
 //! Ordering rule: every dispatch, clear and copy goes into the one pending
 //! encoder in call order; uploads and readbacks flush it first, so a pooled
 //! buffer that is reused can never be overwritten before earlier work ran.
+//!
+//! The layer knows buffers, not what they hold: launches bind anything that
+//! implements [`GpuBuffer`].
 
 mod adapter;
+mod buffer;
 mod kernel;
 mod pool;
+pub mod profile;
 
 pub use adapter::{describe, list as list_adapters, ADAPTER_ENV};
+pub use buffer::{GpuBuffer, PooledBuffer};
 pub use kernel::{Kernel, PARAMS_SLOT};
 pub use pool::PoolStats;
+pub use profile::{Profile, ProfileScope, ProfileSpan, Timing, Work};
 
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
 use kernel::PipelineCache;
 use pool::BufferPool;
+use profile::{COMPILING, DispatchRecord, Profiler, READBACKS, RECORDING, SUBMITS, UPLOADS, WAITS};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// Parameter slots per submit; a full ring forces a flush.
@@ -49,6 +56,7 @@ pub(crate) struct GpuInner {
     params_ring: wgpu::Buffer,
     pending: Mutex<Pending>,
     async_error: Arc<Mutex<Option<Error>>>,
+    profiler: Profiler,
 }
 
 #[derive(Default)]
@@ -117,6 +125,7 @@ impl Gpu {
             params_ring,
             pending: Mutex::new(Pending::default()),
             async_error,
+            profiler: Profiler::default(),
         })))
     }
 
@@ -157,9 +166,6 @@ impl Gpu {
     pub fn trim_pool(&self) {
         self.0.pool.trim()
     }
-    pub(crate) fn inner(&self) -> &GpuInner {
-        &self.0
-    }
 
     /// Workgroup counts for `n` workgroups laid out in 1-D, folded into y when
     /// `n` exceeds the per-dimension limit. Shaders recover the linear index
@@ -170,7 +176,12 @@ impl Gpu {
     }
 
     /// Allocates an uninitialised buffer of `bytes` from the pool.
-    pub(crate) fn alloc(&self, bytes: u64, what: &dyn Fn() -> String) -> Result<wgpu::Buffer> {
+    pub(crate) fn alloc(&self, bytes: u64, what: &dyn Fn() -> String) -> Result<PooledBuffer> {
+        let buffer = self.alloc_raw(bytes, what)?;
+        Ok(PooledBuffer::new(buffer, self.0.pool.clone()))
+    }
+
+    fn alloc_raw(&self, bytes: u64, what: &dyn Fn() -> String) -> Result<wgpu::Buffer> {
         let size = bytes.max(4).next_multiple_of(4);
         let limit = self.0.limits.max_buffer_size;
         if size > limit {
@@ -197,117 +208,60 @@ impl Gpu {
     ///
     /// `params` is the kernel's uniform struct (≤ 256 bytes, WGSL layout);
     /// `constants` selects the pipeline variant (WGSL `override`s).
-    pub fn launch<P: bytemuck::Pod>(
+    pub fn launch<P: bytemuck::Pod, B: GpuBuffer + ?Sized>(
         &self,
         kernel: &Kernel,
         constants: &[(&'static str, f64)],
         params: &P,
-        reads: &[&Tensor],
-        writes: &[&Tensor],
+        reads: &[&B],
+        writes: &[&B],
         groups: [u32; 3],
     ) -> Result<()> {
-        let bytes = bytemuck::bytes_of(params);
-        if bytes.len() as u64 > PARAMS_SLOT {
-            return Err(Error::Invalid(format!("{}: parameters are {} bytes, at most {PARAMS_SLOT}", kernel.entry, bytes.len())));
-        }
-        if reads.len() as u32 != kernel.reads || writes.len() as u32 != kernel.writes {
-            return Err(Error::Invalid(format!(
-                "{}: expects {} inputs and {} outputs, got {} and {}",
-                kernel.entry, kernel.reads, kernel.writes, reads.len(), writes.len()
-            )));
-        }
-        let max_binding = self.0.limits.max_storage_buffer_binding_size;
-        for t in reads.iter().chain(writes) {
-            if t.byte_size() > max_binding {
-                return Err(Error::Limit {
-                    what: format!("{}: tensor of shape {:?}", kernel.entry, t.shape()),
-                    bytes: t.byte_size(),
-                    limit_name: "max_storage_buffer_binding_size",
-                    limit: max_binding,
-                });
-            }
-        }
-        for (i, w) in writes.iter().enumerate() {
-            let aliased = reads.iter().any(|r| r.same_buffer(w)) || writes[..i].iter().any(|o| o.same_buffer(w));
-            if aliased {
-                return Err(Error::Invalid(format!("{}: an output tensor is also bound as another argument", kernel.entry)));
-            }
-        }
-        let max_groups = self.0.limits.max_compute_workgroups_per_dimension;
-        if groups.iter().any(|&g| g > max_groups) {
-            return Err(Error::Limit {
-                what: format!("{}: dispatch of {groups:?} workgroups", kernel.entry),
-                bytes: *groups.iter().max().unwrap() as u64,
-                limit_name: "max_compute_workgroups_per_dimension",
-                limit: max_groups as u64,
-            });
-        }
-        if groups.contains(&0) {
-            return Ok(());
-        }
-        let pipeline = self.0.pipelines.get(&self.0.device, kernel, constants);
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: &self.0.params_ring,
-                offset: 0,
-                size: Some(std::num::NonZeroU64::new(PARAMS_SLOT).unwrap()),
-            }),
-        }];
-        for (i, t) in reads.iter().chain(writes).enumerate() {
-            entries.push(wgpu::BindGroupEntry { binding: 1 + i as u32, resource: t.buffer().as_entire_binding() });
-        }
-        let bind_group = self.0.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
-            layout: &pipeline.layout,
-            entries: &entries,
-        });
-
-        let mut pending = self.0.pending.lock().unwrap();
-        if pending.params.len() as u64 >= RING_SLOTS * PARAMS_SLOT || pending.dispatches >= MAX_PENDING_DISPATCHES {
-            self.submit_locked(&mut pending)?;
-        }
-        let offset = pending.params.len();
-        pending.params.extend_from_slice(bytes);
-        pending.params.resize(offset + PARAMS_SLOT as usize, 0);
-        pending.dispatches += 1;
-        let encoder = pending.encoder(&self.0.device);
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(kernel.entry), timestamp_writes: None });
-        pass.set_pipeline(&pipeline.pipeline);
-        pass.set_bind_group(0, &bind_group, &[offset as u32]);
-        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
-        Ok(())
+        self.with_work(Work::default()).launch(kernel, constants, params, reads, writes, groups)
     }
 
-    /// Records a zero fill of a tensor's buffer.
-    pub(crate) fn clear(&self, t: &Tensor) {
-        self.0.pending.lock().unwrap().encoder(&self.0.device).clear_buffer(t.buffer(), 0, None);
+    /// A launcher that tells the profiler what its dispatch computes:
+    /// `gpu.with_work(Work::new(flops, bytes)).launch(…)`.
+    pub fn with_work(&self, work: Work) -> Launcher<'_> {
+        Launcher { gpu: self, work }
+    }
+
+    /// Records a zero fill of a buffer.
+    pub(crate) fn clear(&self, b: &(impl GpuBuffer + ?Sized)) {
+        let _span = self.0.profiler.span(RECORDING);
+        self.0.pending.lock().unwrap().encoder(&self.0.device).clear_buffer(b.buffer(), 0, None);
     }
 
     /// Records a buffer-to-buffer copy of `bytes` bytes.
     pub(crate) fn copy(&self, src: &wgpu::Buffer, src_offset: u64, dst: &wgpu::Buffer, dst_offset: u64, bytes: u64) {
+        let _span = self.0.profiler.span(RECORDING);
         let mut pending = self.0.pending.lock().unwrap();
         pending.encoder(&self.0.device).copy_buffer_to_buffer(src, src_offset, dst, dst_offset, bytes);
     }
 
-    /// Submits all recorded work (does not wait for it).
+    /// Submits all recorded work (does not wait for it, except while profiling).
     pub fn flush(&self) -> Result<()> {
         let mut pending = self.0.pending.lock().unwrap();
-        self.submit_locked(&mut pending)
+        self.submit_locked(&mut pending).map(drop)
     }
 
-    fn submit_locked(&self, pending: &mut Pending) -> Result<()> {
+    /// Submits the pending encoder; returns the nanoseconds from submit to
+    /// completion, which only a profiling session waits for (0 otherwise).
+    fn submit_locked(&self, pending: &mut Pending) -> Result<f64> {
+        let _span = self.0.profiler.span(SUBMITS);
         if !pending.params.is_empty() {
             self.0.queue.write_buffer(&self.0.params_ring, 0, &pending.params);
             pending.params.clear();
         }
         pending.dispatches = 0;
-        if let Some(enc) = pending.encoder.take() {
-            self.0.queue.submit([enc.finish()]);
+        let mut waited = 0.0;
+        if let Some(mut enc) = pending.encoder.take() {
+            self.0.profiler.resolve(&self.0.device, &mut enc);
+            waited = self.0.profiler.submit(&self.0.device, &self.0.queue, enc.finish())?;
         }
-        self.check_errors()
+        self.check_errors()?;
+        Ok(waited)
     }
-
     /// Returns the first asynchronous error (validation, OOM, device loss) seen.
     pub fn check_errors(&self) -> Result<()> {
         match self.0.async_error.lock().unwrap().take() {
@@ -319,6 +273,7 @@ impl Gpu {
     /// Waits until all submitted work has finished.
     pub fn synchronize(&self) -> Result<()> {
         self.flush()?;
+        let _span = self.0.profiler.span(WAITS);
         self.0
             .device
             .poll(wgpu::PollType::wait_indefinitely())
@@ -328,6 +283,7 @@ impl Gpu {
 
     /// Writes host data into a buffer, after all previously recorded work.
     pub(crate) fn write(&self, buf: &wgpu::Buffer, data: &[u8]) -> Result<()> {
+        let _span = self.0.profiler.span(UPLOADS);
         self.flush()?;
         self.0.queue.write_buffer(buf, 0, data);
         Ok(())
@@ -335,6 +291,7 @@ impl Gpu {
 
     /// Copies `bytes` bytes of a buffer back to the host, after all recorded work.
     pub(crate) fn read(&self, buf: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        let _span = self.0.profiler.span(READBACKS);
         let size = bytes.max(4).next_multiple_of(4);
         let reused = self.0.staging.lock().unwrap().get_mut(&size).and_then(Vec::pop);
         let staging = reused.unwrap_or_else(|| {
@@ -368,5 +325,186 @@ impl Gpu {
         self.0.staging.lock().unwrap().entry(size).or_default().push(staging);
         out.truncate(bytes as usize);
         Ok(out)
+    }
+}
+
+/// Profiling (see [`profile`]).
+impl Gpu {
+    /// Starts a profiling session with the best timing the adapter offers.
+    pub fn start_profile(&self) -> Result<()> {
+        let best = if self.0.features.contains(wgpu::Features::TIMESTAMP_QUERY) { Timing::Timestamps } else { Timing::WallClock };
+        self.start_profile_with(best)
+    }
+
+    /// Starts a profiling session with the given timing, after waiting for
+    /// earlier work, so that none of it is counted.
+    pub fn start_profile_with(&self, timing: Timing) -> Result<()> {
+        if timing == Timing::Timestamps && !self.0.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return Err(Error::Invalid(format!("{}: the adapter has no TIMESTAMP_QUERY; profile with wall-clock timing", self.name())));
+        }
+        self.synchronize()?;
+        self.0.profiler.start(&self.0.device, timing, MAX_PENDING_DISPATCHES)
+    }
+
+    /// Waits for all recorded work, ends the session and returns what it measured.
+    pub fn finish_profile(&self) -> Result<Profile> {
+        self.synchronize()?;
+        let profile = self.0.profiler.finish(&self.0.device, &self.0.queue)?;
+        self.check_errors()?;
+        Ok(profile)
+    }
+
+    pub fn is_profiling(&self) -> bool {
+        self.0.profiler.is_on()
+    }
+
+    /// Attributes the dispatches recorded until the guard drops to `name`
+    /// (scopes nest; the innermost wins). Inert when not profiling.
+    pub fn profile_scope(&self, name: &str) -> ProfileScope<'_> {
+        self.0.profiler.scope(name)
+    }
+
+    /// The innermost open profile scope (None when not profiling).
+    pub fn profile_scope_name(&self) -> Option<Arc<str>> {
+        self.0.profiler.current_scope()
+    }
+
+    /// Counts the host time until the guard drops under `category` (e.g.
+    /// "data loading"), excluding device-layer calls made meanwhile. None when not profiling.
+    pub fn profile_span(&self, category: &'static str) -> Option<ProfileSpan<'_>> {
+        self.0.profiler.span(category)
+    }
+}
+
+/// A dispatch with what it computes attached, from [`Gpu::with_work`].
+pub struct Launcher<'a> {
+    gpu: &'a Gpu,
+    work: Work,
+}
+
+impl Launcher<'_> {
+    /// [`Gpu::launch`], telling the profiler the dispatch's work.
+    pub fn launch<P: bytemuck::Pod, B: GpuBuffer + ?Sized>(
+        &self,
+        kernel: &Kernel,
+        constants: &[(&'static str, f64)],
+        params: &P,
+        reads: &[&B],
+        writes: &[&B],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        let inner = &self.gpu.0;
+        let _span = inner.profiler.span(RECORDING);
+        let bytes = bytemuck::bytes_of(params);
+        if bytes.len() as u64 > PARAMS_SLOT {
+            return Err(Error::Invalid(format!("{}: parameters are {} bytes, at most {PARAMS_SLOT}", kernel.entry, bytes.len())));
+        }
+        if reads.len() as u32 != kernel.reads || writes.len() as u32 != kernel.writes {
+            return Err(Error::Invalid(format!(
+                "{}: expects {} inputs and {} outputs, got {} and {}",
+                kernel.entry, kernel.reads, kernel.writes, reads.len(), writes.len()
+            )));
+        }
+        let max_binding = inner.limits.max_storage_buffer_binding_size;
+        for b in reads.iter().chain(writes) {
+            if b.byte_size() > max_binding {
+                return Err(Error::Limit {
+                    what: format!("{}: {}", kernel.entry, b.describe()),
+                    bytes: b.byte_size(),
+                    limit_name: "max_storage_buffer_binding_size",
+                    limit: max_binding,
+                });
+            }
+        }
+        for (i, w) in writes.iter().enumerate() {
+            let aliased = reads.iter().chain(&writes[..i]).any(|o| o.buffer() == w.buffer());
+            if aliased {
+                return Err(Error::Invalid(format!("{}: an output ({}) is also bound as another argument", kernel.entry, w.describe())));
+            }
+        }
+        let max_groups = inner.limits.max_compute_workgroups_per_dimension;
+        if groups.iter().any(|&g| g > max_groups) {
+            return Err(Error::Limit {
+                what: format!("{}: dispatch of {groups:?} workgroups", kernel.entry),
+                bytes: *groups.iter().max().unwrap() as u64,
+                limit_name: "max_compute_workgroups_per_dimension",
+                limit: max_groups as u64,
+            });
+        }
+        if groups.contains(&0) {
+            return Ok(());
+        }
+        let pipeline = match inner.pipelines.cached(kernel, constants) {
+            Some(p) => p,
+            None => {
+                let _span = inner.profiler.span(COMPILING);
+                inner.pipelines.get(&inner.device, kernel, constants)
+            }
+        };
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &inner.params_ring,
+                offset: 0,
+                size: Some(std::num::NonZeroU64::new(PARAMS_SLOT).unwrap()),
+            }),
+        }];
+        for (i, b) in reads.iter().chain(writes).enumerate() {
+            entries.push(wgpu::BindGroupEntry { binding: 1 + i as u32, resource: b.buffer().as_entire_binding() });
+        }
+        let bind_group = inner.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.layout,
+            entries: &entries,
+        });
+
+        let gpu = self.gpu;
+        let mut pending = inner.pending.lock().unwrap();
+        if pending.params.len() as u64 >= RING_SLOTS * PARAMS_SLOT || pending.dispatches >= MAX_PENDING_DISPATCHES {
+            gpu.submit_locked(&mut pending)?;
+        }
+        let wall_clock = inner.profiler.timing() == Some(Timing::WallClock);
+        if wall_clock && pending.encoder.is_some() {
+            // Earlier clears and copies go first, so that the dispatch's submit holds only it.
+            gpu.submit_locked(&mut pending)?;
+        }
+        let recorded = if inner.profiler.is_on() { inner.profiler.record(self.record(kernel, constants, reads, writes)) } else { None };
+        let offset = pending.params.len();
+        pending.params.extend_from_slice(bytes);
+        pending.params.resize(offset + PARAMS_SLOT as usize, 0);
+        pending.dispatches += 1;
+        let encoder = pending.encoder(&inner.device);
+        let queries = recorded.as_ref().and_then(|r| r.queries.as_ref());
+        let timestamp_writes = queries.map(|(set, first)| wgpu::ComputePassTimestampWrites {
+            query_set: set,
+            beginning_of_pass_write_index: Some(*first),
+            end_of_pass_write_index: Some(first + 1),
+        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(kernel.entry), timestamp_writes });
+        pass.set_pipeline(&pipeline.pipeline);
+        pass.set_bind_group(0, &bind_group, &[offset as u32]);
+        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        drop(pass);
+        if let (true, Some(r)) = (wall_clock, &recorded) {
+            let ns = gpu.submit_locked(&mut pending)?;
+            inner.profiler.set_gpu_ns(r.index, ns);
+        }
+        Ok(())
+    }
+
+    /// The profile's record of this dispatch (its scope and time are filled in by the profiler).
+    fn record<B: GpuBuffer + ?Sized>(&self, kernel: &Kernel, constants: &[(&'static str, f64)], reads: &[&B], writes: &[&B]) -> DispatchRecord {
+        let bound: u64 = reads.iter().chain(writes).map(|b| b.byte_size()).sum();
+        let variant: Vec<String> = constants.iter().map(|(name, v)| format!("{name}={v}")).collect();
+        DispatchRecord {
+            file: kernel.file,
+            entry: kernel.entry,
+            variant: variant.join(" "),
+            scope: None,
+            flops: self.work.flops,
+            bytes: self.work.bytes.unwrap_or(bound as f64),
+            bytes_estimated: self.work.bytes.is_some(),
+            gpu_ns: 0.0,
+        }
     }
 }

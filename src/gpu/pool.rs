@@ -1,4 +1,4 @@
-//! Buffer pool: freed tensor buffers go back to a free list keyed by byte
+//! Buffer pool: freed buffers go back to a free list keyed by byte
 //! size, so a training step with the same shapes allocates nothing after its
 //! first iteration.
 

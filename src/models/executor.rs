@@ -558,6 +558,9 @@ impl Network {
             if !selected(l) {
                 continue;
             }
+            // Profile scope: the Keras name; a fused chain runs at its last layer and is named by its conv.
+            let scope_layer = plan.chain[l].map_or(l, |c| c.conv);
+            let _scope = self.gpu.profile_scope(&layers[scope_layer].name);
             let value = if plan.inside_chain(l) {
                 None
             } else if let Some(c) = plan.chain[l] {

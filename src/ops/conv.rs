@@ -14,7 +14,7 @@
 //! NHWC tensor, so Inception blocks concatenate without a copy.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, Kernel};
+use crate::gpu::{Gpu, Kernel, Work};
 use crate::kernel;
 use crate::ops::window::{Padding, Window2d};
 use crate::tensor::{DType, Tensor};
@@ -257,6 +257,9 @@ fn launch(x: &Tensor, w: &Tensor, spec: &ConvSpec, g: &Geometry, out: &Tensor, o
         k_split: 0,
         splits: 1,
     };
+    // A multiply-add per output element and step of depth; bytes: inputs, filter, output slice, epilogue.
+    let flops = 2.0 * (rows * g.cout) as f64 * params.depth as f64;
+    let work = Work::new(flops, (x.numel() + w.numel() + rows * g.cout + epilogue_vectors(spec) * g.cout) as f64 * 4.0);
     // Absent epilogue operands: bind the filter in their slot; the kernel never reads it.
     let reads = [x, w, spec.scale.unwrap_or(w), spec.bias.unwrap_or(w)];
     let algo = spec.algo.unwrap_or_else(|| ConvAlgo::for_gpu(gpu));
@@ -275,9 +278,14 @@ fn launch(x: &Tensor, w: &Tensor, spec: &ConvSpec, g: &Geometry, out: &Tensor, o
             (kernel, &blocked, groups)
         }
         ConvAlgo::Tiled => (&CONV2D_TILED, &[], grid(gpu, rows.div_ceil(TILE), g.cout.div_ceil(TILE))),
-        ConvAlgo::TiledLarge => return launch_tiled_large(g, &params, &reads, out),
+        ConvAlgo::TiledLarge => return launch_tiled_large(g, &params, &reads, out, work),
     };
-    gpu.launch(kernel, constants, &params, &reads, &[out], groups)
+    gpu.with_work(work).launch(kernel, constants, &params, &reads, &[out], groups)
+}
+
+/// Per-channel vectors the epilogue reads (scale, bias).
+fn epilogue_vectors(spec: &ConvSpec) -> usize {
+    usize::from(spec.scale.is_some()) + usize::from(spec.bias.is_some())
 }
 
 /// Output tile of one `TiledLarge` workgroup, and its step through K.
@@ -311,7 +319,7 @@ fn split_k(tiles: usize, depth: usize) -> (usize, usize) {
 /// `TiledLarge`: one tile kernel, writing the output directly, or with a
 /// split K, partial sums [splits, rows, cout] and the reduction that adds
 /// them and applies the epilogue.
-fn launch_tiled_large(g: &Geometry, params: &Params, reads: &[&Tensor; 4], out: &Tensor) -> Result<()> {
+fn launch_tiled_large(g: &Geometry, params: &Params, reads: &[&Tensor; 4], out: &Tensor, work: Work) -> Result<()> {
     let gpu = out.gpu();
     let rows = g.rows();
     let (row_tiles, col_tiles) = (rows.div_ceil(LARGE_TILE_M), g.cout.div_ceil(LARGE_TILE_N));
@@ -322,17 +330,20 @@ fn launch_tiled_large(g: &Geometry, params: &Params, reads: &[&Tensor; 4], out: 
     let groups = grid(gpu, row_tiles, col_tiles * splits);
     let tile_params = Params { k_split: k_split as u32, ..*params };
     if splits == 1 {
-        return gpu.launch(kernel, &[], &tile_params, reads, &[out], groups);
+        return gpu.with_work(work).launch(kernel, &[], &tile_params, reads, &[out], groups);
     }
     // Small: splits > 1 only with fewer than SPLIT_K_TARGET tiles, and then
     // splits · rows · cout < 2 · SPLIT_K_TARGET · 128 · 64 floats (16 MiB).
     let partials = Tensor::empty(gpu, &[splits, rows, g.cout], DType::F32)?;
     let partial_params = Params { out_stride: g.cout as u32, out_offset: 0, epilogue: 0, ..tile_params };
-    gpu.launch(kernel, &[], &partial_params, reads, &[&partials], groups)?;
+    let [x, w, scale, bias] = *reads;
+    let operands = (x.numel() + w.numel()) as f64 * 4.0;
+    gpu.with_work(Work::new(work.flops, operands + partials.byte_size() as f64)).launch(kernel, &[], &partial_params, reads, &[&partials], groups)?;
     let reduce_params = Params { splits: splits as u32, ..*params };
-    let [_, w, scale, bias] = *reads;
     let groups = gpu.groups_1d((rows * g.cout).div_ceil(REDUCE_GROUP) as u32);
-    gpu.launch(&CONV2D_TILED_LARGE_REDUCE, &[], &reduce_params, &[&partials, w, scale, bias], &[out], groups)
+    // Reads every partial sum and the epilogue vectors, writes the output slice: the rest of `work`'s bytes.
+    let reduce = Work::new((splits * rows * g.cout) as f64, partials.byte_size() as f64 + work.bytes.unwrap_or(0.0) - operands);
+    gpu.with_work(reduce).launch(&CONV2D_TILED_LARGE_REDUCE, &[], &reduce_params, &[&partials, w, scale, bias], &[out], groups)
 }
 
 /// Lanes of a register-blocked workgroup along rows and channel blocks: 64

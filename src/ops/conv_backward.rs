@@ -10,7 +10,7 @@
 //! the simple oracles (`*_using`).
 
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Work};
 use crate::kernel;
 use crate::ops::window::Window2d;
 use crate::tensor::{DType, Tensor};
@@ -111,6 +111,11 @@ fn geometry(op: &str, x: [usize; 4], w: [usize; 4], dy: &[usize], win: &Window2d
     })
 }
 
+/// Multiply-adds (×2) of either gradient: the forward convolution's count.
+fn conv_flops(p: &Params) -> f64 {
+    2.0 * (p.n * p.oh * p.ow) as f64 * (p.cout * p.kh * p.kw * p.cin) as f64
+}
+
 fn groups(gpu: &Gpu, invocations: u32) -> [u32; 3] {
     gpu.groups_1d(invocations.div_ceil(WORKGROUP))
 }
@@ -137,7 +142,8 @@ pub fn conv2d_backward_input_using(
     p.total = invocations as u32;
     let gpu = dy.gpu();
     let dx = Tensor::empty(gpu, &x_shape, DType::F32)?;
-    gpu.launch(k, &[], &p, &[dy, w], &[&dx], groups(gpu, p.total))?;
+    let work = Work::new(conv_flops(&p), (dy.numel() + w.numel() + dx.numel()) as f64 * 4.0);
+    gpu.with_work(work).launch(k, &[], &p, &[dy, w], &[&dx], groups(gpu, p.total))?;
     Ok(dx)
 }
 
@@ -181,13 +187,15 @@ pub fn conv2d_backward_filter_using(
         FilterGradKernel::Blocked4x4 => &FILTER_GRAD_BLOCKED,
     };
     let dw = Tensor::empty(gpu, &w_shape, DType::F32)?;
+    let flops = conv_flops(&p);
+    let operands = (x.numel() + dy.numel()) as f64 * 4.0;
     if slices == 1 {
-        gpu.launch(k, &[], &p, &[x, dy], &[&dw], groups(gpu, p.total))?;
+        gpu.with_work(Work::new(flops, operands + dw.byte_size() as f64)).launch(k, &[], &p, &[x, dy], &[&dw], groups(gpu, p.total))?;
         return Ok(dw);
     }
     to_u32(&format!("{OP}: partial sums"), slices * weights)?;
     let partial = Tensor::empty(gpu, &[slices, weights], DType::F32)?;
-    gpu.launch(k, &[], &p, &[x, dy], &[&partial], groups(gpu, p.total))?;
+    gpu.with_work(Work::new(flops, operands + partial.byte_size() as f64)).launch(k, &[], &p, &[x, dy], &[&partial], groups(gpu, p.total))?;
     p.total = weights as u32;
     gpu.launch(&SUM_SLICES, &[], &p, &[&partial], &[&dw], groups(gpu, p.total))?;
     Ok(dw)

@@ -9,7 +9,7 @@
 //! `dense` entry point that adds a bias and optionally applies ReLU.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, Kernel};
+use crate::gpu::{Gpu, Kernel, Work};
 use crate::kernel;
 use crate::tensor::{DType, Tensor};
 
@@ -136,9 +136,11 @@ pub fn gemm(algo: MatmulAlgo, a: &Tensor, b: &Tensor, spec: Gemm) -> Result<Tens
     let params = Params { m: m as u32, n: n as u32, k: k as u32 };
     let (tile_rows, tile_cols) = algo.workgroup_tile();
     let groups = [n.div_ceil(tile_cols) as u32, m.div_ceil(tile_rows) as u32, 1];
+    let elements = m * k + k * n + m * n + bias.map_or(0, |_| n);
+    let launcher = gpu.with_work(Work::new(2.0 * (m * n) as f64 * k as f64, elements as f64 * 4.0));
     match bias {
-        None => gpu.launch(algo.kernel(false), &constants, &params, &[a, b], &[&out], groups)?,
-        Some(bias) => gpu.launch(algo.kernel(true), &constants, &params, &[a, b, bias], &[&out], groups)?,
+        None => launcher.launch(algo.kernel(false), &constants, &params, &[a, b], &[&out], groups)?,
+        Some(bias) => launcher.launch(algo.kernel(true), &constants, &params, &[a, b, bias], &[&out], groups)?,
     }
     Ok(out)
 }

@@ -36,8 +36,9 @@ impl Classifier {
 
     /// Logits [N, classes] for NHWC images.
     pub fn logits(&self, images: &Tensor, training: bool, seed: u64) -> Result<Var> {
-        let features = ag::global_avg_pool(&self.base.forward(images, training)?)?;
-        self.head.logits(&features, training, seed)
+        let base = self.base.forward(images, training)?;
+        let _scope = images.gpu().profile_scope("head");
+        self.head.logits(&ag::global_avg_pool(&base)?, training, seed)
     }
 
     pub fn trainable_params(&self) -> Vec<(String, Var)> {

@@ -6,6 +6,7 @@ use super::checkpoint::{self, BEST, LAST, TrainState};
 use super::classifier::Classifier;
 use super::config::TrainConfig;
 use super::optimizer::Adam;
+use super::profile::{ProfileSteps, StepProfiler};
 use super::schedule::ReduceLrOnPlateau;
 use crate::autograd as ag;
 use crate::data::augment::Augment;
@@ -144,7 +145,8 @@ pub fn load_config(dir: &Path) -> Result<TrainConfig> {
 /// Trains (or resumes, when `run_dir` holds a run) and returns the summary.
 /// `interrupt` is polled between batches: when set, the loop stops without
 /// writing anything, leaving the last complete checkpoint in place.
-pub fn fit(gpu: &Gpu, cfg: TrainConfig, run_dir: &Path, resume: bool, interrupt: Arc<AtomicBool>) -> Result<RunSummary> {
+/// `profile` picks the first training steps to profile (see `train::profile`).
+pub fn fit(gpu: &Gpu, cfg: TrainConfig, run_dir: &Path, resume: bool, interrupt: Arc<AtomicBool>, profile: ProfileSteps) -> Result<RunSummary> {
     let train_folder = ImageFolder::open(&cfg.data.join("train"))?;
     let valid_folder = ImageFolder::open(&cfg.data.join("valid"))?;
     valid_folder.check_same_classes(&train_folder)?;
@@ -188,6 +190,7 @@ pub fn fit(gpu: &Gpu, cfg: TrainConfig, run_dir: &Path, resume: bool, interrupt:
     let valid = loader(valid_folder, &cfg, false)?;
     let mut epoch_seconds = Vec::new();
     let mut rates = Vec::new();
+    let first_epoch = state.epoch;
     for epoch in state.epoch..cfg.epochs {
         let started = Instant::now();
         let bar = ProgressBar::new(train.batches_per_epoch() as u64);
@@ -200,22 +203,32 @@ pub fn fit(gpu: &Gpu, cfg: TrainConfig, run_dir: &Path, resume: bool, interrupt:
         let mut run = Running::default();
         let mut data_wait = 0.0;
         let mut batches = train.epoch(epoch);
+        let mut profiler = if epoch == first_epoch { StepProfiler::start(gpu, profile)? } else { None };
         for step in 0.. {
             if interrupt.load(Ordering::SeqCst) {
                 bar.abandon_with_message("interrupted");
                 return Err(Error::Invalid(format!("interrupted; {} holds the last complete epoch", run_dir.join(LAST).display())));
             }
             let waited = Instant::now();
-            let Some(batch) = batches.next() else { break };
+            let next = {
+                let _span = gpu.profile_span("data loading");
+                batches.next()
+            };
+            let Some(batch) = next else { break };
             data_wait += waited.elapsed().as_secs_f64();
             let batch = batch?;
             let (x, t) = upload(gpu, &batch, classes)?;
             let seed = cfg.seed ^ ((epoch as u64) << 32) ^ step as u64;
             let logits = model.logits(&x, true, seed)?;
-            let (l, _) = ag::softmax_cross_entropy(&logits, &t)?;
-            let correct = loss::correct_count(logits.value(), &t)?;
+            let (l, correct) = {
+                let _scope = gpu.profile_scope("loss");
+                (ag::softmax_cross_entropy(&logits, &t)?.0, loss::correct_count(logits.value(), &t)?)
+            };
             let grads = l.backward()?;
-            optimizer.apply(&grads)?;
+            {
+                let _scope = gpu.profile_scope("optimizer");
+                optimizer.apply(&grads)?;
+            }
             let read_before = run.images;
             run.push(l.value().clone(), correct, batch.len())?;
             if run.images != read_before {
@@ -224,6 +237,16 @@ pub fn fit(gpu: &Gpu, cfg: TrainConfig, run_dir: &Path, resume: bool, interrupt:
                 bar.set_message(format!("loss {:.4} acc {:.4} {:.1} img/s", s.loss, s.accuracy, rate));
             }
             bar.inc(1);
+            if profiler.as_mut().is_some_and(StepProfiler::step_done)
+                && let Some(p) = profiler.take()
+            {
+                let text = p.finish(run_dir)?;
+                bar.suspend(|| println!("{text}"));
+            }
+        }
+        if let Some(p) = profiler.take() {
+            let text = p.finish(run_dir)?;
+            bar.suspend(|| println!("{text}"));
         }
         run.read()?;
         let train_scores = run.scores();

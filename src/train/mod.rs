@@ -7,6 +7,7 @@ pub mod config;
 pub mod fit;
 pub mod head;
 pub mod optimizer;
+pub mod profile;
 pub mod schedule;
 
 pub use classifier::Classifier;
