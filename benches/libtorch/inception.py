@@ -66,7 +66,8 @@ def default_threads():
 def describe(dev, threads):
     if dev == "cuda":
         return f"# device: cuda {torch.cuda.get_device_name()}  torch {torch.__version__}"
-    return f"# device: cpu, {threads} threads  torch {torch.__version__}"
+    wait = os.environ.get("OMP_WAIT_POLICY", "unset (spin-waits; slow on a loaded machine)")
+    return f"# device: cpu, {threads} threads, OMP_WAIT_POLICY {wait}  torch {torch.__version__}"
 
 
 def timer(dev):
@@ -103,6 +104,8 @@ def measure(dev, layout, batch, size, iters, timed):
     net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False)
     body = features(net).to(dev).to(memory_format=fmt)
     trainable, train_bns = keras_last15(net)
+    print(f"# {layout}: {sum(p.numel() for p in trainable):,} trainable parameters in the base "
+          f"(Keras's last 15 layers: 394,880)")
     x = torch.rand(batch, 3, size, size, device=dev).to(memory_format=fmt)
     head = torch.nn.Linear(2048, 4).to(dev)
     y = torch.arange(batch, device=dev) % 4
