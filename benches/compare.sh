@@ -103,6 +103,7 @@ printf 'work\tside\tvariant\timages_per_s\tseconds\n' > "$results"
   echo "incept train: ${init[*]}"
 } | tee "$out/setup.txt"
 
+load() { echo "(load average $(cut -d' ' -f1 /proc/loadavg))"; }
 # incept's `bench model` lines: "forward (inference, fused)  … ms/batch  N images/s".
 incept_rate() { awk -v w="$1" 'index($0, w) == 1 { for (i = 2; i <= NF; i++) if ($i == "images/s") print $(i - 1) }' "$2"; }
 
@@ -111,12 +112,12 @@ for run in $runs; do
   iters=${ITERS:-$iters}
   tag="b$batch ${size}²"
   log=$out/incept_model_b${batch}_$size.txt
-  echo "== incept bench model --batch $batch --image-size $size --iters $iters"
+  echo "== incept bench model --batch $batch --image-size $size --iters $iters $(load)"
   "$bin" bench model --batch "$batch" --image-size "$size" --iters "$iters" 2>&1 | tee "$log"
   printf 'forward %s\tincept\t%s\t%s\t\n' "$tag" "$selected" "$(incept_rate forward "$log")" >> "$results"
   printf 'fine-tune step %s\tincept\t%s\t%s\t\n' "$tag" "$selected" "$(incept_rate fine-tune "$log")" >> "$results"
   log=$out/libtorch_model_b${batch}_$size.txt
-  echo "== libtorch inception.py --batch $batch --image-size $size --iters $iters ${torch_args[*]}"
+  echo "== libtorch inception.py --batch $batch --image-size $size --iters $iters ${torch_args[*]} $(load)"
   "$py" benches/libtorch/inception.py --batch "$batch" --image-size "$size" --iters "$iters" "${torch_args[@]}" 2>&1 | tee "$log"
   awk -v tag="$tag" '$1 == "libtorch" && $3 !~ /^best:/ {
       printf "%s %s\tlibtorch\t%s\t%s\t\n", ($2 == "step" ? "fine-tune step" : $2), tag, $3, $4 }' "$log" >> "$results"
@@ -124,7 +125,7 @@ done
 
 train_dir=$out/incept_train
 rm -rf "$train_dir"
-echo "== incept train --data $data --image-size $epoch_size --epochs $epochs"
+echo "== incept train --data $data --image-size $epoch_size --epochs $epochs $(load)"
 "$bin" train --data "$data" "${init[@]}" --out "$train_dir" --image-size "$epoch_size" --epochs "$epochs" --seed 1 2>&1 \
   | tee "$out/incept_train.txt"
 cp "$train_dir/history.csv" "$out/incept_train_history.csv"
@@ -142,8 +143,9 @@ else
   variants=("--tf32 off" "--tf32 on")
 fi
 for v in "${variants[@]}"; do
-  log=$out/libtorch_epoch_${v##* }.txt
-  echo "== libtorch epoch.py --data $data --image-size $epoch_size --epochs $epochs $v"
+  name=${v#--}
+  log=$out/libtorch_epoch_${name// /-}.txt
+  echo "== libtorch epoch.py --data $data --image-size $epoch_size --epochs $epochs $v $(load)"
   # shellcheck disable=SC2086 # $v is a flag and its value
   "$py" benches/libtorch/epoch.py --data "$data" --image-size "$epoch_size" --epochs "$epochs" "${torch_args[@]}" $v 2>&1 | tee "$log"
   awk -v s="$epoch_size" '$1 == "libtorch" && $2 ~ /^epoch/ {
