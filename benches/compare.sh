@@ -34,6 +34,7 @@ cd "$(dirname "$0")/.."
 [ $# -eq 1 ] || { echo "usage: bash benches/compare.sh OUTDIR" >&2; exit 2; }
 out=$1
 mkdir -p "$out"
+exec > >(tee "$out/compare.log") 2>&1
 die() { echo "compare.sh: $*" >&2; exit 1; }
 
 if nvidia-smi -L >/dev/null 2>&1; then device=cuda; else device=cpu; fi
