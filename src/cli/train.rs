@@ -182,6 +182,8 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
         Target::New { out, overwrite } => start::new_run(&gpu, cfg, &out, overwrite)?,
         Target::Resume(dir) => start::resume(&gpu, &dir, cfg)?,
     };
+    // The run directory is locked, cleaned and consistent from here on.
+    println!("run {}: epoch {} of {} next", started.run.path().display(), started.state.epoch + 1, started.cfg.epochs);
     let summary = fit::fit(&gpu, started, interrupt)?;
     print_summary(&summary);
     Ok(())
