@@ -1,8 +1,8 @@
 //! End to end through the `incept` binary: train a few steps on a tiny
 //! generated image tree, resume, predict, evaluate, and the bad-input paths.
-mod common;
+mod binary;
 
-use common::{CLASSES, incept, make_tree, ok, text, weights};
+use binary::{CLASSES, incept, make_tree, ok, text, weights};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

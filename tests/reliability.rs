@@ -5,9 +5,9 @@
 //! SIGKILL at random points never leaving a disagreeing or unresumable run,
 //! folder walks that survive link cycles, and oversized flags that fail
 //! with a message under a memory cap instead of aborting.
-mod common;
+mod binary;
 
-use common::{incept, make_tree, ok, text, weights};
+use binary::{incept, make_tree, ok, text, weights};
 use incept::train::checkpoint;
 use incept::train::run_dir::load_config;
 use rand::{Rng, SeedableRng};

@@ -1,49 +1,33 @@
-//! Helpers shared by the tests that run the `incept` binary.
+//! Shared helpers for the GPU tests: the device, uploads and tolerances.
 #![allow(dead_code)]
 
-use incept::io::{StorageDtype, write_safetensors};
-use incept::models::inception_v3::random_weights;
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use incept::reference::{random, rel_l2, rel_l2_f64};
+use incept::{Gpu, Tensor};
 
-pub const CLASSES: [&str; 3] = ["ant", "bee", "cat"];
+/// Tolerance for f32 kernels against f64 references (DESIGN.md: ≤ 1e-4).
+pub const TOL: f64 = 1e-4;
+/// Tolerance for finite differences of an f64 reference against its analytic backward.
+pub const FD_TOL: f64 = 1e-6;
 
-pub fn incept(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_incept")).args(args).output().expect("running incept")
+pub fn gpu() -> Gpu {
+    Gpu::shared().expect("a wgpu adapter (install mesa-vulkan-drivers for lavapipe)")
 }
 
-pub fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+/// Random f32 data in [-1, 1) uploaded with the given shape; returns both copies.
+pub fn rand_tensor(gpu: &Gpu, shape: &[usize], seed: u64) -> (Tensor, Vec<f32>) {
+    let n: usize = shape.iter().product();
+    let data = random(n, seed, -1.0, 1.0);
+    (Tensor::from_slice(gpu, shape, &data).unwrap(), data)
 }
 
 #[track_caller]
-pub fn ok(o: Output) -> String {
-    assert!(o.status.success(), "incept failed:\n{}", text(&o));
-    text(&o)
+pub fn assert_close(what: &str, got: &[f32], want: &[f64]) {
+    let err = rel_l2(got, want);
+    assert!(err <= TOL, "{what}: relative L2 error {err:.3e} > {TOL:e}");
 }
 
-/// A class-per-folder tree whose classes differ in colour, 40×30 RGB PNGs.
-pub fn make_tree(root: &Path, per_split: &[(&str, usize)]) {
-    for (split, n) in per_split {
-        for (c, class) in CLASSES.iter().enumerate() {
-            let dir = root.join(split).join(class);
-            std::fs::create_dir_all(&dir).unwrap();
-            for i in 0..*n {
-                let img = image::RgbImage::from_fn(40, 30, |x, y| {
-                    let base = [(200, 40, 40), (40, 200, 40), (40, 40, 200)][c];
-                    let j = ((x * 7 + y * 3 + i as u32 * 11) % 40) as u8;
-                    image::Rgb([base.0 + j, base.1 + j, base.2 + j])
-                });
-                img.save(dir.join(format!("{i:03}.png"))).unwrap();
-            }
-        }
-    }
+#[track_caller]
+pub fn assert_close_f64(what: &str, got: &[f64], want: &[f64], tol: f64) {
+    let err = rel_l2_f64(got, want);
+    assert!(err <= tol, "{what}: relative L2 error {err:.3e} > {tol:e}");
 }
-
-pub fn weights(dir: &Path) -> PathBuf {
-    let path = dir.join("base.safetensors");
-    write_safetensors(&path, &random_weights(3), StorageDtype::F16, &BTreeMap::new()).unwrap();
-    path
-}
-
