@@ -87,8 +87,11 @@ fn a_run_directory_is_refused_to_a_second_run_and_arguments_are_checked_before_w
     copy_dir(&f.run, &run);
     let run_json = std::fs::read(run.join("run.json")).unwrap();
     let train = |out: &Path, extra: &[&str]| {
-        let mut args = vec!["train", "--data", s(&f.data), "--weights", s(&f.weights), "--out", s(out), "--image-size", "75", "--epochs", "1"];
+        let mut args = vec!["train", "--data", s(&f.data), "--weights", s(&f.weights), "--out", s(out), "--epochs", "1"];
         args.extend(extra);
+        if !extra.contains(&"--image-size") {
+            args.extend(["--image-size", "75"]);
+        }
         incept(&args)
     };
 

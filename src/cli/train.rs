@@ -126,7 +126,12 @@ fn resume_config(args: &TrainArgs, dir: &Path) -> Result<TrainConfig> {
     same!("--image-size", args.image_size, cfg.image_size);
     same!("--batch", args.batch, cfg.batch);
     same!("--unfreeze-last", args.unfreeze_last, cfg.unfreeze_last);
-    same!("--head", args.head.clone(), cfg.head);
+    if let Some(head) = &args.head
+        && *head != cfg.head
+    {
+        let flag = |h: &[usize]| h.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+        return refuse("--head", flag(head), flag(&cfg.head));
+    }
     same!("--dropout", args.dropout, cfg.dropout);
     same!("--lr", args.lr, cfg.lr);
     same!("--no-augment", args.no_augment.then_some(false), cfg.augment);
