@@ -22,29 +22,32 @@ const SMALL: [&str; 8] = ["--image-size", "75", "--batch", "2", "--head", "8", "
 
 /// One finished 1-epoch run shared by the tests that only read it (or copy it).
 struct Fixture {
-    _tmp: tempfile::TempDir,
     data: PathBuf,
     weights: PathBuf,
     run: PathBuf,
 }
 
+/// Lives in cargo's per-target temporary folder (a static is never dropped,
+/// so a temporary directory would outlive every run), replaced on each run.
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let tmp = tempfile::tempdir().unwrap();
-        let data = tmp.path().join("data");
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("reliability-fixture");
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let data = root.join("data");
         make_tree(&data, &[("train", 2), ("valid", 1)]);
-        let weights = weights(tmp.path());
-        let run = tmp.path().join("run");
+        let weights = weights(&root);
+        let run = root.join("run");
         // --data relative to the working directory: run.json must store it absolute.
         let o = Command::new(env!("CARGO_BIN_EXE_incept"))
-            .current_dir(tmp.path())
+            .current_dir(&root)
             .args(["train", "--data", "data", "--weights", "base.safetensors", "--out", "run", "--epochs", "1"])
             .args(SMALL)
             .output()
             .unwrap();
         ok(o);
-        Fixture { _tmp: tmp, data, weights, run }
+        Fixture { data, weights, run }
     })
 }
 
@@ -256,6 +259,8 @@ fn oversized_flags_fail_with_a_message_under_a_memory_cap() {
     fails_with(train(&["--image-size", "75", "--head", "300000000"]), &["--head 300000000", "bytes"]);
     fails_with(train(&["--image-size", "75", "--head", "20000,20000,20000"]), &["--head 20000,20000,20000", "bytes"]);
     fails_with(train(&["--image-size", "75", "--batch", "3000000"]), &["--batch 3000000", "bytes"]);
+    // Within the adapter's limits, but not within the capped host memory.
+    fails_with(train(&["--image-size", "2000", "--batch", "40"]), &["host memory", "--batch 40 × --image-size 2000", "bytes"]);
     assert!(!out.exists());
     fails_with(capped(&["predict", "--model", s(&f.run), "--batch", "3000000", s(&f.data)]), &["--batch 3000000", "bytes"]);
 }

@@ -55,11 +55,13 @@ fn gib(bytes: u128) -> f64 {
     bytes as f64 / (1u64 << 30) as f64
 }
 
-/// Errors unless one buffer of `bytes` fits the adapter's buffer and
-/// storage-binding limits; `what` names the flag(s) that set the size.
-pub fn check_buffer(gpu: &Gpu, what: impl Fn() -> String, bytes: u128) -> Result<()> {
+/// Errors unless one buffer of `bytes` fits the adapter's buffer limit and,
+/// when a kernel binds it whole, its storage-binding limit; `what` names
+/// the flag(s) that set the size.
+pub fn check_buffer(gpu: &Gpu, what: impl Fn() -> String, bytes: u128, bound: bool) -> Result<()> {
     let limits = gpu.limits();
-    for (limit_name, limit) in [("max_buffer_size", limits.max_buffer_size), ("max_storage_buffer_binding_size", limits.max_storage_buffer_binding_size)] {
+    let binding = bound.then_some(("max_storage_buffer_binding_size", limits.max_storage_buffer_binding_size));
+    for (limit_name, limit) in [("max_buffer_size", limits.max_buffer_size)].into_iter().chain(binding) {
         if bytes > limit as u128 {
             return Err(Error::Limit { what: what(), bytes: saturate(bytes), limit_name, limit });
         }
@@ -99,15 +101,16 @@ pub fn check_training_fits(gpu: &Gpu, cfg: &TrainConfig, prefetch: usize) -> Res
     let (b, s) = (cfg.batch, cfg.image_size);
     let batch_flags = || format!("--batch {b} × --image-size {s}");
     let input = batch_bytes(b, s);
-    check_buffer(gpu, || format!("{}: one batch of input images [{b}, {s}, {s}, 3]", batch_flags()), input)?;
+    // The input is only copied from (the base slices it into chunks), never bound whole.
+    check_buffer(gpu, || format!("{}: one batch of input images [{b}, {s}, {s}, 3]", batch_flags()), input, false)?;
     let mut head_params: u128 = 0;
     for (name, shape) in head::weight_shapes(FEATURES, &cfg.head, cfg.classes.len()) {
         let n: u128 = shape.iter().map(|&d| d as u128).product();
         head_params += n;
-        check_buffer(gpu, || format!("--head {}: Dense weight '{name}' {shape:?}", cfg.head_flag()), n * F32)?;
+        check_buffer(gpu, || format!("--head {}: Dense weight '{name}' {shape:?}", cfg.head_flag()), n * F32, true)?;
     }
     let widest = cfg.head.iter().copied().max().unwrap_or(0).max(FEATURES);
-    check_buffer(gpu, || format!("--batch {b} × --head {}: a Dense layer's output [{b}, {widest}]", cfg.head_flag()), b as u128 * widest as u128 * F32)?;
+    check_buffer(gpu, || format!("--batch {b} × --head {}: a Dense layer's output [{b}, {widest}]", cfg.head_flag()), b as u128 * widest as u128 * F32, true)?;
     let base = crate::io::keras_inception_v3::parameter_count() as u128 * F32;
     // Host: decoded batches in flight (prefetch + the one in use + the one
     // being uploaded); the head generated on the host, then its weights and
@@ -135,7 +138,7 @@ pub fn check_training_fits(gpu: &Gpu, cfg: &TrainConfig, prefetch: usize) -> Res
 pub fn check_activations_fit(gpu: &Gpu, batch: usize, image_size: usize, per_image_shapes: &[[usize; 4]]) -> Result<()> {
     let Some(largest) = per_image_shapes.iter().max_by_key(|s| s[1] as u128 * s[2] as u128 * s[3] as u128) else { return Ok(()) };
     let bytes = largest[1] as u128 * largest[2] as u128 * largest[3] as u128 * F32;
-    check_buffer(gpu, || format!("--image-size {image_size}: one image's largest InceptionV3 activation {largest:?}"), bytes)?;
+    check_buffer(gpu, || format!("--image-size {image_size}: one image's largest InceptionV3 activation {largest:?}"), bytes, true)?;
     if gpu.is_cpu() {
         // A chunk's largest activation fills at most one binding; a block's
         // input, output and branch outputs are alive together.
@@ -151,7 +154,7 @@ pub fn check_activations_fit(gpu: &Gpu, batch: usize, image_size: usize, per_ima
 pub fn check_inference_fits(gpu: &Gpu, batch: usize, image_size: usize) -> Result<()> {
     let input = batch_bytes(batch, image_size);
     let what = || format!("--batch {batch} × the run's image size {image_size}: one batch of input images [{batch}, {image_size}, {image_size}, 3]");
-    check_buffer(gpu, what, input)?;
+    check_buffer(gpu, what, input, false)?;
     let copies = if gpu.is_cpu() { 3 } else { 2 };
     check_host(&[(format!("input batches (--batch {batch} × the run's image size {image_size})"), copies * input)])
 }
