@@ -8,7 +8,7 @@
 # arguments go to `incept train` (e.g. --batch 16 --lr 3e-4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tools/install-vulkan.sh
+bash .ci/install-vulkan.sh
 bash weights/fetch.sh
 cargo build --release --locked
 bin=target/release/incept

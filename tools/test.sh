@@ -6,7 +6,7 @@
 # closes with the totals over every test binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tools/install-vulkan.sh
+bash .ci/install-vulkan.sh
 bash weights/fetch.sh
 bash tools/install-fashion-mnist.sh
 log=$(mktemp)
