@@ -51,11 +51,19 @@ fn fixture() -> &'static Fixture {
     })
 }
 
+/// A copy of a run directory; checkpoints are hard links (they are only
+/// ever replaced by rename, never written in place), which keeps the tests'
+/// disk use small.
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        let name = e.unwrap().file_name();
+        let (src, dst) = (from.join(&name), to.join(&name));
+        if src.extension().is_some_and(|x| x == "safetensors") {
+            std::fs::hard_link(&src, &dst).unwrap();
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
     }
 }
 
@@ -179,10 +187,13 @@ fn resume_refuses_conflicting_flags_and_repairs_what_a_crash_left() {
     // A damaged best checkpoint is noticed at the start, not after an epoch.
     let best = run.join("best.safetensors");
     let bytes = std::fs::read(&best).unwrap();
-    std::fs::write(&best, &bytes[..bytes.len() / 2]).unwrap();
+    let damaged = run.join("damaged");
+    std::fs::write(&damaged, &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::rename(&damaged, &best).unwrap();
     let t = fails_with(resume(&["--epochs", "2"]), &["best.safetensors"]);
     assert!(!t.contains("epoch 2/2"), "trained before checking best:\n{t}");
-    std::fs::write(&best, &bytes).unwrap();
+    std::fs::write(&damaged, &bytes).unwrap();
+    std::fs::rename(&damaged, &best).unwrap();
 
     // A temporary file of a killed writer is removed; same flags as run.json
     // are fine; more epochs are applied and said; the working directory
