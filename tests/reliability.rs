@@ -248,6 +248,40 @@ fn predict_walks_link_cycles_once_and_warns() {
     assert!(t.matches("warning: skipping").count() >= 4, "one warning per skipped link or repeat:\n{t}");
 }
 
+/// A PNG whose header claims `w`×`h` RGB pixels, with one tiny data chunk.
+fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend((data.len() as u32).to_be_bytes());
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(data);
+        out.extend(kind);
+        out.extend(data);
+        out.extend(crc.sum().to_be_bytes());
+    }
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend(h.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    chunk(&mut png, b"IHDR", &ihdr);
+    chunk(&mut png, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    chunk(&mut png, b"IEND", &[]);
+    png
+}
+
+#[test]
+fn a_huge_image_is_refused_before_it_is_decoded() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let huge = tmp.path().join("huge.png");
+    std::fs::write(&huge, png_claiming(40000, 40000)).unwrap();
+    let o = capped(&["predict", "--model", s(&f.run), s(&huge), s(&f.data.join("valid/ant/000.png"))]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("huge.png") && t.contains("40000x40000") && t.contains("bytes"), "{t}");
+    assert_eq!(t.lines().filter(|l| l.contains(".png\t")).count(), 1, "{t}");
+}
+
 /// Runs `incept ARGS` under `ulimit -v` (address space), so that an
 /// allocation a size check missed fails fast instead of swapping.
 fn capped(args: &[&str]) -> Output {
