@@ -54,30 +54,27 @@ pub fn refuse_existing(dir: &Path) -> Error {
 impl RunDir {
     /// Opens `dir` for a new run: creates it when missing, takes the lock,
     /// refuses a directory that holds a run (unless `overwrite`, which
-    /// removes the run's files), and removes stale temporary files. When
-    /// this fails, a directory it created is removed again.
+    /// removes the run's files), and removes stale temporary files. Call it
+    /// only once every argument has been checked: it creates the directory
+    /// and its lock file, and never removes a lock file (another process may
+    /// be waiting on that very file).
     pub fn create(dir: &Path, overwrite: bool) -> Result<RunDir> {
-        let existed = dir.exists();
         fs::create_dir_all(dir).map_err(|e| io_err(dir, format!("cannot create the run directory: {e}")))?;
-        let opened = RunDir::lock(dir).and_then(|run| {
-            if holds_run(&run.path) {
-                if !overwrite {
-                    return Err(refuse_existing(dir));
-                }
-                for name in RUN_FILES {
-                    match fs::remove_file(run.path.join(name)) {
-                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err(&run.path.join(name), format!("cannot remove for --overwrite: {e}"))),
-                        _ => {}
+        let run = RunDir::lock(dir)?;
+        if holds_run(&run.path) {
+            if !overwrite {
+                return Err(refuse_existing(dir));
+            }
+            for name in RUN_FILES {
+                match fs::remove_file(run.path.join(name)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(io_err(&run.path.join(name), format!("cannot remove for --overwrite: {e}")));
                     }
+                    _ => {}
                 }
             }
-            Ok(run)
-        });
-        if opened.is_err() && !existed {
-            let _ = fs::remove_file(dir.join(LOCK_FILE));
-            let _ = fs::remove_dir(dir);
         }
-        opened
+        Ok(run)
     }
 
     /// Opens the run in `dir` to continue it: takes the lock and removes
