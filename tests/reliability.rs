@@ -113,6 +113,11 @@ fn a_run_directory_is_refused_to_a_second_run_and_arguments_are_checked_before_w
     assert_eq!(std::fs::read(run.join("run.json")).unwrap(), run_json, "run.json was rewritten");
     assert!(run.join("last.safetensors").is_file() && run.join("best.safetensors").is_file());
     ok(incept(&["predict", "--model", s(&run), s(&f.data.join("valid"))]));
+    // --overwrite with good flags replaces the run: a new configuration and checkpoints that match it.
+    ok(train(&run, &["--head", "4", "--batch", "2", "--overwrite"]));
+    assert_eq!(load_config(&run).unwrap().head, [4]);
+    let out = ok(incept(&["predict", "--model", s(&run), s(&f.data.join("valid"))]));
+    assert_eq!(out.lines().filter(|l| l.contains(".png\t")).count(), 3, "{out}");
 
     // A rejected argument leaves no directory behind; none reaches a kernel.
     let fresh = tmp.path().join("fresh");
@@ -400,7 +405,8 @@ fn one_trainer_at_a_time_and_sigkill_at_random_points_never_breaks_the_run() {
     a.kill();
 
     // Kill-and-resume loop. Most kills come after the restart has set the
-    // run up (checked then); some during start-up.
+    // run up (checked then): at a random time, or as soon as a temporary
+    // file shows a write in progress; some during start-up.
     let mut rng = rand::rngs::StdRng::seed_from_u64(20261201);
     let (mut kills, mut resumes, mut leftovers, mut violations) = (1, 0, 0, Vec::new());
     let started = Instant::now();
@@ -415,7 +421,15 @@ fn one_trainer_at_a_time_and_sigkill_at_random_points_never_breaks_the_run() {
             if let Err(e) = agreement(&run) {
                 violations.push(format!("after kill {kills}: {e}"));
             }
-            std::thread::sleep(Duration::from_millis(rng.random_range(0..4000)));
+            if rng.random_bool(0.4) {
+                // In the middle of writing a checkpoint or a history file.
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while temp_files(&run).is_empty() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            } else {
+                std::thread::sleep(Duration::from_millis(rng.random_range(0..4000)));
+            }
         }
         t.kill();
         kills += 1;
@@ -433,4 +447,5 @@ fn one_trainer_at_a_time_and_sigkill_at_random_points_never_breaks_the_run() {
         started.elapsed().as_secs_f64()
     );
     assert!(violations.is_empty(), "{violations:#?}");
+    assert!(leftovers > 0, "no kill landed during a file write; the loop did not test the cleanup");
 }
