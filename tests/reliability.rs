@@ -287,11 +287,28 @@ fn a_huge_image_is_refused_before_it_is_decoded() {
     assert_eq!(t.lines().filter(|l| l.contains(".png\t")).count(), 1, "{t}");
 }
 
-/// Runs `incept ARGS` under `ulimit -v` (address space), so that an
-/// allocation a size check missed fails fast instead of swapping.
+/// Runs `incept ARGS` under `ulimit -v` (6 GiB of address space), so that
+/// an allocation a size check missed fails fast instead of swapping. Some
+/// GPU drivers reserve more address space than that just to start; there
+/// (when `incept devices` fails under the cap) the command runs uncapped.
 fn capped(args: &[&str]) -> Output {
+    if cap_works() { run_capped(args) } else { incept(args) }
+}
+
+fn run_capped(args: &[&str]) -> Output {
     let cmd = format!("ulimit -v {}; exec \"$0\" \"$@\"", 6 * 1024 * 1024);
     Command::new("bash").args(["-c", &cmd, env!("CARGO_BIN_EXE_incept")]).args(args).output().unwrap()
+}
+
+fn cap_works() -> bool {
+    static WORKS: OnceLock<bool> = OnceLock::new();
+    *WORKS.get_or_init(|| {
+        let works = run_capped(&["devices"]).status.success();
+        if !works {
+            eprintln!("the adapter does not start under a 6 GiB address-space cap: oversized flags are checked uncapped");
+        }
+        works
+    })
 }
 
 #[test]
@@ -307,10 +324,12 @@ fn oversized_flags_fail_with_a_message_under_a_memory_cap() {
     fails_with(train(&["--image-size", "20000", "--batch", "2"]), &["--image-size 20000", "bytes"]);
     fails_with(train(&["--image-size", "20000", "--batch", "1"]), &["--image-size 20000", "bytes"]);
     fails_with(train(&["--image-size", "75", "--head", "300000000"]), &["--head 300000000", "bytes"]);
-    fails_with(train(&["--image-size", "75", "--head", "20000,20000,20000"]), &["--head 20000,20000,20000", "bytes"]);
+    fails_with(train(&["--image-size", "75", "--head", "40000,40000"]), &["--head 40000,40000", "bytes"]);
     fails_with(train(&["--image-size", "75", "--batch", "3000000"]), &["--batch 3000000", "bytes"]);
     // Within the adapter's limits, but not within the capped host memory.
-    fails_with(train(&["--image-size", "2000", "--batch", "40"]), &["host memory", "--batch 40 × --image-size 2000", "bytes"]);
+    if cap_works() {
+        fails_with(train(&["--image-size", "2000", "--batch", "40"]), &["host memory", "--batch 40 × --image-size 2000", "bytes"]);
+    }
     assert!(!out.exists());
     fails_with(capped(&["predict", "--model", s(&f.run), "--batch", "3000000", s(&f.data)]), &["--batch 3000000", "bytes"]);
 }
