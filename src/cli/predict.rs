@@ -2,15 +2,18 @@
 
 use clap::Args;
 use incept::autograd as ag;
-use incept::data::folder::{ImageFolder, is_image_file};
+use incept::data::folder::ImageFolder;
+use incept::data::walk::find_images;
 use incept::data::load_image;
 use incept::ops::loss;
 use incept::report::metrics::ConfusionMatrix;
 use incept::report::predictions::{Prediction, save_predictions_csv};
 use incept::train::checkpoint::{self, BEST, LAST};
-use incept::train::{Classifier, TrainConfig, fit};
+use incept::io::atomic::check_writable;
+use incept::train::run_dir::{self, CONFUSION_PNG};
+use incept::train::{Classifier, TrainConfig, memory};
 use incept::{Error, Gpu, Result, Tensor};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct ModelArgs {
@@ -53,10 +56,12 @@ fn open_model(gpu: &Gpu, args: &ModelArgs) -> Result<(TrainConfig, Classifier)> 
     if args.batch == 0 {
         return Err(Error::Invalid("--batch must be at least 1".into()));
     }
-    let cfg = fit::load_config(&args.model)?;
-    let file = if args.checkpoint == "best" { BEST } else { LAST };
-    let (weights, _) = checkpoint::load(&args.model.join(file))?;
-    let model = Classifier::from_tensor_map(gpu, &cfg, &weights)?;
+    let cfg = run_dir::load_config(&args.model)?;
+    memory::check_inference_fits(gpu, args.batch, cfg.image_size)?;
+    let file = args.model.join(if args.checkpoint == "best" { BEST } else { LAST });
+    let weights = checkpoint::load_matching(&file, &cfg)?.tensors;
+    let model = Classifier::from_tensor_map(gpu, &cfg, &weights)
+        .map_err(|e| Error::Io { path: file.display().to_string(), reason: format!("does not match run.json: {e}") })?;
     Ok((cfg, model))
 }
 
@@ -96,42 +101,22 @@ fn classify(gpu: &Gpu, cfg: &TrainConfig, model: &Classifier, paths: &[PathBuf],
     Ok(out)
 }
 
+/// The image files among `inputs` (see `data::walk`), warning about each link skipped.
 fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| Error::Io { path: dir.display().to_string(), reason: format!("cannot list: {e}") })?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        entries.sort();
-        for p in entries {
-            if p.is_dir() {
-                walk(&p, out)?;
-            } else if is_image_file(&p) {
-                out.push(p);
-            }
-        }
-        Ok(())
+    let found = find_images(inputs)?;
+    for (path, why) in &found.skipped {
+        eprintln!("warning: skipping {}: {why}", path.display());
     }
-    let mut out = Vec::new();
-    for input in inputs {
-        if input.is_dir() {
-            walk(input, &mut out)?;
-        } else if input.is_file() {
-            out.push(input.clone());
-        } else {
-            return Err(Error::Io { path: input.display().to_string(), reason: "no such file or folder".into() });
-        }
-    }
-    if out.is_empty() {
-        return Err(Error::Invalid(format!("no images found in {inputs:?}")));
-    }
-    Ok(out)
+    Ok(found.files)
 }
 
 pub fn predict(adapter: Option<String>, args: PredictArgs) -> Result<()> {
+    let paths = collect_images(&args.inputs)?;
+    if let Some(out) = &args.out {
+        check_writable(out)?;
+    }
     let gpu = super::open_gpu(adapter)?;
     let (cfg, model) = open_model(&gpu, &args.model)?;
-    let paths = collect_images(&args.inputs)?;
     let predictions: Vec<Prediction> = classify(&gpu, &cfg, &model, &paths, args.model.batch)?.into_iter().map(|(_, p)| p).collect();
     for p in &predictions {
         let probs: Vec<String> = cfg.classes.iter().zip(&p.probabilities).map(|(c, v)| format!("{c}={v:.4}")).collect();
@@ -145,9 +130,14 @@ pub fn predict(adapter: Option<String>, args: PredictArgs) -> Result<()> {
 }
 
 pub fn evaluate(adapter: Option<String>, args: EvaluateArgs) -> Result<()> {
+    let png = args.out.clone().unwrap_or_else(|| args.model.model.join(CONFUSION_PNG));
+    check_writable(&png)?;
     let gpu = super::open_gpu(adapter)?;
     let (cfg, model) = open_model(&gpu, &args.model)?;
     let folder = ImageFolder::open(&args.data)?;
+    for p in folder.skipped_links() {
+        eprintln!("warning: skipping {}: the same file as one listed before it (a link)", p.display());
+    }
     if folder.classes() != cfg.classes.as_slice() {
         return Err(Error::Invalid(format!(
             "{}: classes {:?} differ from the model's {:?}",
@@ -162,7 +152,6 @@ pub fn evaluate(adapter: Option<String>, args: EvaluateArgs) -> Result<()> {
         cm.add(folder.samples()[i].1, p.predicted())?;
     }
     println!("{}", cm.to_text());
-    let png = args.out.clone().unwrap_or_else(|| args.model.model.join("confusion_matrix.png"));
     cm.save_png(&png)?;
     println!("accuracy: {:.4}\nconfusion matrix image: {}", cm.accuracy(), png.display());
     Ok(())

@@ -6,7 +6,10 @@
 //! extension names a format the `image` crate can decode.
 //!
 //! Unlike Keras, a class folder without images, or a split without any, is an
-//! error rather than a silently empty class.
+//! error rather than a silently empty class; a file reached twice (a
+//! symlinked file next to its target) is listed once, at its first place in
+//! that order, and reported in [`ImageFolder::skipped_links`]; and class
+//! folder names must be UTF-8, as run.json stores them as text.
 
 use crate::error::{Error, Result};
 use std::ffi::OsString;
@@ -19,6 +22,7 @@ pub struct ImageFolder {
     root: PathBuf,
     classes: Vec<String>,
     samples: Vec<(PathBuf, usize)>,
+    skipped_links: Vec<PathBuf>,
 }
 
 fn folder_err(path: &Path, reason: impl Into<String>) -> Error {
@@ -52,9 +56,21 @@ impl ImageFolder {
         let mut classes = Vec::with_capacity(class_names.len());
         let mut samples = Vec::new();
         let mut empty = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut skipped_links = Vec::new();
         for (label, name) in class_names.iter().enumerate() {
-            let files = list_images(&dir.join(name))?;
-            let name = name.to_string_lossy().into_owned();
+            let mut files = list_images(&dir.join(name))?;
+            files.retain(|f| {
+                let first = fs::canonicalize(f).map_or(true, |c| seen.insert(c));
+                if !first {
+                    skipped_links.push(f.clone());
+                }
+                first
+            });
+            let name = name
+                .to_str()
+                .ok_or_else(|| folder_err(&dir.join(name), "class folder name is not UTF-8; rename it (run.json stores class names as text)"))?
+                .to_owned();
             if files.is_empty() {
                 empty.push(name.clone());
             }
@@ -72,7 +88,12 @@ impl ImageFolder {
         if let Some(name) = empty.first() {
             return Err(folder_err(&dir.join(name), format!("class folder {name} has no images")));
         }
-        Ok(ImageFolder { root: dir.to_path_buf(), classes, samples })
+        Ok(ImageFolder { root: dir.to_path_buf(), classes, samples, skipped_links })
+    }
+
+    /// Files not listed because an earlier sample is the same file (a link to it).
+    pub fn skipped_links(&self) -> &[PathBuf] {
+        &self.skipped_links
     }
 
     pub fn root(&self) -> &Path {

@@ -33,6 +33,11 @@ impl Preprocess {
     }
 }
 
+/// The most memory one image may take while it is decoded (512 MiB, the
+/// `image` crate's default, stated here so that a huge picture is refused
+/// before it is allocated, whatever the crate's default becomes).
+pub const MAX_DECODED_BYTES: u64 = 512 << 20;
+
 /// Decodes `path` and returns `size`×`size`×3 values (row-major HWC).
 pub fn load_image(path: &Path, size: usize, pre: Preprocess) -> Result<Vec<f32>> {
     Ok(load_rgb(path, size)?.into_iter().map(|v| pre.apply(v)).collect())
@@ -41,12 +46,26 @@ pub fn load_image(path: &Path, size: usize, pre: Preprocess) -> Result<Vec<f32>>
 /// Decodes `path`, converts it to RGB and resizes it to `size`×`size` with
 /// PIL's nearest rule: `size`×`size`×3 bytes (row-major HWC).
 pub fn load_rgb(path: &Path, size: usize) -> Result<Vec<u8>> {
-    let img = image::ImageReader::open(path)
-        .and_then(|r| r.with_guessed_format())
-        .map_err(|e| Error::Io { path: path.display().to_string(), reason: format!("cannot open: {e}") })?
-        .decode()
-        .map_err(|e| Error::Io { path: path.display().to_string(), reason: format!("cannot decode image: {e}") })?
-        .to_rgb8();
+    let open = || {
+        image::ImageReader::open(path)
+            .and_then(|r| r.with_guessed_format())
+            .map_err(|e| Error::Io { path: path.display().to_string(), reason: format!("cannot open: {e}") })
+    };
+    let mut reader = open()?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    reader.limits(limits);
+    let img = match reader.decode() {
+        Ok(img) => img.to_rgb8(),
+        Err(image::ImageError::Limits(_)) => {
+            let dims = open()?.into_dimensions().map_or_else(|_| "its size".to_string(), |(w, h)| format!("{w}x{h}"));
+            return Err(Error::Io {
+                path: path.display().to_string(),
+                reason: format!("image of {dims} pixels needs more than {MAX_DECODED_BYTES} bytes to decode, the limit for one image"),
+            });
+        }
+        Err(e) => return Err(Error::Io { path: path.display().to_string(), reason: format!("cannot decode image: {e}") }),
+    };
     let (w, h) = (img.width() as usize, img.height() as usize);
     if w == 0 || h == 0 {
         return Err(Error::Io { path: path.display().to_string(), reason: "image has no pixels".into() });

@@ -8,6 +8,7 @@ pub mod folder;
 pub mod idx;
 pub mod image_file;
 pub mod loader;
+pub mod walk;
 
 pub use augment::{Augment, Transform};
 pub use fashion_mnist::{Fmnist4Spec, Summary, write_fmnist4, write_fmnist4_with};

@@ -38,6 +38,14 @@ pub fn write_atomic_with<T>(path: &Path, write: impl FnOnce(&mut BufWriter<File>
     }
 }
 
+/// Errors, naming `path`, unless a file can be written atomically there
+/// (its directory exists and is writable): lets a command fail before its
+/// work rather than after it. Writes and removes a temporary file.
+pub fn check_writable(path: &Path) -> Result<()> {
+    let tmp = temp_path(path)?;
+    File::create(&tmp).and_then(|_| fs::remove_file(&tmp)).map_err(|e| io_err(path, format!("cannot be written: {e}")))
+}
+
 fn io_err(path: &Path, reason: impl std::fmt::Display) -> Error {
     Error::Io { path: path.display().to_string(), reason: reason.to_string() }
 }
@@ -50,6 +58,16 @@ fn temp_path(path: &Path) -> Result<PathBuf> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     Ok(dir.join(format!(".{}.tmp-{}-{n}", name.to_string_lossy(), std::process::id())))
+}
+
+/// The writer's process id when `name` is a temporary file name made by
+/// [`temp_path`] (`.NAME.tmp-PID-N`), so a later run can remove the ones
+/// whose writer was killed.
+pub fn temp_file_writer(name: &str) -> Option<u32> {
+    let (_, tail) = name.strip_prefix('.')?.rsplit_once(".tmp-")?;
+    let (pid, n) = tail.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
 }
 
 fn write_temp<T>(tmp: &Path, write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<T>) -> std::io::Result<T> {
@@ -66,5 +84,20 @@ fn sync_dir(path: &Path) {
         && let Ok(d) = File::open(dir)
     {
         let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_are_recognised_with_their_writer() {
+        let tmp = temp_path(Path::new("/run/last.safetensors")).unwrap();
+        let name = tmp.file_name().unwrap().to_str().unwrap();
+        assert_eq!(temp_file_writer(name), Some(std::process::id()));
+        for other in ["last.safetensors", ".last.safetensors", ".a.tmp-x-1", ".a.tmp-12", "a.tmp-12-3", ".incept.lock"] {
+            assert_eq!(temp_file_writer(other), None, "{other}");
+        }
     }
 }

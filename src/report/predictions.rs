@@ -1,11 +1,12 @@
 //! Per-image predictions as CSV: header `path,predicted,probability_<class>...`,
 //! one row per image, the predicted class being the most probable one (the
 //! first on ties; NaN never wins). Fields with commas, quotes or line breaks
-//! are quoted as RFC 4180 says. Written atomically.
+//! are quoted as RFC 4180 says. Paths are written as their exact bytes (a
+//! file name that is not UTF-8 is not mangled). Written atomically.
 
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
-use std::fmt::Write;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// One image's class probabilities, in class order.
@@ -28,18 +29,18 @@ impl Prediction {
     }
 }
 
-/// The CSV text; fails, naming the image, when a prediction does not have one
-/// probability per class.
-pub fn predictions_csv(classes: &[String], predictions: &[Prediction]) -> Result<String> {
+/// The CSV bytes; fails, naming the image, when a prediction does not have
+/// one probability per class.
+pub fn predictions_csv(classes: &[String], predictions: &[Prediction]) -> Result<Vec<u8>> {
     if classes.is_empty() {
         return Err(Error::Invalid("predictions need at least one class".into()));
     }
-    let mut out = String::from("path,predicted");
+    let mut out = b"path,predicted".to_vec();
     for class in classes {
-        out.push(',');
-        out.push_str(&field(&format!("probability_{class}")));
+        out.push(b',');
+        out.extend(field(format!("probability_{class}").as_bytes()));
     }
-    out.push('\n');
+    out.push(b'\n');
     for p in predictions {
         if p.probabilities.len() != classes.len() {
             return Err(Error::Invalid(format!(
@@ -49,11 +50,13 @@ pub fn predictions_csv(classes: &[String], predictions: &[Prediction]) -> Result
                 classes.len()
             )));
         }
-        let _ = write!(out, "{},{}", field(&p.path.display().to_string()), field(&classes[p.predicted()]));
+        out.extend(field(p.path.as_os_str().as_encoded_bytes()));
+        out.push(b',');
+        out.extend(field(classes[p.predicted()].as_bytes()));
         for v in &p.probabilities {
             let _ = write!(out, ",{v}");
         }
-        out.push('\n');
+        out.push(b'\n');
     }
     Ok(out)
 }
@@ -62,10 +65,21 @@ pub fn predictions_csv(classes: &[String], predictions: &[Prediction]) -> Result
 pub fn save_predictions_csv(path: &Path, classes: &[String], predictions: &[Prediction]) -> Result<()> {
     let text = predictions_csv(classes, predictions)
         .map_err(|e| Error::Io { path: path.display().to_string(), reason: e.to_string() })?;
-    write_atomic(path, text.as_bytes())
+    write_atomic(path, &text)
 }
 
 /// `text` as one CSV field: quoted, with quotes doubled, when it needs to be.
-fn field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_string() }
+fn field(text: &[u8]) -> Vec<u8> {
+    if !text.iter().any(|b| b",\"\n\r".contains(b)) {
+        return text.to_vec();
+    }
+    let mut out = vec![b'"'];
+    for &b in text {
+        out.push(b);
+        if b == b'"' {
+            out.push(b'"');
+        }
+    }
+    out.push(b'"');
+    out
 }

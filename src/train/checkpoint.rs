@@ -1,12 +1,17 @@
 //! Checkpoints: one safetensors file with the classifier's weights, Adam's
-//! moments and the training state in its metadata, written atomically, so
-//! an interrupted run always leaves the previous good file in place.
+//! moments, and in its metadata the training state, the run's configuration
+//! and its history up to that epoch. Written atomically, so an interrupted
+//! run always leaves the previous good file in place; and since the file
+//! carries its own configuration and history, it can prove which run it
+//! belongs to and what the history was when it was written.
 
 use super::classifier::Classifier;
+use super::config::TrainConfig;
 use super::optimizer::Adam;
 use super::schedule::ReduceLrOnPlateau;
 use crate::error::{Error, Result};
 use crate::io::{StorageDtype, TensorMap, read_safetensors, write_safetensors};
+use crate::report::history::History;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,23 +30,77 @@ pub struct TrainState {
 pub const LAST: &str = "last.safetensors";
 pub const BEST: &str = "best.safetensors";
 
-pub fn save(path: &Path, model: &Classifier, optimizer: &Adam, state: &TrainState) -> Result<()> {
+const STATE_KEY: &str = "incept_train_state";
+const CONFIG_KEY: &str = "incept_run_config";
+const HISTORY_KEY: &str = "incept_history";
+
+/// A checkpoint read back.
+pub struct Checkpoint {
+    pub tensors: TensorMap,
+    pub state: TrainState,
+    /// The configuration of the run that wrote it (absent in checkpoints
+    /// written before incept stored it).
+    pub config: Option<TrainConfig>,
+    /// The history up to `state.epoch` (absent in older checkpoints).
+    pub history: Option<History>,
+}
+
+fn bad(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Io { path: path.display().to_string(), reason: reason.into() }
+}
+
+pub fn save(path: &Path, model: &Classifier, optimizer: &Adam, state: &TrainState, cfg: &TrainConfig, history: &History) -> Result<()> {
     let mut tensors = model.to_tensor_map()?;
     tensors.extend(optimizer.state()?);
-    let meta = BTreeMap::from([("incept_train_state".to_string(), serde_json::to_string(state).expect("state serialises"))]);
+    let meta = BTreeMap::from([
+        (STATE_KEY.to_string(), to_json(path, state)?),
+        (CONFIG_KEY.to_string(), to_json(path, cfg)?),
+        (HISTORY_KEY.to_string(), history.to_json()),
+    ]);
     write_safetensors(path, &tensors, StorageDtype::F32, &meta)?;
     Ok(())
 }
 
-/// The weights and state of a checkpoint file.
-pub fn load(path: &Path) -> Result<(TensorMap, TrainState)> {
+fn to_json(path: &Path, value: &impl Serialize) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| bad(path, format!("cannot encode the checkpoint metadata: {e}")))
+}
+
+/// Reads a checkpoint: its tensors and the metadata it carries.
+pub fn load(path: &Path) -> Result<Checkpoint> {
     let tensors = read_safetensors(path)?;
     let meta = crate::io::safetensors_io::read_metadata(path)?;
-    let state = meta
-        .get("incept_train_state")
-        .ok_or_else(|| Error::Io { path: path.display().to_string(), reason: "not an incept checkpoint (no training state)".into() })
-        .and_then(|s| {
-            serde_json::from_str(s).map_err(|e| Error::Io { path: path.display().to_string(), reason: format!("bad training state: {e}") })
-        })?;
-    Ok((tensors, state))
+    let state = meta.get(STATE_KEY).ok_or_else(|| bad(path, "not an incept checkpoint (no training state)"))?;
+    let state: TrainState = serde_json::from_str(state).map_err(|e| bad(path, format!("bad training state: {e}")))?;
+    let config = match meta.get(CONFIG_KEY) {
+        Some(s) => Some(serde_json::from_str(s).map_err(|e| bad(path, format!("bad run configuration in the checkpoint: {e}")))?),
+        None => None,
+    };
+    let history = match meta.get(HISTORY_KEY) {
+        Some(s) => {
+            let h = History::from_json(s).map_err(|e| bad(path, format!("bad history in the checkpoint: {e}")))?;
+            if h.epochs.len() != state.epoch {
+                return Err(bad(path, format!("its history has {} epochs but its state says {} were completed", h.epochs.len(), state.epoch)));
+            }
+            Some(h)
+        }
+        None => None,
+    };
+    Ok(Checkpoint { tensors, state, config, history })
+}
+
+/// Reads a checkpoint of the run configured by `cfg` (its run.json): errors,
+/// naming the file and the first field that differs, when the checkpoint
+/// says it was written by another configuration. The tensors themselves are
+/// checked against `cfg` when a [`Classifier`] is built from them.
+pub fn load_matching(path: &Path, cfg: &TrainConfig) -> Result<Checkpoint> {
+    let ckpt = load(path)?;
+    if let Some(own) = &ckpt.config
+        && let Some((field, theirs, ours)) = own.first_difference(cfg)
+    {
+        return Err(bad(
+            path,
+            format!("was written by a run with {field} = {theirs}, but run.json says {field} = {ours}; the checkpoint does not belong to this run configuration"),
+        ));
+    }
+    Ok(ckpt)
 }

@@ -1,13 +1,16 @@
 //! Base + head: the fine-tuned classifier, its weights as one tensor map.
 
 use super::config::TrainConfig;
-use super::head::Head;
+use super::head::{self, Head};
 use crate::autograd::{self as ag, Var};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::io::TensorMap;
 use crate::models::InceptionV3;
 use crate::tensor::Tensor;
+
+/// Width of the pooled features the head reads (InceptionV3's mixed10 channels).
+pub const FEATURES: usize = 2048;
 
 pub struct Classifier {
     pub base: InceptionV3,
@@ -21,17 +24,27 @@ impl Classifier {
             Some(path) => InceptionV3::from_safetensors(gpu, path, cfg.unfreeze_last)?,
             None => InceptionV3::random(gpu, cfg.seed, cfg.unfreeze_last)?,
         };
-        let head = Head::new(gpu, 2048, &cfg.head, cfg.classes.len(), cfg.dropout, cfg.seed ^ 0x5eed)?;
+        let head = Head::new(gpu, FEATURES, &cfg.head, cfg.classes.len(), cfg.dropout, cfg.seed ^ 0x5eed)?;
         Ok(Classifier { base, head })
     }
 
     /// A classifier from a checkpoint's weights (base with Keras names, head `dense*`).
+    /// Errors unless `weights` holds exactly the head that `cfg` describes.
     pub fn from_tensor_map(gpu: &Gpu, cfg: &TrainConfig, weights: &TensorMap) -> Result<Classifier> {
-        let (head_map, base_map): (TensorMap, TensorMap) =
-            weights.iter().filter(|(k, _)| !k.starts_with("optimizer/")).map(|(k, v)| (k.clone(), v.clone())).partition(|(k, _)| k.starts_with("dense"));
+        let (head_map, base_map) = split(weights);
+        check_head(cfg, &head_map)?;
         let base = InceptionV3::from_tensor_map(gpu, &base_map, cfg.unfreeze_last)?;
         let head = Head::from_tensor_map(gpu, &head_map, cfg.head.len() + 1, cfg.dropout)?;
         Ok(Classifier { base, head })
+    }
+
+    /// Checks, without the adapter, that a checkpoint's `weights` (written
+    /// by incept, so with Keras 3 names) are the base and the head of `cfg`,
+    /// each with its shape; errors name the tensor.
+    pub fn check_tensor_map(cfg: &TrainConfig, weights: &TensorMap) -> Result<()> {
+        let (head_map, base_map) = split(weights);
+        check_head(cfg, &head_map)?;
+        crate::io::keras_inception_v3::check_weights(&base_map)
     }
 
     /// Logits [N, classes] for NHWC images.
@@ -55,4 +68,30 @@ impl Classifier {
         }
         Ok(map)
     }
+}
+
+/// (head `dense*`, base) of a checkpoint's weights, Adam's moments left out.
+fn split(weights: &TensorMap) -> (TensorMap, TensorMap) {
+    weights.iter().filter(|(k, _)| !k.starts_with("optimizer/")).map(|(k, v)| (k.clone(), v.clone())).partition(|(k, _)| k.starts_with("dense"))
+}
+
+/// Errors, naming the tensor, unless `head` holds exactly the Dense weights
+/// that `cfg` (its `--head` widths and its classes) describes, each with the
+/// shape it implies: a checkpoint from another configuration never loads.
+fn check_head(cfg: &TrainConfig, head: &TensorMap) -> Result<()> {
+    let expected = head::weight_shapes(FEATURES, &cfg.head, cfg.classes.len());
+    let describe = || format!("--head {} with {} classes", cfg.head_flag(), cfg.classes.len());
+    for (name, shape) in &expected {
+        match head.get(name) {
+            None => return Err(Error::Shape(format!("head weight '{name}' {shape:?} is missing ({} expects it)", describe()))),
+            Some(t) if &t.shape != shape || t.data.len() != t.numel() => {
+                return Err(Error::Shape(format!("head weight '{name}' has shape {:?}, but {} expects {shape:?}", t.shape, describe())));
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(extra) = head.keys().find(|k| !expected.iter().any(|(n, _)| n == *k)) {
+        return Err(Error::Shape(format!("head weight '{extra}' is not part of the head of {}", describe())));
+    }
+    Ok(())
 }

@@ -1,30 +1,27 @@
 //! The fit loop: epochs of augmented training batches, validation, history,
-//! plots, checkpoints (best by val_loss and last), ReduceLROnPlateau, resume,
-//! and a final test evaluation.
+//! plots, checkpoints (best by val_loss and last), ReduceLROnPlateau, and a
+//! final test evaluation. Setting up or resuming the run is `start`'s job.
 
-use super::checkpoint::{self, BEST, LAST, TrainState};
+use super::checkpoint::{self, BEST, LAST};
 use super::classifier::Classifier;
 use super::config::TrainConfig;
-use super::optimizer::Adam;
 use super::profile::{ProfileSteps, StepProfiler};
-use super::schedule::ReduceLrOnPlateau;
+use super::start::Start;
 use crate::autograd as ag;
 use crate::data::augment::Augment;
 use crate::data::folder::ImageFolder;
 use crate::data::loader::{Batch, Loader, LoaderConfig};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::ops::{loss, optim::AdamConfig};
-use crate::report::history::{EpochRecord, History};
+use crate::ops::loss;
+use crate::report::history::EpochRecord;
 use crate::report::plots;
 use crate::tensor::Tensor;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-
-pub const RUN_CONFIG: &str = "run.json";
 
 /// What a finished run reports.
 #[derive(Debug)]
@@ -122,69 +119,16 @@ pub fn evaluate_split(gpu: &Gpu, model: &Classifier, loader: &Loader, classes: u
     Ok(run.scores())
 }
 
-/// Checks that `dir` can hold the run's outputs before any training starts.
-fn prepare_run_dir(dir: &Path) -> Result<()> {
-    let err = |e: std::io::Error| Error::Io { path: dir.display().to_string(), reason: format!("cannot write the run directory: {e}") };
-    std::fs::create_dir_all(dir).map_err(err)?;
-    let probe = dir.join(".incept-write-test");
-    std::fs::write(&probe, b"ok").map_err(err)?;
-    std::fs::remove_file(&probe).map_err(err)
-}
-
-pub fn save_config(dir: &Path, cfg: &TrainConfig) -> Result<()> {
-    let json = serde_json::to_string_pretty(cfg).expect("config serialises");
-    crate::io::atomic::write_atomic(&dir.join(RUN_CONFIG), json.as_bytes())
-}
-
-pub fn load_config(dir: &Path) -> Result<TrainConfig> {
-    let path = dir.join(RUN_CONFIG);
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::Io { path: path.display().to_string(), reason: format!("cannot read the run configuration: {e}") })?;
-    serde_json::from_str(&text).map_err(|e| Error::Io { path: path.display().to_string(), reason: format!("bad run configuration: {e}") })
-}
-
-/// Trains (or resumes, when `run_dir` holds a run) and returns the summary.
-/// `interrupt` is polled between batches: when set, the loop stops without
-/// writing anything, leaving the last complete checkpoint in place.
-/// `profile` picks the first training steps to profile (see `train::profile`).
-pub fn fit(gpu: &Gpu, cfg: TrainConfig, run_dir: &Path, resume: bool, interrupt: Arc<AtomicBool>, profile: ProfileSteps) -> Result<RunSummary> {
-    let train_folder = ImageFolder::open(&cfg.data.join("train"))?;
-    let valid_folder = ImageFolder::open(&cfg.data.join("valid"))?;
-    valid_folder.check_same_classes(&train_folder)?;
-    let test_folder = match cfg.data.join("test") {
-        p if p.is_dir() => {
-            let f = ImageFolder::open(&p)?;
-            f.check_same_classes(&train_folder)?;
-            Some(f)
-        }
-        _ => None,
-    };
-    if train_folder.classes() != cfg.classes.as_slice() {
-        return Err(Error::Invalid(format!(
-            "{}: classes {:?} differ from the run's classes {:?}",
-            train_folder.root().display(),
-            train_folder.classes(),
-            cfg.classes
-        )));
-    }
-    prepare_run_dir(run_dir)?;
+/// Trains a started run (new or resumed, see [`super::start`]) to its
+/// configured number of epochs and returns the summary. `interrupt` is
+/// polled between batches: when set, the loop stops without writing
+/// anything, leaving the last complete checkpoint in place. `profile` picks
+/// the first training steps to profile (see `train::profile`).
+pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: ProfileSteps) -> Result<RunSummary> {
+    let Start { cfg, run, splits, model, mut optimizer, mut history, mut state } = start;
+    let run_dir = run.path();
     let classes = cfg.classes.len();
-
-    let (model, mut state, mut history, mut optimizer);
-    if resume {
-        let (weights, saved) = checkpoint::load(&run_dir.join(LAST))?;
-        model = Classifier::from_tensor_map(gpu, &cfg, &weights)?;
-        optimizer = Adam::new(model.trainable_params(), AdamConfig { lr: saved.lr as f32, ..AdamConfig::default() })?;
-        optimizer.load_state(&weights, saved.optimizer_step)?;
-        history = History::load(run_dir)?;
-        history.epochs.truncate(saved.epoch);
-        state = saved;
-    } else {
-        save_config(run_dir, &cfg)?;
-        model = Classifier::new(gpu, &cfg)?;
-        optimizer = Adam::new(model.trainable_params(), AdamConfig { lr: cfg.lr as f32, ..AdamConfig::default() })?;
-        history = History::default();
-        state = TrainState { epoch: 0, optimizer_step: 0, lr: cfg.lr, best_val_loss: f64::INFINITY, plateau: ReduceLrOnPlateau::default() };
-    }
+    let (train_folder, valid_folder, test_folder) = (splits.train, splits.valid, splits.test);
 
     let train = loader(train_folder, &cfg, true)?;
     let valid = loader(valid_folder, &cfg, false)?;
@@ -284,18 +228,23 @@ pub fn fit(gpu: &Gpu, cfg: TrainConfig, run_dir: &Path, resume: bool, interrupt:
         }
         state.lr = state.plateau.on_epoch_end(val.loss, state.lr);
         optimizer.config.lr = state.lr as f32;
+        // Checkpoints first (best before last, so a resume from last never
+        // skips a best), each carrying the history; the history files and
+        // plots are views of it, rewritten from the checkpoint on resume.
+        if improved {
+            checkpoint::save(&run_dir.join(BEST), &model, &optimizer, &state, &cfg, &history)?;
+        }
+        checkpoint::save(&run_dir.join(LAST), &model, &optimizer, &state, &cfg, &history)?;
         history.save(run_dir)?;
         plots::save_plots(&history, run_dir)?;
-        if improved {
-            checkpoint::save(&run_dir.join(BEST), &model, &optimizer, &state)?;
-        }
-        checkpoint::save(&run_dir.join(LAST), &model, &optimizer, &state)?;
     }
 
     let test_accuracy = match test_folder {
         Some(f) => {
-            let (weights, _) = checkpoint::load(&run_dir.join(BEST))?;
-            let best = Classifier::from_tensor_map(gpu, &cfg, &weights)?;
+            let best = run_dir.join(BEST);
+            let weights = checkpoint::load_matching(&best, &cfg)?.tensors;
+            let best = Classifier::from_tensor_map(gpu, &cfg, &weights)
+                .map_err(|e| Error::Io { path: best.display().to_string(), reason: e.to_string() })?;
             let test = loader(f, &cfg, false)?;
             Some(evaluate_split(gpu, &best, &test, classes)?.accuracy)
         }

@@ -21,6 +21,21 @@ pub fn dense_name(k: usize) -> String {
     if k == 0 { "dense".into() } else { format!("dense_{k}") }
 }
 
+/// Names and shapes of the head's weights, in layer order: for each Dense
+/// layer from `in_features` through `hidden` to `classes`, its kernel
+/// [in, out] then its bias [out].
+pub fn weight_shapes(in_features: usize, hidden: &[usize], classes: usize) -> Vec<(String, Vec<usize>)> {
+    let mut sizes = vec![in_features];
+    sizes.extend(hidden);
+    sizes.push(classes);
+    let mut out = Vec::with_capacity(2 * (sizes.len() - 1));
+    for (k, pair) in sizes.windows(2).enumerate() {
+        out.push((format!("{}/kernel", dense_name(k)), vec![pair[0], pair[1]]));
+        out.push((format!("{}/bias", dense_name(k)), vec![pair[1]]));
+    }
+    out
+}
+
 impl Head {
     /// Keras initialisation: Glorot-uniform kernels, zero biases.
     pub fn new(gpu: &Gpu, in_features: usize, hidden: &[usize], classes: usize, dropout: f32, seed: u64) -> Result<Head> {
@@ -31,18 +46,18 @@ impl Head {
             return Err(Error::Invalid(format!("--dropout {dropout}: expected a rate in [0, 1)")));
         }
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let mut sizes = vec![in_features];
-        sizes.extend(hidden);
-        sizes.push(classes);
         let mut map = TensorMap::new();
-        for (k, pair) in sizes.windows(2).enumerate() {
-            let (fan_in, fan_out) = (pair[0], pair[1]);
-            let limit = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
-            let kernel = (0..fan_in * fan_out).map(|_| rng.random_range(-limit..limit)).collect();
-            map.insert(format!("{}/kernel", dense_name(k)), HostTensor { shape: vec![fan_in, fan_out], data: kernel });
-            map.insert(format!("{}/bias", dense_name(k)), HostTensor { shape: vec![fan_out], data: vec![0.0; fan_out] });
+        for (name, shape) in weight_shapes(in_features, hidden, classes) {
+            let data = match shape[..] {
+                [fan_in, fan_out] => {
+                    let limit = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
+                    (0..fan_in * fan_out).map(|_| rng.random_range(-limit..limit)).collect()
+                }
+                _ => vec![0.0; shape.iter().product()],
+            };
+            map.insert(name, HostTensor { shape, data });
         }
-        Head::from_tensor_map(gpu, &map, sizes.len() - 1, dropout)
+        Head::from_tensor_map(gpu, &map, hidden.len() + 1, dropout)
     }
 
     /// Loads `layers` Dense layers named `dense`, `dense_1`, … from `map`.

@@ -6,9 +6,12 @@ pub mod classifier;
 pub mod config;
 pub mod fit;
 pub mod head;
+pub mod memory;
 pub mod optimizer;
 pub mod profile;
+pub mod run_dir;
 pub mod schedule;
+pub mod start;
 
 pub use classifier::Classifier;
 pub use config::TrainConfig;

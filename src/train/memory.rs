@@ -1,0 +1,160 @@
+//! Size checks made before anything large is allocated: every size that the
+//! flags set (batch × image size, head widths, the base's activations) is
+//! compared with the adapter's buffer limits and with the host memory that
+//! is actually available (MemAvailable, and the address-space limit when
+//! one is set), so an oversized flag is an error naming the flag, the bytes
+//! needed and the limit, instead of an abort or a machine that swaps.
+//!
+//! Host figures are estimates that err on the generous side of what incept
+//! holds at once; on a CPU adapter (lavapipe) device buffers live in host
+//! memory too and are counted there.
+
+use super::classifier::FEATURES;
+use super::config::TrainConfig;
+use super::head;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+
+const F32: u128 = 4;
+
+/// Host memory this process may still take, and where that figure comes from.
+#[derive(Clone, Copy, Debug)]
+pub struct HostMemory {
+    pub bytes: u64,
+    pub source: &'static str,
+}
+
+/// The smaller of the kernel's MemAvailable and the headroom under the
+/// process's address-space limit (`ulimit -v`, `prlimit --as`); `None` where
+/// neither can be read (not Linux).
+pub fn host_memory() -> Option<HostMemory> {
+    let kib = |text: &str, key: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with(key))?;
+        line[key.len()..].split_whitespace().next()?.parse::<u64>().ok().map(|k| k * 1024)
+    };
+    let available = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| kib(&t, "MemAvailable:"))
+        .map(|bytes| HostMemory { bytes, source: "MemAvailable in /proc/meminfo" });
+    let address_space = std::fs::read_to_string("/proc/self/limits").ok().and_then(|limits| {
+        let soft = limits.lines().find(|l| l.starts_with("Max address space"))?.split_whitespace().nth(3)?.parse::<u64>().ok()?;
+        let used = std::fs::read_to_string("/proc/self/status").ok().and_then(|t| kib(&t, "VmSize:")).unwrap_or(0);
+        Some(HostMemory { bytes: soft.saturating_sub(used), source: "headroom under the address-space limit (ulimit -v)" })
+    });
+    match (available, address_space) {
+        (Some(a), Some(b)) => Some(if b.bytes < a.bytes { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
+fn saturate(v: u128) -> u64 {
+    u64::try_from(v).unwrap_or(u64::MAX)
+}
+
+fn gib(bytes: u128) -> f64 {
+    bytes as f64 / (1u64 << 30) as f64
+}
+
+/// Errors unless one buffer of `bytes` fits the adapter's buffer limit and,
+/// when a kernel binds it whole, its storage-binding limit; `what` names
+/// the flag(s) that set the size.
+pub fn check_buffer(gpu: &Gpu, what: impl Fn() -> String, bytes: u128, bound: bool) -> Result<()> {
+    let limits = gpu.limits();
+    let binding = bound.then_some(("max_storage_buffer_binding_size", limits.max_storage_buffer_binding_size));
+    for (limit_name, limit) in [("max_buffer_size", limits.max_buffer_size)].into_iter().chain(binding) {
+        if bytes > limit as u128 {
+            return Err(Error::Limit { what: what(), bytes: saturate(bytes), limit_name, limit });
+        }
+    }
+    Ok(())
+}
+
+/// Errors unless `parts` (label naming the flags, bytes) fit the host's
+/// available memory.
+fn check_host(parts: &[(String, u128)]) -> Result<()> {
+    let Some(host) = host_memory() else { return Ok(()) };
+    let needed: u128 = parts.iter().map(|(_, b)| b).sum();
+    if needed <= host.bytes as u128 {
+        return Ok(());
+    }
+    let breakdown: Vec<String> = parts.iter().filter(|(_, b)| *b > 0).map(|(what, b)| format!("{what}: {} bytes ({:.2} GiB)", b, gib(*b))).collect();
+    Err(Error::Invalid(format!(
+        "needs about {needed} bytes ({:.2} GiB) of host memory, but {} bytes ({:.2} GiB) are available ({}): {}; use a smaller value for the flag(s) named",
+        gib(needed),
+        host.bytes,
+        gib(host.bytes as u128),
+        host.source,
+        breakdown.join("; ")
+    )))
+}
+
+/// Bytes of one batch of input images [batch, size, size, 3] in f32.
+fn batch_bytes(batch: usize, image_size: usize) -> u128 {
+    batch as u128 * image_size as u128 * image_size as u128 * 3 * F32
+}
+
+/// Checks a training configuration before the model, the head or the loader
+/// allocate: the input batch and every head kernel against the adapter's
+/// limits, then everything together against host memory. `prefetch` is the
+/// loader's number of batches decoded ahead.
+pub fn check_training_fits(gpu: &Gpu, cfg: &TrainConfig, prefetch: usize) -> Result<()> {
+    let (b, s) = (cfg.batch, cfg.image_size);
+    let batch_flags = || format!("--batch {b} × --image-size {s}");
+    let input = batch_bytes(b, s);
+    // The input is only copied from (the base slices it into chunks), never bound whole.
+    check_buffer(gpu, || format!("{}: one batch of input images [{b}, {s}, {s}, 3]", batch_flags()), input, false)?;
+    let mut head_params: u128 = 0;
+    for (name, shape) in head::weight_shapes(FEATURES, &cfg.head, cfg.classes.len()) {
+        let n: u128 = shape.iter().map(|&d| d as u128).product();
+        head_params += n;
+        check_buffer(gpu, || format!("--head {}: Dense weight '{name}' {shape:?}", cfg.head_flag()), n * F32, true)?;
+    }
+    let widest = cfg.head.iter().copied().max().unwrap_or(0).max(FEATURES);
+    check_buffer(gpu, || format!("--batch {b} × --head {}: a Dense layer's output [{b}, {widest}]", cfg.head_flag()), b as u128 * widest as u128 * F32, true)?;
+    let base = crate::io::keras_inception_v3::parameter_count() as u128 * F32;
+    // Host: decoded batches in flight (prefetch + the one in use + the one
+    // being uploaded); the head generated on the host, then its weights and
+    // both Adam moments read back for every checkpoint; the base likewise.
+    let mut parts = vec![
+        (format!("input batches ({})", batch_flags()), (prefetch as u128 + 2) * input),
+        (format!("head weights and checkpoints (--head {})", cfg.head_flag()), 5 * head_params * F32),
+        ("base weights and checkpoints".into(), 3 * base),
+    ];
+    if gpu.is_cpu() {
+        // Device memory is host memory: the batch, the head's weights,
+        // gradients and moments, and the base.
+        parts.push((format!("device copy of one batch ({})", batch_flags()), input));
+        parts.push((format!("device head (--head {})", cfg.head_flag()), 4 * head_params * F32));
+        parts.push(("device base".into(), 3 * base));
+    }
+    check_host(&parts)
+}
+
+/// Checks the base's per-image activations for `image_size` (the layer
+/// output shapes for one image) against the storage-binding limit: the base
+/// splits a batch into chunks, but one image's largest activation must fit.
+/// On a CPU adapter the chunk of activations that fits one binding is also
+/// checked against host memory.
+pub fn check_activations_fit(gpu: &Gpu, batch: usize, image_size: usize, per_image_shapes: &[[usize; 4]]) -> Result<()> {
+    let Some(largest) = per_image_shapes.iter().max_by_key(|s| s[1] as u128 * s[2] as u128 * s[3] as u128) else { return Ok(()) };
+    let bytes = largest[1] as u128 * largest[2] as u128 * largest[3] as u128 * F32;
+    check_buffer(gpu, || format!("--image-size {image_size}: one image's largest InceptionV3 activation {largest:?}"), bytes, true)?;
+    if gpu.is_cpu() {
+        // A chunk's largest activation fills at most one binding; a block's
+        // input, output and branch outputs are alive together.
+        let binding = gpu.limits().max_storage_buffer_binding_size as u128;
+        let chunk = binding.min(bytes * batch as u128);
+        check_host(&[(format!("base activations of one batch chunk (--batch {batch} × --image-size {image_size})"), 4 * chunk)])?;
+    }
+    Ok(())
+}
+
+/// Checks the input batches of `predict` and `evaluate` (`--batch` images
+/// of the run's size).
+pub fn check_inference_fits(gpu: &Gpu, batch: usize, image_size: usize) -> Result<()> {
+    let input = batch_bytes(batch, image_size);
+    let what = || format!("--batch {batch} × the run's image size {image_size}: one batch of input images [{batch}, {image_size}, {image_size}, 3]");
+    check_buffer(gpu, what, input, false)?;
+    let copies = if gpu.is_cpu() { 3 } else { 2 };
+    check_host(&[(format!("input batches (--batch {batch} × the run's image size {image_size})"), copies * input)])
+}

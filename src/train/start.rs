@@ -1,0 +1,179 @@
+//! Everything before the first epoch of a new or resumed run, in an order
+//! that writes nothing until every argument, the dataset, the sizes and the
+//! weights have been checked, and that leaves the run directory agreeing
+//! with itself: run.json, the last checkpoint (which carries its own
+//! configuration and history) and the history files.
+
+use super::checkpoint::{self, BEST, LAST, TrainState};
+use super::classifier::Classifier;
+use super::config::TrainConfig;
+use super::memory;
+use super::optimizer::Adam;
+use super::run_dir::{self, RunDir};
+use super::schedule::ReduceLrOnPlateau;
+use crate::data::folder::ImageFolder;
+use crate::data::loader::LoaderConfig;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::ops::optim::AdamConfig;
+use crate::report::history::History;
+use crate::report::plots;
+use std::path::Path;
+
+/// The dataset's splits, checked against the run's classes.
+pub struct Splits {
+    pub train: ImageFolder,
+    pub valid: ImageFolder,
+    pub test: Option<ImageFolder>,
+}
+
+impl Splits {
+    /// Opens DATA/train, DATA/valid and DATA/test (when present); errors
+    /// unless they all have `cfg`'s classes. Warns about each file skipped
+    /// because it is a link to one listed already.
+    pub fn open(cfg: &TrainConfig) -> Result<Splits> {
+        let open = |split: &str| -> Result<ImageFolder> {
+            let f = ImageFolder::open(&cfg.data.join(split))?;
+            for p in f.skipped_links() {
+                eprintln!("warning: skipping {}: the same file as one listed before it (a link)", p.display());
+            }
+            Ok(f)
+        };
+        let train = open("train")?;
+        let valid = open("valid")?;
+        valid.check_same_classes(&train)?;
+        let test = match cfg.data.join("test") {
+            p if p.is_dir() => {
+                let f = open("test")?;
+                f.check_same_classes(&train)?;
+                Some(f)
+            }
+            _ => None,
+        };
+        if train.classes() != cfg.classes.as_slice() {
+            return Err(Error::Invalid(format!(
+                "{}: classes {:?} differ from the run's classes {:?}",
+                train.root().display(),
+                train.classes(),
+                cfg.classes
+            )));
+        }
+        Ok(Splits { train, valid, test })
+    }
+}
+
+/// A run ready for its next epoch.
+pub struct Start {
+    pub cfg: TrainConfig,
+    pub run: RunDir,
+    pub splits: Splits,
+    pub model: Classifier,
+    pub optimizer: Adam,
+    pub history: History,
+    pub state: TrainState,
+}
+
+fn fresh_state(cfg: &TrainConfig) -> TrainState {
+    TrainState { epoch: 0, optimizer_step: 0, lr: cfg.lr, best_val_loss: f64::INFINITY, plateau: ReduceLrOnPlateau::default() }
+}
+
+fn adam(model: &Classifier, lr: f64) -> Result<Adam> {
+    Adam::new(model.trainable_params(), AdamConfig { lr: lr as f32, ..AdamConfig::default() })
+}
+
+/// Checks everything that needs the adapter but writes nothing: sizes,
+/// then the model (weights file, `--unfreeze-last`), then its activations.
+fn check_and_build(gpu: &Gpu, cfg: &TrainConfig) -> Result<Classifier> {
+    memory::check_training_fits(gpu, cfg, LoaderConfig::new(cfg.image_size, cfg.batch).prefetch)?;
+    let model = Classifier::new(gpu, cfg)?;
+    memory::check_activations_fit(gpu, cfg.batch, cfg.image_size, &model.base.output_shapes(1, cfg.image_size, cfg.image_size)?)?;
+    Ok(model)
+}
+
+/// A new run in `out`: refuses a directory that holds a run unless
+/// `overwrite`. Nothing is written (not even the directory) until every
+/// check has passed.
+pub fn new_run(gpu: &Gpu, cfg: TrainConfig, out: &Path, overwrite: bool) -> Result<Start> {
+    cfg.validate()?;
+    if run_dir::holds_run(out) && !overwrite {
+        return Err(run_dir::refuse_existing(out));
+    }
+    let splits = Splits::open(&cfg)?;
+    let model = check_and_build(gpu, &cfg)?;
+    let optimizer = adam(&model, cfg.lr)?;
+    let run = RunDir::create(out, overwrite)?;
+    run.save_config(&cfg)?;
+    let state = fresh_state(&cfg);
+    Ok(Start { cfg, run, splits, model, optimizer, history: History::default(), state })
+}
+
+/// Continues the run in `dir` with `cfg`, which must be its run.json except
+/// perhaps for `epochs` (a longer or shorter target, saved to run.json).
+/// Starts from the last checkpoint, or from epoch 1 when the run was
+/// stopped before its first checkpoint; rewrites the history files and the
+/// plots from the checkpoint's own history so that they agree with it.
+pub fn resume(gpu: &Gpu, dir: &Path, cfg: TrainConfig) -> Result<Start> {
+    let run = RunDir::resume(dir)?;
+    let saved = run_dir::load_config(run.path())?;
+    if let Some((field, _, ours)) = saved.first_difference(&cfg) {
+        return Err(Error::Invalid(format!("--resume {}: {field} {ours} differs from the run's run.json", dir.display())));
+    }
+    cfg.validate()?;
+    let splits = Splits::open(&cfg)?;
+    let last = run.join(LAST);
+    let (model, optimizer, history, state) = if last.exists() {
+        memory::check_training_fits(gpu, &cfg, LoaderConfig::new(cfg.image_size, cfg.batch).prefetch)?;
+        let ckpt = checkpoint::load_matching(&last, &cfg)?;
+        let model = Classifier::from_tensor_map(gpu, &cfg, &ckpt.tensors).map_err(|e| in_file(&last, e))?;
+        memory::check_activations_fit(gpu, cfg.batch, cfg.image_size, &model.base.output_shapes(1, cfg.image_size, cfg.image_size)?)?;
+        let mut optimizer = adam(&model, ckpt.state.lr)?;
+        optimizer.load_state(&ckpt.tensors, ckpt.state.optimizer_step).map_err(|e| in_file(&last, e))?;
+        let history = match ckpt.history {
+            Some(h) => h,
+            None => {
+                let mut h = History::load(run.path())?;
+                h.epochs.truncate(ckpt.state.epoch);
+                h
+            }
+        };
+        (model, optimizer, history, ckpt.state)
+    } else {
+        eprintln!("{}: no checkpoint yet (the run stopped during its first epoch); starting again from epoch 1", run.path().display());
+        let model = check_and_build(gpu, &cfg)?;
+        let optimizer = adam(&model, cfg.lr)?;
+        (model, optimizer, History::default(), fresh_state(&cfg))
+    };
+    if cfg.epochs < state.epoch {
+        return Err(Error::Invalid(format!("--epochs {}: the run has completed {} epochs already", cfg.epochs, state.epoch)));
+    }
+    check_best(&run, &cfg, &state)?;
+    if cfg.epochs != saved.epochs {
+        println!("{}: the run now ends after {} epochs (run.json said {})", run.path().display(), cfg.epochs, saved.epochs);
+        run.save_config(&cfg)?;
+    }
+    history.save(run.path())?;
+    if !history.epochs.is_empty() {
+        plots::save_plots(&history, run.path())?;
+    }
+    Ok(Start { cfg, run, splits, model, optimizer, history, state })
+}
+
+/// Errors at the start, not after an epoch, when best.safetensors is
+/// missing (though an epoch has completed) or damaged or of another run.
+fn check_best(run: &RunDir, cfg: &TrainConfig, state: &TrainState) -> Result<()> {
+    let best = run.join(BEST);
+    if !best.exists() {
+        return if state.epoch > 0 && state.best_val_loss.is_finite() {
+            Err(Error::Io { path: best.display().to_string(), reason: "is missing, though the last checkpoint says an epoch improved on it".into() })
+        } else {
+            Ok(())
+        };
+    }
+    let ckpt = checkpoint::load_matching(&best, cfg)?;
+    Classifier::check_tensor_map(cfg, &ckpt.tensors).map_err(|e| in_file(&best, e))
+}
+
+/// `e` with the checkpoint file it came from.
+fn in_file(path: &Path, e: Error) -> Error {
+    Error::Io { path: path.display().to_string(), reason: e.to_string() }
+}
