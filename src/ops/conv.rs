@@ -45,6 +45,28 @@ pub enum ConvAlgo {
 pub const CONV_ALGO_ENV: &str = "INCEPT_CONV_ALGO";
 
 impl ConvAlgo {
+    /// Every variant, the `Direct` oracle first: the kernel lab, the tests and
+    /// `from_name` iterate this list, so a new variant is one line here.
+    pub const ALL: [ConvAlgo; 4] = [ConvAlgo::Direct, ConvAlgo::RegisterBlocked, ConvAlgo::Tiled, ConvAlgo::TiledLarge];
+
+    /// The command-line name (`--algo`, `INCEPT_CONV_ALGO`, the kernel lab).
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvAlgo::Direct => "direct",
+            ConvAlgo::RegisterBlocked => "blocked",
+            ConvAlgo::Tiled => "tiled",
+            ConvAlgo::TiledLarge => "tiled-large",
+        }
+    }
+
+    /// Whether the variant computes convolutions with this window (all of
+    /// today's do; a specialised kernel such as Winograd says which).
+    pub fn applies_to(self, _win: &Window2d) -> bool {
+        match self {
+            ConvAlgo::Direct | ConvAlgo::RegisterBlocked | ConvAlgo::Tiled | ConvAlgo::TiledLarge => true,
+        }
+    }
+
     /// The variant for the adapter: `INCEPT_CONV_ALGO` when set, else
     /// RegisterBlocked on CPU adapters and TiledLarge on GPUs (5.5x Tiled on an H200).
     pub fn for_gpu(gpu: &Gpu) -> ConvAlgo {
@@ -53,22 +75,21 @@ impl ConvAlgo {
             let name = std::env::var(CONV_ALGO_ENV).ok()?;
             let algo = ConvAlgo::from_name(&name);
             if algo.is_none() {
-                eprintln!("warning: {CONV_ALGO_ENV}={name:?} is not one of direct, blocked, tiled, tiled-large; ignored");
+                eprintln!("warning: {CONV_ALGO_ENV}={name:?} is not one of {}; ignored", ConvAlgo::names());
             }
             algo
         });
         forced.unwrap_or(if gpu.is_cpu() { ConvAlgo::RegisterBlocked } else { ConvAlgo::TiledLarge })
     }
 
-    /// Parses the command-line names `direct`, `blocked`, `tiled`, `tiled-large`.
+    /// The names of all variants, comma-separated (for messages).
+    pub fn names() -> String {
+        ConvAlgo::ALL.map(ConvAlgo::name).join(", ")
+    }
+
+    /// Parses a command-line name (see [`ConvAlgo::name`]).
     pub fn from_name(name: &str) -> Option<ConvAlgo> {
-        match name {
-            "direct" => Some(ConvAlgo::Direct),
-            "blocked" => Some(ConvAlgo::RegisterBlocked),
-            "tiled" => Some(ConvAlgo::Tiled),
-            "tiled-large" => Some(ConvAlgo::TiledLarge),
-            _ => None,
-        }
+        ConvAlgo::ALL.into_iter().find(|a| a.name() == name)
     }
 }
 

@@ -36,6 +36,20 @@ pub enum InputGradKernel {
     Blocked4x4,
 }
 
+impl InputGradKernel {
+    /// Every kernel, the `PerElement` oracle first (the kernel lab iterates it).
+    pub const ALL: [InputGradKernel; 2] = [InputGradKernel::PerElement, InputGradKernel::Blocked4x4];
+    /// The one `conv2d_backward_input` uses.
+    pub const DEFAULT: InputGradKernel = InputGradKernel::Blocked4x4;
+
+    pub fn name(self) -> &'static str {
+        match self {
+            InputGradKernel::PerElement => "per-element",
+            InputGradKernel::Blocked4x4 => "blocked-4x4",
+        }
+    }
+}
+
 /// The filter-gradient kernels; `Blocked4x4` is the default, `PerWeight` the simple oracle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FilterGradKernel {
@@ -43,6 +57,20 @@ pub enum FilterGradKernel {
     PerWeight,
     /// One invocation per 4 cin × 4 cout block of weights, accumulating in registers.
     Blocked4x4,
+}
+
+impl FilterGradKernel {
+    /// Every kernel, the `PerWeight` oracle first (the kernel lab iterates it).
+    pub const ALL: [FilterGradKernel; 2] = [FilterGradKernel::PerWeight, FilterGradKernel::Blocked4x4];
+    /// The one `conv2d_backward_filter` uses.
+    pub const DEFAULT: FilterGradKernel = FilterGradKernel::Blocked4x4;
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FilterGradKernel::PerWeight => "per-weight",
+            FilterGradKernel::Blocked4x4 => "blocked-4x4",
+        }
+    }
 }
 
 #[repr(C)]
@@ -117,7 +145,7 @@ fn groups(gpu: &Gpu, invocations: u32) -> [u32; 3] {
 
 /// dL/dx [n, h, w, cin] = `x_shape` from dy [n, oh, ow, cout] and the filter w [kh, kw, cin, cout].
 pub fn conv2d_backward_input(dy: &Tensor, w: &Tensor, win: &Window2d, x_shape: [usize; 4]) -> Result<Tensor> {
-    conv2d_backward_input_using(InputGradKernel::Blocked4x4, dy, w, win, x_shape)
+    conv2d_backward_input_using(InputGradKernel::DEFAULT, dy, w, win, x_shape)
 }
 
 /// `conv2d_backward_input` with a chosen kernel (tests, benches).
@@ -143,7 +171,7 @@ pub fn conv2d_backward_input_using(
 
 /// dL/dw [kh, kw, cin, cout] = `w_shape` from the input x [n, h, w, cin] and dy [n, oh, ow, cout].
 pub fn conv2d_backward_filter(x: &Tensor, dy: &Tensor, win: &Window2d, w_shape: [usize; 4]) -> Result<Tensor> {
-    conv2d_backward_filter_using(FilterGradKernel::Blocked4x4, None, x, dy, win, w_shape)
+    conv2d_backward_filter_using(FilterGradKernel::DEFAULT, None, x, dy, win, w_shape)
 }
 
 /// `conv2d_backward_filter` with a chosen kernel and, optionally, a chosen

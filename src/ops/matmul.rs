@@ -31,7 +31,17 @@ pub enum MatmulAlgo {
 }
 
 impl MatmulAlgo {
+    /// Every variant, the `Naive` oracle first (the kernel lab and the tests iterate it).
     pub const ALL: [MatmulAlgo; 3] = [MatmulAlgo::Naive, MatmulAlgo::RegisterBlocked, MatmulAlgo::Tiled];
+
+    /// The kernel lab's name for the variant.
+    pub fn name(self) -> &'static str {
+        match self {
+            MatmulAlgo::Naive => "naive",
+            MatmulAlgo::RegisterBlocked => "blocked",
+            MatmulAlgo::Tiled => "tiled",
+        }
+    }
 
     /// The fastest variant for the adapter: barrier-free on CPUs, tiled on GPUs.
     pub fn for_gpu(gpu: &Gpu) -> MatmulAlgo {
