@@ -10,7 +10,7 @@ mod kernel;
 mod pool;
 
 pub use adapter::{describe, list as list_adapters, ADAPTER_ENV};
-pub use kernel::{Kernel, PARAMS_SLOT};
+pub use kernel::{Kernel, KernelParams, PARAMS_SLOT, ParamsField, ParamsLayout, WORKGROUP_SIZE_OVERRIDE};
 pub use pool::PoolStats;
 
 use crate::error::{Error, Result};

@@ -15,17 +15,17 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel};
-use crate::kernel;
+use crate::{kernel, kernel_params};
 use crate::ops::window::{Padding, Window2d};
 use crate::tensor::{DType, Tensor};
 
-kernel!(CONV2D_DIRECT, "conv2d_direct.wgsl", "conv2d_direct", reads = 4, writes = 1);
-kernel!(CONV2D_BLOCKED, "conv2d_blocked.wgsl", "conv2d_blocked", reads = 4, writes = 1);
-kernel!(CONV2D_BLOCKED_VEC4, "conv2d_blocked.wgsl", "conv2d_blocked_vec4", reads = 4, writes = 1);
-kernel!(CONV2D_TILED, "conv2d_tiled.wgsl", "conv2d_tiled", reads = 4, writes = 1);
-kernel!(CONV2D_TILED_LARGE, "conv2d_tiled_large.wgsl", "conv2d_tiled_large", reads = 4, writes = 1);
-kernel!(CONV2D_TILED_LARGE_VEC4, "conv2d_tiled_large.wgsl", "conv2d_tiled_large_vec4", reads = 4, writes = 1);
-kernel!(CONV2D_TILED_LARGE_REDUCE, "conv2d_tiled_large.wgsl", "conv2d_tiled_large_reduce", reads = 4, writes = 1);
+kernel!(CONV2D_DIRECT, "conv2d_direct.wgsl", "conv2d_direct", reads = 4, writes = 1, params = Params, workgroup = DIRECT_GROUP as u32);
+kernel!(CONV2D_BLOCKED, "conv2d_blocked.wgsl", "conv2d_blocked", reads = 4, writes = 1, params = Params);
+kernel!(CONV2D_BLOCKED_VEC4, "conv2d_blocked.wgsl", "conv2d_blocked_vec4", reads = 4, writes = 1, params = Params);
+kernel!(CONV2D_TILED, "conv2d_tiled.wgsl", "conv2d_tiled", reads = 4, writes = 1, params = Params);
+kernel!(CONV2D_TILED_LARGE, "conv2d_tiled_large.wgsl", "conv2d_tiled_large", reads = 4, writes = 1, params = Params);
+kernel!(CONV2D_TILED_LARGE_VEC4, "conv2d_tiled_large.wgsl", "conv2d_tiled_large_vec4", reads = 4, writes = 1, params = Params);
+kernel!(CONV2D_TILED_LARGE_REDUCE, "conv2d_tiled_large.wgsl", "conv2d_tiled_large_reduce", reads = 4, writes = 1, params = Params, workgroup = REDUCE_GROUP as u32);
 
 /// Which kernel computes the convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -198,32 +198,32 @@ impl Geometry {
     }
 }
 
-/// Mirrors `Params` in `shaders/conv2d_*.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    batch: u32,
-    in_h: u32,
-    in_w: u32,
-    cin: u32,
-    out_h: u32,
-    out_w: u32,
-    cout: u32,
-    kh: u32,
-    kw: u32,
-    stride_h: u32,
-    stride_w: u32,
-    pad_top: u32,
-    pad_left: u32,
-    rows: u32,
-    depth: u32,
-    out_stride: u32,
-    out_offset: u32,
-    epilogue: u32,
-    /// Depth per split-K slice (conv2d_tiled_large only).
-    k_split: u32,
-    /// Split-K slices (conv2d_tiled_large_reduce only).
-    splits: u32,
+kernel_params! {
+    /// Mirrors `Params` in `shaders/conv2d_*.wgsl`.
+    struct Params {
+        batch: u32,
+        in_h: u32,
+        in_w: u32,
+        cin: u32,
+        out_h: u32,
+        out_w: u32,
+        cout: u32,
+        kh: u32,
+        kw: u32,
+        stride_h: u32,
+        stride_w: u32,
+        pad_top: u32,
+        pad_left: u32,
+        rows: u32,
+        depth: u32,
+        out_stride: u32,
+        out_offset: u32,
+        epilogue: u32,
+        /// Depth per split-K slice (conv2d_tiled_large only).
+        k_split: u32,
+        /// Split-K slices (conv2d_tiled_large_reduce only).
+        splits: u32,
+    }
 }
 
 const EPILOGUE_SCALE: u32 = 1;

@@ -11,15 +11,15 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernel;
+use crate::{kernel, kernel_params};
 use crate::ops::window::Window2d;
 use crate::tensor::{DType, Tensor};
 
-kernel!(BACKWARD_INPUT, "conv2d_backward.wgsl", "backward_input", reads = 2, writes = 1);
-kernel!(BACKWARD_INPUT_BLOCKED, "conv2d_backward.wgsl", "backward_input_blocked", reads = 2, writes = 1);
-kernel!(FILTER_GRAD_PER_WEIGHT, "conv2d_backward.wgsl", "filter_grad_per_weight", reads = 2, writes = 1);
-kernel!(FILTER_GRAD_BLOCKED, "conv2d_backward.wgsl", "filter_grad_blocked", reads = 2, writes = 1);
-kernel!(SUM_SLICES, "conv2d_backward.wgsl", "sum_slices", reads = 1, writes = 1);
+kernel!(BACKWARD_INPUT, "conv2d_backward.wgsl", "backward_input", reads = 2, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(BACKWARD_INPUT_BLOCKED, "conv2d_backward.wgsl", "backward_input_blocked", reads = 2, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(FILTER_GRAD_PER_WEIGHT, "conv2d_backward.wgsl", "filter_grad_per_weight", reads = 2, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(FILTER_GRAD_BLOCKED, "conv2d_backward.wgsl", "filter_grad_blocked", reads = 2, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(SUM_SLICES, "conv2d_backward.wgsl", "sum_slices", reads = 1, writes = 1, params = Params, workgroup = WORKGROUP);
 
 const WORKGROUP: u32 = 64;
 /// Filter-gradient invocations wanted before the reduction is left unsplit.
@@ -73,25 +73,25 @@ impl FilterGradKernel {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    n: u32,
-    h: u32,
-    w: u32,
-    cin: u32,
-    oh: u32,
-    ow: u32,
-    cout: u32,
-    kh: u32,
-    kw: u32,
-    stride_h: u32,
-    stride_w: u32,
-    pad_top: u32,
-    pad_left: u32,
-    slices: u32,
-    positions_per_slice: u32,
-    total: u32,
+kernel_params! {
+    struct Params {
+        n: u32,
+        h: u32,
+        w: u32,
+        cin: u32,
+        oh: u32,
+        ow: u32,
+        cout: u32,
+        kh: u32,
+        kw: u32,
+        stride_h: u32,
+        stride_w: u32,
+        pad_top: u32,
+        pad_left: u32,
+        slices: u32,
+        positions_per_slice: u32,
+        total: u32,
+    }
 }
 
 fn to_u32(what: &str, v: usize) -> Result<u32> {
