@@ -1,6 +1,6 @@
 //! Lab family `conv`: the forward convolution (+ReLU) at every distinct
 //! InceptionV3 conv shape; variants are `ConvAlgo::ALL` (the `Direct` oracle
-//! first), the pick is `ConvAlgo::for_gpu`.
+//! first), the pick is `ConvAlgo::for_conv` (`incept tune`'s measured choice, else the rule).
 
 use super::{Family, Variant};
 use crate::error::Result;
@@ -9,6 +9,7 @@ use crate::models::graph::LayerKind;
 use crate::models::inception_v3::inception_v3_shapes;
 use crate::models::inception_v3_graph::inception_v3_graph;
 use crate::ops::conv::{self, ConvAlgo, ConvSpec};
+use crate::ops::conv_tuning::ConvKey;
 use crate::ops::window::{Padding, Window2d};
 use crate::reference::random;
 use crate::tensor::Tensor;
@@ -39,6 +40,11 @@ impl ConvShape {
     pub fn elements(&self, n: usize) -> [usize; 3] {
         let (oh, ow) = self.output_size();
         [n * self.h * self.w * self.cin, self.win.kh * self.win.kw * self.cin * self.cout, n * oh * ow * self.cout]
+    }
+
+    /// The tuning cache's key.
+    pub fn key(&self) -> ConvKey {
+        ConvKey::new(self.h, self.w, self.cin, self.cout, &self.win)
     }
 
     pub fn label(&self) -> String {
@@ -155,8 +161,8 @@ impl Family for ConvForward {
             })
             .collect()
     }
-    fn picked(gpu: &Gpu, _: &BatchedConv) -> &'static str {
-        ConvAlgo::for_gpu(gpu).name()
+    fn picked(gpu: &Gpu, s: &BatchedConv) -> &'static str {
+        ConvAlgo::for_conv(gpu, &s.conv.key()).name()
     }
     fn reference(s: &BatchedConv, t: &[Vec<f64>]) -> Vec<Vec<f64>> {
         let (y, _) = crate::reference::conv::conv2d(&t[0], s.x_shape(), &t[1], s.conv.cout, &s.conv.win);

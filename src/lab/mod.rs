@@ -15,6 +15,7 @@ pub mod conv;
 pub mod conv_backward;
 pub mod matmul;
 pub mod pool;
+pub mod tune;
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;

@@ -16,6 +16,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel};
 use crate::{kernel, kernel_params};
+use crate::ops::conv_tuning::{self, ConvKey};
 use crate::ops::window::{Padding, Window2d};
 use crate::tensor::{DType, Tensor};
 
@@ -70,16 +71,31 @@ impl ConvAlgo {
     /// The variant for the adapter: `INCEPT_CONV_ALGO` when set, else
     /// RegisterBlocked on CPU adapters and TiledLarge on GPUs (5.5x Tiled on an H200).
     pub fn for_gpu(gpu: &Gpu) -> ConvAlgo {
+        ConvAlgo::forced().unwrap_or_else(|| ConvAlgo::rule(gpu))
+    }
+
+    /// The variant for one convolution: `INCEPT_CONV_ALGO` when set, else the
+    /// measured choice of `incept tune` for this adapter and shape, else [`ConvAlgo::for_gpu`]'s rule.
+    pub fn for_conv(gpu: &Gpu, key: &ConvKey) -> ConvAlgo {
+        ConvAlgo::forced().or_else(|| conv_tuning::tuned(gpu, key)).unwrap_or_else(|| ConvAlgo::rule(gpu))
+    }
+
+    /// The built-in rule: barrier-free register blocks on CPU adapters, large shared-memory tiles on GPUs.
+    pub fn rule(gpu: &Gpu) -> ConvAlgo {
+        if gpu.is_cpu() { ConvAlgo::RegisterBlocked } else { ConvAlgo::TiledLarge }
+    }
+
+    /// The variant `INCEPT_CONV_ALGO` forces, if set to a valid name.
+    fn forced() -> Option<ConvAlgo> {
         static FORCED: std::sync::OnceLock<Option<ConvAlgo>> = std::sync::OnceLock::new();
-        let forced = FORCED.get_or_init(|| {
+        *FORCED.get_or_init(|| {
             let name = std::env::var(CONV_ALGO_ENV).ok()?;
             let algo = ConvAlgo::from_name(&name);
             if algo.is_none() {
                 eprintln!("warning: {CONV_ALGO_ENV}={name:?} is not one of {}; ignored", ConvAlgo::names());
             }
             algo
-        });
-        forced.unwrap_or(if gpu.is_cpu() { ConvAlgo::RegisterBlocked } else { ConvAlgo::TiledLarge })
+        })
     }
 
     /// The names of all variants, comma-separated (for messages).
@@ -103,7 +119,7 @@ pub struct ConvSpec<'a> {
     /// Per-output-channel addend [cout].
     pub bias: Option<&'a Tensor>,
     pub relu: bool,
-    /// `None` picks [`ConvAlgo::for_gpu`].
+    /// `None` picks [`ConvAlgo::for_conv`].
     pub algo: Option<ConvAlgo>,
 }
 
@@ -280,7 +296,7 @@ fn launch(x: &Tensor, w: &Tensor, spec: &ConvSpec, g: &Geometry, out: &Tensor, o
     };
     // Absent epilogue operands: bind the filter in their slot; the kernel never reads it.
     let reads = [x, w, spec.scale.unwrap_or(w), spec.bias.unwrap_or(w)];
-    let algo = spec.algo.unwrap_or_else(|| ConvAlgo::for_gpu(gpu));
+    let algo = spec.algo.unwrap_or_else(|| ConvAlgo::for_conv(gpu, &ConvKey::new(g.in_h, g.in_w, g.cin, g.cout, win)));
     let (lanes_m, lanes_n) = blocked_lanes(rows);
     let blocked = [
         ("PADDED", if reaches_padding(g, win) { 1.0 } else { 0.0 }),
