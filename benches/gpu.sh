@@ -17,6 +17,10 @@ $bin bench kernels --list --image-size 224 > "$OUT/shapes.csv"
 for algo in tiled tiled-large; do
   $bin bench kernels --batch 8 --image-size 224 --algo $algo --min-time 0.2 --check 2>&1 | tee "$OUT/incept_kernels_$algo.txt"
 done
+# The other kernel-lab families, every variant checked against its oracle, then timed.
+for f in conv-backward-input conv-backward-filter matmul batchnorm batchnorm-backward pool pool-backward; do
+  $bin bench kernels --family $f --batch 8 --image-size 224 --min-time 0.2 2>&1 | tee "$OUT/incept_lab_$f.txt"
+done
 for algo in tiled tiled-large; do
   for s in 224 299; do
     echo "== INCEPT_CONV_ALGO=$algo"

@@ -33,10 +33,14 @@ struct Params {
     pad: u32,
 }
 
+// Invocations per workgroup, set from the Rust launcher (`kernel!(…, workgroup = …)`);
+// the default is the value it sets.
+override WORKGROUP_SIZE: u32 = 64u;
+
 @group(0) @binding(0) var<uniform> p: Params;
 
 fn linear_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 64u;
+    return gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
 }
 
 // Rows [first, last) of a chunk.
@@ -51,7 +55,7 @@ fn chunk_rows(chunk: u32) -> vec2<u32> {
 @group(0) @binding(1) var<storage, read> mp_x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> mp_partial: array<vec2<f32>>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn moments_partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i >= p.total) {
@@ -80,7 +84,7 @@ fn moments_partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
 @group(0) @binding(4) var<storage, read_write> mc_var: array<f32>;
 @group(0) @binding(5) var<storage, read_write> mc_inv_std: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn moments_combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let c = linear_index(gid, nwg);
     if (c >= p.total) {
@@ -113,7 +117,7 @@ fn moments_combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
 @group(0) @binding(4) var<storage, read> nm_beta: array<f32>;
 @group(0) @binding(5) var<storage, read_write> nm_y: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn normalize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i >= p.total) {
@@ -127,7 +131,7 @@ fn normalize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 @group(0) @binding(1) var<storage, read> is_var: array<f32>;
 @group(0) @binding(2) var<storage, read_write> is_inv_std: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn inv_std(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let c = linear_index(gid, nwg);
     if (c >= p.total) {
@@ -143,7 +147,7 @@ fn inv_std(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 @group(0) @binding(4) var<storage, read_write> fd_scale: array<f32>;
 @group(0) @binding(5) var<storage, read_write> fd_bias: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn fold(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let c = linear_index(gid, nwg);
     if (c >= p.total) {
@@ -160,7 +164,7 @@ fn fold(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 @group(0) @binding(3) var<storage, read_write> um_moving_mean: array<f32>;
 @group(0) @binding(4) var<storage, read_write> um_moving_var: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn update_moving(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let c = linear_index(gid, nwg);
     if (c >= p.total) {
@@ -178,7 +182,7 @@ fn update_moving(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
 @group(0) @binding(3) var<storage, read> gs_mean: array<f32>;
 @group(0) @binding(4) var<storage, read_write> gs_partial: array<vec2<f32>>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn grad_sums_partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i >= p.total) {
@@ -203,7 +207,7 @@ fn grad_sums_partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
 @group(0) @binding(3) var<storage, read_write> bc_dbeta: array<f32>;
 @group(0) @binding(4) var<storage, read_write> bc_coeffs: array<vec2<f32>>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn backward_coeffs(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let c = linear_index(gid, nwg);
     if (c >= p.total) {
@@ -227,7 +231,7 @@ fn backward_coeffs(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
 @group(0) @binding(5) var<storage, read> bd_coeffs: array<vec2<f32>>;
 @group(0) @binding(6) var<storage, read_write> bd_dx: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn backward_dx(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i >= p.total) {
@@ -242,7 +246,7 @@ fn backward_dx(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 @group(0) @binding(1) var<storage, read> sp_dy: array<f32>;
 @group(0) @binding(2) var<storage, read_write> sp_partial: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn sum_partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i >= p.total) {
@@ -261,7 +265,7 @@ fn sum_partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 @group(0) @binding(1) var<storage, read> sc_partial: array<f32>;
 @group(0) @binding(2) var<storage, read_write> sc_out: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn sum_combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let c = linear_index(gid, nwg);
     if (c >= p.total) {
@@ -279,7 +283,7 @@ fn sum_combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 @group(0) @binding(2) var<storage, read> sh_scale: array<f32>;
 @group(0) @binding(3) var<storage, read_write> sh_dx: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn scale_channels(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i >= p.total) {

@@ -15,13 +15,17 @@ struct Params {
     dst_offset: u32,
 }
 
+// Invocations per workgroup, set from the Rust launcher (`kernel!(…, workgroup = …)`);
+// the default is the value it sets.
+override WORKGROUP_SIZE: u32 = 256u;
+
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn copy_channels(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
+    let i = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
     if (i >= p.rows * p.width) {
         return;
     }

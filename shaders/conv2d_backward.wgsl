@@ -42,10 +42,14 @@ struct Params {
     total: u32,   // invocations doing work in this dispatch
 }
 
+// Invocations per workgroup, set from the Rust launcher (`kernel!(…, workgroup = …)`);
+// the default is the value it sets.
+override WORKGROUP_SIZE: u32 = 64u;
+
 @group(0) @binding(0) var<uniform> p: Params;
 
 fn linear_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 64u;
+    return gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
 }
 
 // Output coordinate reached by input coordinate `i` through filter tap `k`, or
@@ -73,7 +77,7 @@ fn input_coord(o: u32, k: u32, pad: u32, stride: u32, size: u32) -> u32 {
 @group(0) @binding(2) var<storage, read> bi_w: array<f32>;
 @group(0) @binding(3) var<storage, read_write> bi_dx: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i >= p.total) {
@@ -114,7 +118,7 @@ fn store_dx_pixel(base: u32, ci0: u32, v: vec4<f32>) {
     }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn backward_input_blocked(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i >= p.total) {
@@ -204,7 +208,7 @@ fn slice_range(slice: u32) -> vec2<u32> {
     return vec2<u32>(first, min(first + p.positions_per_slice, positions));
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn filter_grad_per_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i >= p.total) {
@@ -239,7 +243,7 @@ fn store_block_row(base: u32, co0: u32, row: vec4<f32>) {
     }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn filter_grad_blocked(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i >= p.total) {
@@ -293,7 +297,7 @@ fn filter_grad_blocked(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
 @group(0) @binding(1) var<storage, read> ss_partial: array<f32>;
 @group(0) @binding(2) var<storage, read_write> ss_dw: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn sum_slices(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let j = linear_index(gid, nwg);
     if (j >= p.total) {

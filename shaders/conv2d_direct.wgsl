@@ -44,6 +44,10 @@ const EPILOGUE_SCALE: u32 = 1u;
 const EPILOGUE_BIAS: u32 = 2u;
 const EPILOGUE_RELU: u32 = 4u;
 
+// Invocations per workgroup, set from the Rust launcher (`kernel!(…, workgroup = …)`);
+// the default is the value it sets.
+override WORKGROUP_SIZE: u32 = 64u;
+
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
@@ -65,9 +69,9 @@ fn epilogue(v: f32, co: u32) -> f32 {
     return r;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn conv2d_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 64u;
+    let i = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
     if (i >= p.rows * p.cout) {
         return;
     }

@@ -83,6 +83,10 @@ const BK: u32 = 8u;
 const A_STAGE: u32 = BK * BM / 4u;
 const B_STAGE: u32 = BK * BN / 4u;
 
+// Invocations per workgroup of the split-K reduction, set from the Rust launcher
+// (`kernel!(…, workgroup = …)`); the default is the value it sets.
+override WORKGROUP_SIZE: u32 = 256u;
+
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
@@ -383,9 +387,9 @@ fn conv2d_tiled_large(
     store_block(tile, tm, tn, acc);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn conv2d_tiled_large_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
+    let i = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
     let n = p.rows * p.cout;
     if (i >= n) {
         return;

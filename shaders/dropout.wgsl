@@ -24,6 +24,10 @@ struct Params {
     scale: f32,
 }
 
+// Invocations per workgroup, set from the Rust launcher (`kernel!(…, workgroup = …)`);
+// the default is the value it sets.
+override WORKGROUP_SIZE: u32 = 256u;
+
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
@@ -38,9 +42,9 @@ fn mix32(v: u32) -> u32 {
     return h;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn dropout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
+    let i = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
     if (i >= p.n) {
         return;
     }

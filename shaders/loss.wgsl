@@ -27,10 +27,14 @@ struct Params {
     scale: f32,
 }
 
+// Invocations per workgroup, set from the Rust launcher (`kernel!(…, workgroup = …)`);
+// the default is the value it sets.
+override WORKGROUP_SIZE: u32 = 64u;
+
 @group(0) @binding(0) var<uniform> p: Params;
 
 fn linear_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 64u;
+    return gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
 }
 
 // The row maximum (first index on ties) and the sum of exp(x − max) over the
@@ -72,7 +76,7 @@ fn log1p(x: f32) -> f32 {
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> softmax_out: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn softmax_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let row = linear_index(gid, nwg);
     if (row >= p.rows) {
@@ -91,7 +95,7 @@ fn softmax_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 @group(0) @binding(3) var<storage, read_write> probs: array<f32>;
 @group(0) @binding(4) var<storage, read_write> row_loss: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn softmax_cross_entropy_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let row = linear_index(gid, nwg);
     if (row >= p.rows) {
@@ -114,7 +118,7 @@ fn softmax_cross_entropy_rows(@builtin(global_invocation_id) gid: vec3<u32>, @bu
 @group(0) @binding(1) var<storage, read> saved_probs: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dlogits: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn softmax_cross_entropy_backward(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -149,7 +153,7 @@ fn argmax_targets(base: u32) -> u32 {
     return best;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn correct_count(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let row = linear_index(gid, nwg);
     if (row >= p.rows) {

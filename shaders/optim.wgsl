@@ -26,6 +26,10 @@ struct SgdParams {
     momentum: f32,
 }
 
+// Invocations per workgroup, set from the Rust launcher (`kernel!(…, workgroup = …)`);
+// the default is the value it sets.
+override WORKGROUP_SIZE: u32 = 256u;
+
 @group(0) @binding(0) var<uniform> adam_p: AdamParams;
 @group(0) @binding(0) var<uniform> sgd_p: SgdParams;
 @group(0) @binding(1) var<storage, read> grad: array<f32>;
@@ -35,10 +39,10 @@ struct SgdParams {
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;
 
 fn linear_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 256u;
+    return gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i >= adam_p.n) {
@@ -52,7 +56,7 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     param[i] = param[i] - (m_new * adam_p.alpha) / (sqrt(v_new) + adam_p.epsilon);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i >= sgd_p.n) {
@@ -61,7 +65,7 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
     param[i] = param[i] - grad[i] * sgd_p.lr;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn sgd_momentum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i >= sgd_p.n) {

@@ -34,10 +34,14 @@ struct Params {
     total: u32,
 }
 
+// Invocations per workgroup, set from the Rust launcher (`kernel!(…, workgroup = …)`);
+// the default is the value it sets.
+override WORKGROUP_SIZE: u32 = 256u;
+
 @group(0) @binding(0) var<uniform> p: Params;
 
 fn linear_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 256u;
+    return gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
 }
 
 // Position of an element of an NHWC tensor [batch, rows, cols, p.c].
@@ -99,7 +103,7 @@ fn dy_index(n: u32, oy: u32, ox: u32, ch: u32) -> u32 {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn max_pool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i >= p.total) {
@@ -117,7 +121,7 @@ fn max_pool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     y[((o.n * p.oh + o.y) * p.ow + o.x) * p.out_channels + p.channel_offset + o.ch] = best;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn avg_pool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i >= p.total) {
@@ -135,7 +139,7 @@ fn avg_pool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
 }
 
 // x is the upstream gradient dy [n, oh, ow, c], y the input gradient dx [n, h, w, c].
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn avg_pool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i >= p.total) {
@@ -153,7 +157,7 @@ fn avg_pool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     y[i] = sum;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn global_avg_pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i >= p.total) {
@@ -170,7 +174,7 @@ fn global_avg_pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
 }
 
 // x is the upstream gradient dy [n, c], y the input gradient dx [n, h, w, c].
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn global_avg_pool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i >= p.total) {
@@ -183,7 +187,7 @@ fn global_avg_pool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @buil
 // ---- one input, one u32 output ----
 @group(0) @binding(2) var<storage, read_write> argmax: array<u32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn max_pool_argmax(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i >= p.total) {
@@ -210,7 +214,7 @@ fn max_pool_argmax(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
 @group(0) @binding(2) var<storage, read> dy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn max_pool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i >= p.total) {

@@ -2,7 +2,7 @@
 //! through wgpu, with hand-written WGSL kernels and reverse-mode autograd.
 
 pub mod autograd;
-pub mod bench;
+pub mod lab;
 pub mod data;
 pub mod error;
 pub mod gpu;

@@ -35,6 +35,8 @@ enum Command {
     /// Prepare datasets.
     #[command(subcommand)]
     Data(cli::data::DataCommand),
+    /// Measure the fastest conv variant per InceptionV3 shape on this adapter and cache the choices.
+    Tune(cli::tune::TuneArgs),
     /// Convert pretrained weights to safetensors with Keras names.
     #[command(subcommand)]
     Convert(cli::convert::ConvertCommand),
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => cli::predict::predict(adapter, args),
         Command::Evaluate(args) => cli::predict::evaluate(adapter, args),
         Command::Data(cmd) => cli::data::run(cmd),
+        Command::Tune(args) => cli::tune::run(adapter, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

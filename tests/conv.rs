@@ -14,7 +14,7 @@ use incept::ops::{Padding, Window2d};
 use incept::reference::{conv as rc, to_f64};
 use incept::{Gpu, Tensor};
 
-const ALGOS: [ConvAlgo; 4] = [ConvAlgo::Direct, ConvAlgo::RegisterBlocked, ConvAlgo::Tiled, ConvAlgo::TiledLarge];
+const ALGOS: [ConvAlgo; ConvAlgo::ALL.len()] = ConvAlgo::ALL;
 
 /// One convolution: input [batch, h, w, cin], filter [kh, kw, cin, cout].
 #[derive(Clone, Copy, Debug)]

@@ -92,7 +92,7 @@ fn every_input_grad_kernel_matches_cpu() {
         let (w, wh) = rand_tensor(&gpu, &w_shape(xs, cout, &win), seed + 1);
         let (dy, dyh) = rand_tensor(&gpu, &dy_shape(xs, cout, &win), seed + 2);
         let want = rcb::conv2d_backward_input(&r::to_f64(&dyh), &r::to_f64(&wh), xs, cout, &win);
-        for kernel in [InputGradKernel::PerElement, InputGradKernel::Blocked4x4] {
+        for kernel in InputGradKernel::ALL {
             let dx = cb::conv2d_backward_input_using(kernel, &dy, &w, &win, xs).unwrap();
             assert_close(&format!("dx {kernel:?} {xs:?} cout {cout} {win:?}"), &dx.to_vec().unwrap(), &want);
         }
@@ -108,7 +108,7 @@ fn every_filter_grad_kernel_and_slicing_matches_cpu() {
         let (x, xh) = rand_tensor(&gpu, &xs, seed);
         let (dy, dyh) = rand_tensor(&gpu, &dy_shape(xs, cout, &win), seed + 2);
         let want = rcb::conv2d_backward_filter(&r::to_f64(&xh), xs, &r::to_f64(&dyh), cout, &win);
-        for kernel in [FilterGradKernel::PerWeight, FilterGradKernel::Blocked4x4] {
+        for kernel in FilterGradKernel::ALL {
             // 1 slice, a few uneven slices, and more slices than positions (clamped).
             for slices in [1, 3, 7, 10_000] {
                 let dw = cb::conv2d_backward_filter_using(kernel, Some(slices), &x, &dy, &win, ws).unwrap();

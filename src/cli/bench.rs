@@ -3,7 +3,6 @@
 use clap::Subcommand;
 use incept::autograd as ag;
 use incept::models::InceptionV3;
-use incept::ops::conv::ConvAlgo;
 use incept::ops::optim::{AdamConfig, adam_step};
 use incept::ops::pool;
 use incept::report::ProfileReport;
@@ -13,26 +12,31 @@ use std::time::{Duration, Instant};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
-    /// GFLOP/s of the forward convolution for each distinct InceptionV3 conv shape.
+    /// The kernel lab: every variant of a kernel family at every InceptionV3 shape of it,
+    /// checked against the family's oracle, then timed (ms, GFLOP/s, GB/s, the adapter's pick).
     Kernels {
+        /// Kernel family: conv, conv-backward-input, conv-backward-filter, matmul,
+        /// batchnorm, batchnorm-backward, pool or pool-backward.
+        #[arg(long, default_value = "conv")]
+        family: String,
         #[arg(long, default_value_t = 8)]
         batch: usize,
         #[arg(long, default_value_t = 224)]
         image_size: usize,
-        /// Kernel variant: auto (per adapter), direct, blocked, tiled or tiled-large.
-        #[arg(long, default_value = "auto")]
-        algo: String,
-        /// Minimum seconds of repetitions per shape (after one warm-up run).
+        /// Only this variant (its name in the table, or auto = the adapter's pick); the oracle still runs.
+        #[arg(long, visible_alias = "algo")]
+        variant: Option<String>,
+        /// Minimum seconds of repetitions per row (after one warm-up run).
         #[arg(long, default_value_t = 0.5)]
         min_time: f64,
         /// Only the first N shapes (quick checks).
         #[arg(long)]
         limit: Option<usize>,
-        /// Print the shapes as CSV (for benches/libtorch/conv_shapes.py) and exit.
+        /// Print the conv shapes as CSV (for benches/libtorch/conv_shapes.py) and exit.
         #[arg(long)]
         list: bool,
-        /// Also compare each output with the Direct oracle (relative L2 column).
-        #[arg(long)]
+        /// Accepted for older scripts: every row is checked against the oracle anyway.
+        #[arg(long, hide = true)]
         check: bool,
     },
     /// Images/s of the input pipeline alone (decode, resize, augment, batch) on worker threads,
@@ -81,8 +85,16 @@ pub enum BenchCommand {
 pub fn run(adapter: Option<String>, cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Kernels { list: true, image_size, .. } => list_conv_shapes(image_size),
-        BenchCommand::Kernels { batch, image_size, algo, min_time, limit, check, .. } => {
-            kernels(&super::open_gpu(adapter)?, batch, image_size, &algo, min_time, limit, check)
+        BenchCommand::Kernels { family, batch, image_size, variant, min_time, limit, .. } => {
+            if image_size < 75 {
+                return Err(Error::Invalid(format!("--image-size {image_size}: InceptionV3 needs at least 75")));
+            }
+            let gpu = super::open_gpu(adapter)?;
+            if !(min_time >= 0.0 && min_time.is_finite()) {
+                return Err(Error::Invalid(format!("--min-time {min_time}: expected a non-negative number of seconds")));
+            }
+            let opts = incept::lab::LabOptions { batch, image: image_size, variant, min_time: Duration::from_secs_f64(min_time), limit };
+            incept::lab::print(&family, &gpu, &opts)
         }
         BenchCommand::Loader { data, image_size, batch, workers, no_augment, epochs } => loader(&data, image_size, batch, workers, !no_augment, epochs),
         BenchCommand::Model { batch, image_size, unfreeze_last, weights, iters, profile, profile_out } => {
@@ -94,41 +106,10 @@ pub fn run(adapter: Option<String>, cmd: BenchCommand) -> Result<()> {
 
 fn list_conv_shapes(image: usize) -> Result<()> {
     println!("h,w,cin,cout,kh,kw,stride,padding");
-    for s in incept::bench::inception_v3_conv_shapes(image)? {
+    for s in incept::lab::conv::inception_v3_conv_shapes(image)? {
         let pad = if s.win.padding == incept::ops::Padding::Same { "same" } else { "valid" };
         println!("{},{},{},{},{},{},{},{pad}", s.h, s.w, s.cin, s.cout, s.win.kh, s.win.kw, s.win.stride_h);
     }
-    Ok(())
-}
-
-fn kernels(gpu: &Gpu, batch: usize, image: usize, algo: &str, min_time: f64, limit: Option<usize>, check: bool) -> Result<()> {
-    if image < 75 {
-        return Err(Error::Invalid(format!("--image-size {image}: InceptionV3 needs at least 75")));
-    }
-    let algo = match algo {
-        "auto" => ConvAlgo::for_gpu(gpu),
-        name => ConvAlgo::from_name(name)
-            .ok_or_else(|| Error::Invalid(format!("--algo {name:?}: expected auto, direct, blocked, tiled or tiled-large")))?,
-    };
-    let mut shapes = incept::bench::inception_v3_conv_shapes(image)?;
-    shapes.truncate(limit.unwrap_or(shapes.len()));
-    println!("adapter: {}", gpu.name());
-    println!("conv2d forward (+ReLU), batch {batch}, {image}x{image} input, {algo:?}, {} distinct shapes", shapes.len());
-    println!("{:<3} {:<36} {:>10} {:>9}", "#", "input HxWxCin  kernel stride pad -> Cout", "ms", "GFLOP/s");
-    let mut i = 0;
-    let rows = incept::bench::bench_conv(gpu, &shapes, batch, algo, Duration::from_secs_f64(min_time), check, |r| {
-        i += 1;
-        let err = r.error.map_or(String::new(), |e| format!("  vs oracle {e:.1e}"));
-        println!("{:<3} {:<36} {:>10.2} {:>9.2}{err}", i, r.shape.label(), r.seconds * 1e3, r.gflops);
-    })?;
-    if let Some(worst) = rows.iter().filter_map(|r| r.error).reduce(f64::max) {
-        println!("largest relative L2 error against the Direct oracle: {worst:.2e}");
-        if worst > 1e-4 {
-            return Err(Error::Invalid(format!("{algo:?} disagrees with the Direct oracle (relative L2 {worst:.2e} > 1e-4)")));
-        }
-    }
-    let (flops, secs) = rows.iter().fold((0.0, 0.0), |(f, t), r| (f + r.shape.flops(batch), t + r.seconds));
-    println!("total: {:.2} GFLOP in {:.1} ms = {:.2} GFLOP/s", flops / 1e9, secs * 1e3, flops / secs / 1e9);
     Ok(())
 }
 

@@ -8,6 +8,7 @@ pub mod features;
 pub mod predict;
 pub mod summary;
 pub mod train;
+pub mod tune;
 
 use incept::{Gpu, GpuOptions, Result};
 

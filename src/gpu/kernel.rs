@@ -25,31 +25,95 @@ pub struct Kernel {
     pub reads: u32,
     /// Number of read-write storage bindings following the reads.
     pub writes: u32,
+    /// The Rust layout of the uniform parameter struct at binding 0.
+    pub params: &'static ParamsLayout,
+    /// For 1-D kernels: the invocations per workgroup, set as the WGSL
+    /// override `WORKGROUP_SIZE` when the pipeline is built, so the shader and
+    /// the dispatch arithmetic share one Rust constant.
+    pub workgroup_size: Option<u32>,
 }
 
-/// Declares a `Kernel` constant for an entry point of a file in `shaders/`.
+/// Name of the WGSL override that [`Kernel::workgroup_size`] sets.
+pub const WORKGROUP_SIZE_OVERRIDE: &str = "WORKGROUP_SIZE";
+
+/// Size and field offsets of a `#[repr(C)]` parameter struct, as Rust lays
+/// it out; a test compares them with naga's layout of the WGSL twin, and the
+/// size is the uniform binding's `min_binding_size`.
+#[derive(Debug)]
+pub struct ParamsLayout {
+    pub name: &'static str,
+    pub size: usize,
+    pub fields: &'static [ParamsField],
+}
+
+/// One field of a parameter struct: name, byte offset and Rust type (`u32`, `f32`, …).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ParamsField {
+    pub name: &'static str,
+    pub offset: usize,
+    pub ty: &'static str,
+}
+
+/// A kernel parameter struct declared with [`kernel_params!`].
+pub trait KernelParams: bytemuck::Pod {
+    const LAYOUT: ParamsLayout;
+}
+
+/// Declares a `#[repr(C)]` Pod parameter struct and its [`ParamsLayout`].
+#[macro_export]
+macro_rules! kernel_params {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident { $($(#[$fmeta:meta])* $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[repr(C)]
+        #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+        $vis struct $name {
+            $($(#[$fmeta])* $field: $ty),*
+        }
+
+        impl $crate::gpu::KernelParams for $name {
+            const LAYOUT: $crate::gpu::ParamsLayout = $crate::gpu::ParamsLayout {
+                name: stringify!($name),
+                size: std::mem::size_of::<$name>(),
+                fields: &[$($crate::gpu::ParamsField {
+                    name: stringify!($field),
+                    offset: std::mem::offset_of!($name, $field),
+                    ty: stringify!($ty),
+                }),*],
+            };
+        }
+    };
+}
+
+/// Declares a `Kernel` constant for an entry point of a file in `shaders/`,
+/// with its parameter struct and, for 1-D kernels, its workgroup size.
 #[macro_export]
 macro_rules! kernel {
-    ($name:ident, $file:literal, $entry:literal, reads = $r:literal, writes = $w:literal) => {
+    ($name:ident, $file:literal, $entry:literal, reads = $r:literal, writes = $w:literal, params = $p:ty $(, workgroup = $wg:expr)?) => {
         pub const $name: $crate::gpu::Kernel = $crate::gpu::Kernel {
             file: $file,
             source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $file)),
             entry: $entry,
             reads: $r,
             writes: $w,
+            params: &<$p as $crate::gpu::KernelParams>::LAYOUT,
+            workgroup_size: $crate::kernel!(@workgroup $($wg)?),
         };
     };
+    (@workgroup $wg:expr) => { Some($wg) };
+    (@workgroup) => { None };
 }
 
 /// Maximum size of one kernel's parameter struct.
 pub const PARAMS_SLOT: u64 = 256;
 
+/// (reads, writes, parameter bytes): what a bind group layout depends on.
+type LayoutKey = (u32, u32, u64);
 type PipelineKey = (&'static str, &'static str, Vec<(&'static str, u64)>);
 
 #[derive(Default)]
 pub(crate) struct PipelineCache {
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
-    layouts: Mutex<HashMap<(u32, u32), (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
+    layouts: Mutex<HashMap<LayoutKey, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<CachedPipeline>>>,
 }
 
@@ -95,16 +159,20 @@ impl PipelineCache {
             .layouts
             .lock()
             .unwrap()
-            .entry((k.reads, k.writes))
-            .or_insert_with(|| layouts(device, k.reads, k.writes))
+            .entry((k.reads, k.writes, k.params.size as u64))
+            .or_insert_with(|| layouts(device, k))
             .clone();
+        let mut constants = constants.to_vec();
+        if let Some(n) = k.workgroup_size {
+            constants.push((WORKGROUP_SIZE_OVERRIDE, n as f64));
+        }
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(k.entry),
             layout: Some(&pl),
             module: &module,
             entry_point: Some(k.entry),
             compilation_options: wgpu::PipelineCompilationOptions {
-                constants,
+                constants: &constants,
                 zero_initialize_workgroup_memory: false,
             },
             cache: None,
@@ -115,14 +183,21 @@ impl PipelineCache {
     }
 }
 
-fn layouts(device: &wgpu::Device, reads: u32, writes: u32) -> (wgpu::BindGroupLayout, wgpu::PipelineLayout) {
+/// The bind group layout of the binding convention. The uniform binding
+/// declares the Rust parameter struct's size as its minimum, so a WGSL
+/// struct larger than its Rust twin fails pipeline creation instead of
+/// reading the zero padding of the 256-byte slot. Storage bindings leave it
+/// to wgpu, which checks each bound buffer against the shader's element size
+/// at dispatch (a larger fixed minimum would reject one-element tensors).
+fn layouts(device: &wgpu::Device, k: &Kernel) -> (wgpu::BindGroupLayout, wgpu::PipelineLayout) {
+    let (reads, writes) = (k.reads, k.writes);
     let mut entries = vec![wgpu::BindGroupLayoutEntry {
         binding: 0,
         visibility: wgpu::ShaderStages::COMPUTE,
         ty: wgpu::BindingType::Buffer {
             ty: wgpu::BufferBindingType::Uniform,
             has_dynamic_offset: true,
-            min_binding_size: None,
+            min_binding_size: std::num::NonZeroU64::new(k.params.size as u64),
         },
         count: None,
     }];

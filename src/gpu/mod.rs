@@ -16,7 +16,7 @@ pub mod profile;
 
 pub use adapter::{describe, list as list_adapters, ADAPTER_ENV};
 pub use buffer::{GpuBuffer, PooledBuffer};
-pub use kernel::{Kernel, PARAMS_SLOT};
+pub use kernel::{Kernel, KernelParams, PARAMS_SLOT, ParamsField, ParamsLayout, WORKGROUP_SIZE_OVERRIDE};
 pub use pool::PoolStats;
 pub use profile::{Profile, ProfileScope, ProfileSpan, Timing, Work};
 

@@ -9,21 +9,21 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel};
-use crate::kernel;
+use crate::{kernel, kernel_params};
 use crate::tensor::{DType, Tensor};
 
-kernel!(MOMENTS_PARTIAL, "batchnorm.wgsl", "moments_partial", reads = 1, writes = 1);
-kernel!(MOMENTS_COMBINE, "batchnorm.wgsl", "moments_combine", reads = 2, writes = 3);
-kernel!(NORMALIZE, "batchnorm.wgsl", "normalize", reads = 4, writes = 1);
-kernel!(INV_STD, "batchnorm.wgsl", "inv_std", reads = 1, writes = 1);
-kernel!(FOLD, "batchnorm.wgsl", "fold", reads = 3, writes = 2);
-kernel!(UPDATE_MOVING, "batchnorm.wgsl", "update_moving", reads = 2, writes = 2);
-kernel!(GRAD_SUMS_PARTIAL, "batchnorm.wgsl", "grad_sums_partial", reads = 3, writes = 1);
-kernel!(BACKWARD_COEFFS, "batchnorm.wgsl", "backward_coeffs", reads = 2, writes = 2);
-kernel!(BACKWARD_DX, "batchnorm.wgsl", "backward_dx", reads = 5, writes = 1);
-kernel!(SUM_PARTIAL, "batchnorm.wgsl", "sum_partial", reads = 1, writes = 1);
-kernel!(SUM_COMBINE, "batchnorm.wgsl", "sum_combine", reads = 1, writes = 1);
-kernel!(SCALE_CHANNELS, "batchnorm.wgsl", "scale_channels", reads = 2, writes = 1);
+kernel!(MOMENTS_PARTIAL, "batchnorm.wgsl", "moments_partial", reads = 1, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(MOMENTS_COMBINE, "batchnorm.wgsl", "moments_combine", reads = 2, writes = 3, params = Params, workgroup = WORKGROUP);
+kernel!(NORMALIZE, "batchnorm.wgsl", "normalize", reads = 4, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(INV_STD, "batchnorm.wgsl", "inv_std", reads = 1, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(FOLD, "batchnorm.wgsl", "fold", reads = 3, writes = 2, params = Params, workgroup = WORKGROUP);
+kernel!(UPDATE_MOVING, "batchnorm.wgsl", "update_moving", reads = 2, writes = 2, params = Params, workgroup = WORKGROUP);
+kernel!(GRAD_SUMS_PARTIAL, "batchnorm.wgsl", "grad_sums_partial", reads = 3, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(BACKWARD_COEFFS, "batchnorm.wgsl", "backward_coeffs", reads = 2, writes = 2, params = Params, workgroup = WORKGROUP);
+kernel!(BACKWARD_DX, "batchnorm.wgsl", "backward_dx", reads = 5, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(SUM_PARTIAL, "batchnorm.wgsl", "sum_partial", reads = 1, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(SUM_COMBINE, "batchnorm.wgsl", "sum_combine", reads = 1, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(SCALE_CHANNELS, "batchnorm.wgsl", "scale_channels", reads = 2, writes = 1, params = Params, workgroup = WORKGROUP);
 
 const WORKGROUP: u32 = 64;
 /// (chunk, channel) invocations wanted for the partial reductions.
@@ -40,17 +40,17 @@ pub struct BatchStats {
     pub inv_std: Tensor,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    rows: u32,
-    channels: u32,
-    rows_per_chunk: u32,
-    chunks: u32,
-    eps: f32,
-    momentum: f32,
-    total: u32,
-    pad: u32,
+kernel_params! {
+    struct Params {
+        rows: u32,
+        channels: u32,
+        rows_per_chunk: u32,
+        chunks: u32,
+        eps: f32,
+        momentum: f32,
+        total: u32,
+        pad: u32,
+    }
 }
 
 /// The [M, C] view of a tensor and how its rows are cut into chunks.

@@ -4,20 +4,23 @@
 //! trainable tail uses them because its backward needs the slices apart.
 
 use crate::error::{Error, Result};
-use crate::kernel;
+use crate::{kernel, kernel_params};
 use crate::tensor::{DType, Tensor};
 
-kernel!(COPY_CHANNELS, "concat.wgsl", "copy_channels", reads = 1, writes = 1);
+kernel!(COPY_CHANNELS, "concat.wgsl", "copy_channels", reads = 1, writes = 1, params = Params, workgroup = WORKGROUP);
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    rows: u32,
-    width: u32,
-    src_stride: u32,
-    dst_stride: u32,
-    src_offset: u32,
-    dst_offset: u32,
+/// Invocations per workgroup of every kernel here (the WGSL `WORKGROUP_SIZE` override).
+const WORKGROUP: u32 = 256;
+
+kernel_params! {
+    struct Params {
+        rows: u32,
+        width: u32,
+        src_stride: u32,
+        dst_stride: u32,
+        src_offset: u32,
+        dst_offset: u32,
+    }
 }
 
 fn split_last(t: &Tensor) -> Result<(usize, usize)> {
@@ -35,7 +38,7 @@ fn copy(src: &Tensor, dst: &Tensor, rows: usize, width: usize, src_offset: usize
         dst_offset: dst_offset as u32,
     };
     let gpu = src.gpu();
-    gpu.launch(&COPY_CHANNELS, &[], &p, &[src], &[dst], gpu.groups_1d(((rows * width) as u32).div_ceil(256)))
+    gpu.launch(&COPY_CHANNELS, &[], &p, &[src], &[dst], gpu.groups_1d(((rows * width) as u32).div_ceil(WORKGROUP)))
 }
 
 /// Concatenates along the last axis; all other dimensions must agree.

@@ -15,17 +15,18 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel, Work};
-use crate::kernel;
+use crate::{kernel, kernel_params};
+use crate::ops::conv_tuning::{self, ConvKey};
 use crate::ops::window::{Padding, Window2d};
 use crate::tensor::{DType, Tensor};
 
-kernel!(CONV2D_DIRECT, "conv2d_direct.wgsl", "conv2d_direct", reads = 4, writes = 1);
-kernel!(CONV2D_BLOCKED, "conv2d_blocked.wgsl", "conv2d_blocked", reads = 4, writes = 1);
-kernel!(CONV2D_BLOCKED_VEC4, "conv2d_blocked.wgsl", "conv2d_blocked_vec4", reads = 4, writes = 1);
-kernel!(CONV2D_TILED, "conv2d_tiled.wgsl", "conv2d_tiled", reads = 4, writes = 1);
-kernel!(CONV2D_TILED_LARGE, "conv2d_tiled_large.wgsl", "conv2d_tiled_large", reads = 4, writes = 1);
-kernel!(CONV2D_TILED_LARGE_VEC4, "conv2d_tiled_large.wgsl", "conv2d_tiled_large_vec4", reads = 4, writes = 1);
-kernel!(CONV2D_TILED_LARGE_REDUCE, "conv2d_tiled_large.wgsl", "conv2d_tiled_large_reduce", reads = 4, writes = 1);
+kernel!(CONV2D_DIRECT, "conv2d_direct.wgsl", "conv2d_direct", reads = 4, writes = 1, params = Params, workgroup = DIRECT_GROUP as u32);
+kernel!(CONV2D_BLOCKED, "conv2d_blocked.wgsl", "conv2d_blocked", reads = 4, writes = 1, params = Params);
+kernel!(CONV2D_BLOCKED_VEC4, "conv2d_blocked.wgsl", "conv2d_blocked_vec4", reads = 4, writes = 1, params = Params);
+kernel!(CONV2D_TILED, "conv2d_tiled.wgsl", "conv2d_tiled", reads = 4, writes = 1, params = Params);
+kernel!(CONV2D_TILED_LARGE, "conv2d_tiled_large.wgsl", "conv2d_tiled_large", reads = 4, writes = 1, params = Params);
+kernel!(CONV2D_TILED_LARGE_VEC4, "conv2d_tiled_large.wgsl", "conv2d_tiled_large_vec4", reads = 4, writes = 1, params = Params);
+kernel!(CONV2D_TILED_LARGE_REDUCE, "conv2d_tiled_large.wgsl", "conv2d_tiled_large_reduce", reads = 4, writes = 1, params = Params, workgroup = REDUCE_GROUP as u32);
 
 /// Which kernel computes the convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -45,30 +46,66 @@ pub enum ConvAlgo {
 pub const CONV_ALGO_ENV: &str = "INCEPT_CONV_ALGO";
 
 impl ConvAlgo {
+    /// Every variant, the `Direct` oracle first: the kernel lab, the tests and
+    /// `from_name` iterate this list, so a new variant is one line here.
+    pub const ALL: [ConvAlgo; 4] = [ConvAlgo::Direct, ConvAlgo::RegisterBlocked, ConvAlgo::Tiled, ConvAlgo::TiledLarge];
+
+    /// The command-line name (`--algo`, `INCEPT_CONV_ALGO`, the kernel lab).
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvAlgo::Direct => "direct",
+            ConvAlgo::RegisterBlocked => "blocked",
+            ConvAlgo::Tiled => "tiled",
+            ConvAlgo::TiledLarge => "tiled-large",
+        }
+    }
+
+    /// Whether the variant computes convolutions with this window (all of
+    /// today's do; a specialised kernel such as Winograd says which).
+    pub fn applies_to(self, _win: &Window2d) -> bool {
+        match self {
+            ConvAlgo::Direct | ConvAlgo::RegisterBlocked | ConvAlgo::Tiled | ConvAlgo::TiledLarge => true,
+        }
+    }
+
     /// The variant for the adapter: `INCEPT_CONV_ALGO` when set, else
     /// RegisterBlocked on CPU adapters and TiledLarge on GPUs (5.5x Tiled on an H200).
     pub fn for_gpu(gpu: &Gpu) -> ConvAlgo {
+        ConvAlgo::forced().unwrap_or_else(|| ConvAlgo::rule(gpu))
+    }
+
+    /// The variant for one convolution: `INCEPT_CONV_ALGO` when set, else the
+    /// measured choice of `incept tune` for this adapter and shape, else [`ConvAlgo::for_gpu`]'s rule.
+    pub fn for_conv(gpu: &Gpu, key: &ConvKey) -> ConvAlgo {
+        ConvAlgo::forced().or_else(|| conv_tuning::tuned(gpu, key)).unwrap_or_else(|| ConvAlgo::rule(gpu))
+    }
+
+    /// The built-in rule: barrier-free register blocks on CPU adapters, large shared-memory tiles on GPUs.
+    pub fn rule(gpu: &Gpu) -> ConvAlgo {
+        if gpu.is_cpu() { ConvAlgo::RegisterBlocked } else { ConvAlgo::TiledLarge }
+    }
+
+    /// The variant `INCEPT_CONV_ALGO` forces, if set to a valid name.
+    fn forced() -> Option<ConvAlgo> {
         static FORCED: std::sync::OnceLock<Option<ConvAlgo>> = std::sync::OnceLock::new();
-        let forced = FORCED.get_or_init(|| {
+        *FORCED.get_or_init(|| {
             let name = std::env::var(CONV_ALGO_ENV).ok()?;
             let algo = ConvAlgo::from_name(&name);
             if algo.is_none() {
-                eprintln!("warning: {CONV_ALGO_ENV}={name:?} is not one of direct, blocked, tiled, tiled-large; ignored");
+                eprintln!("warning: {CONV_ALGO_ENV}={name:?} is not one of {}; ignored", ConvAlgo::names());
             }
             algo
-        });
-        forced.unwrap_or(if gpu.is_cpu() { ConvAlgo::RegisterBlocked } else { ConvAlgo::TiledLarge })
+        })
     }
 
-    /// Parses the command-line names `direct`, `blocked`, `tiled`, `tiled-large`.
+    /// The names of all variants, comma-separated (for messages).
+    pub fn names() -> String {
+        ConvAlgo::ALL.map(ConvAlgo::name).join(", ")
+    }
+
+    /// Parses a command-line name (see [`ConvAlgo::name`]).
     pub fn from_name(name: &str) -> Option<ConvAlgo> {
-        match name {
-            "direct" => Some(ConvAlgo::Direct),
-            "blocked" => Some(ConvAlgo::RegisterBlocked),
-            "tiled" => Some(ConvAlgo::Tiled),
-            "tiled-large" => Some(ConvAlgo::TiledLarge),
-            _ => None,
-        }
+        ConvAlgo::ALL.into_iter().find(|a| a.name() == name)
     }
 }
 
@@ -82,7 +119,7 @@ pub struct ConvSpec<'a> {
     /// Per-output-channel addend [cout].
     pub bias: Option<&'a Tensor>,
     pub relu: bool,
-    /// `None` picks [`ConvAlgo::for_gpu`].
+    /// `None` picks [`ConvAlgo::for_conv`].
     pub algo: Option<ConvAlgo>,
 }
 
@@ -177,32 +214,32 @@ impl Geometry {
     }
 }
 
-/// Mirrors `Params` in `shaders/conv2d_*.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    batch: u32,
-    in_h: u32,
-    in_w: u32,
-    cin: u32,
-    out_h: u32,
-    out_w: u32,
-    cout: u32,
-    kh: u32,
-    kw: u32,
-    stride_h: u32,
-    stride_w: u32,
-    pad_top: u32,
-    pad_left: u32,
-    rows: u32,
-    depth: u32,
-    out_stride: u32,
-    out_offset: u32,
-    epilogue: u32,
-    /// Depth per split-K slice (conv2d_tiled_large only).
-    k_split: u32,
-    /// Split-K slices (conv2d_tiled_large_reduce only).
-    splits: u32,
+kernel_params! {
+    /// Mirrors `Params` in `shaders/conv2d_*.wgsl`.
+    struct Params {
+        batch: u32,
+        in_h: u32,
+        in_w: u32,
+        cin: u32,
+        out_h: u32,
+        out_w: u32,
+        cout: u32,
+        kh: u32,
+        kw: u32,
+        stride_h: u32,
+        stride_w: u32,
+        pad_top: u32,
+        pad_left: u32,
+        rows: u32,
+        depth: u32,
+        out_stride: u32,
+        out_offset: u32,
+        epilogue: u32,
+        /// Depth per split-K slice (conv2d_tiled_large only).
+        k_split: u32,
+        /// Split-K slices (conv2d_tiled_large_reduce only).
+        splits: u32,
+    }
 }
 
 const EPILOGUE_SCALE: u32 = 1;
@@ -262,7 +299,7 @@ fn launch(x: &Tensor, w: &Tensor, spec: &ConvSpec, g: &Geometry, out: &Tensor, o
     let work = Work::new(flops, (x.numel() + w.numel() + rows * g.cout + epilogue_vectors(spec) * g.cout) as f64 * 4.0);
     // Absent epilogue operands: bind the filter in their slot; the kernel never reads it.
     let reads = [x, w, spec.scale.unwrap_or(w), spec.bias.unwrap_or(w)];
-    let algo = spec.algo.unwrap_or_else(|| ConvAlgo::for_gpu(gpu));
+    let algo = spec.algo.unwrap_or_else(|| ConvAlgo::for_conv(gpu, &ConvKey::new(g.in_h, g.in_w, g.cin, g.cout, win)));
     let (lanes_m, lanes_n) = blocked_lanes(rows);
     let blocked = [
         ("PADDED", if reaches_padding(g, win) { 1.0 } else { 0.0 }),

@@ -11,15 +11,15 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Work};
-use crate::kernel;
+use crate::{kernel, kernel_params};
 use crate::ops::window::Window2d;
 use crate::tensor::{DType, Tensor};
 
-kernel!(BACKWARD_INPUT, "conv2d_backward.wgsl", "backward_input", reads = 2, writes = 1);
-kernel!(BACKWARD_INPUT_BLOCKED, "conv2d_backward.wgsl", "backward_input_blocked", reads = 2, writes = 1);
-kernel!(FILTER_GRAD_PER_WEIGHT, "conv2d_backward.wgsl", "filter_grad_per_weight", reads = 2, writes = 1);
-kernel!(FILTER_GRAD_BLOCKED, "conv2d_backward.wgsl", "filter_grad_blocked", reads = 2, writes = 1);
-kernel!(SUM_SLICES, "conv2d_backward.wgsl", "sum_slices", reads = 1, writes = 1);
+kernel!(BACKWARD_INPUT, "conv2d_backward.wgsl", "backward_input", reads = 2, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(BACKWARD_INPUT_BLOCKED, "conv2d_backward.wgsl", "backward_input_blocked", reads = 2, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(FILTER_GRAD_PER_WEIGHT, "conv2d_backward.wgsl", "filter_grad_per_weight", reads = 2, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(FILTER_GRAD_BLOCKED, "conv2d_backward.wgsl", "filter_grad_blocked", reads = 2, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(SUM_SLICES, "conv2d_backward.wgsl", "sum_slices", reads = 1, writes = 1, params = Params, workgroup = WORKGROUP);
 
 const WORKGROUP: u32 = 64;
 /// Filter-gradient invocations wanted before the reduction is left unsplit.
@@ -36,6 +36,20 @@ pub enum InputGradKernel {
     Blocked4x4,
 }
 
+impl InputGradKernel {
+    /// Every kernel, the `PerElement` oracle first (the kernel lab iterates it).
+    pub const ALL: [InputGradKernel; 2] = [InputGradKernel::PerElement, InputGradKernel::Blocked4x4];
+    /// The one `conv2d_backward_input` uses.
+    pub const DEFAULT: InputGradKernel = InputGradKernel::Blocked4x4;
+
+    pub fn name(self) -> &'static str {
+        match self {
+            InputGradKernel::PerElement => "per-element",
+            InputGradKernel::Blocked4x4 => "blocked-4x4",
+        }
+    }
+}
+
 /// The filter-gradient kernels; `Blocked4x4` is the default, `PerWeight` the simple oracle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FilterGradKernel {
@@ -45,25 +59,39 @@ pub enum FilterGradKernel {
     Blocked4x4,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    n: u32,
-    h: u32,
-    w: u32,
-    cin: u32,
-    oh: u32,
-    ow: u32,
-    cout: u32,
-    kh: u32,
-    kw: u32,
-    stride_h: u32,
-    stride_w: u32,
-    pad_top: u32,
-    pad_left: u32,
-    slices: u32,
-    positions_per_slice: u32,
-    total: u32,
+impl FilterGradKernel {
+    /// Every kernel, the `PerWeight` oracle first (the kernel lab iterates it).
+    pub const ALL: [FilterGradKernel; 2] = [FilterGradKernel::PerWeight, FilterGradKernel::Blocked4x4];
+    /// The one `conv2d_backward_filter` uses.
+    pub const DEFAULT: FilterGradKernel = FilterGradKernel::Blocked4x4;
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FilterGradKernel::PerWeight => "per-weight",
+            FilterGradKernel::Blocked4x4 => "blocked-4x4",
+        }
+    }
+}
+
+kernel_params! {
+    struct Params {
+        n: u32,
+        h: u32,
+        w: u32,
+        cin: u32,
+        oh: u32,
+        ow: u32,
+        cout: u32,
+        kh: u32,
+        kw: u32,
+        stride_h: u32,
+        stride_w: u32,
+        pad_top: u32,
+        pad_left: u32,
+        slices: u32,
+        positions_per_slice: u32,
+        total: u32,
+    }
 }
 
 fn to_u32(what: &str, v: usize) -> Result<u32> {
@@ -122,7 +150,7 @@ fn groups(gpu: &Gpu, invocations: u32) -> [u32; 3] {
 
 /// dL/dx [n, h, w, cin] = `x_shape` from dy [n, oh, ow, cout] and the filter w [kh, kw, cin, cout].
 pub fn conv2d_backward_input(dy: &Tensor, w: &Tensor, win: &Window2d, x_shape: [usize; 4]) -> Result<Tensor> {
-    conv2d_backward_input_using(InputGradKernel::Blocked4x4, dy, w, win, x_shape)
+    conv2d_backward_input_using(InputGradKernel::DEFAULT, dy, w, win, x_shape)
 }
 
 /// `conv2d_backward_input` with a chosen kernel (tests, benches).
@@ -149,7 +177,7 @@ pub fn conv2d_backward_input_using(
 
 /// dL/dw [kh, kw, cin, cout] = `w_shape` from the input x [n, h, w, cin] and dy [n, oh, ow, cout].
 pub fn conv2d_backward_filter(x: &Tensor, dy: &Tensor, win: &Window2d, w_shape: [usize; 4]) -> Result<Tensor> {
-    conv2d_backward_filter_using(FilterGradKernel::Blocked4x4, None, x, dy, win, w_shape)
+    conv2d_backward_filter_using(FilterGradKernel::DEFAULT, None, x, dy, win, w_shape)
 }
 
 /// `conv2d_backward_filter` with a chosen kernel and, optionally, a chosen

@@ -3,19 +3,22 @@
 //! being stored; see the shader header for the exact function.
 
 use crate::error::{Error, Result};
-use crate::kernel;
+use crate::{kernel, kernel_params};
 use crate::tensor::{DType, Tensor};
 
-kernel!(DROPOUT, "dropout.wgsl", "dropout", reads = 1, writes = 1);
+kernel!(DROPOUT, "dropout.wgsl", "dropout", reads = 1, writes = 1, params = Params, workgroup = WORKGROUP);
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    n: u32,
-    seed_lo: u32,
-    seed_hi: u32,
-    threshold: u32,
-    scale: f32,
+/// Invocations per workgroup of every kernel here (the WGSL `WORKGROUP_SIZE` override).
+const WORKGROUP: u32 = 256;
+
+kernel_params! {
+    struct Params {
+        n: u32,
+        seed_lo: u32,
+        seed_hi: u32,
+        threshold: u32,
+        scale: f32,
+    }
 }
 
 /// `y = x · keep / (1 − rate)`, keep = hash(seed, i) ≥ rate·2³²; `0 ≤ rate < 1`.
@@ -57,6 +60,6 @@ fn masked_scale(op: &str, x: &Tensor, rate: f32, seed: u64) -> Result<Tensor> {
         threshold: keep_threshold(rate),
         scale: (1.0 / (1.0 - rate as f64)) as f32,
     };
-    gpu.launch(&DROPOUT, &[], &p, &[x], &[&y], gpu.groups_1d((x.numel() as u32).div_ceil(256)))?;
+    gpu.launch(&DROPOUT, &[], &p, &[x], &[&y], gpu.groups_1d((x.numel() as u32).div_ceil(WORKGROUP)))?;
     Ok(y)
 }

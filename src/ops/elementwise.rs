@@ -3,25 +3,28 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernel;
+use crate::{kernel, kernel_params};
 use crate::tensor::{DType, Tensor};
 
-kernel!(RELU_FORWARD, "elementwise.wgsl", "relu_forward", reads = 1, writes = 1);
-kernel!(RELU_BACKWARD, "elementwise.wgsl", "relu_backward", reads = 2, writes = 1);
-kernel!(ADD, "elementwise.wgsl", "add", reads = 2, writes = 1);
-kernel!(SCALE, "elementwise.wgsl", "scale", reads = 1, writes = 1);
-kernel!(AXPY_INPLACE, "elementwise.wgsl", "axpy_inplace", reads = 1, writes = 1);
-kernel!(MUL_BY_SCALAR, "elementwise.wgsl", "mul_by_scalar", reads = 2, writes = 1);
+kernel!(RELU_FORWARD, "elementwise.wgsl", "relu_forward", reads = 1, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(RELU_BACKWARD, "elementwise.wgsl", "relu_backward", reads = 2, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(ADD, "elementwise.wgsl", "add", reads = 2, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(SCALE, "elementwise.wgsl", "scale", reads = 1, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(AXPY_INPLACE, "elementwise.wgsl", "axpy_inplace", reads = 1, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(MUL_BY_SCALAR, "elementwise.wgsl", "mul_by_scalar", reads = 2, writes = 1, params = Params, workgroup = WORKGROUP);
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    n: u32,
-    alpha: f32,
+/// Invocations per workgroup of every kernel here (the WGSL `WORKGROUP_SIZE` override).
+const WORKGROUP: u32 = 256;
+
+kernel_params! {
+    struct Params {
+        n: u32,
+        alpha: f32,
+    }
 }
 
 fn groups(gpu: &Gpu, n: usize) -> [u32; 3] {
-    gpu.groups_1d((n as u32).div_ceil(256))
+    gpu.groups_1d((n as u32).div_ceil(WORKGROUP))
 }
 
 fn same_shape(op: &str, a: &Tensor, b: &Tensor) -> Result<()> {

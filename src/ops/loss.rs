@@ -4,25 +4,28 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernel;
+use crate::{kernel, kernel_params};
 use crate::ops::reduce;
 use crate::tensor::{DType, Tensor};
 
-kernel!(SOFTMAX_ROWS, "loss.wgsl", "softmax_rows", reads = 1, writes = 1);
-kernel!(SOFTMAX_CROSS_ENTROPY_ROWS, "loss.wgsl", "softmax_cross_entropy_rows", reads = 2, writes = 2);
-kernel!(SOFTMAX_CROSS_ENTROPY_BACKWARD, "loss.wgsl", "softmax_cross_entropy_backward", reads = 2, writes = 1);
-kernel!(CORRECT_COUNT, "loss.wgsl", "correct_count", reads = 2, writes = 1);
+kernel!(SOFTMAX_ROWS, "loss.wgsl", "softmax_rows", reads = 1, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(SOFTMAX_CROSS_ENTROPY_ROWS, "loss.wgsl", "softmax_cross_entropy_rows", reads = 2, writes = 2, params = Params, workgroup = WORKGROUP);
+kernel!(SOFTMAX_CROSS_ENTROPY_BACKWARD, "loss.wgsl", "softmax_cross_entropy_backward", reads = 2, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(CORRECT_COUNT, "loss.wgsl", "correct_count", reads = 2, writes = 1, params = Params, workgroup = WORKGROUP);
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    rows: u32,
-    cols: u32,
-    scale: f32,
+/// Invocations per workgroup of every kernel here (the WGSL `WORKGROUP_SIZE` override).
+const WORKGROUP: u32 = 64;
+
+kernel_params! {
+    struct Params {
+        rows: u32,
+        cols: u32,
+        scale: f32,
+    }
 }
 
 fn groups(gpu: &Gpu, n: usize) -> [u32; 3] {
-    gpu.groups_1d((n as u32).div_ceil(64))
+    gpu.groups_1d((n as u32).div_ceil(WORKGROUP))
 }
 
 /// Checks an `[N, C]` f32 matrix with N, C > 0 and returns (N, C).

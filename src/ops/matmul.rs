@@ -10,15 +10,15 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel, Work};
-use crate::kernel;
+use crate::{kernel, kernel_params};
 use crate::tensor::{DType, Tensor};
 
-kernel!(NAIVE_MATMUL, "matmul_naive.wgsl", "matmul", reads = 2, writes = 1);
-kernel!(NAIVE_DENSE, "matmul_naive.wgsl", "dense", reads = 3, writes = 1);
-kernel!(REGISTER_MATMUL, "matmul_register.wgsl", "matmul", reads = 2, writes = 1);
-kernel!(REGISTER_DENSE, "matmul_register.wgsl", "dense", reads = 3, writes = 1);
-kernel!(TILED_MATMUL, "matmul_tiled.wgsl", "matmul", reads = 2, writes = 1);
-kernel!(TILED_DENSE, "matmul_tiled.wgsl", "dense", reads = 3, writes = 1);
+kernel!(NAIVE_MATMUL, "matmul_naive.wgsl", "matmul", reads = 2, writes = 1, params = Params);
+kernel!(NAIVE_DENSE, "matmul_naive.wgsl", "dense", reads = 3, writes = 1, params = Params);
+kernel!(REGISTER_MATMUL, "matmul_register.wgsl", "matmul", reads = 2, writes = 1, params = Params);
+kernel!(REGISTER_DENSE, "matmul_register.wgsl", "dense", reads = 3, writes = 1, params = Params);
+kernel!(TILED_MATMUL, "matmul_tiled.wgsl", "matmul", reads = 2, writes = 1, params = Params);
+kernel!(TILED_DENSE, "matmul_tiled.wgsl", "dense", reads = 3, writes = 1, params = Params);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MatmulAlgo {
@@ -31,7 +31,17 @@ pub enum MatmulAlgo {
 }
 
 impl MatmulAlgo {
+    /// Every variant, the `Naive` oracle first (the kernel lab and the tests iterate it).
     pub const ALL: [MatmulAlgo; 3] = [MatmulAlgo::Naive, MatmulAlgo::RegisterBlocked, MatmulAlgo::Tiled];
+
+    /// The kernel lab's name for the variant.
+    pub fn name(self) -> &'static str {
+        match self {
+            MatmulAlgo::Naive => "naive",
+            MatmulAlgo::RegisterBlocked => "blocked",
+            MatmulAlgo::Tiled => "tiled",
+        }
+    }
 
     /// The fastest variant for the adapter: barrier-free on CPUs, tiled on GPUs.
     pub fn for_gpu(gpu: &Gpu) -> MatmulAlgo {
@@ -80,12 +90,12 @@ pub struct Gemm<'a> {
     pub epilogue: Epilogue<'a>,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
+kernel_params! {
+    struct Params {
+        m: u32,
+        n: u32,
+        k: u32,
+    }
 }
 
 /// `[M, K]·[K, N] → [M, N]` with the adapter's preferred variant.

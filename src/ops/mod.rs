@@ -6,6 +6,7 @@ pub mod batchnorm;
 pub mod concat;
 pub mod conv;
 pub mod conv_backward;
+pub mod conv_tuning;
 pub mod dropout;
 pub mod elementwise;
 pub mod loss;
@@ -16,3 +17,64 @@ pub mod reduce;
 pub mod window;
 
 pub use window::{Padding, Window2d};
+
+use crate::gpu::Kernel;
+
+/// Every kernel the ops launch. A test (tests/kernel_layout.rs) checks that
+/// it covers every compute entry point in `shaders/` and that each kernel's
+/// Rust parameter struct and workgroup size match its WGSL.
+pub const KERNELS: &[&Kernel] = &[
+    &batchnorm::MOMENTS_PARTIAL,
+    &batchnorm::MOMENTS_COMBINE,
+    &batchnorm::NORMALIZE,
+    &batchnorm::INV_STD,
+    &batchnorm::FOLD,
+    &batchnorm::UPDATE_MOVING,
+    &batchnorm::GRAD_SUMS_PARTIAL,
+    &batchnorm::BACKWARD_COEFFS,
+    &batchnorm::BACKWARD_DX,
+    &batchnorm::SUM_PARTIAL,
+    &batchnorm::SUM_COMBINE,
+    &batchnorm::SCALE_CHANNELS,
+    &concat::COPY_CHANNELS,
+    &conv::CONV2D_DIRECT,
+    &conv::CONV2D_BLOCKED,
+    &conv::CONV2D_BLOCKED_VEC4,
+    &conv::CONV2D_TILED,
+    &conv::CONV2D_TILED_LARGE,
+    &conv::CONV2D_TILED_LARGE_VEC4,
+    &conv::CONV2D_TILED_LARGE_REDUCE,
+    &conv_backward::BACKWARD_INPUT,
+    &conv_backward::BACKWARD_INPUT_BLOCKED,
+    &conv_backward::FILTER_GRAD_PER_WEIGHT,
+    &conv_backward::FILTER_GRAD_BLOCKED,
+    &conv_backward::SUM_SLICES,
+    &dropout::DROPOUT,
+    &elementwise::RELU_FORWARD,
+    &elementwise::RELU_BACKWARD,
+    &elementwise::ADD,
+    &elementwise::SCALE,
+    &elementwise::AXPY_INPLACE,
+    &elementwise::MUL_BY_SCALAR,
+    &loss::SOFTMAX_ROWS,
+    &loss::SOFTMAX_CROSS_ENTROPY_ROWS,
+    &loss::SOFTMAX_CROSS_ENTROPY_BACKWARD,
+    &loss::CORRECT_COUNT,
+    &matmul::NAIVE_MATMUL,
+    &matmul::NAIVE_DENSE,
+    &matmul::REGISTER_MATMUL,
+    &matmul::REGISTER_DENSE,
+    &matmul::TILED_MATMUL,
+    &matmul::TILED_DENSE,
+    &optim::ADAM,
+    &optim::SGD,
+    &optim::SGD_MOMENTUM,
+    &pool::MAX_POOL_FORWARD,
+    &pool::MAX_POOL_ARGMAX,
+    &pool::MAX_POOL_BACKWARD,
+    &pool::AVG_POOL_FORWARD,
+    &pool::AVG_POOL_BACKWARD,
+    &pool::GLOBAL_AVG_POOL,
+    &pool::GLOBAL_AVG_POOL_BACKWARD,
+    &reduce::SUM_ROWS_PARTIAL,
+];

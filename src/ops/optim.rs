@@ -3,12 +3,15 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernel;
+use crate::{kernel, kernel_params};
 use crate::tensor::{DType, Tensor};
 
-kernel!(ADAM, "optim.wgsl", "adam", reads = 1, writes = 3);
-kernel!(SGD, "optim.wgsl", "sgd", reads = 1, writes = 1);
-kernel!(SGD_MOMENTUM, "optim.wgsl", "sgd_momentum", reads = 1, writes = 2);
+kernel!(ADAM, "optim.wgsl", "adam", reads = 1, writes = 3, params = AdamParams, workgroup = WORKGROUP);
+kernel!(SGD, "optim.wgsl", "sgd", reads = 1, writes = 1, params = SgdParams, workgroup = WORKGROUP);
+kernel!(SGD_MOMENTUM, "optim.wgsl", "sgd_momentum", reads = 1, writes = 2, params = SgdParams, workgroup = WORKGROUP);
+
+/// Invocations per workgroup of every kernel here (the WGSL `WORKGROUP_SIZE` override).
+const WORKGROUP: u32 = 256;
 
 /// Adam hyper-parameters; the default is Keras's.
 #[derive(Clone, Copy, Debug)]
@@ -48,26 +51,26 @@ impl AdamConfig {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct AdamParams {
-    n: u32,
-    alpha: f32,
-    beta1: f32,
-    beta2: f32,
-    epsilon: f32,
+kernel_params! {
+    struct AdamParams {
+        n: u32,
+        alpha: f32,
+        beta1: f32,
+        beta2: f32,
+        epsilon: f32,
+    }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct SgdParams {
-    n: u32,
-    lr: f32,
-    momentum: f32,
+kernel_params! {
+    struct SgdParams {
+        n: u32,
+        lr: f32,
+        momentum: f32,
+    }
 }
 
 fn groups(gpu: &Gpu, n: usize) -> [u32; 3] {
-    gpu.groups_1d((n as u32).div_ceil(256))
+    gpu.groups_1d((n as u32).div_ceil(WORKGROUP))
 }
 
 /// Checks that every tensor is f32 with the parameter's (non-empty) shape.

@@ -6,35 +6,38 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel};
-use crate::kernel;
+use crate::{kernel, kernel_params};
 use crate::ops::window::{Padding, Window2d};
 use crate::tensor::{DType, Tensor};
 
-kernel!(MAX_POOL_FORWARD, "pool.wgsl", "max_pool_forward", reads = 1, writes = 1);
-kernel!(MAX_POOL_ARGMAX, "pool.wgsl", "max_pool_argmax", reads = 1, writes = 1);
-kernel!(MAX_POOL_BACKWARD, "pool.wgsl", "max_pool_backward", reads = 2, writes = 1);
-kernel!(AVG_POOL_FORWARD, "pool.wgsl", "avg_pool_forward", reads = 1, writes = 1);
-kernel!(AVG_POOL_BACKWARD, "pool.wgsl", "avg_pool_backward", reads = 1, writes = 1);
-kernel!(GLOBAL_AVG_POOL, "pool.wgsl", "global_avg_pool", reads = 1, writes = 1);
-kernel!(GLOBAL_AVG_POOL_BACKWARD, "pool.wgsl", "global_avg_pool_backward", reads = 1, writes = 1);
+kernel!(MAX_POOL_FORWARD, "pool.wgsl", "max_pool_forward", reads = 1, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(MAX_POOL_ARGMAX, "pool.wgsl", "max_pool_argmax", reads = 1, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(MAX_POOL_BACKWARD, "pool.wgsl", "max_pool_backward", reads = 2, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(AVG_POOL_FORWARD, "pool.wgsl", "avg_pool_forward", reads = 1, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(AVG_POOL_BACKWARD, "pool.wgsl", "avg_pool_backward", reads = 1, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(GLOBAL_AVG_POOL, "pool.wgsl", "global_avg_pool", reads = 1, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(GLOBAL_AVG_POOL_BACKWARD, "pool.wgsl", "global_avg_pool_backward", reads = 1, writes = 1, params = Params, workgroup = WORKGROUP);
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    h: u32,
-    w: u32,
-    c: u32,
-    oh: u32,
-    ow: u32,
-    kh: u32,
-    kw: u32,
-    stride_h: u32,
-    stride_w: u32,
-    pad_top: u32,
-    pad_left: u32,
-    out_channels: u32,
-    channel_offset: u32,
-    total: u32,
+/// Invocations per workgroup of every kernel here (the WGSL `WORKGROUP_SIZE` override).
+const WORKGROUP: u32 = 256;
+
+kernel_params! {
+    struct Params {
+        h: u32,
+        w: u32,
+        c: u32,
+        oh: u32,
+        ow: u32,
+        kh: u32,
+        kw: u32,
+        stride_h: u32,
+        stride_w: u32,
+        pad_top: u32,
+        pad_left: u32,
+        out_channels: u32,
+        channel_offset: u32,
+        total: u32,
+    }
 }
 
 /// Geometry of one pooling: input [n, h, w, c] and output [n, oh, ow, c].
@@ -76,7 +79,7 @@ impl Geometry {
 }
 
 fn groups(gpu: &Gpu, total: u32) -> [u32; 3] {
-    gpu.groups_1d(total.div_ceil(256))
+    gpu.groups_1d(total.div_ceil(WORKGROUP))
 }
 
 fn launch(k: &Kernel, p: &Params, reads: &[&Tensor], writes: &[&Tensor]) -> Result<()> {

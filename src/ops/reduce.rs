@@ -3,25 +3,28 @@
 //! barrier-free partial-sum passes.
 
 use crate::error::{Error, Result};
-use crate::kernel;
+use crate::{kernel, kernel_params};
 use crate::tensor::{DType, Tensor};
 
-kernel!(SUM_ROWS_PARTIAL, "reduce.wgsl", "sum_rows_partial", reads = 1, writes = 1);
+kernel!(SUM_ROWS_PARTIAL, "reduce.wgsl", "sum_rows_partial", reads = 1, writes = 1, params = Params, workgroup = WORKGROUP);
+
+/// Invocations per workgroup of every kernel here (the WGSL `WORKGROUP_SIZE` override).
+const WORKGROUP: u32 = 64;
 
 /// Rows added by one invocation per pass.
 const CHUNK: usize = 256;
 /// Columns of the matrix a flat vector is viewed as by `sum_all`.
 const FLAT_COLS: usize = 256;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    rows: u32,
-    cols: u32,
-    numel: u32,
-    chunk: u32,
-    chunks: u32,
-    scale: f32,
+kernel_params! {
+    struct Params {
+        rows: u32,
+        cols: u32,
+        numel: u32,
+        chunk: u32,
+        chunks: u32,
+        scale: f32,
+    }
 }
 
 /// Column sums: `[M, N]` → `[N]`. A tensor of any rank ≥ 1 is viewed as
@@ -90,7 +93,7 @@ fn column_sums(x: &Tensor, rows: usize, cols: usize, scale: f32) -> Result<Tenso
             chunks: chunks as u32,
             scale: if last { scale } else { 1.0 },
         };
-        let groups = gpu.groups_1d((chunks * cols).div_ceil(64) as u32);
+        let groups = gpu.groups_1d(((chunks * cols) as u32).div_ceil(WORKGROUP));
         gpu.launch(&SUM_ROWS_PARTIAL, &[], &p, &[&current], &[&out], groups)?;
         if last {
             return Ok(out);

@@ -1,0 +1,171 @@
+//! Lab family `conv`: the forward convolution (+ReLU) at every distinct
+//! InceptionV3 conv shape; variants are `ConvAlgo::ALL` (the `Direct` oracle
+//! first), the pick is `ConvAlgo::for_conv` (`incept tune`'s measured choice, else the rule).
+
+use super::{Family, Variant};
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::models::graph::LayerKind;
+use crate::models::inception_v3::inception_v3_shapes;
+use crate::models::inception_v3_graph::inception_v3_graph;
+use crate::ops::conv::{self, ConvAlgo, ConvSpec};
+use crate::ops::conv_tuning::ConvKey;
+use crate::ops::window::{Padding, Window2d};
+use crate::reference::random;
+use crate::tensor::Tensor;
+
+/// One convolution of the network: input spatial size, channels, window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvShape {
+    pub h: usize,
+    pub w: usize,
+    pub cin: usize,
+    pub cout: usize,
+    pub win: Window2d,
+}
+
+impl ConvShape {
+    /// Output height and width (the shape came from a valid graph or test).
+    pub fn output_size(&self) -> (usize, usize) {
+        self.win.output_size(self.h, self.w).expect("conv shapes come from a valid layer graph")
+    }
+
+    /// Multiply-adds × 2 for a batch of `n`.
+    pub fn flops(&self, n: usize) -> f64 {
+        let (oh, ow) = self.output_size();
+        2.0 * (n * oh * ow * self.cout * self.win.kh * self.win.kw * self.cin) as f64
+    }
+
+    /// Elements of the input, filter and output at batch `n`.
+    pub fn elements(&self, n: usize) -> [usize; 3] {
+        let (oh, ow) = self.output_size();
+        [n * self.h * self.w * self.cin, self.win.kh * self.win.kw * self.cin * self.cout, n * oh * ow * self.cout]
+    }
+
+    /// The tuning cache's key.
+    pub fn key(&self) -> ConvKey {
+        ConvKey::new(self.h, self.w, self.cin, self.cout, &self.win)
+    }
+
+    pub fn label(&self) -> String {
+        let pad = match self.win.padding {
+            Padding::Valid => "valid",
+            Padding::Same => "same",
+        };
+        let input = format!("{}x{}x{}", self.h, self.w, self.cin);
+        format!("{input:<12} {}x{} s{} {pad:<5} -> {}", self.win.kh, self.win.kw, self.win.stride_h, self.cout)
+    }
+}
+
+/// The distinct conv shapes of Keras InceptionV3 (include_top=False) for a
+/// square input of `image` pixels (at least 75), in creation order, read off the layer graph.
+pub fn inception_v3_conv_shapes(image: usize) -> Result<Vec<ConvShape>> {
+    let graph = inception_v3_graph();
+    let shapes = inception_v3_shapes(&graph, 1, image, image)?;
+    let mut seen = std::collections::HashSet::new();
+    Ok(graph
+        .layers
+        .iter()
+        .filter_map(|layer| match layer.kind {
+            LayerKind::Conv2d { filters, win } => {
+                let [_, h, w, cin] = shapes[layer.inputs[0]];
+                Some(ConvShape { h, w, cin, cout: filters, win })
+            }
+            _ => None,
+        })
+        .filter(|s| seen.insert(*s))
+        .collect())
+}
+
+/// A conv shape at a batch size: the shape type of the conv families.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchedConv {
+    pub n: usize,
+    pub conv: ConvShape,
+}
+
+impl BatchedConv {
+    /// The conv shapes of InceptionV3 at batch `n`.
+    pub fn inception_v3(n: usize, image: usize) -> Result<Vec<BatchedConv>> {
+        Ok(inception_v3_conv_shapes(image)?.into_iter().map(|conv| BatchedConv { n, conv }).collect())
+    }
+
+    /// Small odd shapes for the lab's test: a padded strided 3×3 and a 1×7 with odd channels.
+    pub fn small() -> Vec<BatchedConv> {
+        vec![
+            BatchedConv { n: 2, conv: ConvShape { h: 9, w: 7, cin: 5, cout: 6, win: Window2d::new(3, 3, 2, Padding::Valid) } },
+            BatchedConv { n: 3, conv: ConvShape { h: 6, w: 7, cin: 8, cout: 12, win: Window2d::new(1, 7, 1, Padding::Same) } },
+        ]
+    }
+
+    pub fn x_shape(&self) -> [usize; 4] {
+        [self.n, self.conv.h, self.conv.w, self.conv.cin]
+    }
+
+    pub fn w_shape(&self) -> [usize; 4] {
+        [self.conv.win.kh, self.conv.win.kw, self.conv.cin, self.conv.cout]
+    }
+
+    pub fn y_shape(&self) -> [usize; 4] {
+        let (oh, ow) = self.conv.output_size();
+        [self.n, oh, ow, self.conv.cout]
+    }
+
+    pub fn label(&self) -> String {
+        format!("n{} {}", self.n, self.conv.label())
+    }
+
+    /// A random tensor of `shape`, seeded by the shape and `salt`.
+    pub fn random(&self, gpu: &Gpu, shape: [usize; 4], salt: u64, scale: f32) -> Result<Tensor> {
+        let n = shape.iter().product();
+        let seed = (self.conv.h * 31 + self.conv.cin * 7 + self.conv.cout) as u64 * 16 + salt;
+        Tensor::from_slice(gpu, &shape, &random(n, seed, -scale, scale))
+    }
+}
+
+/// Forward convolution with a ReLU epilogue (as InceptionV3's fused inference runs it).
+pub struct ConvForward;
+
+impl Family for ConvForward {
+    type Shape = BatchedConv;
+    const NAME: &'static str = "conv";
+    const WHAT: &'static str = "conv2d forward + ReLU, NHWC x HWIO; FLOPs = 2·n·oh·ow·cout·kh·kw·cin";
+
+    fn shapes(n: usize, image: usize) -> Result<Vec<BatchedConv>> {
+        BatchedConv::inception_v3(n, image)
+    }
+    fn small_shapes() -> Vec<BatchedConv> {
+        BatchedConv::small()
+    }
+    fn label(s: &BatchedConv) -> String {
+        s.label()
+    }
+    fn flops(s: &BatchedConv) -> f64 {
+        s.conv.flops(s.n)
+    }
+    fn bytes(s: &BatchedConv) -> f64 {
+        4.0 * s.conv.elements(s.n).iter().sum::<usize>() as f64
+    }
+    fn inputs(gpu: &Gpu, s: &BatchedConv) -> Result<Vec<Tensor>> {
+        Ok(vec![s.random(gpu, s.x_shape(), 0, 1.0)?, s.random(gpu, s.w_shape(), 1, 0.1)?])
+    }
+    fn variants() -> Vec<Variant<BatchedConv>> {
+        ConvAlgo::ALL
+            .into_iter()
+            .map(|algo| {
+                Variant::new(algo.name(), move |s: &BatchedConv, t: &[Tensor]| {
+                    let spec = ConvSpec { algo: Some(algo), relu: true, ..ConvSpec::new(s.conv.win) };
+                    Ok(vec![conv::conv2d_fused(&t[0], &t[1], &spec)?])
+                })
+                .only_if(move |s| algo.applies_to(&s.conv.win))
+            })
+            .collect()
+    }
+    fn picked(gpu: &Gpu, s: &BatchedConv) -> &'static str {
+        ConvAlgo::for_conv(gpu, &s.conv.key()).name()
+    }
+    fn reference(s: &BatchedConv, t: &[Vec<f64>]) -> Vec<Vec<f64>> {
+        let (y, _) = crate::reference::conv::conv2d(&t[0], s.x_shape(), &t[1], s.conv.cout, &s.conv.win);
+        vec![crate::reference::conv::epilogue(&y, s.conv.cout, None, None, true)]
+    }
+}

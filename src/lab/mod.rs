@@ -1,0 +1,303 @@
+//! The kernel lab, llm.c style (`incept bench kernels --family F`,
+//! `cargo bench --bench kernels`): for every variant of a kernel family and
+//! every InceptionV3 shape of it, check the output against the family's
+//! oracle, then time it, and mark the variant the adapter's selection rule
+//! picks. Measurements, not tests: nothing here asserts a speed.
+//!
+//! One file per family ([`conv`], [`conv_backward`], [`matmul`],
+//! [`batchnorm`], [`pool`]), each implementing [`Family`]; the families are
+//! registered once, in [`families!`] below. A family's variants come from
+//! its op's own list (e.g. `ConvAlgo::ALL`), so a new kernel variant is one
+//! entry there.
+
+pub mod batchnorm;
+pub mod conv;
+pub mod conv_backward;
+pub mod matmul;
+pub mod pool;
+pub mod tune;
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::models::graph::LayerKind;
+use crate::models::inception_v3::inception_v3_shapes;
+use crate::models::inception_v3_graph::inception_v3_graph;
+use crate::tensor::Tensor;
+use std::time::{Duration, Instant};
+
+/// Largest relative L2 error against the oracle that counts as agreement (f32).
+pub const TOLERANCE: f64 = 1e-4;
+
+/// Runs a variant on a shape and the family's inputs, returning its outputs.
+pub type RunFn<S> = Box<dyn Fn(&S, &[Tensor]) -> Result<Vec<Tensor>>>;
+
+/// One way to compute a family's op.
+pub struct Variant<S> {
+    pub name: &'static str,
+    /// Whether the variant handles this shape (e.g. Winograd: 3×3 stride 1 only).
+    pub applies: Box<dyn Fn(&S) -> bool>,
+    /// Runs the op on the family's inputs and returns its outputs.
+    pub run: RunFn<S>,
+}
+
+impl<S> Variant<S> {
+    /// A variant that handles every shape of its family.
+    pub fn new(name: &'static str, run: impl Fn(&S, &[Tensor]) -> Result<Vec<Tensor>> + 'static) -> Self {
+        Variant { name, applies: Box::new(|_| true), run: Box::new(run) }
+    }
+
+    /// The same variant, restricted to the shapes where `applies` holds.
+    pub fn only_if(self, applies: impl Fn(&S) -> bool + 'static) -> Self {
+        Variant { applies: Box::new(applies), ..self }
+    }
+}
+
+/// A kernel family: its shapes, inputs, variants, oracle and selection rule.
+pub trait Family {
+    type Shape: Copy;
+    /// The `--family` name.
+    const NAME: &'static str;
+    /// What one run computes and how its FLOPs are counted, for the header.
+    const WHAT: &'static str;
+
+    /// The distinct shapes of InceptionV3 at batch `n` and square images of `image` pixels.
+    fn shapes(n: usize, image: usize) -> Result<Vec<Self::Shape>>;
+    /// One or two small shapes with odd sizes, for the lab's own test.
+    fn small_shapes() -> Vec<Self::Shape>;
+    fn label(s: &Self::Shape) -> String;
+    fn flops(s: &Self::Shape) -> f64;
+    /// Bytes the op must move at minimum: every input read once, every output written once.
+    fn bytes(s: &Self::Shape) -> f64;
+    /// Random inputs (never zeros), deterministic per shape.
+    fn inputs(gpu: &Gpu, s: &Self::Shape) -> Result<Vec<Tensor>>;
+    /// Every variant; the first is the oracle unless [`Family::oracle`] is overridden.
+    fn variants() -> Vec<Variant<Self::Shape>>;
+    /// The name of the variant the op's own selection rule picks on this adapter.
+    fn picked(gpu: &Gpu, s: &Self::Shape) -> &'static str;
+    /// The plain CPU reference (src/reference, f64) on the inputs read back.
+    fn reference(s: &Self::Shape, inputs: &[Vec<f64>]) -> Vec<Vec<f64>>;
+
+    /// The outputs every variant is compared with: by default the first
+    /// (simplest) variant's, read back.
+    fn oracle(s: &Self::Shape, inputs: &[Tensor]) -> Result<Vec<Vec<f64>>> {
+        let oracle = Self::variants().into_iter().next().ok_or_else(|| Error::Invalid(format!("kernel family {} has no variants", Self::NAME)))?;
+        read_back(&(oracle.run)(s, inputs)?)
+    }
+}
+
+/// The distinct (selected kind, input shape) pairs of the InceptionV3 layers
+/// that `select` picks, at batch `n` and `image`² pixels, in creation order.
+pub fn distinct_layer_inputs<T: PartialEq>(n: usize, image: usize, select: impl Fn(&LayerKind) -> Option<T>) -> Result<Vec<(T, [usize; 4])>> {
+    let graph = inception_v3_graph();
+    let shapes = inception_v3_shapes(&graph, n, image, image)?;
+    let mut out: Vec<(T, [usize; 4])> = Vec::new();
+    for layer in &graph.layers {
+        if let Some(kind) = select(&layer.kind) {
+            let entry = (kind, shapes[layer.inputs[0]]);
+            if !out.contains(&entry) {
+                out.push(entry);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads tensors back as f64.
+pub fn read_back(ts: &[Tensor]) -> Result<Vec<Vec<f64>>> {
+    ts.iter().map(|t| Ok(crate::reference::to_f64(&t.to_vec()?))).collect()
+}
+
+/// Relative L2 error of all outputs together against the oracle's.
+pub fn error(got: &[Tensor], want: &[Vec<f64>]) -> Result<f64> {
+    let got: Vec<f64> = read_back(got)?.concat();
+    let want = want.concat();
+    if got.len() != want.len() {
+        return Err(Error::Shape(format!("kernel lab: {} output values against the oracle's {}", got.len(), want.len())));
+    }
+    Ok(crate::reference::rel_l2_f64(&got, &want))
+}
+
+/// How timings are taken, for the header: the one place to change when
+/// device timestamps replace the wall clock.
+pub const TIMING: &str = "wall clock per run around Gpu::synchronize (submit + wait; not device timestamps), mean after one warm-up";
+
+/// Seconds per run of `f`: one warm-up run, then repetitions until
+/// `min_time` has passed (at least one), each waited for with `synchronize`.
+pub fn time_runs(gpu: &Gpu, min_time: Duration, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    gpu.synchronize()?;
+    let start = Instant::now();
+    let mut reps = 0u32;
+    while reps == 0 || start.elapsed() < min_time {
+        f()?;
+        gpu.synchronize()?;
+        reps += 1;
+    }
+    Ok(start.elapsed().as_secs_f64() / reps as f64)
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct LabOptions {
+    pub batch: usize,
+    pub image: usize,
+    /// Only this variant (by name; `auto` = the adapter's pick); the oracle still runs.
+    pub variant: Option<String>,
+    pub min_time: Duration,
+    /// Only the first N shapes.
+    pub limit: Option<usize>,
+}
+
+/// One (shape, variant) measurement.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub shape: String,
+    pub variant: &'static str,
+    /// Relative L2 error against the oracle.
+    pub error: f64,
+    pub seconds: f64,
+    pub flops: f64,
+    pub bytes: f64,
+    /// The adapter's selection rule picks this variant for this shape.
+    pub picked: bool,
+}
+
+/// Checks and times every selected variant on every shape of family `F`,
+/// calling `report` after each row.
+pub fn run_family<F: Family>(gpu: &Gpu, opts: &LabOptions, mut report: impl FnMut(&Row)) -> Result<Vec<Row>> {
+    let variants = F::variants();
+    if let Some(v) = opts.variant.as_deref()
+        && v != "auto"
+        && !variants.iter().any(|x| x.name == v)
+    {
+        let names: Vec<&str> = variants.iter().map(|x| x.name).collect();
+        return Err(Error::Invalid(format!("--variant {v:?}: family {} has auto, {}", F::NAME, names.join(", "))));
+    }
+    let mut shapes = F::shapes(opts.batch, opts.image)?;
+    shapes.truncate(opts.limit.unwrap_or(shapes.len()));
+    let mut rows = Vec::new();
+    for s in &shapes {
+        let inputs = F::inputs(gpu, s)?;
+        let oracle = F::oracle(s, &inputs)?;
+        let picked = F::picked(gpu, s);
+        for v in variants.iter().filter(|v| (v.applies)(s)) {
+            let wanted = match opts.variant.as_deref() {
+                None => true,
+                Some("auto") => v.name == picked,
+                Some(name) => v.name == name,
+            };
+            if !wanted {
+                continue;
+            }
+            let error = error(&(v.run)(s, &inputs)?, &oracle)?;
+            let seconds = time_runs(gpu, opts.min_time, || (v.run)(s, &inputs).map(drop))?;
+            let row = Row { shape: F::label(s), variant: v.name, error, seconds, flops: F::flops(s), bytes: F::bytes(s), picked: v.name == picked };
+            report(&row);
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+/// Compares every variant of `F` with its oracle on the family's small
+/// shapes, and the oracle with the CPU reference: (label, variant, error),
+/// the oracle's own row named `reference`.
+pub fn check_small<F: Family>(gpu: &Gpu) -> Result<Vec<(String, &'static str, f64)>> {
+    let mut out = Vec::new();
+    for s in F::small_shapes() {
+        let inputs = F::inputs(gpu, &s)?;
+        let oracle = F::oracle(&s, &inputs)?;
+        let reference = F::reference(&s, &read_back(&inputs)?);
+        out.push((F::label(&s), "reference", crate::reference::rel_l2_f64(&oracle.concat(), &reference.concat())));
+        for v in F::variants().iter().filter(|v| (v.applies)(&s)) {
+            out.push((F::label(&s), v.name, error(&(v.run)(&s, &inputs)?, &oracle)?));
+        }
+    }
+    Ok(out)
+}
+
+/// Runs family `F` and prints its table: one row per (shape, variant), `*`
+/// on the adapter's pick, then a total per variant. Fails after the table
+/// when some variant disagrees with the oracle.
+pub fn print_family<F: Family>(gpu: &Gpu, opts: &LabOptions) -> Result<()> {
+    println!("adapter: {}", gpu.name());
+    println!("family {}: {}; batch {}, {}x{} images", F::NAME, F::WHAT, opts.batch, opts.image, opts.image);
+    println!("time: {TIMING}, at least {:.2} s per row", opts.min_time.as_secs_f64());
+    println!("GB/s: minimum bytes moved (inputs read once, outputs written once) / time; error: relative L2 against the oracle; * = the adapter's pick");
+    println!("{:<44} {:<14} {:>9} {:>10} {:>9} {:>8}", "shape", "variant", "error", "ms", "GFLOP/s", "GB/s");
+    let rows = run_family::<F>(gpu, opts, |r| {
+        let name = format!("{}{}", r.variant, if r.picked { " *" } else { "" });
+        println!(
+            "{:<44} {:<14} {:>9.1e} {:>10.3} {:>9.2} {:>8.2}",
+            r.shape,
+            name,
+            r.error,
+            r.seconds * 1e3,
+            r.flops / r.seconds / 1e9,
+            r.bytes / r.seconds / 1e9
+        );
+    })?;
+    println!("totals per variant (over the shapes it ran):");
+    for name in F::variants().iter().map(|v| v.name) {
+        let mine: Vec<&Row> = rows.iter().filter(|r| r.variant == name).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let (flops, bytes, secs) = mine.iter().fold((0.0, 0.0, 0.0), |(f, b, t), r| (f + r.flops, b + r.bytes, t + r.seconds));
+        let worst = mine.iter().map(|r| r.error).fold(0.0, f64::max);
+        let picked = mine.iter().filter(|r| r.picked).count();
+        println!(
+            "  {name:<14} {:>3} shapes {:>10.2} ms {:>9.2} GFLOP/s {:>8.2} GB/s  worst error {worst:.1e}  picked on {picked}",
+            mine.len(),
+            secs * 1e3,
+            flops / secs / 1e9,
+            bytes / secs / 1e9
+        );
+    }
+    match rows.iter().filter(|r| r.error.is_nan() || r.error > TOLERANCE).max_by(|a, b| a.error.total_cmp(&b.error)) {
+        Some(r) => Err(Error::Invalid(format!(
+            "{} variant {} disagrees with the oracle on {} (relative L2 {:.2e} > {TOLERANCE:.0e})",
+            F::NAME,
+            r.variant,
+            r.shape.trim(),
+            r.error
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The family registry: the `--family` names and how each is run and checked.
+macro_rules! families {
+    ($($family:ty),* $(,)?) => {
+        /// The `--family` names, in registration order.
+        pub const FAMILIES: &[&str] = &[$(<$family as Family>::NAME),*];
+
+        /// Prints the table of the family called `name`.
+        pub fn print(name: &str, gpu: &Gpu, opts: &LabOptions) -> Result<()> {
+            $(if name == <$family as Family>::NAME {
+                return print_family::<$family>(gpu, opts);
+            })*
+            Err(Error::Invalid(format!("--family {name:?}: expected one of {}", FAMILIES.join(", "))))
+        }
+
+        /// [`check_small`] of every family: (family, shape, variant, error).
+        pub fn check_all_small(gpu: &Gpu) -> Result<Vec<(&'static str, String, &'static str, f64)>> {
+            let mut out = Vec::new();
+            $(for (shape, variant, err) in check_small::<$family>(gpu)? {
+                out.push((<$family as Family>::NAME, shape, variant, err));
+            })*
+            Ok(out)
+        }
+    };
+}
+
+families!(
+    conv::ConvForward,
+    conv_backward::BackwardInput,
+    conv_backward::BackwardFilter,
+    matmul::Matmul,
+    batchnorm::BatchNormTrain,
+    batchnorm::BatchNormBackward,
+    pool::PoolForward,
+    pool::PoolBackward,
+);

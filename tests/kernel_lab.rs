@@ -1,0 +1,28 @@
+//! The kernel lab's check path: every variant of every family agrees with
+//! its oracle on small odd shapes, and every oracle with the f64 CPU reference.
+
+use incept::Gpu;
+use incept::lab::{self, TOLERANCE};
+
+#[test]
+fn every_variant_of_every_family_agrees_with_its_oracle_and_the_reference() {
+    let gpu = Gpu::shared().unwrap();
+    let rows = lab::check_all_small(&gpu).unwrap();
+    for family in lab::FAMILIES {
+        assert!(rows.iter().any(|r| r.0 == *family), "family {family} was not checked");
+    }
+    for (family, shape, variant, err) in &rows {
+        assert!(*err <= TOLERANCE, "{family} {variant} on {shape}: relative L2 {err:.2e}");
+    }
+}
+
+#[test]
+fn the_lab_rejects_unknown_families_and_variants() {
+    let gpu = Gpu::shared().unwrap();
+    let opts = lab::LabOptions { batch: 1, image: 75, variant: None, min_time: std::time::Duration::ZERO, limit: Some(1) };
+    let err = lab::print("convolution", &gpu, &opts).unwrap_err().to_string();
+    assert!(err.contains("conv-backward-input"), "{err}");
+    let opts = lab::LabOptions { variant: Some("fastest".into()), ..opts };
+    let err = lab::print("matmul", &gpu, &opts).unwrap_err().to_string();
+    assert!(err.contains("naive"), "{err}");
+}
