@@ -18,7 +18,8 @@ pub enum BenchCommand {
         batch: usize,
         #[arg(long, default_value_t = 224)]
         image_size: usize,
-        /// Kernel variant: auto (per adapter), direct, blocked, tiled or tiled-large.
+        /// Kernel variant: auto (per adapter), direct, blocked, tiled, tiled-large or winograd
+        /// (3×3 stride-1 shapes only; the others are listed as skipped).
         #[arg(long, default_value = "auto")]
         algo: String,
         /// Minimum seconds of repetitions per shape (after one warm-up run).
@@ -99,10 +100,14 @@ fn kernels(gpu: &Gpu, batch: usize, image: usize, algo: &str, min_time: f64, lim
     let algo = match algo {
         "auto" => ConvAlgo::for_gpu(gpu),
         name => ConvAlgo::from_name(name)
-            .ok_or_else(|| Error::Invalid(format!("--algo {name:?}: expected auto, direct, blocked, tiled or tiled-large")))?,
+            .ok_or_else(|| Error::Invalid(format!("--algo {name:?}: expected auto or one of {}", ConvAlgo::NAMES)))?,
     };
     let mut shapes = incept::bench::inception_v3_conv_shapes(image);
     shapes.truncate(limit.unwrap_or(shapes.len()));
+    let (skipped, shapes): (Vec<_>, Vec<_>) = shapes.into_iter().partition(|s| !algo.supports(&s.win));
+    for s in &skipped {
+        println!("skipped ({algo:?} cannot compute this window): {}", s.label());
+    }
     println!("adapter: {}", gpu.name());
     println!("conv2d forward (+ReLU), batch {batch}, {image}x{image} input, {algo:?}, {} distinct shapes", shapes.len());
     println!("{:<3} {:<36} {:>10} {:>9}", "#", "input HxWxCin  kernel stride pad -> Cout", "ms", "GFLOP/s");

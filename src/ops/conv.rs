@@ -2,12 +2,14 @@
 //! rows M = batch·out_h·out_w output pixels, columns N = cout, depth
 //! K = kh·kw·cin (HWIO weights are already the [K, cout] matrix).
 //!
-//! Four variants compute the same thing, side by side:
+//! Five variants compute the same thing, side by side:
 //! - [`ConvAlgo::Direct`]: one invocation per output element, the oracle;
 //! - [`ConvAlgo::RegisterBlocked`]: barrier-free register blocks for CPU adapters;
 //! - [`ConvAlgo::Tiled`]: shared-memory tiles for GPUs, the classic lesson;
 //! - [`ConvAlgo::TiledLarge`]: the SGEMM-style GPU kernel (128×64 tiles, 8×4
-//!   outputs per invocation, double buffering) with split-K for small grids.
+//!   outputs per invocation, double buffering) with split-K for small grids;
+//! - [`ConvAlgo::Winograd`]: F(2×2, 3×3) for 3×3 stride-1 windows only
+//!   (`ops::conv_winograd`): transforms and 16 barrier-free batched GEMMs.
 //!
 //! Each applies an optional per-channel epilogue `relu?(conv * scale + bias)`
 //! (folded inference BatchNorm) and can write into a channel slice of a wider
@@ -16,6 +18,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel};
 use crate::kernel;
+use crate::ops::conv_winograd::{self, OutputTile};
 use crate::ops::window::{Padding, Window2d};
 use crate::tensor::{DType, Tensor};
 
@@ -39,6 +42,11 @@ pub enum ConvAlgo {
     /// Large shared-memory tiles (128×64, 8×4 per invocation, vec4 reads,
     /// double buffered), K split across workgroups when the grid is small.
     TiledLarge,
+    /// Winograd F(2×2, 3×3): 3×3 stride-1 windows only, 16 multiplies per
+    /// 2×2 output tile instead of 36 (transforms, then barrier-free GEMMs).
+    Winograd,
+    /// Winograd F(4×4, 3×3): 36 multiplies per 4×4 output tile instead of 144.
+    Winograd4,
 }
 
 /// Environment variable that forces a variant everywhere (benchmarks, comparisons).
@@ -47,26 +55,58 @@ pub const CONV_ALGO_ENV: &str = "INCEPT_CONV_ALGO";
 impl ConvAlgo {
     /// The variant for the adapter: `INCEPT_CONV_ALGO` when set, else
     /// RegisterBlocked on CPU adapters and TiledLarge on GPUs (5.5x Tiled on an H200).
+    /// A convolution picks with [`ConvAlgo::for_conv`], which also looks at the window.
     pub fn for_gpu(gpu: &Gpu) -> ConvAlgo {
         static FORCED: std::sync::OnceLock<Option<ConvAlgo>> = std::sync::OnceLock::new();
         let forced = FORCED.get_or_init(|| {
             let name = std::env::var(CONV_ALGO_ENV).ok()?;
             let algo = ConvAlgo::from_name(&name);
             if algo.is_none() {
-                eprintln!("warning: {CONV_ALGO_ENV}={name:?} is not one of direct, blocked, tiled, tiled-large; ignored");
+                eprintln!("warning: {CONV_ALGO_ENV}={name:?} is not one of {}; ignored", ConvAlgo::NAMES);
             }
             algo
         });
-        forced.unwrap_or(if gpu.is_cpu() { ConvAlgo::RegisterBlocked } else { ConvAlgo::TiledLarge })
+        forced.unwrap_or_else(|| ConvAlgo::default_for(gpu))
     }
 
-    /// Parses the command-line names `direct`, `blocked`, `tiled`, `tiled-large`.
+    /// The adapter's general-purpose variant, for every window.
+    fn default_for(gpu: &Gpu) -> ConvAlgo {
+        if gpu.is_cpu() { ConvAlgo::RegisterBlocked } else { ConvAlgo::TiledLarge }
+    }
+
+    /// The variant for one convolution on the adapter: [`ConvAlgo::for_gpu`],
+    /// unless that variant cannot compute this window (a forced `winograd`
+    /// on a 1×7 kernel, say), then the adapter's general-purpose one.
+    pub fn for_conv(gpu: &Gpu, win: &Window2d) -> ConvAlgo {
+        let algo = ConvAlgo::for_gpu(gpu);
+        if algo.supports(win) { algo } else { ConvAlgo::default_for(gpu) }
+    }
+
+    /// Whether the Winograd variant computes this window: 3×3, stride 1 (either padding).
+    pub fn winograd_applies(win: &Window2d) -> bool {
+        [win.kh, win.kw, win.stride_h, win.stride_w] == [3, 3, 1, 1]
+    }
+
+    /// Whether this variant computes convolutions with this window.
+    pub fn supports(self, win: &Window2d) -> bool {
+        match self {
+            ConvAlgo::Winograd | ConvAlgo::Winograd4 => ConvAlgo::winograd_applies(win),
+            ConvAlgo::Direct | ConvAlgo::RegisterBlocked | ConvAlgo::Tiled | ConvAlgo::TiledLarge => true,
+        }
+    }
+
+    /// The command-line names, as listed in messages.
+    pub const NAMES: &str = "direct, blocked, tiled, tiled-large, winograd, winograd4";
+
+    /// Parses the command-line names listed in [`ConvAlgo::NAMES`].
     pub fn from_name(name: &str) -> Option<ConvAlgo> {
         match name {
             "direct" => Some(ConvAlgo::Direct),
             "blocked" => Some(ConvAlgo::RegisterBlocked),
             "tiled" => Some(ConvAlgo::Tiled),
             "tiled-large" => Some(ConvAlgo::TiledLarge),
+            "winograd" => Some(ConvAlgo::Winograd),
+            "winograd4" => Some(ConvAlgo::Winograd4),
             _ => None,
         }
     }
@@ -82,7 +122,8 @@ pub struct ConvSpec<'a> {
     /// Per-output-channel addend [cout].
     pub bias: Option<&'a Tensor>,
     pub relu: bool,
-    /// `None` picks [`ConvAlgo::for_gpu`].
+    /// `None` picks [`ConvAlgo::for_conv`]; a variant that cannot compute the
+    /// window (see [`ConvAlgo::supports`]) is an error.
     pub algo: Option<ConvAlgo>,
 }
 
@@ -133,16 +174,16 @@ pub fn conv2d_into(x: &Tensor, w: &Tensor, spec: &ConvSpec, out: &Tensor, channe
 }
 
 /// Checked sizes of one convolution.
-struct Geometry {
-    batch: usize,
-    in_h: usize,
-    in_w: usize,
-    cin: usize,
-    out_h: usize,
-    out_w: usize,
-    cout: usize,
-    pad_top: usize,
-    pad_left: usize,
+pub(crate) struct Geometry {
+    pub(crate) batch: usize,
+    pub(crate) in_h: usize,
+    pub(crate) in_w: usize,
+    pub(crate) cin: usize,
+    pub(crate) out_h: usize,
+    pub(crate) out_w: usize,
+    pub(crate) cout: usize,
+    pub(crate) pad_top: usize,
+    pub(crate) pad_left: usize,
 }
 
 impl Geometry {
@@ -259,7 +300,13 @@ fn launch(x: &Tensor, w: &Tensor, spec: &ConvSpec, g: &Geometry, out: &Tensor, o
     };
     // Absent epilogue operands: bind the filter in their slot; the kernel never reads it.
     let reads = [x, w, spec.scale.unwrap_or(w), spec.bias.unwrap_or(w)];
-    let algo = spec.algo.unwrap_or_else(|| ConvAlgo::for_gpu(gpu));
+    let algo = match spec.algo {
+        Some(algo) if !algo.supports(win) => {
+            return Err(Error::Shape(format!("conv2d: {algo:?} cannot compute window {win:?} (input {:?})", x.shape())));
+        }
+        Some(algo) => algo,
+        None => ConvAlgo::for_conv(gpu, win),
+    };
     let (lanes_m, lanes_n) = blocked_lanes(rows);
     let blocked = [
         ("PADDED", if reaches_padding(g, win) { 1.0 } else { 0.0 }),
@@ -276,6 +323,8 @@ fn launch(x: &Tensor, w: &Tensor, spec: &ConvSpec, g: &Geometry, out: &Tensor, o
         }
         ConvAlgo::Tiled => (&CONV2D_TILED, &[], grid(gpu, rows.div_ceil(TILE), g.cout.div_ceil(TILE))),
         ConvAlgo::TiledLarge => return launch_tiled_large(g, &params, &reads, out),
+        ConvAlgo::Winograd => return conv_winograd::launch(OutputTile::Two, g, &reads, out, out_stride, out_offset, epilogue),
+        ConvAlgo::Winograd4 => return conv_winograd::launch(OutputTile::Four, g, &reads, out, out_stride, out_offset, epilogue),
     };
     gpu.launch(kernel, constants, &params, &reads, &[out], groups)
 }
@@ -338,7 +387,7 @@ fn launch_tiled_large(g: &Geometry, params: &Params, reads: &[&Tensor; 4], out: 
 /// Lanes of a register-blocked workgroup along rows and channel blocks: 64
 /// along rows when there are enough rows, else just enough row lanes and the
 /// rest (to 8, lavapipe's SIMD width) along channels.
-fn blocked_lanes(rows: usize) -> (usize, usize) {
+pub(crate) fn blocked_lanes(rows: usize) -> (usize, usize) {
     let lanes_m = rows.div_ceil(BLOCKED_ROWS).next_power_of_two().min(64);
     (lanes_m, (8 / lanes_m).max(1))
 }
@@ -354,7 +403,7 @@ fn reaches_padding(g: &Geometry, win: &Window2d) -> bool {
 
 /// Workgroups for `row_blocks` × `col_blocks`: rows in x, folded into z past
 /// the per-dimension limit (kernels use `wid.x + wid.z * nwg.x`), columns in y.
-fn grid(gpu: &Gpu, row_blocks: usize, col_blocks: usize) -> [u32; 3] {
+pub(crate) fn grid(gpu: &Gpu, row_blocks: usize, col_blocks: usize) -> [u32; 3] {
     let [x, z, _] = gpu.groups_1d(row_blocks as u32);
     [x, col_blocks as u32, z]
 }

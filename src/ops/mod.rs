@@ -6,6 +6,7 @@ pub mod batchnorm;
 pub mod concat;
 pub mod conv;
 pub mod conv_backward;
+mod conv_winograd;
 pub mod dropout;
 pub mod elementwise;
 pub mod loss;
