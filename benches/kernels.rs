@@ -35,8 +35,10 @@ fn check(name: &str, got: &Tensor, oracle: &[f64]) -> Result<()> {
 }
 
 fn conv_table(gpu: &Gpu) -> Result<()> {
-    // (batch, h, w, cin, cout, kh, kw, stride, padding): a 35×35 1×1, a 17×17 1×7 and an 8×8 1×1 at batch 2.
+    // (batch, h, w, cin, cout, kh, kw, stride, padding): a 35×35 1×1, a 17×17 1×7, an 8×8 1×1 at
+    // batch 2, and a 35×35 3×3 (the only one the Winograd variants compute).
     let shapes = [
+        (8, 35, 35, 64, 96, 3, 3, 1, Padding::Same),
         (8, 35, 35, 288, 64, 1, 1, 1, Padding::Same),
         (8, 17, 17, 768, 192, 1, 7, 1, Padding::Same),
         (2, 8, 8, 2048, 384, 1, 1, 1, Padding::Same),
@@ -51,7 +53,10 @@ fn conv_table(gpu: &Gpu) -> Result<()> {
         let oracle = to_f64(&run(ConvAlgo::Direct)?.to_vec()?);
         let (oh, ow) = win.output_size(h, w)?;
         let flops = 2.0 * (n * oh * ow * cout * kh * kw * cin) as f64;
-        for algo in [ConvAlgo::Direct, ConvAlgo::RegisterBlocked, ConvAlgo::Tiled, ConvAlgo::TiledLarge] {
+        for algo in [ConvAlgo::Direct, ConvAlgo::RegisterBlocked, ConvAlgo::Tiled, ConvAlgo::TiledLarge, ConvAlgo::Winograd, ConvAlgo::Winograd4] {
+            if !algo.supports(&win) {
+                continue;
+            }
             check(&format!("{algo:?}"), &run(algo)?, &oracle)?;
             let t = best_time(gpu, 3, || run(algo))?;
             let shape = format!("{n}x{h}x{w}x{cin} {kh}x{kw} -> {cout}");

@@ -117,12 +117,13 @@ pub struct ConvTiming {
 /// Times the forward convolution of each shape at batch `n`: one warm-up
 /// run, then repetitions until `min_time` has passed (at least one). With
 /// `check`, the warm-up output is first compared with the `Direct` oracle.
-pub fn bench_conv(gpu: &Gpu, shapes: &[ConvShape], n: usize, algo: ConvAlgo, min_time: Duration, check: bool, mut report: impl FnMut(&ConvTiming)) -> Result<Vec<ConvTiming>> {
+/// `algo: None` lets the dispatcher choose per shape ([`ConvAlgo::for_conv`]).
+pub fn bench_conv(gpu: &Gpu, shapes: &[ConvShape], n: usize, algo: Option<ConvAlgo>, min_time: Duration, check: bool, mut report: impl FnMut(&ConvTiming)) -> Result<Vec<ConvTiming>> {
     let mut rows = Vec::new();
     for (i, s) in shapes.iter().enumerate() {
         let x = Tensor::from_slice(gpu, &[n, s.h, s.w, s.cin], &crate::reference::random(n * s.h * s.w * s.cin, i as u64, -1.0, 1.0))?;
         let w = Tensor::from_slice(gpu, &[s.win.kh, s.win.kw, s.cin, s.cout], &crate::reference::random(s.win.kh * s.win.kw * s.cin * s.cout, 1000 + i as u64, -0.1, 0.1))?;
-        let spec = ConvSpec { algo: Some(algo), relu: true, ..ConvSpec::new(s.win) };
+        let spec = ConvSpec { algo, relu: true, ..ConvSpec::new(s.win) };
         let first = conv::conv2d_fused(&x, &w, &spec)?;
         let error = if check {
             let oracle = conv::conv2d_fused(&x, &w, &ConvSpec { algo: Some(ConvAlgo::Direct), ..spec })?;

@@ -98,18 +98,21 @@ fn kernels(gpu: &Gpu, batch: usize, image: usize, algo: &str, min_time: f64, lim
         return Err(Error::Invalid(format!("--image-size {image}: InceptionV3 needs at least 75")));
     }
     let algo = match algo {
-        "auto" => ConvAlgo::for_gpu(gpu),
-        name => ConvAlgo::from_name(name)
-            .ok_or_else(|| Error::Invalid(format!("--algo {name:?}: expected auto or one of {}", ConvAlgo::NAMES)))?,
+        "auto" => None,
+        name => Some(
+            ConvAlgo::from_name(name)
+                .ok_or_else(|| Error::Invalid(format!("--algo {name:?}: expected auto or one of {}", ConvAlgo::NAMES)))?,
+        ),
     };
     let mut shapes = incept::bench::inception_v3_conv_shapes(image);
     shapes.truncate(limit.unwrap_or(shapes.len()));
-    let (skipped, shapes): (Vec<_>, Vec<_>) = shapes.into_iter().partition(|s| !algo.supports(&s.win));
-    for s in &skipped {
-        println!("skipped ({algo:?} cannot compute this window): {}", s.label());
-    }
+    let (skipped, shapes): (Vec<_>, Vec<_>) = shapes.into_iter().partition(|s| algo.is_some_and(|a| !a.supports(&s.win)));
+    let variant = algo.map_or("auto (the dispatcher's choice per shape)".into(), |a| format!("{a:?}"));
     println!("adapter: {}", gpu.name());
-    println!("conv2d forward (+ReLU), batch {batch}, {image}x{image} input, {algo:?}, {} distinct shapes", shapes.len());
+    println!("conv2d forward (+ReLU), batch {batch}, {image}x{image} input, {variant}, {} distinct shapes", shapes.len());
+    for s in &skipped {
+        println!("skipped ({variant} cannot compute this window): {}", s.label());
+    }
     println!("{:<3} {:<36} {:>10} {:>9}", "#", "input HxWxCin  kernel stride pad -> Cout", "ms", "GFLOP/s");
     let mut i = 0;
     let rows = incept::bench::bench_conv(gpu, &shapes, batch, algo, Duration::from_secs_f64(min_time), check, |r| {
@@ -120,7 +123,7 @@ fn kernels(gpu: &Gpu, batch: usize, image: usize, algo: &str, min_time: f64, lim
     if let Some(worst) = rows.iter().filter_map(|r| r.error).reduce(f64::max) {
         println!("largest relative L2 error against the Direct oracle: {worst:.2e}");
         if worst > 1e-4 {
-            return Err(Error::Invalid(format!("{algo:?} disagrees with the Direct oracle (relative L2 {worst:.2e} > 1e-4)")));
+            return Err(Error::Invalid(format!("{variant} disagrees with the Direct oracle (relative L2 {worst:.2e} > 1e-4)")));
         }
     }
     let (flops, secs) = rows.iter().fold((0.0, 0.0), |(f, t), r| (f + r.shape.flops(batch), t + r.seconds));

@@ -57,16 +57,20 @@ impl ConvAlgo {
     /// RegisterBlocked on CPU adapters and TiledLarge on GPUs (5.5x Tiled on an H200).
     /// A convolution picks with [`ConvAlgo::for_conv`], which also looks at the window.
     pub fn for_gpu(gpu: &Gpu) -> ConvAlgo {
+        ConvAlgo::forced().unwrap_or_else(|| ConvAlgo::default_for(gpu))
+    }
+
+    /// The variant named by `INCEPT_CONV_ALGO`, if any (read once).
+    fn forced() -> Option<ConvAlgo> {
         static FORCED: std::sync::OnceLock<Option<ConvAlgo>> = std::sync::OnceLock::new();
-        let forced = FORCED.get_or_init(|| {
+        *FORCED.get_or_init(|| {
             let name = std::env::var(CONV_ALGO_ENV).ok()?;
             let algo = ConvAlgo::from_name(&name);
             if algo.is_none() {
                 eprintln!("warning: {CONV_ALGO_ENV}={name:?} is not one of {}; ignored", ConvAlgo::NAMES);
             }
             algo
-        });
-        forced.unwrap_or_else(|| ConvAlgo::default_for(gpu))
+        })
     }
 
     /// The adapter's general-purpose variant, for every window.
@@ -74,12 +78,26 @@ impl ConvAlgo {
         if gpu.is_cpu() { ConvAlgo::RegisterBlocked } else { ConvAlgo::TiledLarge }
     }
 
-    /// The variant for one convolution on the adapter: [`ConvAlgo::for_gpu`],
-    /// unless that variant cannot compute this window (a forced `winograd`
-    /// on a 1×7 kernel, say), then the adapter's general-purpose one.
-    pub fn for_conv(gpu: &Gpu, win: &Window2d) -> ConvAlgo {
-        let algo = ConvAlgo::for_gpu(gpu);
-        if algo.supports(win) { algo } else { ConvAlgo::default_for(gpu) }
+    /// The variant for one convolution with window `win` and an output of
+    /// `out_h`×`out_w` pixels per image. `INCEPT_CONV_ALGO` when set and able
+    /// to compute the window (a forced `winograd` falls back on a 1×7 kernel,
+    /// say). Otherwise on CPU adapters, for 3×3 stride-1 windows, Winograd by
+    /// output size, as measured on lavapipe (BENCHMARKS.md): F(4×4) from 3×3
+    /// outputs up (1.6–3.9× RegisterBlocked), F(2×2) at 2 (1.4–2.2×), none
+    /// for a single pixel (0.2–0.4×: the transforms and the padded tile cost
+    /// more than the 9 taps). Else the adapter's general-purpose variant.
+    pub fn for_conv(gpu: &Gpu, win: &Window2d, out_h: usize, out_w: usize) -> ConvAlgo {
+        if let Some(algo) = ConvAlgo::forced()
+            && algo.supports(win)
+        {
+            return algo;
+        }
+        match out_h.min(out_w) {
+            _ if !gpu.is_cpu() || !ConvAlgo::winograd_applies(win) => ConvAlgo::default_for(gpu),
+            3.. => ConvAlgo::Winograd4,
+            2 => ConvAlgo::Winograd,
+            _ => ConvAlgo::RegisterBlocked,
+        }
     }
 
     /// Whether the Winograd variant computes this window: 3×3, stride 1 (either padding).
@@ -305,7 +323,7 @@ fn launch(x: &Tensor, w: &Tensor, spec: &ConvSpec, g: &Geometry, out: &Tensor, o
             return Err(Error::Shape(format!("conv2d: {algo:?} cannot compute window {win:?} (input {:?})", x.shape())));
         }
         Some(algo) => algo,
-        None => ConvAlgo::for_conv(gpu, win),
+        None => ConvAlgo::for_conv(gpu, win, g.out_h, g.out_w),
     };
     let (lanes_m, lanes_n) = blocked_lanes(rows);
     let blocked = [
