@@ -6,7 +6,8 @@
 //! at least 16 steps of 8, so at these sizes cases with K = kh·kw·cin > 120
 //! take its split-K path (partial sums, then the reduction applies the
 //! epilogue) and the others its direct path; cin and cout both multiples of 4
-//! pick its vec4 loads. Each test below has cases of both paths.
+//! pick its vec4 loads. Each test below has cases of both paths. The Winograd
+//! variants (3×3 stride 1 only) are tested in tests/conv_winograd.rs.
 mod common;
 use common::*;
 use incept::ops::conv::{self, ConvAlgo, ConvSpec};

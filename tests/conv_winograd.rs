@@ -176,3 +176,19 @@ fn cpu_adapters_pick_winograd_by_output_size() {
     assert_eq!(ConvAlgo::for_conv(&gpu, &Window2d::new(3, 3, 2, Valid), 17, 17), on_cpu(ConvAlgo::RegisterBlocked));
     assert_eq!(ConvAlgo::for_conv(&gpu, &Window2d::new(1, 7, 1, Same), 17, 17), on_cpu(ConvAlgo::RegisterBlocked));
 }
+
+/// 1024 → 1024 channels: the F(4×4) transformed filter (36·1024² floats,
+/// 144 MiB) exceeds lavapipe's 128 MiB binding though the filter itself fits.
+#[test]
+fn a_transformed_filter_too_large_for_a_binding_falls_back_or_is_an_error() {
+    let gpu = gpu();
+    let c = case(1, (3, 3), 1024, 1024, Same);
+    let ops = operands(&gpu, &c, 700);
+    let y = conv::conv2d(&ops.x, &ops.w, &c.win()).unwrap();
+    assert_close("automatic variant", &y.to_vec().unwrap(), &ops.want);
+    let forced = conv::conv2d_fused(&ops.x, &ops.w, &winograd(&c, ConvAlgo::Winograd4));
+    if 36 * 1024 * 1024 * 4 > gpu.limits().max_storage_buffer_binding_size {
+        let err = forced.unwrap_err().to_string();
+        assert!(err.contains("max_storage_buffer_binding_size"), "{err}");
+    }
+}

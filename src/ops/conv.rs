@@ -2,14 +2,15 @@
 //! rows M = batch·out_h·out_w output pixels, columns N = cout, depth
 //! K = kh·kw·cin (HWIO weights are already the [K, cout] matrix).
 //!
-//! Five variants compute the same thing, side by side:
+//! Six variants compute the same thing, side by side:
 //! - [`ConvAlgo::Direct`]: one invocation per output element, the oracle;
 //! - [`ConvAlgo::RegisterBlocked`]: barrier-free register blocks for CPU adapters;
 //! - [`ConvAlgo::Tiled`]: shared-memory tiles for GPUs, the classic lesson;
 //! - [`ConvAlgo::TiledLarge`]: the SGEMM-style GPU kernel (128×64 tiles, 8×4
 //!   outputs per invocation, double buffering) with split-K for small grids;
-//! - [`ConvAlgo::Winograd`]: F(2×2, 3×3) for 3×3 stride-1 windows only
-//!   (`ops::conv_winograd`): transforms and 16 barrier-free batched GEMMs.
+//! - [`ConvAlgo::Winograd`], [`ConvAlgo::Winograd4`]: F(2×2, 3×3) and
+//!   F(4×4, 3×3) for 3×3 stride-1 windows only (`ops::conv_winograd`):
+//!   transforms and 16 or 36 barrier-free batched GEMMs.
 //!
 //! Each applies an optional per-channel epilogue `relu?(conv * scale + bias)`
 //! (folded inference BatchNorm) and can write into a channel slice of a wider
@@ -110,6 +111,15 @@ impl ConvAlgo {
         match self {
             ConvAlgo::Winograd | ConvAlgo::Winograd4 => ConvAlgo::winograd_applies(win),
             ConvAlgo::Direct | ConvAlgo::RegisterBlocked | ConvAlgo::Tiled | ConvAlgo::TiledLarge => true,
+        }
+    }
+
+    /// The output tile of a Winograd variant.
+    fn winograd_tile(self) -> Option<OutputTile> {
+        match self {
+            ConvAlgo::Winograd => Some(OutputTile::Two),
+            ConvAlgo::Winograd4 => Some(OutputTile::Four),
+            ConvAlgo::Direct | ConvAlgo::RegisterBlocked | ConvAlgo::Tiled | ConvAlgo::TiledLarge => None,
         }
     }
 
@@ -323,7 +333,11 @@ fn launch(x: &Tensor, w: &Tensor, spec: &ConvSpec, g: &Geometry, out: &Tensor, o
             return Err(Error::Shape(format!("conv2d: {algo:?} cannot compute window {win:?} (input {:?})", x.shape())));
         }
         Some(algo) => algo,
-        None => ConvAlgo::for_conv(gpu, win, g.out_h, g.out_w),
+        // An automatic Winograd whose transformed filter would not fit a binding falls back.
+        None => match ConvAlgo::for_conv(gpu, win, g.out_h, g.out_w) {
+            algo if algo.winograd_tile().is_some_and(|tile| !conv_winograd::filter_fits(gpu, tile, g)) => ConvAlgo::default_for(gpu),
+            algo => algo,
+        },
     };
     let (lanes_m, lanes_n) = blocked_lanes(rows);
     let blocked = [

@@ -5,7 +5,7 @@
 //! into the output's channel slice.
 
 use crate::error::Result;
-use crate::gpu::Kernel;
+use crate::gpu::{Gpu, Kernel};
 use crate::kernel;
 use crate::ops::conv::{Geometry, blocked_lanes, grid};
 use crate::tensor::{DType, Tensor};
@@ -131,6 +131,12 @@ pub(crate) fn launch(tile: OutputTile, g: &Geometry, reads: &[&Tensor; 4], out: 
         gpu.launch(output_kernel, &[], &params, &[&m, scale, bias], &[out], transform_groups(tiles * cout4))?;
     }
     Ok(())
+}
+
+/// Whether the transformed filter [points, 4·cin4, 4·cout4] fits a storage
+/// binding (the batch is chunked, the filter is not).
+pub(crate) fn filter_fits(gpu: &Gpu, tile: OutputTile, g: &Geometry) -> bool {
+    (tile.points() * 16 * g.cin.div_ceil(4) * g.cout.div_ceil(4) * 4) as u64 <= gpu.limits().max_storage_buffer_binding_size
 }
 
 /// Images per batch chunk when one image's transformed input or output (the
