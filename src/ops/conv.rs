@@ -101,7 +101,7 @@ impl ConvAlgo {
         }
     }
 
-    /// Whether the Winograd variant computes this window: 3×3, stride 1 (either padding).
+    /// Whether the Winograd variants compute this window: 3×3, stride 1 (either padding).
     pub fn winograd_applies(win: &Window2d) -> bool {
         [win.kh, win.kw, win.stride_h, win.stride_w] == [3, 3, 1, 1]
     }
