@@ -6,7 +6,8 @@
 //! at least 16 steps of 8, so at these sizes cases with K = kh·kw·cin > 120
 //! take its split-K path (partial sums, then the reduction applies the
 //! epilogue) and the others its direct path; cin and cout both multiples of 4
-//! pick its vec4 loads. Each test below has cases of both paths.
+//! pick its vec4 loads. Each test below has cases of both paths. The Winograd
+//! variants (3×3 stride 1 only) are tested in tests/conv_winograd.rs.
 mod common;
 use common::*;
 use incept::ops::conv::{self, ConvAlgo, ConvSpec};
@@ -14,7 +15,11 @@ use incept::ops::{Padding, Window2d};
 use incept::reference::{conv as rc, to_f64};
 use incept::{Gpu, Tensor};
 
-const ALGOS: [ConvAlgo; ConvAlgo::ALL.len()] = ConvAlgo::ALL;
+/// The variants that compute the case's window (Winograd: 3×3 stride 1 only; tests/conv_winograd.rs covers it in depth).
+fn algos(c: &Case) -> impl Iterator<Item = ConvAlgo> {
+    let win = c.win();
+    ConvAlgo::ALL.into_iter().filter(move |a| a.applies_to(&win))
+}
 
 /// One convolution: input [batch, h, w, cin], filter [kh, kw, cin, cout].
 #[derive(Clone, Copy, Debug)]
@@ -96,7 +101,7 @@ fn every_variant_matches_reference_for_every_kernel_shape() {
     for (i, c) in CASES.iter().enumerate() {
         let ops = operands(&gpu, c, 10 * i as u64);
         let (want, shape) = reference(c, &ops);
-        for algo in ALGOS {
+        for algo in algos(c) {
             let y = conv::conv2d_fused(&ops.x, &ops.w, &spec(c, algo)).unwrap();
             assert_eq!(y.shape(), shape, "{algo:?} {c:?}");
             assert_close(&format!("{algo:?} {c:?}"), &y.to_vec().unwrap(), &want);
@@ -125,7 +130,7 @@ fn long_reduction_matches_reference() {
     for (i, c) in cases.iter().enumerate() {
         let ops = operands(&gpu, c, 100 + i as u64);
         let (want, _) = reference(c, &ops);
-        for algo in ALGOS {
+        for algo in algos(c) {
             let y = conv::conv2d_fused(&ops.x, &ops.w, &spec(c, algo)).unwrap();
             assert_close(&format!("{algo:?} {c:?}"), &y.to_vec().unwrap(), &want);
         }
@@ -149,7 +154,7 @@ fn fused_epilogue_case(gpu: &Gpu, c: Case) {
     let (scale_h, bias_h) = (to_f64(&scale_h), to_f64(&bias_h));
     for (with_scale, with_bias, relu) in [(true, true, true), (true, true, false), (false, true, true), (true, false, false), (false, false, true)] {
         let want = rc::epilogue(&conv_ref, c.cout, with_scale.then_some(&scale_h[..]), with_bias.then_some(&bias_h[..]), relu);
-        for algo in ALGOS {
+        for algo in algos(&c) {
             let s = ConvSpec {
                 scale: with_scale.then_some(&scale),
                 bias: with_bias.then_some(&bias),
@@ -178,7 +183,7 @@ fn writes_only_its_channel_slice_case(gpu: &Gpu, c: Case, ctotal: usize, offset:
     let (conv_ref, [n, oh, ow, _]) = reference(&c, &ops);
     let (bias, bias_h) = rand_tensor(gpu, &[c.cout], 301);
     let want = rc::epilogue(&conv_ref, c.cout, None, Some(&to_f64(&bias_h)), true);
-    for algo in ALGOS {
+    for algo in algos(&c) {
         let (out, before) = rand_tensor(gpu, &[n, oh, ow, ctotal], 302);
         let s = ConvSpec { bias: Some(&bias), relu: true, ..spec(&c, algo) };
         conv::conv2d_into(&ops.x, &ops.w, &s, &out, offset).unwrap();

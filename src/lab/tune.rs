@@ -14,9 +14,13 @@ use std::time::Duration;
 /// fastest per shape, with the built-in rule's time beside it.
 pub fn tune_conv(gpu: &Gpu, shapes: &[BatchedConv], min_time: Duration, mut report: impl FnMut(&BatchedConv, &TunedConv)) -> Result<Vec<TunedConv>> {
     let variants = ConvForward::variants();
-    let rule = ConvAlgo::rule(gpu).name();
     let mut out = Vec::new();
     for s in shapes {
+        let win = s.conv.win;
+        let rule = match win.output_size(s.conv.h, s.conv.w) {
+            Ok((oh, ow)) => ConvAlgo::rule(gpu, &win, oh, ow).name(),
+            Err(_) => continue,
+        };
         let inputs = ConvForward::inputs(gpu, s)?;
         let oracle = ConvForward::oracle(s, &inputs)?;
         let mut best: Option<(&'static str, f64)> = None;

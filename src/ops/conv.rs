@@ -2,12 +2,15 @@
 //! rows M = batch·out_h·out_w output pixels, columns N = cout, depth
 //! K = kh·kw·cin (HWIO weights are already the [K, cout] matrix).
 //!
-//! Four variants compute the same thing, side by side:
+//! Six variants compute the same thing, side by side:
 //! - [`ConvAlgo::Direct`]: one invocation per output element, the oracle;
 //! - [`ConvAlgo::RegisterBlocked`]: barrier-free register blocks for CPU adapters;
 //! - [`ConvAlgo::Tiled`]: shared-memory tiles for GPUs, the classic lesson;
 //! - [`ConvAlgo::TiledLarge`]: the SGEMM-style GPU kernel (128×64 tiles, 8×4
-//!   outputs per invocation, double buffering) with split-K for small grids.
+//!   outputs per invocation, double buffering) with split-K for small grids;
+//! - [`ConvAlgo::Winograd`], [`ConvAlgo::Winograd4`]: F(2×2, 3×3) and
+//!   F(4×4, 3×3) for 3×3 stride-1 windows only (`ops::conv_winograd`):
+//!   transforms and 16 or 36 barrier-free batched GEMMs.
 //!
 //! Each applies an optional per-channel epilogue `relu?(conv * scale + bias)`
 //! (folded inference BatchNorm) and can write into a channel slice of a wider
@@ -15,8 +18,9 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel, Work};
-use crate::{kernel, kernel_params};
 use crate::ops::conv_tuning::{self, ConvKey};
+use crate::ops::conv_winograd::{self, OutputTile};
+use crate::{kernel, kernel_params};
 use crate::ops::window::{Padding, Window2d};
 use crate::tensor::{DType, Tensor};
 
@@ -40,6 +44,11 @@ pub enum ConvAlgo {
     /// Large shared-memory tiles (128×64, 8×4 per invocation, vec4 reads,
     /// double buffered), K split across workgroups when the grid is small.
     TiledLarge,
+    /// Winograd F(2×2, 3×3): 3×3 stride-1 windows only, 16 multiplies per
+    /// 2×2 output tile instead of 36 (transforms, then barrier-free GEMMs).
+    Winograd,
+    /// Winograd F(4×4, 3×3): 36 multiplies per 4×4 output tile instead of 144.
+    Winograd4,
 }
 
 /// Environment variable that forces a variant everywhere (benchmarks, comparisons).
@@ -48,7 +57,8 @@ pub const CONV_ALGO_ENV: &str = "INCEPT_CONV_ALGO";
 impl ConvAlgo {
     /// Every variant, the `Direct` oracle first: the kernel lab, the tests and
     /// `from_name` iterate this list, so a new variant is one line here.
-    pub const ALL: [ConvAlgo; 4] = [ConvAlgo::Direct, ConvAlgo::RegisterBlocked, ConvAlgo::Tiled, ConvAlgo::TiledLarge];
+    pub const ALL: [ConvAlgo; 6] =
+        [ConvAlgo::Direct, ConvAlgo::RegisterBlocked, ConvAlgo::Tiled, ConvAlgo::TiledLarge, ConvAlgo::Winograd, ConvAlgo::Winograd4];
 
     /// The command-line name (`--algo`, `INCEPT_CONV_ALGO`, the kernel lab).
     pub fn name(self) -> &'static str {
@@ -57,35 +67,66 @@ impl ConvAlgo {
             ConvAlgo::RegisterBlocked => "blocked",
             ConvAlgo::Tiled => "tiled",
             ConvAlgo::TiledLarge => "tiled-large",
+            ConvAlgo::Winograd => "winograd",
+            ConvAlgo::Winograd4 => "winograd4",
         }
     }
 
-    /// Whether the variant computes convolutions with this window (all of
-    /// today's do; a specialised kernel such as Winograd says which).
-    pub fn applies_to(self, _win: &Window2d) -> bool {
+    /// Whether the variant computes convolutions with this window (the
+    /// general ones all do; Winograd only 3×3 stride 1).
+    pub fn applies_to(self, win: &Window2d) -> bool {
         match self {
+            ConvAlgo::Winograd | ConvAlgo::Winograd4 => ConvAlgo::winograd_applies(win),
             ConvAlgo::Direct | ConvAlgo::RegisterBlocked | ConvAlgo::Tiled | ConvAlgo::TiledLarge => true,
         }
     }
 
     /// The variant for the adapter: `INCEPT_CONV_ALGO` when set, else
     /// RegisterBlocked on CPU adapters and TiledLarge on GPUs (5.5x Tiled on an H200).
+    /// A convolution picks with [`ConvAlgo::for_conv`], which also looks at the window.
     pub fn for_gpu(gpu: &Gpu) -> ConvAlgo {
-        ConvAlgo::forced().unwrap_or_else(|| ConvAlgo::rule(gpu))
+        ConvAlgo::forced().unwrap_or_else(|| ConvAlgo::general(gpu))
     }
 
-    /// The variant for one convolution: `INCEPT_CONV_ALGO` when set, else the
-    /// measured choice of `incept tune` for this adapter and shape, else [`ConvAlgo::for_gpu`]'s rule.
+    /// The variant for one convolution: `INCEPT_CONV_ALGO` when set and able
+    /// to compute the window (a forced `winograd` falls back on a 1×7 kernel,
+    /// say), else the measured choice of `incept tune` for this adapter and
+    /// shape, else [`ConvAlgo::rule`].
     pub fn for_conv(gpu: &Gpu, key: &ConvKey) -> ConvAlgo {
-        ConvAlgo::forced().or_else(|| conv_tuning::tuned(gpu, key)).unwrap_or_else(|| ConvAlgo::rule(gpu))
+        let win = key.window();
+        if let Some(algo) = ConvAlgo::forced()
+            && algo.applies_to(&win)
+        {
+            return algo;
+        }
+        conv_tuning::tuned(gpu, key).unwrap_or_else(|| match win.output_size(key.h, key.w) {
+            Ok((out_h, out_w)) => ConvAlgo::rule(gpu, &win, out_h, out_w),
+            Err(_) => ConvAlgo::general(gpu),
+        })
     }
 
-    /// The built-in rule: barrier-free register blocks on CPU adapters, large shared-memory tiles on GPUs.
-    pub fn rule(gpu: &Gpu) -> ConvAlgo {
+    /// The built-in rule for a window `win` with an output of `out_h`×`out_w`
+    /// pixels per image. On CPU adapters, for 3×3 stride-1 windows, Winograd
+    /// by output size, as measured on lavapipe (BENCHMARKS.md): F(4×4) from
+    /// 3×3 outputs up (1.6–3.9× RegisterBlocked), F(2×2) at 2 (1.4–2.2×), none
+    /// for a single pixel (0.2–0.4×: the transforms and the padded tile cost
+    /// more than the 9 taps). Else the adapter's general-purpose variant.
+    pub fn rule(gpu: &Gpu, win: &Window2d, out_h: usize, out_w: usize) -> ConvAlgo {
+        match out_h.min(out_w) {
+            _ if !gpu.is_cpu() || !ConvAlgo::winograd_applies(win) => ConvAlgo::general(gpu),
+            3.. => ConvAlgo::Winograd4,
+            2 => ConvAlgo::Winograd,
+            _ => ConvAlgo::RegisterBlocked,
+        }
+    }
+
+    /// The adapter's general-purpose variant, for every window: barrier-free
+    /// register blocks on CPU adapters, large shared-memory tiles on GPUs.
+    fn general(gpu: &Gpu) -> ConvAlgo {
         if gpu.is_cpu() { ConvAlgo::RegisterBlocked } else { ConvAlgo::TiledLarge }
     }
 
-    /// The variant `INCEPT_CONV_ALGO` forces, if set to a valid name.
+    /// The variant `INCEPT_CONV_ALGO` forces, if set to a valid name (read once).
     fn forced() -> Option<ConvAlgo> {
         static FORCED: std::sync::OnceLock<Option<ConvAlgo>> = std::sync::OnceLock::new();
         *FORCED.get_or_init(|| {
@@ -107,6 +148,20 @@ impl ConvAlgo {
     pub fn from_name(name: &str) -> Option<ConvAlgo> {
         ConvAlgo::ALL.into_iter().find(|a| a.name() == name)
     }
+
+    /// Whether the Winograd variants compute this window: 3×3, stride 1 (either padding).
+    pub fn winograd_applies(win: &Window2d) -> bool {
+        [win.kh, win.kw, win.stride_h, win.stride_w] == [3, 3, 1, 1]
+    }
+
+    /// The output tile of a Winograd variant.
+    fn winograd_tile(self) -> Option<OutputTile> {
+        match self {
+            ConvAlgo::Winograd => Some(OutputTile::Two),
+            ConvAlgo::Winograd4 => Some(OutputTile::Four),
+            ConvAlgo::Direct | ConvAlgo::RegisterBlocked | ConvAlgo::Tiled | ConvAlgo::TiledLarge => None,
+        }
+    }
 }
 
 /// A convolution with its optional fused epilogue and a forced variant.
@@ -119,7 +174,8 @@ pub struct ConvSpec<'a> {
     /// Per-output-channel addend [cout].
     pub bias: Option<&'a Tensor>,
     pub relu: bool,
-    /// `None` picks [`ConvAlgo::for_conv`].
+    /// `None` picks [`ConvAlgo::for_conv`]; a variant that cannot compute the
+    /// window (see [`ConvAlgo::supports`]) is an error.
     pub algo: Option<ConvAlgo>,
 }
 
@@ -170,16 +226,16 @@ pub fn conv2d_into(x: &Tensor, w: &Tensor, spec: &ConvSpec, out: &Tensor, channe
 }
 
 /// Checked sizes of one convolution.
-struct Geometry {
-    batch: usize,
-    in_h: usize,
-    in_w: usize,
-    cin: usize,
-    out_h: usize,
-    out_w: usize,
-    cout: usize,
-    pad_top: usize,
-    pad_left: usize,
+pub(crate) struct Geometry {
+    pub(crate) batch: usize,
+    pub(crate) in_h: usize,
+    pub(crate) in_w: usize,
+    pub(crate) cin: usize,
+    pub(crate) out_h: usize,
+    pub(crate) out_w: usize,
+    pub(crate) cout: usize,
+    pub(crate) pad_top: usize,
+    pub(crate) pad_left: usize,
 }
 
 impl Geometry {
@@ -299,7 +355,17 @@ fn launch(x: &Tensor, w: &Tensor, spec: &ConvSpec, g: &Geometry, out: &Tensor, o
     let work = Work::new(flops, (x.numel() + w.numel() + rows * g.cout + epilogue_vectors(spec) * g.cout) as f64 * 4.0);
     // Absent epilogue operands: bind the filter in their slot; the kernel never reads it.
     let reads = [x, w, spec.scale.unwrap_or(w), spec.bias.unwrap_or(w)];
-    let algo = spec.algo.unwrap_or_else(|| ConvAlgo::for_conv(gpu, &ConvKey::new(g.in_h, g.in_w, g.cin, g.cout, win)));
+    let algo = match spec.algo {
+        Some(algo) if !algo.applies_to(win) => {
+            return Err(Error::Shape(format!("conv2d: {algo:?} cannot compute window {win:?} (input {:?})", x.shape())));
+        }
+        Some(algo) => algo,
+        // An automatic Winograd whose transformed filter would not fit a binding falls back.
+        None => match ConvAlgo::for_conv(gpu, &ConvKey::new(g.in_h, g.in_w, g.cin, g.cout, win)) {
+            algo if algo.winograd_tile().is_some_and(|tile| !conv_winograd::filter_fits(gpu, tile, g)) => ConvAlgo::general(gpu),
+            algo => algo,
+        },
+    };
     let (lanes_m, lanes_n) = blocked_lanes(rows);
     let blocked = [
         ("PADDED", if reaches_padding(g, win) { 1.0 } else { 0.0 }),
@@ -316,6 +382,8 @@ fn launch(x: &Tensor, w: &Tensor, spec: &ConvSpec, g: &Geometry, out: &Tensor, o
         }
         ConvAlgo::Tiled => (&CONV2D_TILED, &[], grid(gpu, rows.div_ceil(TILE), g.cout.div_ceil(TILE))),
         ConvAlgo::TiledLarge => return launch_tiled_large(g, &params, &reads, out, work),
+        ConvAlgo::Winograd => return conv_winograd::launch(OutputTile::Two, g, &reads, out, out_stride, out_offset, epilogue),
+        ConvAlgo::Winograd4 => return conv_winograd::launch(OutputTile::Four, g, &reads, out, out_stride, out_offset, epilogue),
     };
     gpu.with_work(work).launch(kernel, constants, &params, &reads, &[out], groups)
 }
@@ -386,7 +454,7 @@ fn launch_tiled_large(g: &Geometry, params: &Params, reads: &[&Tensor; 4], out: 
 /// Lanes of a register-blocked workgroup along rows and channel blocks: 64
 /// along rows when there are enough rows, else just enough row lanes and the
 /// rest (to 8, lavapipe's SIMD width) along channels.
-fn blocked_lanes(rows: usize) -> (usize, usize) {
+pub(crate) fn blocked_lanes(rows: usize) -> (usize, usize) {
     let lanes_m = rows.div_ceil(BLOCKED_ROWS).next_power_of_two().min(64);
     (lanes_m, (8 / lanes_m).max(1))
 }
@@ -402,7 +470,7 @@ fn reaches_padding(g: &Geometry, win: &Window2d) -> bool {
 
 /// Workgroups for `row_blocks` × `col_blocks`: rows in x, folded into z past
 /// the per-dimension limit (kernels use `wid.x + wid.z * nwg.x`), columns in y.
-fn grid(gpu: &Gpu, row_blocks: usize, col_blocks: usize) -> [u32; 3] {
+pub(crate) fn grid(gpu: &Gpu, row_blocks: usize, col_blocks: usize) -> [u32; 3] {
     let [x, z, _] = gpu.groups_1d(row_blocks as u32);
     [x, col_blocks as u32, z]
 }

@@ -35,6 +35,12 @@ impl ConvKey {
     pub fn new(h: usize, w: usize, cin: usize, cout: usize, win: &Window2d) -> ConvKey {
         ConvKey { h, w, cin, cout, kh: win.kh, kw: win.kw, stride_h: win.stride_h, stride_w: win.stride_w, same_padding: win.padding == Padding::Same }
     }
+
+    /// The convolution's window.
+    pub fn window(&self) -> Window2d {
+        let padding = if self.same_padding { Padding::Same } else { Padding::Valid };
+        Window2d { kh: self.kh, kw: self.kw, stride_h: self.stride_h, stride_w: self.stride_w, padding }
+    }
 }
 
 /// One measured choice.

@@ -7,6 +7,7 @@ pub mod concat;
 pub mod conv;
 pub mod conv_backward;
 pub mod conv_tuning;
+mod conv_winograd;
 pub mod dropout;
 pub mod elementwise;
 pub mod loss;
@@ -44,6 +45,13 @@ pub const KERNELS: &[&Kernel] = &[
     &conv::CONV2D_TILED_LARGE,
     &conv::CONV2D_TILED_LARGE_VEC4,
     &conv::CONV2D_TILED_LARGE_REDUCE,
+    &conv_winograd::WINOGRAD2_FILTER,
+    &conv_winograd::WINOGRAD2_INPUT,
+    &conv_winograd::WINOGRAD2_OUTPUT,
+    &conv_winograd::WINOGRAD4_FILTER,
+    &conv_winograd::WINOGRAD4_INPUT,
+    &conv_winograd::WINOGRAD4_OUTPUT,
+    &conv_winograd::WINOGRAD_GEMM,
     &conv_backward::BACKWARD_INPUT,
     &conv_backward::BACKWARD_INPUT_BLOCKED,
     &conv_backward::FILTER_GRAD_PER_WEIGHT,

@@ -1,0 +1,196 @@
+//! Winograd forward convolution (`shaders/conv2d_winograd.wgsl`) for 3×3,
+//! stride-1 windows, F(2×2, 3×3) or F(4×4, 3×3): filter transform, then per
+//! batch chunk the input transform, α² batched GEMMs [tiles, cin]·[cin, cout]
+//! (α = 4 or 6) and the output transform with the fused epilogue, written
+//! into the output's channel slice.
+
+use crate::error::Result;
+use crate::gpu::{Gpu, Kernel};
+use crate::{kernel, kernel_params};
+use crate::ops::conv::{Geometry, blocked_lanes, grid};
+use crate::tensor::{DType, Tensor};
+
+kernel!(WINOGRAD2_FILTER, "conv2d_winograd.wgsl", "winograd2_filter", reads = 1, writes = 1, params = Params, workgroup = GROUP as u32);
+kernel!(WINOGRAD2_INPUT, "conv2d_winograd.wgsl", "winograd2_input", reads = 1, writes = 1, params = Params, workgroup = GROUP as u32);
+kernel!(WINOGRAD2_OUTPUT, "conv2d_winograd.wgsl", "winograd2_output", reads = 3, writes = 1, params = Params, workgroup = GROUP as u32);
+kernel!(WINOGRAD4_FILTER, "conv2d_winograd.wgsl", "winograd4_filter", reads = 1, writes = 1, params = Params, workgroup = GROUP as u32);
+kernel!(WINOGRAD4_INPUT, "conv2d_winograd.wgsl", "winograd4_input", reads = 1, writes = 1, params = Params, workgroup = GROUP as u32);
+kernel!(WINOGRAD4_OUTPUT, "conv2d_winograd.wgsl", "winograd4_output", reads = 3, writes = 1, params = Params, workgroup = GROUP as u32);
+kernel!(WINOGRAD_GEMM, "conv2d_winograd.wgsl", "winograd_gemm", reads = 2, writes = 1, params = Params);
+
+/// Output tile size: F(m×m, 3×3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OutputTile {
+    /// F(2×2, 3×3): 4×4 transformed tiles.
+    Two,
+    /// F(4×4, 3×3): 6×6 transformed tiles.
+    Four,
+}
+
+impl OutputTile {
+    /// Outputs per tile side.
+    fn size(self) -> usize {
+        match self {
+            OutputTile::Two => 2,
+            OutputTile::Four => 4,
+        }
+    }
+
+    /// Points of the transformed tile: one GEMM each.
+    fn points(self) -> usize {
+        (self.size() + 2).pow(2)
+    }
+
+    /// Filter, input and output transforms.
+    fn kernels(self) -> [&'static Kernel; 3] {
+        match self {
+            OutputTile::Two => [&WINOGRAD2_FILTER, &WINOGRAD2_INPUT, &WINOGRAD2_OUTPUT],
+            OutputTile::Four => [&WINOGRAD4_FILTER, &WINOGRAD4_INPUT, &WINOGRAD4_OUTPUT],
+        }
+    }
+}
+
+/// Invocations per workgroup of the transforms.
+const GROUP: usize = 64;
+/// Tiles and channels of one GEMM invocation (`ROWS`, `4 * VECS` in the shader).
+const GEMM_ROWS: usize = 4;
+const GEMM_COLS: usize = 8;
+
+kernel_params! {
+/// Mirrors `Params` in `shaders/conv2d_winograd.wgsl`.
+struct Params {
+    batch_offset: u32,
+    in_h: u32,
+    in_w: u32,
+    cin: u32,
+    out_h: u32,
+    out_w: u32,
+    cout: u32,
+    pad_top: u32,
+    pad_left: u32,
+    tiles_h: u32,
+    tiles_w: u32,
+    tiles: u32,
+    cin4: u32,
+    cout4: u32,
+    col_blocks: u32,
+    out_stride: u32,
+    out_offset: u32,
+    epilogue: u32,
+}
+}
+
+/// `reads` = [x, w, scale, bias] as `conv::launch` binds them (absent
+/// epilogue operands replaced by another tensor, their `epilogue` bit clear).
+/// The caller has checked the geometry: a 3×3 window, stride 1.
+pub(crate) fn launch(tile: OutputTile, g: &Geometry, reads: &[&Tensor; 4], out: &Tensor, out_stride: usize, out_offset: usize, epilogue: u32) -> Result<()> {
+    let [x, w, scale, bias] = *reads;
+    let gpu = x.gpu();
+    let [filter_kernel, input_kernel, output_kernel] = tile.kernels();
+    let points = tile.points();
+    let (cin4, cout4) = (g.cin.div_ceil(4), g.cout.div_ceil(4));
+    let (tiles_h, tiles_w) = (g.out_h.div_ceil(tile.size()), g.out_w.div_ceil(tile.size()));
+    let chunk = images_per_chunk(gpu.limits().max_storage_buffer_binding_size, points * tiles_h * tiles_w * 4 * cin4.max(cout4), g.batch);
+    let (lanes_m, lanes_n) = gemm_lanes(chunk * tiles_h * tiles_w, 4 * cout4);
+    let col_blocks = (4 * cout4).div_ceil(GEMM_COLS * lanes_n);
+    let mut params = Params {
+        batch_offset: 0,
+        in_h: g.in_h as u32,
+        in_w: g.in_w as u32,
+        cin: g.cin as u32,
+        out_h: g.out_h as u32,
+        out_w: g.out_w as u32,
+        cout: g.cout as u32,
+        pad_top: g.pad_top as u32,
+        pad_left: g.pad_left as u32,
+        tiles_h: tiles_h as u32,
+        tiles_w: tiles_w as u32,
+        tiles: 0,
+        cin4: cin4 as u32,
+        cout4: cout4 as u32,
+        col_blocks: col_blocks as u32,
+        out_stride: out_stride as u32,
+        out_offset: out_offset as u32,
+        epilogue,
+    };
+    let transform_groups = |n: usize| gpu.groups_1d(n.div_ceil(GROUP) as u32);
+
+    let u = Tensor::empty(gpu, &[points, 4 * cin4, 4 * cout4], DType::F32)?;
+    gpu.launch(filter_kernel, &[], &params, &[w], &[&u], transform_groups(16 * cin4 * cout4))?;
+
+    let lanes = [("LANES_M", lanes_m as f64), ("LANES_N", lanes_n as f64)];
+    for first in (0..g.batch).step_by(chunk) {
+        let tiles = chunk.min(g.batch - first) * tiles_h * tiles_w;
+        params.batch_offset = first as u32;
+        params.tiles = tiles as u32;
+        let v = Tensor::empty(gpu, &[points, tiles, 4 * cin4], DType::F32)?;
+        gpu.launch(input_kernel, &[], &params, &[x], &[&v], transform_groups(tiles * cin4))?;
+        let m = Tensor::empty(gpu, &[points, tiles, 4 * cout4], DType::F32)?;
+        let gemm_groups = grid(gpu, tiles.div_ceil(GEMM_ROWS * lanes_m), points * col_blocks);
+        gpu.launch(&WINOGRAD_GEMM, &lanes, &params, &[&v, &u], &[&m], gemm_groups)?;
+        gpu.launch(output_kernel, &[], &params, &[&m, scale, bias], &[out], transform_groups(tiles * cout4))?;
+    }
+    Ok(())
+}
+
+/// Lanes of a GEMM workgroup along tiles and channel blocks. Few tiles: as
+/// `RegisterBlocked` ([`blocked_lanes`]). Else 64 lanes, all along tiles
+/// unless that computes (and drops) at least 10 % more clamped rows and
+/// columns than the least wasteful split of the 64, which is then taken.
+/// Measured on lavapipe (batch 8–32, loaded machine, F(4×4)): 800 tiles ×
+/// 192 channels (17×17 at 75²) take 8 × 8 lanes, 800 × 192 computed instead
+/// of 1024 × 192, 20–25 % faster; 1568 × 192 (8 × 8) and 392 × 96 (16 × 4)
+/// 12–20 % faster; at 2–9 % waste the splits were within noise of 64 × 1 or
+/// up to 14 % slower.
+fn gemm_lanes(tiles: usize, channels: usize) -> (usize, usize) {
+    if tiles < GEMM_ROWS * 64 {
+        return blocked_lanes(tiles);
+    }
+    let padded = |lanes_m: usize| {
+        let (rows, cols) = (GEMM_ROWS * lanes_m, GEMM_COLS * (64 / lanes_m));
+        tiles.div_ceil(rows) * rows * channels.div_ceil(cols) * cols
+    };
+    let least = [32, 16, 8].into_iter().min_by_key(|&m| padded(m)).unwrap_or(64);
+    let lanes_m = if 10 * padded(64) >= 11 * padded(least) { least } else { 64 };
+    (lanes_m, 64 / lanes_m)
+}
+
+/// Whether the transformed filter [points, 4·cin4, 4·cout4] fits a storage
+/// binding (the batch is chunked, the filter is not).
+pub(crate) fn filter_fits(gpu: &Gpu, tile: OutputTile, g: &Geometry) -> bool {
+    (tile.points() * 16 * g.cin.div_ceil(4) * g.cout.div_ceil(4) * 4) as u64 <= gpu.limits().max_storage_buffer_binding_size
+}
+
+/// Images per batch chunk when one image's transformed input or output (the
+/// larger, `image_floats` f32s) must fit a storage binding of
+/// `binding_bytes`: at least 1 (an image too large for a binding is then
+/// reported by the binding check of `Gpu::launch`), at most `batch` (≥ 1).
+fn images_per_chunk(binding_bytes: u64, image_floats: usize, batch: usize) -> usize {
+    ((binding_bytes / (4 * image_floats as u64)) as usize).clamp(1, batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{gemm_lanes, images_per_chunk};
+
+    #[test]
+    fn gemm_lanes_waste_least() {
+        assert_eq!(gemm_lanes(800, 192), (8, 8));
+        assert_eq!(gemm_lanes(1024, 192), (64, 1));
+        // 2816 rows with 64 lanes along tiles: 8.6 % more than 2592, kept.
+        assert_eq!(gemm_lanes(2592, 64), (64, 1));
+        assert_eq!(gemm_lanes(392, 96), (16, 4));
+        // Few tiles: the register-blocked rule (32 row lanes for 128 tiles).
+        assert_eq!(gemm_lanes(128, 384), (32, 1));
+    }
+
+    #[test]
+    fn chunks_fit_the_binding() {
+        // 299² batch 32, the 147² 3×3 conv 32 → 64: 74² tiles × 16 points × 64 channels per image.
+        let image = 16 * 74 * 74 * 64;
+        let chunk = images_per_chunk(128 << 20, image, 32);
+        assert!(chunk * image * 4 <= 128 << 20 && (chunk + 1) * image * 4 > 128 << 20, "{chunk}");
+        assert_eq!(images_per_chunk(128 << 20, 1000, 32), 32);
+        assert_eq!(images_per_chunk(1000, 1000, 32), 1);
+    }
+}
