@@ -50,6 +50,10 @@ pub struct TrainArgs {
     preprocess: Preprocess,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Recompute the frozen base's outputs of unaugmented images every epoch
+    /// instead of caching them (same results, slower; also on --resume).
+    #[arg(long)]
+    no_feature_cache: bool,
 }
 
 pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
@@ -57,6 +61,7 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
         Some(dir) => {
             let mut cfg = fit::load_config(dir)?;
             cfg.epochs = args.epochs.max(cfg.epochs);
+            cfg.feature_cache &= !args.no_feature_cache;
             (cfg, dir.clone(), true)
         }
         None => {
@@ -88,6 +93,7 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
                 horizontal_flip: true,
                 preprocess: args.preprocess,
                 seed: args.seed,
+                feature_cache: !args.no_feature_cache,
                 classes,
             };
             (cfg, args.out.clone().expect("clap requires --out"), false)
@@ -95,7 +101,7 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
     };
     let gpu = super::open_gpu(adapter)?;
     println!(
-        "incept train on {}: {} classes {:?}, {}x{} images, batch {}, {} epochs, last {} layers of the base trainable, preprocess {:?}{}",
+        "incept train on {}: {} classes {:?}, {}x{} images, batch {}, {} epochs, last {} layers of the base trainable, preprocess {:?}, feature cache {}{}",
         gpu.name(),
         cfg.classes.len(),
         cfg.classes,
@@ -105,6 +111,7 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
         cfg.epochs,
         cfg.unfreeze_last,
         cfg.preprocess,
+        if cfg.feature_cache { "on" } else { "off" },
         match &cfg.weights {
             Some(w) => format!(", base weights {}", w.display()),
             None => ", randomly initialised base".into(),

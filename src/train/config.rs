@@ -23,6 +23,15 @@ pub struct TrainConfig {
     pub horizontal_flip: bool,
     pub preprocess: Preprocess,
     pub seed: u64,
+    /// Cache the frozen prefix's outputs of images that are not augmented
+    /// (results are the same either way; see `train::feature_cache`). Run
+    /// files written before the cache existed load with it on.
+    #[serde(default = "on")]
+    pub feature_cache: bool,
     /// Class names in label order (sorted folder names of train/).
     pub classes: Vec<String>,
+}
+
+fn on() -> bool {
+    true
 }
