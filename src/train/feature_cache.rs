@@ -197,14 +197,13 @@ impl FeatureCache {
         if let Some(&bad) = samples.iter().find(|&&s| s >= self.entries.len()) {
             return Err(Error::Invalid(format!("feature cache: sample {bad} of a split of {}", self.entries.len())));
         }
-        let misses: Vec<usize> = (0..samples.len()).filter(|&i| decoded[i]).collect();
-        let computed = match (misses.is_empty(), images) {
-            (true, _) => None,
-            (false, Some(x)) if x.dims4()?[0] == misses.len() => Some(model.frozen_boundary(x)?),
-            (false, _) => {
+        let misses = decoded.iter().filter(|&&d| d).count();
+        let computed = match (misses, images) {
+            (0, _) => None,
+            (_, Some(x)) if x.dims4()?[0] == misses => Some(model.frozen_boundary(x)?),
+            _ => {
                 return Err(Error::Shape(format!(
-                    "feature cache: {} decoded images expected, got {:?}",
-                    misses.len(),
+                    "feature cache: {misses} decoded images expected, got {:?}",
                     images.map(|x| x.shape().to_vec())
                 )));
             }
@@ -212,7 +211,7 @@ impl FeatureCache {
         if let Some(b) = &computed {
             self.ensure_layout(b)?;
         }
-        let hits = samples.len() - misses.len();
+        let hits = samples.len() - misses;
         let out = match computed {
             // Nothing to gather: the computed boundary is the batch's own.
             Some(b) if hits == 0 => b,
@@ -221,7 +220,7 @@ impl FeatureCache {
         // Store the misses from the assembled boundary (rows in batch order).
         self.store(samples, decoded, &out)?;
         self.hits += hits as u64;
-        self.misses += misses.len() as u64;
+        self.misses += misses as u64;
         Ok((out, hits))
     }
 
