@@ -454,6 +454,31 @@ fn batch_larger_than_split_gives_one_batch() {
 }
 
 #[test]
+fn images_left_undecoded_keep_their_place_and_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    make_tree(dir.path(), &[("a", 3), ("b", 4)]);
+    let config = LoaderConfig { shuffle: true, seed: 3, workers: 2, ..LoaderConfig::new(6, 3) };
+    let loader = Loader::new(ImageFolder::open(dir.path()).unwrap(), config).unwrap();
+    let full = collect(&loader, 2);
+    let without: Vec<bool> = (0..loader.len()).map(|i| i % 3 != 1).collect();
+    let partial: Vec<Batch> = loader.epoch_without_pixels(2, Arc::new(without.clone())).map(|b| b.unwrap()).collect();
+    assert_eq!(partial.len(), full.len());
+    let order = loader.order(2);
+    let px = 6 * 6 * 3;
+    for (k, (p, f)) in partial.iter().zip(&full).enumerate() {
+        assert_eq!((&p.labels, &p.paths, &p.one_hot, &p.samples), (&f.labels, &f.paths, &f.one_hot, &f.samples));
+        assert_eq!(p.samples, order[k * 3..(k * 3 + p.len()).min(order.len())]);
+        assert_eq!(f.decoded, vec![true; f.len()]);
+        assert_eq!(p.decoded, p.samples.iter().map(|&s| !without[s]).collect::<Vec<_>>());
+        // The decoded positions' pixels, in batch order, are the full batch's.
+        let kept: Vec<f32> = (0..f.len()).filter(|&i| p.decoded[i]).flat_map(|i| f.images[i * px..(i + 1) * px].to_vec()).collect();
+        assert_eq!(p.images, kept);
+        assert_eq!(p.shape(), [p.decoded_len(), 6, 6, 3]);
+    }
+    assert!(partial.iter().any(|b| b.decoded_len() < b.len()), "some images were left undecoded");
+}
+
+#[test]
 fn unreadable_files_are_skipped_once_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();

@@ -71,6 +71,10 @@ pub struct TrainArgs {
     /// Profile only the first N training steps.
     #[arg(long, requires = "profile")]
     profile_steps: Option<usize>,
+    /// Recompute the frozen base's outputs of unaugmented images every epoch
+    /// instead of caching them (same results, slower; also on --resume).
+    #[arg(long)]
+    no_feature_cache: bool,
 }
 
 /// `path` made absolute and canonical, so the run does not depend on the
@@ -104,6 +108,7 @@ fn new_config(args: &TrainArgs, data: &Path) -> Result<TrainConfig> {
         horizontal_flip: true,
         preprocess: args.preprocess.unwrap_or(Preprocess::Rescale),
         seed: args.seed.unwrap_or(0),
+        feature_cache: !args.no_feature_cache,
         classes,
     })
 }
@@ -148,6 +153,8 @@ fn resume_config(args: &TrainArgs, dir: &Path) -> Result<TrainConfig> {
     if let Some(epochs) = args.epochs {
         cfg.epochs = epochs;
     }
+    // A speed setting only (results are the same either way): applied on resume.
+    cfg.feature_cache &= !args.no_feature_cache;
     Ok(cfg)
 }
 
@@ -167,7 +174,7 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
     };
     let gpu = super::open_gpu(adapter)?;
     println!(
-        "incept train on {}: {} classes {:?}, {}x{} images, batch {}, {} epochs, last {} layers of the base trainable, preprocess {:?}{}",
+        "incept train on {}: {} classes {:?}, {}x{} images, batch {}, {} epochs, last {} layers of the base trainable, preprocess {:?}, feature cache {}{}",
         gpu.name(),
         cfg.classes.len(),
         cfg.classes,
@@ -177,6 +184,7 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
         cfg.epochs,
         cfg.unfreeze_last,
         cfg.preprocess,
+        if cfg.feature_cache { "on" } else { "off" },
         match &cfg.weights {
             Some(w) => format!(", base weights {}", w.display()),
             None => ", randomly initialised base".into(),

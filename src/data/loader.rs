@@ -15,6 +15,10 @@
 //! `on_skip` callback, standard error by default), counted, and skipped without
 //! decoding in later epochs. Batches are packed from the images that loaded,
 //! so only the last batch of an epoch is short.
+//!
+//! [`Loader::epoch_without_pixels`] leaves chosen images undecoded (the caller
+//! already holds what it needs of them, e.g. cached features): their batch
+//! positions carry the label, path and sample index but no pixels.
 
 use super::augment::Augment;
 use super::folder::ImageFolder;
@@ -74,12 +78,18 @@ pub struct Skipped {
 /// Up to `batch` images in NHWC order with their labels.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Batch {
-    /// [n, image_size, image_size, 3].
+    /// [m, image_size, image_size, 3]: the pixels of the positions marked in
+    /// `decoded`, in batch order (all n positions unless the epoch was told
+    /// to leave some undecoded).
     pub images: Vec<f32>,
     pub labels: Vec<usize>,
     /// [n, classes]: 1 at the label, 0 elsewhere.
     pub one_hot: Vec<f32>,
     pub paths: Vec<PathBuf>,
+    /// Each position's index into the split's samples.
+    pub samples: Vec<usize>,
+    /// Whether each position's pixels are in `images`.
+    pub decoded: Vec<bool>,
     pub image_size: usize,
 }
 
@@ -92,9 +102,14 @@ impl Batch {
         self.labels.is_empty()
     }
 
-    /// [n, image_size, image_size, 3].
+    /// Number of positions whose pixels are in `images`.
+    pub fn decoded_len(&self) -> usize {
+        self.decoded.iter().filter(|&&d| d).count()
+    }
+
+    /// Shape of `images`: [decoded_len, image_size, image_size, 3].
     pub fn shape(&self) -> [usize; 4] {
-        [self.len(), self.image_size, self.image_size, 3]
+        [self.decoded_len(), self.image_size, self.image_size, 3]
     }
 }
 
@@ -255,12 +270,21 @@ impl Loader {
     /// The batches of epoch `epoch`. Worker threads start now and stop when
     /// the iterator is exhausted or dropped.
     pub fn epoch(&self, epoch: usize) -> Epoch {
-        Epoch::start(self.shared.clone(), Arc::new(self.order(epoch)), epoch)
+        Epoch::start(self.shared.clone(), Arc::new(self.order(epoch)), epoch, None)
+    }
+
+    /// Like [`epoch`](Self::epoch), but the samples marked in `without`
+    /// (indexed by sample) are not decoded: their positions come with
+    /// `decoded` false and no pixels. Order and batching are unchanged.
+    pub fn epoch_without_pixels(&self, epoch: usize, without: Arc<Vec<bool>>) -> Epoch {
+        Epoch::start(self.shared.clone(), Arc::new(self.order(epoch)), epoch, Some(without))
     }
 }
 
 enum Decoded {
     Image(Vec<f32>),
+    /// Left undecoded at the caller's request.
+    NotNeeded,
     Failed(String),
     /// Skipped in an earlier epoch; not decoded again.
     AlreadySkipped,
@@ -312,14 +336,15 @@ pub struct Epoch {
     /// Next epoch position to hand to a batch.
     next: usize,
     arrived: HashMap<usize, Decoded>,
-    pending: Vec<(usize, Vec<f32>)>,
+    /// (sample, pixels unless left undecoded) of the batch being assembled.
+    pending: Vec<(usize, Option<Vec<f32>>)>,
     delivered: usize,
     start_error: Option<Error>,
     finished: bool,
 }
 
 impl Epoch {
-    fn start(shared: Arc<Shared>, order: Arc<Vec<usize>>, epoch: usize) -> Epoch {
+    fn start(shared: Arc<Shared>, order: Arc<Vec<usize>>, epoch: usize, without: Option<Arc<Vec<bool>>>) -> Epoch {
         let config = shared.config;
         let window = (config.prefetch + 1) * config.batch;
         let work =
@@ -328,10 +353,10 @@ impl Epoch {
         let mut workers = Vec::new();
         let mut start_error = None;
         for i in 0..config.workers.min(order.len()) {
-            let (shared, order, work, tx) = (shared.clone(), order.clone(), work.clone(), tx.clone());
+            let (shared, order, work, tx, without) = (shared.clone(), order.clone(), work.clone(), tx.clone(), without.clone());
             let spawned = std::thread::Builder::new()
                 .name(format!("incept-loader-{i}"))
-                .spawn(move || decode_loop(&shared, &order, &work, &tx, epoch));
+                .spawn(move || decode_loop(&shared, &order, &work, &tx, epoch, without.as_deref().map(Vec::as_slice)));
             match spawned {
                 Ok(handle) => workers.push(handle),
                 Err(e) => {
@@ -365,14 +390,20 @@ impl Epoch {
             labels: Vec::with_capacity(n),
             one_hot: vec![0.0; n * classes],
             paths: Vec::with_capacity(n),
+            samples: Vec::with_capacity(n),
+            decoded: Vec::with_capacity(n),
             image_size: s,
         };
         for (i, (sample, image)) in self.pending.drain(..).enumerate() {
             let (path, label) = &self.shared.folder.samples()[sample];
-            batch.images.extend_from_slice(&image);
+            if let Some(image) = &image {
+                batch.images.extend_from_slice(image);
+            }
+            batch.decoded.push(image.is_some());
             batch.labels.push(*label);
             batch.one_hot[i * classes + label] = 1.0;
             batch.paths.push(path.clone());
+            batch.samples.push(sample);
         }
         self.delivered += n;
         batch
@@ -404,11 +435,13 @@ impl Epoch {
     }
 }
 
-fn decode_loop(shared: &Shared, order: &[usize], work: &Work, tx: &Sender<(usize, Decoded)>, epoch: usize) {
+fn decode_loop(shared: &Shared, order: &[usize], work: &Work, tx: &Sender<(usize, Decoded)>, epoch: usize, without: Option<&[bool]>) {
     while let Some(pos) = work.take(order.len()) {
         let sample = order[pos];
         let decoded = if shared.is_skipped(sample) {
             Decoded::AlreadySkipped
+        } else if without.is_some_and(|w| w.get(sample).copied().unwrap_or(false)) {
+            Decoded::NotNeeded
         } else {
             match catch_unwind(AssertUnwindSafe(|| shared.prepare(sample, epoch))) {
                 Ok(Ok(image)) => Decoded::Image(image),
@@ -458,7 +491,8 @@ impl Iterator for Epoch {
             self.work.cursor().limit = self.next + self.window;
             self.work.wake.notify_all();
             match decoded {
-                Decoded::Image(image) => self.pending.push((sample, image)),
+                Decoded::Image(image) => self.pending.push((sample, Some(image))),
+                Decoded::NotNeeded => self.pending.push((sample, None)),
                 Decoded::Failed(reason) => self.shared.record_skip(sample, reason),
                 Decoded::AlreadySkipped => {}
             }

@@ -29,6 +29,11 @@ pub struct TrainConfig {
     pub horizontal_flip: bool,
     pub preprocess: Preprocess,
     pub seed: u64,
+    /// Cache the frozen prefix's outputs of images that are not augmented
+    /// (results are the same either way; see `train::feature_cache`). Run
+    /// files written before the cache existed load with it on.
+    #[serde(default = "on")]
+    pub feature_cache: bool,
     /// Class names in label order (sorted folder names of train/).
     pub classes: Vec<String>,
 }
@@ -78,16 +83,21 @@ impl TrainConfig {
 
     /// The first field (in run.json's order) whose value differs from
     /// `other`'s, as (name, ours, theirs). `epochs` is the run's target, not
-    /// part of the model, and may grow on `--resume`, so it is not compared.
+    /// part of the model, and may grow on `--resume`; `feature_cache` changes
+    /// speed, not results, and may be turned off on `--resume`: neither is compared.
     pub fn first_difference(&self, other: &TrainConfig) -> Option<(String, String, String)> {
         let fields = |c: &TrainConfig| match serde_json::to_value(c) {
             Ok(serde_json::Value::Object(map)) => map,
             _ => serde_json::Map::new(),
         };
         let (ours, theirs) = (fields(self), fields(other));
-        ours.iter().filter(|(k, _)| k.as_str() != "epochs").find_map(|(k, v)| {
+        ours.iter().filter(|(k, _)| !matches!(k.as_str(), "epochs" | "feature_cache")).find_map(|(k, v)| {
             let t = theirs.get(k).cloned().unwrap_or(serde_json::Value::Null);
             (*v != t).then(|| (k.clone(), v.to_string(), t.to_string()))
         })
     }
+}
+
+fn on() -> bool {
+    true
 }

@@ -5,6 +5,7 @@
 use super::checkpoint::{self, BEST, LAST};
 use super::classifier::Classifier;
 use super::config::TrainConfig;
+use super::feature_cache::{self, CacheKey, FeatureCache};
 use super::profile::{ProfileSteps, StepProfiler};
 use super::start::Start;
 use crate::autograd as ag;
@@ -41,6 +42,8 @@ pub struct Scores {
     pub loss: f64,
     pub accuracy: f64,
     pub images: usize,
+    /// Images whose frozen-prefix outputs came from the feature cache.
+    pub from_cache: usize,
 }
 
 /// Batches between readbacks of the running loss and accuracy. Reading a
@@ -81,7 +84,7 @@ impl Running {
 
     fn scores(&self) -> Scores {
         let n = self.images.max(1) as f64;
-        Scores { loss: self.loss_sum / n, accuracy: self.correct as f64 / n, images: self.images }
+        Scores { loss: self.loss_sum / n, accuracy: self.correct as f64 / n, images: self.images, from_cache: 0 }
     }
 }
 
@@ -98,25 +101,28 @@ fn loader(folder: ImageFolder, cfg: &TrainConfig, training: bool) -> Result<Load
     Loader::new(folder, lc)
 }
 
-fn upload(gpu: &Gpu, b: &Batch, classes: usize) -> Result<(Tensor, Tensor)> {
-    Ok((Tensor::from_slice(gpu, &b.shape(), &b.images)?, Tensor::from_slice(gpu, &[b.len(), classes], &b.one_hot)?))
+fn one_hot(gpu: &Gpu, b: &Batch, classes: usize) -> Result<Tensor> {
+    Tensor::from_slice(gpu, &[b.len(), classes], &b.one_hot)
 }
 
-/// Loss and accuracy of `model` on a split, in inference mode.
-pub fn evaluate_split(gpu: &Gpu, model: &Classifier, loader: &Loader, classes: usize) -> Result<Scores> {
+/// Loss and accuracy of `model` on a split, in inference mode, through
+/// `cache` when given (a cache of this split's images).
+pub fn evaluate_split(gpu: &Gpu, model: &Classifier, loader: &Loader, classes: usize, mut cache: Option<&mut FeatureCache>) -> Result<Scores> {
     let mut run = Running::default();
+    let mut from_cache = 0;
     ag::no_grad(|| -> Result<()> {
-        for batch in loader.epoch(0) {
+        for batch in feature_cache::epoch(loader, 0, cache.as_deref_mut()) {
             let batch = batch?;
-            let (x, t) = upload(gpu, &batch, classes)?;
-            let logits = model.logits(&x, false, 0)?;
+            let t = one_hot(gpu, &batch, classes)?;
+            let (logits, cached) = feature_cache::logits(model, cache.as_deref_mut(), &batch, false, 0)?;
+            from_cache += cached;
             let (l, _) = loss::softmax_cross_entropy(logits.value(), &t)?;
             let correct = loss::correct_count(logits.value(), &t)?;
             run.push(l, correct, batch.len())?;
         }
         run.read()
     })?;
-    Ok(run.scores())
+    Ok(Scores { from_cache, ..run.scores() })
 }
 
 /// Trains a started run (new or resumed, see [`super::start`]) to its
@@ -132,6 +138,13 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
 
     let train = loader(train_folder, &cfg, true)?;
     let valid = loader(valid_folder, &cfg, false)?;
+    // Validation images are never augmented; training images only without augmentation.
+    let key = match cfg.feature_cache {
+        true => Some(CacheKey { image_size: cfg.image_size, preprocess: cfg.preprocess, weights_hash: model.frozen_weights_hash()? }),
+        false => None,
+    };
+    let mut valid_cache = key.map(|k| feature_cache::for_split(gpu, k, &valid));
+    let mut train_cache = key.filter(|_| !cfg.augment).map(|k| feature_cache::for_split(gpu, k, &train));
     let mut epoch_seconds = Vec::new();
     let mut rates = Vec::new();
     let first_epoch = state.epoch;
@@ -146,7 +159,8 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
         bar.set_prefix(format!("{}/{}", epoch + 1, cfg.epochs));
         let mut run = Running::default();
         let mut data_wait = 0.0;
-        let mut batches = train.epoch(epoch);
+        let mut from_cache = 0;
+        let mut batches = feature_cache::epoch(&train, epoch, train_cache.as_mut());
         let mut profiler = if epoch == first_epoch { StepProfiler::start(gpu, profile)? } else { None };
         for step in 0.. {
             if interrupt.load(Ordering::SeqCst) {
@@ -161,9 +175,10 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
             let Some(batch) = next else { break };
             data_wait += waited.elapsed().as_secs_f64();
             let batch = batch?;
-            let (x, t) = upload(gpu, &batch, classes)?;
+            let t = one_hot(gpu, &batch, classes)?;
             let seed = cfg.seed ^ ((epoch as u64) << 32) ^ step as u64;
-            let logits = model.logits(&x, true, seed)?;
+            let (logits, cached) = feature_cache::logits(&model, train_cache.as_mut(), &batch, true, seed)?;
+            from_cache += cached;
             let (l, correct) = {
                 let _scope = gpu.profile_scope("loss");
                 (ag::softmax_cross_entropy(&logits, &t)?.0, loss::correct_count(logits.value(), &t)?)
@@ -178,7 +193,7 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
             if run.images != read_before {
                 let s = run.scores();
                 let rate = s.images as f64 / started.elapsed().as_secs_f64();
-                bar.set_message(format!("loss {:.4} acc {:.4} {:.1} img/s", s.loss, s.accuracy, rate));
+                bar.set_message(format!("loss {:.4} acc {:.4} {:.1} img/s, {from_cache} from the feature cache", s.loss, s.accuracy, rate));
             }
             bar.inc(1);
             if profiler.as_mut().is_some_and(StepProfiler::step_done)
@@ -195,11 +210,15 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
         run.read()?;
         let train_scores = run.scores();
         let train_seconds = started.elapsed().as_secs_f64();
-        let val = evaluate_split(gpu, &model, &valid, classes)?;
+        let val = evaluate_split(gpu, &model, &valid, classes, valid_cache.as_mut())?;
         let seconds = started.elapsed().as_secs_f64();
         let images_per_second = train_scores.images as f64 / train_seconds;
+        let cache_note = match key {
+            Some(_) => format!("{from_cache} train + {} val images from the feature cache", val.from_cache),
+            None => "feature cache off".to_string(),
+        };
         let line = format!(
-            "loss {:.4} acc {:.4} val_loss {:.4} val_acc {:.4} lr {:.1e} {:.1} img/s {:.0} s (waited {:.1} s for data, {:.1} s for the GPU)",
+            "loss {:.4} acc {:.4} val_loss {:.4} val_acc {:.4} lr {:.1e} {:.1} img/s {:.0} s, {cache_note} (waited {:.1} s for data, {:.1} s for the GPU)",
             train_scores.loss, train_scores.accuracy, val.loss, val.accuracy, state.lr, images_per_second, seconds, data_wait, run.gpu_wait
         );
         if bar.is_hidden() {
@@ -246,7 +265,7 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
             let best = Classifier::from_tensor_map(gpu, &cfg, &weights)
                 .map_err(|e| Error::Io { path: best.display().to_string(), reason: e.to_string() })?;
             let test = loader(f, &cfg, false)?;
-            Some(evaluate_split(gpu, &best, &test, classes)?.accuracy)
+            Some(evaluate_split(gpu, &best, &test, classes, None)?.accuracy)
         }
         None => None,
     };

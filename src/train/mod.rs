@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod classifier;
 pub mod config;
+pub mod feature_cache;
 pub mod fit;
 pub mod head;
 pub mod memory;
