@@ -38,6 +38,8 @@ enum Command {
     /// Convert pretrained weights to safetensors with Keras names.
     #[command(subcommand)]
     Convert(cli::convert::ConvertCommand),
+    /// Export a trained run (base + head + softmax) for another runtime: ONNX.
+    Export(cli::export::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => cli::predict::predict(adapter, args),
         Command::Evaluate(args) => cli::predict::evaluate(adapter, args),
         Command::Data(cmd) => cli::data::run(cmd),
+        Command::Export(args) => cli::export::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
