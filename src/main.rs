@@ -38,7 +38,7 @@ enum Command {
     /// Convert pretrained weights to safetensors with Keras names.
     #[command(subcommand)]
     Convert(cli::convert::ConvertCommand),
-    /// Export a trained run (base + head + softmax) for another runtime: ONNX.
+    /// Export a trained run (base + head + softmax) for another runtime: ONNX or TF.js.
     Export(cli::export::ExportArgs),
 }
 

@@ -203,3 +203,50 @@ fn export_bad_inputs_fail_naming_the_file_and_write_nothing() {
     fails_naming(export(&run, &nowhere), &["missing/model.onnx"], &nowhere);
     assert!(export(&run, &out).status.success());
 }
+
+#[test]
+fn tfjs_export_round_trips_through_convert_bit_identically() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let weights = make_run(&run);
+    let out = tmp.path().join("tfjs");
+    let o = incept(&["export", "--model", run.to_str().unwrap(), "--format", "tfjs", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("model.json")).unwrap()).unwrap();
+    assert_eq!(json["userDefinedMetadata"]["incept.preprocess"], "inception");
+    let layers = json["modelTopology"]["config"]["layers"].as_array().unwrap();
+    let classes: Vec<&str> = layers.iter().map(|l| l["class_name"].as_str().unwrap()).collect();
+    assert_eq!(&classes[classes.len() - 4..], ["GlobalAveragePooling2D", "Dense", "Dropout", "Dense"]);
+    assert_eq!(layers.last().unwrap()["config"]["activation"], "softmax");
+
+    // The shards concatenated in manifest order are what `incept convert tfjs` reads.
+    let mut bin = Vec::new();
+    for p in json["weightsManifest"][0]["paths"].as_array().unwrap() {
+        bin.extend(std::fs::read(out.join(p.as_str().unwrap())).unwrap());
+    }
+    std::fs::write(tmp.path().join("weights.bin"), &bin).unwrap();
+    let back = tmp.path().join("back.safetensors");
+    let o = incept(&["convert", "tfjs", out.join("model.json").to_str().unwrap(), tmp.path().join("weights.bin").to_str().unwrap(), "--out", back.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let back = incept::io::read_safetensors(&back).unwrap();
+    let base: TensorMap = weights.into_iter().filter(|(k, _)| !k.starts_with("dense")).collect();
+    assert_eq!(back.len(), base.len());
+    for (name, t) in &base {
+        let b = &back[name];
+        assert_eq!(b.shape, t.shape, "{name}");
+        assert!(b.data.iter().zip(&t.data).all(|(x, y)| x.to_bits() == y.to_bits()), "{name} differs after the round trip");
+    }
+
+    // Re-exporting replaces the earlier export; a folder that is not one is left alone.
+    assert!(incept(&["export", "--model", run.to_str().unwrap(), "--format", "tfjs", "--out", out.to_str().unwrap(), "--quantize", "uint8"]).status.success());
+    let other = tmp.path().join("photos");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("a.jpg"), b"x").unwrap();
+    let o = incept(&["export", "--model", run.to_str().unwrap(), "--format", "tfjs", "--out", other.to_str().unwrap()]);
+    assert!(!o.status.success() && text(&o).contains("photos") && text(&o).contains("model.json"), "{}", text(&o));
+    assert_eq!(std::fs::read_dir(&other).unwrap().count(), 1);
+    let o = incept(&["export", "--model", run.to_str().unwrap(), "--format", "tfjs", "--out", out.to_str().unwrap(), "--nchw"]);
+    assert!(!o.status.success() && text(&o).contains("--nchw"), "{}", text(&o));
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n.to_string_lossy().contains(".tmp-")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -8,6 +8,7 @@
 
 pub mod onnx;
 pub mod onnx_proto;
+pub mod tfjs;
 
 use crate::data::Preprocess;
 use crate::error::{Error, Result};
@@ -34,6 +35,8 @@ pub struct ExportModel {
     pub image_size: usize,
     pub preprocess: Preprocess,
     pub classes: Vec<String>,
+    /// The head's Dropout rate (the identity at inference; kept in Keras-style exports).
+    pub dropout: f32,
     /// The checkpoint file the weights came from.
     pub source: PathBuf,
 }
@@ -94,6 +97,7 @@ impl ExportModel {
             image_size: cfg.image_size,
             preprocess: cfg.preprocess,
             classes: cfg.classes,
+            dropout: cfg.dropout,
             source: path,
         })
     }

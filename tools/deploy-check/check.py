@@ -8,7 +8,10 @@ the three colour channels differ), classifies a few other images with
 
 - onnx.checker.check_model (full check) accepts the ONNX export, NHWC and NCHW,
   with a symbolic batch dimension and the run's preprocessing in metadata_props;
-- ONNX Runtime's probabilities equal incept predict's within 1e-4 (absolute).
+- ONNX Runtime's probabilities equal incept predict's within 1e-4 (absolute);
+- TF.js (npm @tensorflow/tfjs, pure JS CPU backend, in Node) loads the TF.js
+  export with tf.loadLayersModel and its probabilities equal incept predict's
+  within 1e-4; the uint8-quantised export loads and runs (difference reported).
 
 Prints one line per check and closes with `deploy-check result: N passed; M failed`.
 """
@@ -16,6 +19,7 @@ import argparse
 import csv
 import gzip
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 SIZE = 75
+HERE = Path(__file__).resolve().parent
 TOLERANCE = 1e-4
 CLASSES = {0: "tshirt", 1: "trouser", 8: "bag"}  # Fashion-MNIST labels used
 
@@ -132,6 +137,27 @@ def check_onnx(checks: Checks, incept, run_dir: Path, paths, expected: np.ndarra
     path.unlink()  # 90 MB each
 
 
+def check_tfjs(checks: Checks, incept, run_dir: Path, paths, expected: np.ndarray, config: dict, quantize: bool):
+    kind = "uint8" if quantize else "float32"
+    out = run_dir / f"tfjs_{kind}"
+    print(run([incept, "export", "--model", run_dir, "--format", "tfjs", "--out", out] + (["--quantize", "uint8"] if quantize else [])), end="")
+    meta = json.loads((out / "model.json").read_text())["userDefinedMetadata"]
+    x = preprocessed(paths, meta["incept.preprocess"])
+    inputs = run_dir / "inputs.f32"
+    x.astype("<f4").tofile(inputs)
+    line = run(["node", HERE / "check_tfjs.js", out, inputs, len(paths), SIZE]).strip().splitlines()[-1]
+    result = json.loads(line)
+    got = np.array(result["probabilities"], np.float32)
+    diff = float(np.abs(got - expected).max())
+    detail = f"tfjs {result['tfjs']} {result['backend']} backend, {len(paths)} images at {SIZE}x{SIZE}, max abs difference {diff:.3g}"
+    if quantize:
+        # uint8 weights change the function: the check is that TF.js loads and runs it, the figure is reported.
+        checks.check(f"tfjs {kind} loads and predicts", got.shape == expected.shape and np.allclose(got.sum(axis=1), 1, atol=1e-5), detail)
+    else:
+        checks.check(f"tfjs {kind} vs incept predict", got.shape == expected.shape and diff <= TOLERANCE, f"{detail} (tolerance {TOLERANCE})")
+    shutil.rmtree(out)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--incept", required=True, type=Path)
@@ -153,6 +179,8 @@ def main():
         expected = np.array([[float(rows[p][f"probability_{c}"]) for c in config["classes"]] for p in paths], np.float32)
         for nchw in (False, True):
             check_onnx(checks, args.incept, run_dir, paths, expected, config, nchw)
+        for quantize in (False, True):
+            check_tfjs(checks, args.incept, run_dir, paths, expected, config, quantize)
     print(f"deploy-check result: {checks.passed} passed; {checks.failed} failed")
     sys.exit(1 if checks.failed else 0)
 
