@@ -250,3 +250,56 @@ fn tfjs_export_round_trips_through_convert_bit_identically() {
     let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n.to_string_lossy().contains(".tmp-")).collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn inspect_names_format_model_and_preprocessing_and_rejects_bad_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    make_run(&run);
+    let inspect = |p: &Path| incept(&["inspect", p.to_str().unwrap()]);
+    let o = inspect(&run.join("best.safetensors"));
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("safetensors") && t.contains("InceptionV3 base (include_top=False) + head Dense 2048→8→3"), "{t}");
+    assert!(t.contains("training checkpoint") && t.contains("preprocessing: inception"), "{t}");
+    assert!(t.contains("conv2d_93/kernel") && t.contains("[1, 1, 2048, 192]"), "{t}");
+
+    let onnx = tmp.path().join("m.onnx");
+    assert!(export(&run, &onnx).status.success());
+    let o = inspect(&onnx);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("ONNX (IR 8, opset 17") && t.contains("BatchNorm folded") && t.contains("head Dense 2048→8→3 + Softmax"), "{t}");
+    assert!(t.contains("preprocessing: x = pixel / 127.5 - 1"), "{t}");
+
+    let dir = tmp.path().join("tfjs");
+    assert!(incept(&["export", "--model", run.to_str().unwrap(), "--format", "tfjs", "--out", dir.to_str().unwrap(), "--quantize", "uint8"]).status.success());
+    let o = inspect(&dir.join("model.json"));
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("TF.js layers model") && t.contains("InceptionV3 base (include_top=False) + head Dense 2048→8→3"), "{t}");
+    assert!(t.contains("float32 (stored uint8)") && t.contains("preprocessing: x = pixel / 127.5 - 1"), "{t}");
+
+    // Bad files: an error naming the file and what was expected, never a panic.
+    let bytes = std::fs::read(&onnx).unwrap();
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("trunc.onnx", bytes[..bytes.len() / 3].to_vec(), "not a recognised"),
+        ("x.h5", b"\x89HDF\r\n\x1a\n\0\0\0\0".to_vec(), "HDF5"),
+        ("x.keras", b"PK\x03\x04rest".to_vec(), "zip"),
+        ("empty.bin", vec![], "not a recognised"),
+        ("huge.safetensors", [&(1u64 << 20).to_le_bytes()[..], b"{\"a\":"].concat(), "safetensors"),
+    ];
+    let best = std::fs::read(run.join("best.safetensors")).unwrap();
+    cases.push(("trunc.safetensors", best[..best.len() - 100].to_vec(), "safetensors"));
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("model.json")).unwrap()).unwrap();
+    json["weightsManifest"][0]["paths"][0] = "../../etc/passwd".into();
+    cases.push(("evil/model.json", serde_json::to_vec(&json).unwrap(), "leaves the model's folder"));
+    std::fs::create_dir_all(tmp.path().join("evil")).unwrap();
+    for (name, content, expected) in cases {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, content).unwrap();
+        let o = inspect(&p);
+        let t = text(&o);
+        assert!(!o.status.success() && t.contains(name) && t.contains(expected) && !t.contains("panicked"), "{name}: {t}");
+    }
+}

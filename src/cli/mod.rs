@@ -6,6 +6,7 @@ pub mod data;
 pub mod devices;
 pub mod export;
 pub mod features;
+pub mod inspect;
 pub mod predict;
 pub mod summary;
 pub mod train;

@@ -7,6 +7,7 @@
 //! the GPU is the model's business.
 
 pub mod atomic;
+pub mod inspect;
 pub mod keras_inception_v3;
 pub mod safetensors_io;
 pub mod synthetic;
