@@ -121,10 +121,12 @@ fn describe_keras_weights(weights: &TensorMap) -> String {
     }
 }
 
-/// "Dense 2048→512→512→3" for Dense layers `dense`, `dense_1`, … with (in, out) kernels.
+/// "Dense 2048→512→512→3" for Dense layers `dense`, `dense_1`, … (Keras 3)
+/// or `dense_1`, `dense_2`, … (Keras 2) with (in, out) kernels.
 fn describe_head(shape: impl Fn(&str) -> Option<Vec<usize>>) -> Option<String> {
+    let first = if shape(&format!("{}/kernel", dense_name(0))).is_some() { 0 } else { 1 };
     let mut sizes = Vec::new();
-    for k in 0.. {
+    for k in first.. {
         match shape(&format!("{}/kernel", dense_name(k))).as_deref() {
             Some([fan_in, fan_out]) if sizes.last().is_none_or(|&last| last == *fan_in) => {
                 if sizes.is_empty() {
@@ -155,18 +157,27 @@ fn inspect_tfjs(path: &Path, bytes: &[u8]) -> Result<Report> {
             shape: w.shape.clone(),
         })
         .collect();
-    // The shards, in manifest order, beside model.json.
+    // The shards, in manifest order, beside model.json. Without them the
+    // shapes still tell the model; with them every value is decoded and checked.
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut weight_bytes = Vec::new();
+    let mut missing = Vec::new();
     for p in json.weights_manifest.iter().flat_map(|g| &g.paths) {
         if p.contains("..") || Path::new(p).is_absolute() {
             return Err(file_err(format!("weight shard path '{p}' leaves the model's folder")));
         }
-        let shard = dir.join(p);
-        weight_bytes.extend(std::fs::read(&shard).map_err(|e| Error::Io { path: shard.display().to_string(), reason: format!("weight shard named in the manifest: {e}") })?);
+        match std::fs::read(dir.join(p)) {
+            Ok(b) => weight_bytes.extend(b),
+            Err(_) => missing.push(p.clone()),
+        }
     }
     let layers = tfjs::topology_layers(&json.model_topology).map_err(|e| file_err(e.to_string()))?;
-    let weights = tfjs::decode_weights(&json.weights_manifest, &weight_bytes).map_err(|e| file_err(e.to_string()))?;
+    let weights = if missing.is_empty() {
+        tfjs::decode_weights(&json.weights_manifest, &weight_bytes).map_err(|e| file_err(e.to_string()))?
+    } else {
+        let shapes = json.weights_manifest.iter().flat_map(|g| &g.weights);
+        shapes.map(|w| (w.name.clone(), super::HostTensor { shape: w.shape.clone(), data: Vec::new() })).collect()
+    };
     let keras_version = json.model_topology.get("keras_version").and_then(|v| v.as_str()).map(str::to_string);
     let layer_count = layers.len();
     let model = tfjs::TfjsModel { keras_version: keras_version.clone(), layers, weights };
@@ -178,7 +189,10 @@ fn inspect_tfjs(path: &Path, bytes: &[u8]) -> Result<Report> {
         },
         Err(e) => format!("not InceptionV3: {e}"),
     };
-    let metadata: Vec<(String, String)> = user_metadata(text);
+    let mut metadata: Vec<(String, String)> = user_metadata(text);
+    if !missing.is_empty() {
+        metadata.push(("weight shards missing (values not read)".into(), missing.join(", ")));
+    }
     let preprocess = metadata.iter().find(|(k, _)| k == "incept.preprocess_formula").map_or("not recorded in the file".into(), |(_, v)| v.clone());
     let format = format!("TF.js layers model ({layer_count} layers, Keras {})", keras_version.as_deref().unwrap_or("unknown"));
     Ok(Report { path: path.to_path_buf(), format, tensors, model: model_desc, preprocess, metadata })
