@@ -40,6 +40,10 @@ enum Command {
     /// Convert pretrained weights to safetensors with Keras names.
     #[command(subcommand)]
     Convert(cli::convert::ConvertCommand),
+    /// Export a trained run (base + head + softmax) for another runtime: ONNX or TF.js.
+    Export(cli::export::ExportArgs),
+    /// What a weights or model file is: format, tensors, parameters, the model it matches, its preprocessing.
+    Inspect(cli::inspect::InspectArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +60,8 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => cli::predict::evaluate(adapter, args),
         Command::Data(cmd) => cli::data::run(cmd),
         Command::Tune(args) => cli::tune::run(adapter, args),
+        Command::Export(args) => cli::export::run(args),
+        Command::Inspect(args) => cli::inspect::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -18,6 +18,22 @@ pub enum Preprocess {
 }
 
 impl Preprocess {
+    /// The name `--preprocess` takes and run.json records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preprocess::Rescale => "rescale",
+            Preprocess::Inception => "inception",
+        }
+    }
+
+    /// What the network's input is, for exported models' metadata and summaries.
+    pub fn formula(self) -> &'static str {
+        match self {
+            Preprocess::Rescale => "x = pixel * (1/255), RGB in [0, 1]",
+            Preprocess::Inception => "x = pixel / 127.5 - 1, RGB in [-1, 1]",
+        }
+    }
+
     pub fn apply(self, v: u8) -> f32 {
         self.scale(v as f32)
     }

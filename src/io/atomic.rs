@@ -87,6 +87,49 @@ fn sync_dir(path: &Path) {
     }
 }
 
+/// Writes `files` (name, bytes) as the folder `dir`, atomically: they go to a
+/// hidden temporary folder beside `dir`, are synced, and the folder is renamed
+/// into place. An existing `dir` is replaced (moved aside, then removed once
+/// the new folder is in place) only when `replace` is set. On failure the
+/// temporary folder is removed and `dir` is as it was.
+pub fn write_dir_atomic(dir: &Path, files: &[(String, Vec<u8>)], replace: bool) -> Result<()> {
+    if dir.exists() && !replace {
+        return Err(io_err(dir, "already exists"));
+    }
+    let tmp = temp_path(dir)?;
+    let written = (|| -> std::io::Result<()> {
+        fs::create_dir(&tmp)?;
+        for (name, bytes) in files {
+            write_temp(&tmp.join(name), |w| w.write_all(bytes))?;
+        }
+        File::open(&tmp)?.sync_all()
+    })()
+    .map_err(|e| io_err(dir, format!("writing {}: {e}", tmp.display())))
+    .and_then(|()| {
+        if !dir.exists() {
+            return fs::rename(&tmp, dir).map_err(|e| io_err(dir, format!("renaming {} into place: {e}", tmp.display())));
+        }
+        let old = temp_path(dir)?;
+        fs::rename(dir, &old).map_err(|e| io_err(dir, format!("moving the old folder aside: {e}")))?;
+        if let Err(e) = fs::rename(&tmp, dir) {
+            let _ = fs::rename(&old, dir);
+            return Err(io_err(dir, format!("renaming {} into place: {e}", tmp.display())));
+        }
+        let _ = fs::remove_dir_all(&old);
+        Ok(())
+    });
+    match written {
+        Ok(()) => {
+            sync_dir(dir);
+            Ok(())
+        }
+        Err(e) => {
+            let _ = fs::remove_dir_all(&tmp);
+            Err(e)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 //! the GPU is the model's business.
 
 pub mod atomic;
+pub mod inspect;
 pub mod keras_inception_v3;
 pub mod safetensors_io;
 pub mod synthetic;
@@ -31,6 +32,6 @@ impl HostTensor {
 /// Named tensors, ordered by name (so files written from it are deterministic).
 pub type TensorMap = BTreeMap<String, HostTensor>;
 
-pub use atomic::{write_atomic, write_atomic_with};
+pub use atomic::{write_atomic, write_atomic_with, write_dir_atomic};
 pub use safetensors_io::{StorageDtype, read_safetensors, write_safetensors};
 pub use tfjs::{ConversionReport, convert_inception_v3};

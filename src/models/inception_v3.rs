@@ -122,7 +122,7 @@ pub fn inception_v3_shapes(graph: &Graph, n: usize, h: usize, w: usize) -> Resul
 
 /// Accepts Keras 2 numbering (`conv2d_1` … `conv2d_94`) by shifting every
 /// index down by one, as Keras's legacy loader maps layers by position.
-fn keras3_names(weights: &TensorMap) -> Result<TensorMap> {
+pub fn keras3_names(weights: &TensorMap) -> Result<TensorMap> {
     if weights.contains_key("conv2d/kernel") || !weights.contains_key("conv2d_94/kernel") {
         return Ok(weights.clone());
     }

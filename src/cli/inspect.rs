@@ -1,0 +1,24 @@
+//! `incept inspect FILE`: what a weights or model file is (host only, no GPU device).
+
+use clap::Args;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct InspectArgs {
+    /// safetensors, TF.js model.json or ONNX file (HDF5 and zip are recognised, not read yet).
+    file: PathBuf,
+    /// Print the summary without the per-tensor list.
+    #[arg(long)]
+    brief: bool,
+}
+
+pub fn run(args: InspectArgs) -> incept::Result<()> {
+    let report = incept::io::inspect::inspect(&args.file)?.to_string();
+    let text: String = if args.brief { report.lines().take_while(|l| !l.starts_with("  ")).map(|l| format!("{l}\n")).collect() } else { report };
+    // A closed pipe (`| head`) ends the listing quietly.
+    match std::io::stdout().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(incept::Error::Invalid(format!("writing to stdout: {e}"))),
+        _ => Ok(()),
+    }
+}

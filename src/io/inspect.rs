@@ -1,0 +1,278 @@
+//! `incept inspect`: what a weights or model file is, read on the host only
+//! (no GPU device): its format, tensors (name, dtype, shape), parameter
+//! count, which model it matches (InceptionV3 base, base + head) and which
+//! preprocessing it expects where the file (or the run beside it) says.
+//!
+//! The format is recognised by content, not by name: safetensors (8-byte
+//! header length, then JSON), a TF.js `model.json` (its shards are read
+//! from the manifest's paths), ONNX (a protobuf ModelProto), and HDF5 and
+//! zip (.h5, .keras), which are recognised but not read yet.
+
+use super::keras_inception_v3::{check_weights, convs, conv_name};
+use super::{TensorMap, read_safetensors, tfjs};
+use crate::error::{Error, Result};
+use crate::export::onnx_proto::{self, ModelProto};
+use crate::models::inception_v3::keras3_names;
+use crate::train::head::dense_name;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One tensor of a file as stored.
+#[derive(Clone, Debug)]
+pub struct TensorInfo {
+    pub name: String,
+    pub dtype: String,
+    pub shape: Vec<usize>,
+}
+
+/// What [`inspect`] found.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub path: PathBuf,
+    pub format: String,
+    pub tensors: Vec<TensorInfo>,
+    /// Which model the tensors make up.
+    pub model: String,
+    pub preprocess: String,
+    /// Metadata key/value pairs the file carries.
+    pub metadata: Vec<(String, String)>,
+}
+
+impl Report {
+    /// Values in all tensors (saturating: shapes come from the file).
+    pub fn parameters(&self) -> usize {
+        self.tensors.iter().map(|t| t.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).unwrap_or(usize::MAX)).fold(0, usize::saturating_add)
+    }
+}
+
+const HDF5_SIGNATURE: &[u8] = b"\x89HDF\r\n\x1a\n";
+const ZIP_SIGNATURE: &[u8] = b"PK\x03\x04";
+
+/// Inspects `path`. Errors name the file and what was expected.
+pub fn inspect(path: &Path) -> Result<Report> {
+    let bad = |reason: String| Error::Io { path: path.display().to_string(), reason };
+    let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    if bytes.starts_with(HDF5_SIGNATURE) {
+        return Err(bad("HDF5 file (Keras .h5 / .weights.h5): not yet supported by inspect; tools/keras_h5_to_safetensors.py converts Keras .h5 files".into()));
+    }
+    if bytes.starts_with(ZIP_SIGNATURE) {
+        return Err(bad("zip archive (Keras .keras?): not yet supported by inspect".into()));
+    }
+    if is_safetensors(&bytes) {
+        return inspect_safetensors(path);
+    }
+    let text_start = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if text_start == Some(&b'{') {
+        return inspect_tfjs(path, &bytes);
+    }
+    inspect_onnx(path, &bytes).map_err(|e| match e {
+        Error::Io { .. } => e,
+        other => bad(format!(
+            "not a recognised weights or model file (expected safetensors, a TF.js model.json, ONNX, HDF5 or a zip archive): {other}"
+        )),
+    })
+}
+
+/// An 8-byte little-endian header length, then a JSON object (the safetensors
+/// crate then checks that the header and the data fit the file).
+fn is_safetensors(bytes: &[u8]) -> bool {
+    bytes.len() >= 10 && {
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap_or([0; 8]));
+        (2..1 << 32).contains(&n) && bytes[8] == b'{'
+    }
+}
+
+fn inspect_safetensors(path: &Path) -> Result<Report> {
+    let file_err = |e: String| Error::Io { path: path.display().to_string(), reason: e };
+    let bytes = std::fs::read(path).map_err(|e| file_err(e.to_string()))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| file_err(format!("not a valid safetensors file: {e}")))?;
+    let mut tensors: Vec<TensorInfo> = header
+        .tensors()
+        .into_iter()
+        .map(|(name, info)| TensorInfo { name, dtype: format!("{:?}", info.dtype), shape: info.shape.clone() })
+        .collect();
+    tensors.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut metadata: Vec<(String, String)> = header.metadata().clone().unwrap_or_default().into_iter().collect();
+    metadata.sort();
+    let weights = read_safetensors(path)?;
+    let mut model = describe_keras_weights(&weights);
+    if weights.keys().any(|k| k.starts_with("optimizer/")) || metadata.iter().any(|(k, _)| k == "incept_train_state") {
+        model.push_str("; an incept training checkpoint (with Adam moments and loop state)");
+    }
+    // A run's checkpoint: the preprocessing is in run.json beside it.
+    let run_json = path.parent().map(|d| d.join(crate::train::run_dir::RUN_CONFIG));
+    let preprocess = match run_json.as_deref().filter(|p| p.is_file()).map(|p| p.parent().map(crate::train::run_dir::load_config)) {
+        Some(Some(Ok(cfg))) => format!("{} ({}), from the run's run.json", cfg.preprocess.name(), cfg.preprocess.formula()),
+        _ => "not recorded in the file".into(),
+    };
+    Ok(Report { path: path.to_path_buf(), format: "safetensors".into(), tensors, model, preprocess, metadata })
+}
+
+/// Base and head in Keras naming (HWIO kernels, BatchNorm unfolded).
+fn describe_keras_weights(weights: &TensorMap) -> String {
+    let base: TensorMap = weights.iter().filter(|(k, _)| !k.starts_with("dense") && !k.starts_with("optimizer/")).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let base_ok = keras3_names(&base).and_then(|b| check_weights(&b));
+    let head = describe_head(|name| weights.get(name).map(|t| t.shape.clone()));
+    match (base_ok, head) {
+        (Ok(()), Some(head)) => format!("InceptionV3 base (include_top=False) + head {head}"),
+        (Ok(()), None) => "InceptionV3 base (include_top=False)".into(),
+        (Err(e), Some(head)) => format!("head {head}; the rest is not the InceptionV3 base: {e}"),
+        (Err(e), None) => format!("not InceptionV3: {e}"),
+    }
+}
+
+/// "Dense 2048→512→512→3" for Dense layers `dense`, `dense_1`, … (Keras 3)
+/// or `dense_1`, `dense_2`, … (Keras 2) with (in, out) kernels.
+fn describe_head(shape: impl Fn(&str) -> Option<Vec<usize>>) -> Option<String> {
+    let first = if shape(&format!("{}/kernel", dense_name(0))).is_some() { 0 } else { 1 };
+    let mut sizes = Vec::new();
+    for k in first.. {
+        match shape(&format!("{}/kernel", dense_name(k))).as_deref() {
+            Some([fan_in, fan_out]) if sizes.last().is_none_or(|&last| last == *fan_in) => {
+                if sizes.is_empty() {
+                    sizes.push(*fan_in);
+                }
+                sizes.push(*fan_out);
+            }
+            _ => break,
+        }
+    }
+    (!sizes.is_empty()).then(|| format!("Dense {}", sizes.iter().map(usize::to_string).collect::<Vec<_>>().join("→")))
+}
+
+fn inspect_tfjs(path: &Path, bytes: &[u8]) -> Result<Report> {
+    let file_err = |e: String| Error::Io { path: path.display().to_string(), reason: e };
+    let text = std::str::from_utf8(bytes).map_err(|_| file_err("starts like JSON but is not UTF-8 text".into()))?;
+    let json = tfjs::parse_model_json(text).map_err(|e| file_err(e.to_string()))?;
+    let tensors: Vec<TensorInfo> = json
+        .weights_manifest
+        .iter()
+        .flat_map(|g| &g.weights)
+        .map(|w| TensorInfo {
+            name: w.name.clone(),
+            dtype: match &w.quantization {
+                Some(q) => format!("{} (stored {})", w.dtype, q.dtype),
+                None => w.dtype.clone(),
+            },
+            shape: w.shape.clone(),
+        })
+        .collect();
+    // The shards, in manifest order, beside model.json. Without them the
+    // shapes still tell the model; with them every value is decoded and checked.
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut weight_bytes = Vec::new();
+    let mut missing = Vec::new();
+    for p in json.weights_manifest.iter().flat_map(|g| &g.paths) {
+        if p.contains("..") || Path::new(p).is_absolute() {
+            return Err(file_err(format!("weight shard path '{p}' leaves the model's folder")));
+        }
+        match std::fs::read(dir.join(p)) {
+            Ok(b) => weight_bytes.extend(b),
+            Err(_) => missing.push(p.clone()),
+        }
+    }
+    let layers = tfjs::topology_layers(&json.model_topology).map_err(|e| file_err(e.to_string()))?;
+    let weights = if missing.is_empty() {
+        tfjs::decode_weights(&json.weights_manifest, &weight_bytes).map_err(|e| file_err(e.to_string()))?
+    } else {
+        let shapes = json.weights_manifest.iter().flat_map(|g| &g.weights);
+        shapes.map(|w| (w.name.clone(), super::HostTensor { shape: w.shape.clone(), data: Vec::new() })).collect()
+    };
+    let keras_version = json.model_topology.get("keras_version").and_then(|v| v.as_str()).map(str::to_string);
+    let layer_count = layers.len();
+    let model = tfjs::TfjsModel { keras_version: keras_version.clone(), layers, weights };
+    let model_desc = match tfjs::inception_v3_weights(&model) {
+        Ok((_, dropped)) if dropped.is_empty() => "InceptionV3 base (include_top=False)".to_string(),
+        Ok((_, dropped)) => match describe_head(|name| model.weights.get(name).map(|t| t.shape.clone())) {
+            Some(head) => format!("InceptionV3 base (include_top=False) + head {head}"),
+            None => format!("InceptionV3 base (include_top=False) + a head of {} weights ({})", dropped.len(), dropped.join(", ")),
+        },
+        Err(e) => format!("not InceptionV3: {e}"),
+    };
+    let mut metadata: Vec<(String, String)> = user_metadata(text);
+    if !missing.is_empty() {
+        metadata.push(("weight shards missing (values not read)".into(), missing.join(", ")));
+    }
+    let preprocess = metadata.iter().find(|(k, _)| k == "incept.preprocess_formula").map_or("not recorded in the file".into(), |(_, v)| v.clone());
+    let format = format!("TF.js layers model ({layer_count} layers, Keras {})", keras_version.as_deref().unwrap_or("unknown"));
+    Ok(Report { path: path.to_path_buf(), format, tensors, model: model_desc, preprocess, metadata })
+}
+
+/// `userDefinedMetadata` string values of a model.json.
+fn user_metadata(text: &str) -> Vec<(String, String)> {
+    let v: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    v.get("userDefinedMetadata")
+        .and_then(|m| m.as_object())
+        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
+        .unwrap_or_default()
+}
+
+fn inspect_onnx(path: &Path, bytes: &[u8]) -> Result<Report> {
+    use prost::Message;
+    let model = ModelProto::decode(bytes).map_err(|e| Error::Invalid(format!("not ONNX either ({e})")))?;
+    let Some(graph) = model.graph.as_ref().filter(|g| model.ir_version > 0 && !g.node.is_empty()) else {
+        return Err(Error::Invalid("not ONNX either (no graph)".into()));
+    };
+    let dtype = |t: i32| match t {
+        onnx_proto::FLOAT => "float32".to_string(),
+        other => format!("ONNX type {other}"),
+    };
+    let tensors: Vec<TensorInfo> = graph
+        .initializer
+        .iter()
+        .map(|t| TensorInfo { name: t.name.clone(), dtype: dtype(t.data_type), shape: t.dims.iter().map(|&d| d.max(0) as usize).collect() })
+        .collect();
+    let shape = |name: &str| tensors.iter().find(|t| t.name == name).map(|t| t.shape.clone());
+    // incept's export keeps Keras names: conv2d_k/kernel as OIHW with BatchNorm folded in.
+    let mismatch = convs().iter().enumerate().find_map(|(k, c)| {
+        let name = format!("{}/kernel", conv_name(k));
+        let want = vec![c.cout, c.cin, c.kh, c.kw];
+        (shape(&name).as_ref() != Some(&want)).then(|| format!("'{name}' is {:?}, expected {want:?}", shape(&name)))
+    });
+    let convs_in_graph = graph.node.iter().filter(|n| n.op_type == "Conv").count();
+    let base = match mismatch {
+        None if convs_in_graph == convs().len() => "InceptionV3 base (BatchNorm folded into the convolutions)".to_string(),
+        None => format!("InceptionV3 weights, but {convs_in_graph} Conv nodes"),
+        Some(m) => format!("not InceptionV3 as incept exports it: {m}"),
+    };
+    let model_desc = match describe_head(shape) {
+        Some(head) => format!("{base} + head {head} + Softmax"),
+        None => base,
+    };
+    let metadata: Vec<(String, String)> = model.metadata_props.iter().map(|p| (p.key.clone(), p.value.clone())).collect();
+    let preprocess = metadata.iter().find(|(k, _)| k == "incept.preprocess_formula").map_or("not recorded in the file".into(), |(_, v)| v.clone());
+    let opset = model.opset_import.iter().map(|o| o.version).max().unwrap_or(0);
+    let io = |v: &[onnx_proto::ValueInfoProto]| v.iter().map(|v| v.name.clone()).collect::<Vec<_>>().join(", ");
+    let format = format!(
+        "ONNX (IR {}, opset {opset}, producer '{}', {} nodes, inputs [{}], outputs [{}])",
+        model.ir_version,
+        model.producer_name,
+        graph.node.len(),
+        io(&graph.input),
+        io(&graph.output)
+    );
+    Ok(Report { path: path.to_path_buf(), format, tensors, model: model_desc, preprocess, metadata })
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut dtypes = std::collections::BTreeMap::<&str, usize>::new();
+        for t in &self.tensors {
+            *dtypes.entry(t.dtype.as_str()).or_default() += 1;
+        }
+        let dtypes: Vec<String> = dtypes.iter().map(|(d, n)| format!("{n} {d}")).collect();
+        writeln!(f, "{}: {}", self.path.display(), self.format)?;
+        writeln!(f, "tensors: {} ({}), {} parameters", self.tensors.len(), dtypes.join(", "), self.parameters())?;
+        writeln!(f, "model: {}", self.model)?;
+        writeln!(f, "preprocessing: {}", self.preprocess)?;
+        for (k, v) in &self.metadata {
+            let v = if v.len() > 200 { format!("{}…", &v[..v.floor_char_boundary(200)]) } else { v.clone() };
+            writeln!(f, "metadata {k}: {v}")?;
+        }
+        let width = self.tensors.iter().map(|t| t.name.len()).max().unwrap_or(0);
+        for t in &self.tensors {
+            writeln!(f, "  {:<width$}  {:<10} {:?}", t.name, t.dtype, t.shape)?;
+        }
+        Ok(())
+    }
+}
