@@ -486,16 +486,16 @@ impl Network {
             let ends_here = |at: usize| wanted.contains(&at);
             let mut c = Chain { conv: l, bn: None, relu: None };
             let mut at = l;
-            if !ends_here(at) {
-                if let Some(bn) = self.sole_consumer(at, |k| matches!(k, LayerKind::BatchNorm)).filter(|&bn| joins(bn) && !batch_stats[bn]) {
-                    c.bn = Some(bn);
-                    at = bn;
-                }
+            if !ends_here(at)
+                && let Some(bn) = self.sole_consumer(at, |k| matches!(k, LayerKind::BatchNorm)).filter(|&bn| joins(bn) && !batch_stats[bn])
+            {
+                c.bn = Some(bn);
+                at = bn;
             }
-            if !ends_here(at) {
-                if let Some(relu) = self.sole_consumer(at, |k| matches!(k, LayerKind::Relu)).filter(|&r| joins(r)) {
-                    c.relu = Some(relu);
-                }
+            if !ends_here(at)
+                && let Some(relu) = self.sole_consumer(at, |k| matches!(k, LayerKind::Relu)).filter(|&r| joins(r))
+            {
+                c.relu = Some(relu);
             }
             for member in [Some(c.conv), c.bn, c.relu].into_iter().flatten() {
                 chain[member] = Some(c);
