@@ -44,7 +44,7 @@ use Padding::{Same, Valid};
 /// Every kernel shape of InceptionV3 at small odd sizes; cout 70 and the
 /// 675-row batch cross the variants' column and row block edges. The last
 /// six have cin and cout divisible by 4, as the vec4 register-blocked kernel needs.
-const CASES: [Case; 20] = [
+const CASES: [Case; 22] = [
     case(1, (9, 9), 3, 8, (3, 3), 2, Valid),
     case(3, (8, 8), 5, 7, (1, 1), 1, Same),
     case(1, (7, 11), 17, 13, (3, 3), 1, Same),
@@ -65,6 +65,9 @@ const CASES: [Case; 20] = [
     case(1, (8, 8), 36, 16, (7, 1), 1, Same),
     case(3, (9, 9), 16, 4, (1, 1), 1, Valid),
     case(1, (9, 9), 4, 8, (5, 5), 2, Same),
+    // 288 output rows × 192 channels: RegisterBlocked splits its 64 lanes 8 × 8 (rows × channel blocks).
+    case(2, (12, 12), 20, 192, (1, 1), 1, Valid),
+    case(2, (12, 12), 21, 192, (3, 3), 1, Same),
 ];
 
 impl Case {

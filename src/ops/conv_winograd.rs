@@ -91,7 +91,7 @@ pub(crate) fn launch(tile: OutputTile, g: &Geometry, reads: &[&Tensor; 4], out: 
     let (cin4, cout4) = (g.cin.div_ceil(4), g.cout.div_ceil(4));
     let (tiles_h, tiles_w) = (g.out_h.div_ceil(tile.size()), g.out_w.div_ceil(tile.size()));
     let chunk = images_per_chunk(gpu.limits().max_storage_buffer_binding_size, points * tiles_h * tiles_w * 4 * cin4.max(cout4), g.batch);
-    let (lanes_m, lanes_n) = gemm_lanes(chunk * tiles_h * tiles_w, 4 * cout4);
+    let (lanes_m, lanes_n) = blocked_lanes(chunk * tiles_h * tiles_w, 4 * cout4);
     let col_blocks = (4 * cout4).div_ceil(GEMM_COLS * lanes_n);
     let mut params = Params {
         batch_offset: 0,
@@ -133,28 +133,6 @@ pub(crate) fn launch(tile: OutputTile, g: &Geometry, reads: &[&Tensor; 4], out: 
     Ok(())
 }
 
-/// Lanes of a GEMM workgroup along tiles and channel blocks. Few tiles: as
-/// `RegisterBlocked` ([`blocked_lanes`]). Else 64 lanes, all along tiles
-/// unless that computes (and drops) at least 10 % more clamped rows and
-/// columns than the least wasteful split of the 64, which is then taken.
-/// Measured on lavapipe (batch 8–32, loaded machine, F(4×4)): 800 tiles ×
-/// 192 channels (17×17 at 75²) take 8 × 8 lanes, 800 × 192 computed instead
-/// of 1024 × 192, 20–25 % faster; 1568 × 192 (8 × 8) and 392 × 96 (16 × 4)
-/// 12–20 % faster; at 2–9 % waste the splits were within noise of 64 × 1 or
-/// up to 14 % slower.
-fn gemm_lanes(tiles: usize, channels: usize) -> (usize, usize) {
-    if tiles < GEMM_ROWS * 64 {
-        return blocked_lanes(tiles);
-    }
-    let padded = |lanes_m: usize| {
-        let (rows, cols) = (GEMM_ROWS * lanes_m, GEMM_COLS * (64 / lanes_m));
-        tiles.div_ceil(rows) * rows * channels.div_ceil(cols) * cols
-    };
-    let least = [32, 16, 8].into_iter().min_by_key(|&m| padded(m)).unwrap_or(64);
-    let lanes_m = if 10 * padded(64) >= 11 * padded(least) { least } else { 64 };
-    (lanes_m, 64 / lanes_m)
-}
-
 /// Whether the transformed filter [points, 4·cin4, 4·cout4] fits a storage
 /// binding (the batch is chunked, the filter is not).
 pub(crate) fn filter_fits(gpu: &Gpu, tile: OutputTile, g: &Geometry) -> bool {
@@ -171,17 +149,18 @@ fn images_per_chunk(binding_bytes: u64, image_floats: usize, batch: usize) -> us
 
 #[cfg(test)]
 mod tests {
-    use super::{gemm_lanes, images_per_chunk};
+    use super::images_per_chunk;
+    use crate::ops::conv::blocked_lanes;
 
     #[test]
-    fn gemm_lanes_waste_least() {
-        assert_eq!(gemm_lanes(800, 192), (8, 8));
-        assert_eq!(gemm_lanes(1024, 192), (64, 1));
+    fn blocked_lanes_waste_least() {
+        assert_eq!(blocked_lanes(800, 192), (8, 8));
+        assert_eq!(blocked_lanes(1024, 192), (64, 1));
         // 2816 rows with 64 lanes along tiles: 8.6 % more than 2592, kept.
-        assert_eq!(gemm_lanes(2592, 64), (64, 1));
-        assert_eq!(gemm_lanes(392, 96), (16, 4));
+        assert_eq!(blocked_lanes(2592, 64), (64, 1));
+        assert_eq!(blocked_lanes(392, 96), (16, 4));
         // Few tiles: the register-blocked rule (32 row lanes for 128 tiles).
-        assert_eq!(gemm_lanes(128, 384), (32, 1));
+        assert_eq!(blocked_lanes(128, 384), (32, 1));
     }
 
     #[test]
