@@ -17,6 +17,7 @@
 
 use super::TensorMap;
 use crate::error::{Error, Result};
+use crate::models::executor::weight_table;
 use crate::models::graph::{Graph, LayerKind};
 use crate::models::inception_v3_graph::inception_v3_graph;
 use crate::ops::Padding;
@@ -145,7 +146,7 @@ pub fn bn_name(k: usize) -> String {
 }
 
 /// The BatchNormalization variables of InceptionV3 (scale=False: no gamma).
-pub const BN_VARIABLES: [&str; 3] = ["beta", "moving_mean", "moving_variance"];
+pub use crate::models::executor::BN_VARIABLES;
 
 impl ConvSpec {
     /// HWIO kernel shape.
@@ -160,16 +161,11 @@ impl ConvSpec {
 }
 
 /// Every weight of the model in creation order: `conv2d_k/kernel` then
-/// `batch_normalization_k/{beta,moving_mean,moving_variance}` for each k.
+/// `batch_normalization_k/{beta,moving_mean,moving_variance}` for each k
+/// (the executor's weight table of the InceptionV3 graph).
 pub fn expected_weights() -> Vec<(String, Vec<usize>)> {
-    let mut out = Vec::with_capacity(num_convs() * 4);
-    for (k, spec) in convs().iter().enumerate() {
-        out.push((format!("{}/kernel", conv_name(k)), spec.kernel_shape()));
-        for var in BN_VARIABLES {
-            out.push((format!("{}/{var}", bn_name(k)), vec![spec.cout]));
-        }
-    }
-    out
+    // The graph is a constant of the program (its shapes are tested), so this cannot fail.
+    weight_table(&inception_v3_graph(), 3).expect("InceptionV3's own graph has a weight table")
 }
 
 /// Total parameters the table describes (Keras counts moving statistics too).

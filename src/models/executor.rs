@@ -35,6 +35,8 @@ use std::collections::HashMap;
 /// Keras BatchNormalization settings of the models incept runs.
 pub const BN_EPSILON: f32 = 1e-3;
 pub const BN_MOMENTUM: f32 = 0.99;
+/// The variables of a BatchNormalization(scale=False): no gamma.
+pub const BN_VARIABLES: [&str; 3] = ["beta", "moving_mean", "moving_variance"];
 
 /// The Keras weight table of a graph: `(LAYER/VARIABLE, shape)` in creation
 /// order — a Conv2D's HWIO `kernel`, a BatchNormalization(scale=False)'s
@@ -51,7 +53,7 @@ pub fn weight_table(graph: &Graph, input_channels: usize) -> Result<Vec<(String,
             }
             LayerKind::BatchNorm => {
                 let c = shapes[layer.inputs[0]][3];
-                for var in ["beta", "moving_mean", "moving_variance"] {
+                for var in BN_VARIABLES {
                     table.push((format!("{}/{var}", layer.name), vec![c]));
                 }
             }
