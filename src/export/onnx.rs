@@ -274,13 +274,8 @@ fn hwio_to_oihw(kernel: &HostTensor, scale: Option<&[f32]>) -> Vec<f32> {
 
 /// ONNX pads [top, left, bottom, right] for a Keras window on an `h`×`w` input.
 fn pads(win: &Window2d, h: usize, w: usize) -> Result<[i64; 4]> {
-    let (oh, ow) = win.output_size(h, w)?;
     let (top, left) = win.pad_before(h, w)?;
-    let total = |o: usize, s: usize, k: usize, i: usize| ((o - 1) * s + k).saturating_sub(i);
-    let (th, tw) = match win.padding {
-        crate::ops::Padding::Valid => (0, 0),
-        crate::ops::Padding::Same => (total(oh, win.stride_h, win.kh, h), total(ow, win.stride_w, win.kw, w)),
-    };
+    let (th, tw) = win.pad_total(h, w)?;
     Ok([top as i64, left as i64, (th - top) as i64, (tw - left) as i64])
 }
 

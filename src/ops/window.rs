@@ -45,12 +45,18 @@ impl Window2d {
 
     /// Padding before the first row and column (TF 'same': total / 2, rounded down).
     pub fn pad_before(&self, h: usize, w: usize) -> Result<(usize, usize)> {
+        let (th, tw) = self.pad_total(h, w)?;
+        Ok((th / 2, tw / 2))
+    }
+
+    /// Total padding of rows and columns (before + after; 0 for 'valid').
+    pub fn pad_total(&self, h: usize, w: usize) -> Result<(usize, usize)> {
         let (oh, ow) = self.output_size(h, w)?;
         Ok(match self.padding {
             Padding::Valid => (0, 0),
             Padding::Same => {
                 let total = |o: usize, s: usize, k: usize, i: usize| ((o - 1) * s + k).saturating_sub(i);
-                (total(oh, self.stride_h, self.kh, h) / 2, total(ow, self.stride_w, self.kw, w) / 2)
+                (total(oh, self.stride_h, self.kh, h), total(ow, self.stride_w, self.kw, w))
             }
         })
     }
