@@ -315,6 +315,9 @@ impl Profiler {
 
     /// Before an encoder is finished: resolves its timestamps into a buffer to read back later.
     pub(crate) fn resolve(&self, device: &wgpu::Device, encoder: &mut wgpu::CommandEncoder) {
+        if !self.is_on() {
+            return;
+        }
         let mut guard = self.session.lock().unwrap();
         let Some(s) = guard.as_mut() else { return };
         let (Some(q), false) = (&s.queries, s.pending.is_empty()) else { return };

@@ -12,7 +12,7 @@ use crate::ops::window::{Padding, Window2d};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
 /// Directory of the tuning cache (else `$XDG_CACHE_HOME/incept`, else `~/.cache/incept`).
 pub const CACHE_DIR_ENV: &str = "INCEPT_CACHE_DIR";
@@ -121,27 +121,22 @@ fn choices(gpu: &Gpu, file: &TuneFile, path: &Path) -> HashMap<ConvKey, ConvAlgo
 /// The measured choice for a conv on this adapter, from the cache file read
 /// on first use (an unreadable file is reported once and ignored).
 pub fn tuned(gpu: &Gpu, key: &ConvKey) -> Option<ConvAlgo> {
-    type Tables = Mutex<HashMap<String, Arc<HashMap<ConvKey, ConvAlgo>>>>;
+    type Tables = Mutex<HashMap<String, HashMap<ConvKey, ConvAlgo>>>;
     static TABLES: OnceLock<Tables> = OnceLock::new();
     let tables = TABLES.get_or_init(Tables::default);
-    let id = gpu.name().to_string();
-    let table = {
-        let mut tables = tables.lock().unwrap_or_else(|e| e.into_inner());
-        tables
-            .entry(id)
-            .or_insert_with(|| {
-                Arc::new(match cache_path(gpu) {
-                    Some(path) if path.exists() => match load(&path) {
-                        Ok(file) => choices(gpu, &file, &path),
-                        Err(e) => {
-                            eprintln!("warning: {e}; using the built-in conv variant rule");
-                            HashMap::new()
-                        }
-                    },
-                    _ => HashMap::new(),
-                })
-            })
-            .clone()
-    };
+    let mut tables = tables.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(table) = tables.get(gpu.name()) {
+        return table.get(key).copied();
+    }
+    let table = tables.entry(gpu.name().to_string()).or_insert_with(|| match cache_path(gpu) {
+        Some(path) if path.exists() => match load(&path) {
+            Ok(file) => choices(gpu, &file, &path),
+            Err(e) => {
+                eprintln!("warning: {e}; using the built-in conv variant rule");
+                HashMap::new()
+            }
+        },
+        _ => HashMap::new(),
+    });
     table.get(key).copied()
 }
