@@ -2,12 +2,10 @@
 //! InceptionV3 conv shape; variants are `ConvAlgo::ALL` (the `Direct` oracle
 //! first), the pick is `ConvAlgo::for_conv` (`incept tune`'s measured choice, else the rule).
 
-use super::{Family, Variant};
+use super::{Family, Variant, distinct_layer_inputs};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::models::graph::LayerKind;
-use crate::models::inception_v3::inception_v3_shapes;
-use crate::models::inception_v3_graph::inception_v3_graph;
 use crate::ops::conv::{self, ConvAlgo, ConvSpec};
 use crate::ops::conv_tuning::ConvKey;
 use crate::ops::window::{Padding, Window2d};
@@ -60,21 +58,11 @@ impl ConvShape {
 /// The distinct conv shapes of Keras InceptionV3 (include_top=False) for a
 /// square input of `image` pixels (at least 75), in creation order, read off the layer graph.
 pub fn inception_v3_conv_shapes(image: usize) -> Result<Vec<ConvShape>> {
-    let graph = inception_v3_graph();
-    let shapes = inception_v3_shapes(&graph, 1, image, image)?;
-    let mut seen = std::collections::HashSet::new();
-    Ok(graph
-        .layers
-        .iter()
-        .filter_map(|layer| match layer.kind {
-            LayerKind::Conv2d { filters, win } => {
-                let [_, h, w, cin] = shapes[layer.inputs[0]];
-                Some(ConvShape { h, w, cin, cout: filters, win })
-            }
-            _ => None,
-        })
-        .filter(|s| seen.insert(*s))
-        .collect())
+    let convs = distinct_layer_inputs(1, image, |kind| match *kind {
+        LayerKind::Conv2d { filters, win } => Some((filters, win)),
+        _ => None,
+    })?;
+    Ok(convs.into_iter().map(|((cout, win), [_, h, w, cin])| ConvShape { h, w, cin, cout, win }).collect())
 }
 
 /// A conv shape at a batch size: the shape type of the conv families.
