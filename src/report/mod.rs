@@ -1,7 +1,7 @@
 //! Run outputs of `incept train` and `incept evaluate`, as in the Keras
 //! transfer-learning tutorial: the per-epoch history (CSV and Keras-like
 //! JSON), the loss and accuracy plots, the confusion matrix with a
-//! classification report and heat map, per-image predictions, and profiles
+//! classification report and heat map, ROC curves and their AUC, per-image predictions, and profiles
 //! of the GPU work (tables, JSON and a bar chart).
 //!
 //! Everything here runs on the CPU, and every file is written atomically
@@ -15,6 +15,7 @@ pub mod plots;
 pub mod predictions;
 pub mod profile;
 mod profile_chart;
+pub mod roc;
 
 pub use history::{EpochRecord, History};
 pub use metrics::{ClassMetrics, ConfusionMatrix};
