@@ -34,8 +34,7 @@ pub fn run(cmd: ConvertCommand) -> incept::Result<()> {
             Ok(())
         }
         ConvertCommand::Storage { input, out, f16 } => {
-            let tensors = incept::io::read_safetensors(&input)?;
-            let metadata = incept::io::safetensors_io::read_metadata(&input)?;
+            let (tensors, metadata) = incept::io::safetensors_io::read_safetensors_with_metadata(&input)?;
             let storage = if f16 { incept::io::StorageDtype::F16 } else { incept::io::StorageDtype::F32 };
             let bytes = incept::io::write_safetensors(&out, &tensors, storage, &metadata)?;
             println!("wrote {} ({} tensors, {storage:?}, {bytes} bytes)", out.display(), tensors.len());

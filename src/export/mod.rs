@@ -12,17 +12,14 @@ pub mod tfjs;
 
 use crate::data::Preprocess;
 use crate::error::{Error, Result};
-use crate::io::keras_inception_v3::check_weights;
 use crate::io::TensorMap;
 use crate::models::graph::Graph;
 use crate::models::inception_v3_graph::inception_v3_graph;
 use crate::train::checkpoint::{self, BEST, LAST};
 use crate::train::run_dir::{self, RUN_CONFIG};
+use crate::train::classifier::Classifier;
 use crate::train::head::dense_name;
 use std::path::{Path, PathBuf};
-
-/// Channels of the base's output (mixed10), the head's input features.
-pub const BASE_FEATURES: usize = 2048;
 
 /// A trained classifier on the host: the base's layer graph and weights, the
 /// Dense head, and what the run recorded about its inputs and classes.
@@ -68,29 +65,14 @@ impl ExportModel {
         // The checkpoint must belong to run.json's run (its own copy of the configuration agrees).
         let weights = checkpoint::load_matching(&path, &cfg)?.tensors;
         let in_file = |e: Error| Error::Io { path: path.display().to_string(), reason: e.to_string() };
+        // Base table and head shapes, checked as training loads them.
+        Classifier::check_tensor_map(&cfg, &weights).map_err(in_file)?;
         let (mut head, base): (TensorMap, TensorMap) =
             weights.into_iter().filter(|(k, _)| !k.starts_with("optimizer/")).partition(|(k, _)| k.starts_with("dense"));
-        check_weights(&base).map_err(in_file)?;
-        let layers = cfg.head.len() + 1;
-        let mut dense = Vec::with_capacity(layers);
-        let mut fan_in = BASE_FEATURES;
-        for k in 0..layers {
-            let name = dense_name(k);
-            let fan_out = if k + 1 == layers { cfg.classes.len() } else { cfg.head[k] };
-            let mut take = |var: &str, shape: Vec<usize>| -> Result<crate::io::HostTensor> {
-                let key = format!("{name}/{var}");
-                let t = head.remove(&key).ok_or_else(|| in_file(Error::Invalid(format!("head weight '{key}' {shape:?} is missing"))))?;
-                if t.shape != shape || t.data.len() != t.numel() {
-                    return Err(in_file(Error::Shape(format!("head weight '{key}' has shape {:?}, expected {shape:?}", t.shape))));
-                }
-                Ok(t)
-            };
-            dense.push((take("kernel", vec![fan_in, fan_out])?, take("bias", vec![fan_out])?));
-            fan_in = fan_out;
-        }
-        if let Some(extra) = head.keys().next() {
-            return Err(in_file(Error::Invalid(format!("'{extra}' is not a weight of the run's head ({layers} Dense layers)"))));
-        }
+        let mut take = |name: String| head.remove(&name).ok_or_else(|| in_file(Error::Invalid(format!("head weight '{name}' is missing"))));
+        let dense = (0..cfg.head.len() + 1)
+            .map(|k| Ok((take(format!("{}/kernel", dense_name(k)))?, take(format!("{}/bias", dense_name(k)))?)))
+            .collect::<Result<Vec<_>>>()?;
         Ok(ExportModel {
             graph: inception_v3_graph(),
             base,

@@ -9,7 +9,8 @@
 //! zip (.h5, .keras), which are recognised but not read yet.
 
 use super::keras_inception_v3::{check_weights, convs, conv_name};
-use super::{TensorMap, read_safetensors, tfjs};
+use super::safetensors_io::decode_safetensors;
+use super::{TensorMap, tfjs};
 use crate::error::{Error, Result};
 use crate::export::onnx_proto::{self, ModelProto};
 use crate::models::inception_v3::keras3_names;
@@ -59,7 +60,7 @@ pub fn inspect(path: &Path) -> Result<Report> {
         return Err(bad("zip archive (Keras .keras?): not yet supported by inspect".into()));
     }
     if is_safetensors(&bytes) {
-        return inspect_safetensors(path);
+        return inspect_safetensors(path, &bytes);
     }
     let text_start = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if text_start == Some(&b'{') {
@@ -82,19 +83,18 @@ fn is_safetensors(bytes: &[u8]) -> bool {
     }
 }
 
-fn inspect_safetensors(path: &Path) -> Result<Report> {
+fn inspect_safetensors(path: &Path, bytes: &[u8]) -> Result<Report> {
     let file_err = |e: String| Error::Io { path: path.display().to_string(), reason: e };
-    let bytes = std::fs::read(path).map_err(|e| file_err(e.to_string()))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| file_err(format!("not a valid safetensors file: {e}")))?;
+    let (weights, metadata) = decode_safetensors(path, bytes)?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| file_err(format!("not a valid safetensors file: {e}")))?;
     let mut tensors: Vec<TensorInfo> = header
         .tensors()
         .into_iter()
         .map(|(name, info)| TensorInfo { name, dtype: format!("{:?}", info.dtype), shape: info.shape.clone() })
         .collect();
     tensors.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut metadata: Vec<(String, String)> = header.metadata().clone().unwrap_or_default().into_iter().collect();
-    metadata.sort();
-    let weights = read_safetensors(path)?;
+    // BTreeMap order: sorted by key.
+    let metadata: Vec<(String, String)> = metadata.into_iter().collect();
     let mut model = describe_keras_weights(&weights);
     if weights.keys().any(|k| k.starts_with("optimizer/")) || metadata.iter().any(|(k, _)| k == "incept_train_state") {
         model.push_str("; an incept training checkpoint (with Adam moments and loop state)");

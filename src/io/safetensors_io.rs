@@ -123,9 +123,22 @@ fn write_tensors(
 
 /// Reads every tensor of a safetensors file as f32 (F32 or F16 storage).
 pub fn read_safetensors(path: &Path) -> Result<TensorMap> {
+    Ok(read_safetensors_with_metadata(path)?.0)
+}
+
+/// The tensors (as f32) and the `__metadata__` strings of a safetensors
+/// file, from one read of it.
+pub fn read_safetensors_with_metadata(path: &Path) -> Result<(TensorMap, BTreeMap<String, String>)> {
     let bytes = fs::read(path).map_err(|e| io_err(path, e))?;
-    let file =
-        SafeTensors::deserialize(&bytes).map_err(|e| io_err(path, format!("not a valid safetensors file: {e}")))?;
+    decode_safetensors(path, &bytes)
+}
+
+/// [`read_safetensors_with_metadata`] of a file already in memory; `path`
+/// names it in errors.
+pub fn decode_safetensors(path: &Path, bytes: &[u8]) -> Result<(TensorMap, BTreeMap<String, String>)> {
+    let invalid = |e: safetensors::SafeTensorError| io_err(path, format!("not a valid safetensors file: {e}"));
+    let file = SafeTensors::deserialize(bytes).map_err(invalid)?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(invalid)?;
     let mut out = TensorMap::new();
     for (name, view) in file.iter() {
         let raw = view.data();
@@ -141,13 +154,36 @@ pub fn read_safetensors(path: &Path) -> Result<TensorMap> {
         };
         out.insert(name.to_string(), HostTensor { shape: view.shape().to_vec(), data });
     }
-    Ok(out)
+    Ok((out, header.metadata().clone().unwrap_or_default().into_iter().collect()))
 }
 
-/// The `__metadata__` strings of a safetensors file (empty when it has none).
+/// The `__metadata__` strings of a safetensors file (empty when it has
+/// none), from its header alone: the tensor data is not read.
 pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
-    let bytes = fs::read(path).map_err(|e| io_err(path, e))?;
-    let (_, meta) =
-        SafeTensors::read_metadata(&bytes).map_err(|e| io_err(path, format!("not a valid safetensors file: {e}")))?;
-    Ok(meta.metadata().clone().unwrap_or_default().into_iter().collect())
+    use std::io::Read;
+    let mut file = fs::File::open(path).map_err(|e| io_err(path, e))?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).map_err(|e| io_err(path, format!("not a valid safetensors file: no header length ({e})")))?;
+    let len = u64::from_le_bytes(len);
+    // The safetensors crate's own cap on a header.
+    const MAX_HEADER: u64 = 100_000_000;
+    if len > MAX_HEADER {
+        return Err(io_err(path, format!("not a valid safetensors file: header of {len} bytes (at most {MAX_HEADER})")));
+    }
+    let mut header = Vec::with_capacity(len as usize);
+    file.take(len).read_to_end(&mut header).map_err(|e| io_err(path, e))?;
+    if header.len() as u64 != len {
+        return Err(io_err(path, format!("not a valid safetensors file: header of {len} bytes but the file ends after {}", header.len())));
+    }
+    let header: serde_json::Value =
+        serde_json::from_slice(&header).map_err(|e| io_err(path, format!("not a valid safetensors file: header is not JSON ({e})")))?;
+    let mut out = BTreeMap::new();
+    if let Some(meta) = header.get("__metadata__") {
+        let meta = meta.as_object().ok_or_else(|| io_err(path, "not a valid safetensors file: __metadata__ is not an object"))?;
+        for (k, v) in meta {
+            let v = v.as_str().ok_or_else(|| io_err(path, format!("not a valid safetensors file: metadata '{k}' is not a string")))?;
+            out.insert(k.clone(), v.to_string());
+        }
+    }
+    Ok(out)
 }

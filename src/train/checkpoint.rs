@@ -10,7 +10,8 @@ use super::config::TrainConfig;
 use super::optimizer::Adam;
 use super::schedule::ReduceLrOnPlateau;
 use crate::error::{Error, Result};
-use crate::io::{StorageDtype, TensorMap, read_safetensors, write_safetensors};
+use crate::io::safetensors_io::read_safetensors_with_metadata;
+use crate::io::{StorageDtype, TensorMap, write_safetensors};
 use crate::report::history::History;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -67,8 +68,7 @@ fn to_json(path: &Path, value: &impl Serialize) -> Result<String> {
 
 /// Reads a checkpoint: its tensors and the metadata it carries.
 pub fn load(path: &Path) -> Result<Checkpoint> {
-    let tensors = read_safetensors(path)?;
-    let meta = crate::io::safetensors_io::read_metadata(path)?;
+    let (tensors, meta) = read_safetensors_with_metadata(path)?;
     let state = meta.get(STATE_KEY).ok_or_else(|| bad(path, "not an incept checkpoint (no training state)"))?;
     let state: TrainState = serde_json::from_str(state).map_err(|e| bad(path, format!("bad training state: {e}")))?;
     let config = match meta.get(CONFIG_KEY) {
