@@ -5,7 +5,7 @@
 //! into the output's channel slice.
 
 use crate::error::Result;
-use crate::gpu::{Gpu, Kernel};
+use crate::gpu::{Gpu, Kernel, Work};
 use crate::{kernel, kernel_params};
 use crate::ops::conv::{Geometry, blocked_lanes, grid};
 use crate::tensor::{DType, Tensor};
@@ -127,7 +127,13 @@ pub(crate) fn launch(tile: OutputTile, g: &Geometry, reads: &[&Tensor; 4], out: 
         gpu.launch(input_kernel, &[], &params, &[x], &[&v], transform_groups(tiles * cin4))?;
         let m = Tensor::empty(gpu, &[points, tiles, 4 * cout4], DType::F32)?;
         let gemm_groups = grid(gpu, tiles.div_ceil(GEMM_ROWS * lanes_m), points * col_blocks);
-        gpu.launch(&WINOGRAD_GEMM, &lanes, &params, &[&v, &u], &[&m], gemm_groups)?;
+        // The profile counts the multiply-adds the GEMM does (α² products of
+        // [tiles, 4·cin4]·[4·cin4, 4·cout4]), not those of the direct conv it replaces.
+        let gemm = Work::new(
+            2.0 * (points * tiles) as f64 * (4 * cin4) as f64 * (4 * cout4) as f64,
+            (v.byte_size() + u.byte_size() + m.byte_size()) as f64,
+        );
+        gpu.with_work(gemm).launch(&WINOGRAD_GEMM, &lanes, &params, &[&v, &u], &[&m], gemm_groups)?;
         gpu.launch(output_kernel, &[], &params, &[&m, scale, bias], &[out], transform_groups(tiles * cout4))?;
     }
     Ok(())
