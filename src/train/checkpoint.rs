@@ -5,6 +5,7 @@
 //! carries its own configuration and history, it can prove which run it
 //! belongs to and what the history was when it was written.
 
+use super::callbacks::BestTracker;
 use super::classifier::Classifier;
 use super::config::TrainConfig;
 use super::optimizer::Adam;
@@ -23,8 +24,38 @@ pub struct TrainState {
     pub epoch: usize,
     pub optimizer_step: u32,
     pub lr: f64,
-    pub best_val_loss: f64,
+    /// The best epoch by the run's `--monitor`, and early stopping's state.
+    #[serde(default)]
+    pub best: BestTracker,
     pub plateau: ReduceLrOnPlateau,
+    /// Checkpoints written before `--monitor` kept only the best val_loss
+    /// here; read to fill in `best`, never written.
+    #[serde(default, skip_serializing)]
+    best_val_loss: Option<f64>,
+}
+
+impl TrainState {
+    /// The state before the first epoch of a run starting at rate `lr`.
+    pub fn new(lr: f64, plateau: ReduceLrOnPlateau) -> TrainState {
+        TrainState { epoch: 0, optimizer_step: 0, lr, best: BestTracker::default(), plateau, best_val_loss: None }
+    }
+
+    /// Whether early stopping ended the run.
+    pub fn stopped(&self) -> bool {
+        self.best.stopped_epoch.is_some()
+    }
+
+    /// Fills in `best` from an older checkpoint's best val_loss: the best
+    /// epoch is the first of `history` with that val_loss (or the last one).
+    fn upgrade(&mut self, history: Option<&History>) {
+        if let Some(v) = self.best_val_loss.take()
+            && self.best.best_epoch.is_none()
+            && self.epoch > 0
+        {
+            let epoch = history.and_then(|h| h.epochs.iter().find(|r| r.val_loss == v)).map_or(self.epoch, |r| r.epoch);
+            self.best = BestTracker { best: Some(v), best_epoch: Some(epoch), wait: self.epoch - epoch, stopped_epoch: None };
+        }
+    }
 }
 
 pub const LAST: &str = "last.safetensors";
@@ -70,7 +101,7 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     let tensors = read_safetensors(path)?;
     let meta = crate::io::safetensors_io::read_metadata(path)?;
     let state = meta.get(STATE_KEY).ok_or_else(|| bad(path, "not an incept checkpoint (no training state)"))?;
-    let state: TrainState = serde_json::from_str(state).map_err(|e| bad(path, format!("bad training state: {e}")))?;
+    let mut state: TrainState = serde_json::from_str(state).map_err(|e| bad(path, format!("bad training state: {e}")))?;
     let config = match meta.get(CONFIG_KEY) {
         Some(s) => Some(serde_json::from_str(s).map_err(|e| bad(path, format!("bad run configuration in the checkpoint: {e}")))?),
         None => None,
@@ -85,6 +116,7 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
         }
         None => None,
     };
+    state.upgrade(history.as_ref());
     Ok(Checkpoint { tensors, state, config, history })
 }
 
