@@ -136,3 +136,48 @@ pub fn load_matching(path: &Path, cfg: &TrainConfig) -> Result<Checkpoint> {
     }
     Ok(ckpt)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_before_any_best_round_trips_through_json() {
+        // Keras's initial best is ±∞, which serde_json writes as null: the
+        // state of a run whose epochs were all NaN must still load.
+        let mut state = TrainState::new(1e-3, ReduceLrOnPlateau::default());
+        state.epoch = 2;
+        state.plateau.on_epoch_end(Some(f64::NAN), 1e-3);
+        state.best.on_epoch_end(1, Some(f64::NAN), super::super::callbacks::Mode::Min, 0.0, Some(3));
+        let json = serde_json::to_string(&state).unwrap();
+        let back: TrainState = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.plateau, state.plateau);
+        assert_eq!(back.best, state.best);
+        assert_eq!(back.best.best_epoch, Some(1));
+        assert!(!json.contains("best_val_loss"), "{json}");
+    }
+
+    #[test]
+    fn an_older_state_with_best_val_loss_finds_its_best_epoch() {
+        let old = r#"{"epoch":3,"optimizer_step":9,"lr":0.001,"best_val_loss":0.5,
+            "plateau":{"factor":0.1,"patience":10,"min_delta":0.0001,"cooldown":0,"min_lr":0.0,"best":0.5,"wait":1,"cooldown_counter":0}}"#;
+        let mut state: TrainState = serde_json::from_str(old).unwrap();
+        let mut history = History::new();
+        for (e, v) in [(1, 0.7), (2, 0.5), (3, 0.6)] {
+            let r = crate::report::history::EpochRecord {
+                epoch: e,
+                loss: 1.0,
+                accuracy: 0.5,
+                val_loss: v,
+                val_accuracy: 0.5,
+                lr: 1e-3,
+                seconds: 1.0,
+                images_per_second: 1.0,
+                val_auc: None,
+            };
+            history.append(r).unwrap();
+        }
+        state.upgrade(Some(&history));
+        assert_eq!(state.best, BestTracker { best: Some(0.5), best_epoch: Some(2), wait: 1, stopped_epoch: None });
+    }
+}
