@@ -77,7 +77,7 @@ pub struct TrainArgs {
     #[arg(long)]
     no_feature_cache: bool,
     /// Without DATA/valid: validate on this stratified, seeded fraction of train/ (recorded in RUN/split.json).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     validation_split: Option<f64>,
     /// What early stopping, ReduceLROnPlateau and the best checkpoint follow [default: val_loss].
     #[arg(long, value_enum)]
@@ -86,16 +86,16 @@ pub struct TrainArgs {
     #[arg(long)]
     early_stopping: Option<usize>,
     /// The smallest change of the monitored value that counts as an improvement [default: 0].
-    #[arg(long, requires = "early_stopping")]
+    #[arg(long, requires = "early_stopping", allow_hyphen_values = true)]
     min_delta: Option<f64>,
     /// ReduceLROnPlateau: epochs without improvement before the rate is reduced [default: 10].
     #[arg(long)]
     plateau_patience: Option<usize>,
     /// ReduceLROnPlateau: factor the rate is multiplied by, in (0, 1) [default: 0.1].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     plateau_factor: Option<f64>,
     /// ReduceLROnPlateau: the lowest rate it reduces to [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     min_lr: Option<f64>,
 }
 
