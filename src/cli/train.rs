@@ -234,7 +234,7 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
     println!(
         "validation on {}; monitor {} ({}); early stopping {}; ReduceLROnPlateau patience {} factor {} min_lr {}",
         match cfg.validation_split {
-            Some(f) => format!("a stratified {f} of train/ (seed {}, like sklearn's train_test_split; not Keras's last-files validation_split)", cfg.seed),
+            Some(f) => format!("a stratified {f} of train/ (seed {}, like sklearn's train_test_split; not Keras's ImageDataGenerator validation_split, which holds out the first files of each class)", cfg.seed),
             None => "valid/".into(),
         },
         c.monitor.name(),
