@@ -80,7 +80,7 @@ mod tests {
         // Within one split: allowed.
         check_no_leaks(&[SplitFiles { name: "train", files: &[a.clone(), c.clone()] }]).unwrap();
         // Same size, one byte different: no leak.
-        check_no_leaks(&[SplitFiles { name: "train", files: &[a.clone(), b.clone()] }, SplitFiles { name: "test", files: &[d.clone()] }]).unwrap();
+        check_no_leaks(&[SplitFiles { name: "train", files: &[a.clone(), b.clone()] }, SplitFiles { name: "test", files: std::slice::from_ref(&d) }]).unwrap();
         let e = check_no_leaks(&[SplitFiles { name: "train", files: &[a.clone(), b] }, SplitFiles { name: "test", files: &[d, c.clone()] }])
             .unwrap_err()
             .to_string();
