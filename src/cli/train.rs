@@ -85,7 +85,7 @@ pub struct TrainArgs {
     /// Stop when the monitored value has not improved for this many epochs; the final model is the best epoch.
     #[arg(long)]
     early_stopping: Option<usize>,
-    /// The smallest change of the monitored value that counts as an improvement [default: 0].
+    /// An improvement must beat the best value so far by more than this (Keras min_delta) [default: 0].
     #[arg(long, requires = "early_stopping", allow_hyphen_values = true)]
     min_delta: Option<f64>,
     /// ReduceLROnPlateau: epochs without improvement before the rate is reduced [default: 10].
