@@ -22,6 +22,7 @@ fn validation_split_with_early_stopping_then_resume_and_evaluate() {
     let out = ok(incept(&[
         "train", "--data", s(&data), "--weights", s(&w), "--out", s(&run), "--epochs", "4", "--image-size", "75", "--batch", "6",
         "--head", "8", "--seed", "5", "--validation-split", "0.25", "--early-stopping", "1", "--min-delta", "10", "--monitor", "val_auc",
+        "--plateau-patience", "0", "--plateau-factor", "0.5",
     ]));
     assert!(out.contains("early stopping: val_auc has not improved on epoch 1 for 1 epoch(s); stopped after epoch 2"), "{out}");
     assert!(out.contains("best: epoch 1 (val_auc"), "{out}");
@@ -49,6 +50,11 @@ fn validation_split_with_early_stopping_then_resume_and_evaluate() {
     assert_eq!((best.state.epoch, best.state.best.best_epoch), (1, Some(1)));
     let last = incept::train::checkpoint::load(&run.join("last.safetensors")).unwrap();
     assert_eq!((last.state.epoch, last.state.best.stopped_epoch), (2, Some(2)));
+    // ReduceLROnPlateau on val_auc (mode max, min_delta 1e-4), patience 0, factor 0.5: after epoch 2
+    // the rate halves unless epoch 2's AUC beat epoch 1's by more than 1e-4.
+    let auc: Vec<f64> = rows.iter().map(|r| r.rsplit(',').next().unwrap().parse().unwrap()).collect();
+    let want = if auc[1] > auc[0] + 1e-4 { 1e-3 } else { 5e-4 };
+    assert!((last.state.lr - want).abs() < 1e-12, "lr {} after AUCs {auc:?}", last.state.lr);
 
     // Resuming the finished run trains nothing, even with more epochs.
     let out = ok(incept(&["train", "--resume", s(&run), "--epochs", "6"]));
