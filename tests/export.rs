@@ -51,6 +51,8 @@ fn make_run(dir: &Path) -> TensorMap {
         seed: 1,
         feature_cache: true,
         classes: CLASSES.iter().map(|c| c.to_string()).collect(),
+        validation_split: None,
+        callbacks: Default::default(),
     };
     std::fs::write(dir.join("run.json"), serde_json::to_string(&cfg).unwrap()).unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
@@ -72,8 +74,9 @@ fn make_run(dir: &Path) -> TensorMap {
 
 fn write_checkpoint(path: &Path, weights: &TensorMap) {
     let mut plateau = incept::train::schedule::ReduceLrOnPlateau::default();
-    let lr = plateau.on_epoch_end(1.0, 1e-3); // after one epoch, as a run's checkpoint
-    let state = TrainState { epoch: 1, optimizer_step: 1, lr, best_val_loss: 1.0, plateau };
+    let lr = plateau.on_epoch_end(Some(1.0), 1e-3); // after one epoch, as a run's checkpoint
+    let mut state = TrainState::new(lr, plateau);
+    (state.epoch, state.optimizer_step) = (1, 1);
     let meta = BTreeMap::from([("incept_train_state".to_string(), serde_json::to_string(&state).unwrap())]);
     write_safetensors(path, weights, StorageDtype::F32, &meta).unwrap();
 }

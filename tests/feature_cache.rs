@@ -169,13 +169,14 @@ fn text(o: &Output) -> String {
 
 /// Two classes of 40×30 PNGs that differ in colour and texture.
 fn make_tree(root: &Path, per_split: &[(&str, usize)]) {
-    for (split, n) in per_split {
+    for (s, (split, n)) in per_split.iter().enumerate() {
         for (c, class) in ["ant", "bee"].iter().enumerate() {
             let dir = root.join(split).join(class);
             std::fs::create_dir_all(&dir).unwrap();
             for i in 0..*n {
                 let img = image::RgbImage::from_fn(40, 30, |x, y| {
-                    let j = ((x * (5 + c as u32) + y * 3 + i as u32 * 11) % 50) as u8;
+                    // Each split's images differ from every other split's (no leak between them).
+                    let j = ((x * (5 + c as u32) + y * 3 + i as u32 * 11 + s as u32 * 7) % 50) as u8;
                     image::Rgb([60 + 100 * c as u8 + j, 120 + j, 180 - 100 * c as u8 + j])
                 });
                 img.save(dir.join(format!("{i:03}.png"))).unwrap();

@@ -67,6 +67,8 @@ fn record(epoch: usize) -> EpochRecord {
         lr: 1e-4 * 0.9f64.powi(epoch as i32),
         seconds: 12.345 * e,
         images_per_second: 98.7654321 / e,
+        // Computed on even epochs only, to test both forms.
+        val_auc: epoch.is_multiple_of(2).then(|| 0.5 + e / 100.0),
     }
 }
 
@@ -86,13 +88,14 @@ fn history_csv_has_the_exact_header_and_exact_values() {
     assert_eq!(listing(&dir), vec!["history.csv", "history.json"]);
     let text = std::fs::read_to_string(dir.join("history.csv")).unwrap();
     let mut lines = text.lines();
-    assert_eq!(lines.next().unwrap(), "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds,images_per_second");
-    let rows: Vec<Vec<f64>> = lines.map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
+    assert_eq!(lines.next().unwrap(), "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds,images_per_second,val_auc");
+    let rows: Vec<Vec<Option<f64>>> = lines.map(|l| l.split(',').map(|v| v.parse().ok()).collect()).collect();
     assert_eq!(rows.len(), 3);
     for (row, r) in rows.iter().zip(&h.epochs) {
         let want =
-            [r.epoch as f64, r.loss, r.accuracy, r.val_loss, r.val_accuracy, r.lr, r.seconds, r.images_per_second];
-        assert_eq!(row.as_slice(), want.as_slice());
+            [r.epoch as f64, r.loss, r.accuracy, r.val_loss, r.val_accuracy, r.lr, r.seconds, r.images_per_second].map(Some);
+        assert_eq!(&row[..8], want.as_slice());
+        assert_eq!(row[8], r.val_auc, "val_auc is empty where it was not computed");
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -105,9 +108,10 @@ fn history_json_is_keras_like_and_round_trips() {
     h.save(&dir).unwrap();
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("history.json")).unwrap()).unwrap();
-    for key in ["loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch", "seconds", "images_per_second"] {
+    for key in ["loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch", "seconds", "images_per_second", "val_auc"] {
         assert_eq!(json[key].as_array().map(Vec::len), Some(4), "{key}");
     }
+    assert!(json["val_auc"][0].is_null() && json["val_auc"][1].as_f64() == h.epochs[1].val_auc);
     assert_eq!(json["loss"][1].as_f64(), Some(h.epochs[1].loss));
     assert!(json["val_loss"][2].is_null());
     assert_eq!(json["epoch"][0], 1);
@@ -121,6 +125,13 @@ fn history_json_is_keras_like_and_round_trips() {
     // Resuming: the loaded history keeps growing from the next epoch.
     back.append(record(5)).unwrap();
     assert_eq!(back.epochs.len(), 5);
+    // A history written before val_auc existed loads, without AUCs.
+    let text = h.to_json();
+    let start = text.find(",\n  \"val_auc\"").unwrap();
+    let old = format!("{}\n}}\n", &text[..start]);
+    let old = History::from_json(&old).unwrap();
+    assert!(old.epochs.iter().all(|r| r.val_auc.is_none()));
+    assert_eq!(old.epochs.len(), 4);
     std::fs::remove_dir_all(dir).unwrap();
 }
 

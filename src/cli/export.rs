@@ -28,7 +28,7 @@ pub struct ExportArgs {
     /// Run directory written by `incept train`.
     #[arg(long)]
     model: PathBuf,
-    /// Which checkpoint: best (lowest val_loss) or last.
+    /// Which checkpoint: best (the best epoch by the run's --monitor, the final model) or last.
     #[arg(long, default_value = "best", value_parser = ["best", "last"])]
     checkpoint: String,
     #[arg(long, value_enum)]

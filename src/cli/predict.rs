@@ -11,6 +11,7 @@ use incept::report::predictions::{Prediction, save_predictions_csv};
 use incept::train::checkpoint::{self, BEST, LAST};
 use incept::io::atomic::check_writable;
 use incept::train::run_dir::{self, CONFUSION_PNG};
+use incept::train::splits::Splits;
 use incept::train::{Classifier, TrainConfig, memory};
 use incept::{Error, Gpu, Result, Tensor};
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ pub struct ModelArgs {
     /// Run directory written by `incept train`.
     #[arg(long)]
     model: PathBuf,
-    /// Which checkpoint: best (lowest val_loss) or last.
+    /// Which checkpoint: best (the best epoch by the run's --monitor, the final model) or last.
     #[arg(long, default_value = "best", value_parser = ["best", "last"])]
     checkpoint: String,
     /// Images per forward pass.
@@ -45,8 +46,12 @@ pub struct EvaluateArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// A class-per-folder split (e.g. DATA/test) with the model's classes.
-    #[arg(long)]
-    data: PathBuf,
+    #[arg(long, required_unless_present = "split", conflicts_with = "split")]
+    data: Option<PathBuf>,
+    /// One of the run's own splits instead: its validation split (recorded in
+    /// RUN/split.json for a --validation-split run), training split or DATA/test.
+    #[arg(long, value_parser = ["train", "valid", "test"])]
+    split: Option<String>,
     /// Confusion-matrix image (default: RUN_DIR/confusion_matrix.png).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -129,23 +134,34 @@ pub fn predict(adapter: Option<String>, args: PredictArgs) -> Result<()> {
     Ok(())
 }
 
+/// The run's own `split` (train, valid or test), as its training saw it.
+fn run_split(cfg: &TrainConfig, run: &std::path::Path, split: &str) -> Result<ImageFolder> {
+    let splits = Splits::for_run(cfg, run)?;
+    match split {
+        "train" => Ok(splits.train),
+        "test" => splits.test.ok_or_else(|| Error::Invalid(format!("--split test: {} has no test/ folder", cfg.data.display()))),
+        _ => Ok(splits.valid),
+    }
+}
+
 pub fn evaluate(adapter: Option<String>, args: EvaluateArgs) -> Result<()> {
     let png = args.out.clone().unwrap_or_else(|| args.model.model.join(CONFUSION_PNG));
     check_writable(&png)?;
     let gpu = super::open_gpu(adapter)?;
     let (cfg, model) = open_model(&gpu, &args.model)?;
-    let folder = ImageFolder::open(&args.data)?;
-    for p in folder.skipped_links() {
-        eprintln!("warning: skipping {}: the same file as one listed before it (a link)", p.display());
-    }
-    if folder.classes() != cfg.classes.as_slice() {
-        return Err(Error::Invalid(format!(
-            "{}: classes {:?} differ from the model's {:?}",
-            args.data.display(),
-            folder.classes(),
-            cfg.classes
-        )));
-    }
+    let folder = match (&args.data, args.split.as_deref()) {
+        (Some(data), _) => {
+            let folder = ImageFolder::open(data)?;
+            for p in folder.skipped_links() {
+                eprintln!("warning: skipping {}: the same file as one listed before it (a link)", p.display());
+            }
+            if folder.classes() != cfg.classes.as_slice() {
+                return Err(Error::Invalid(format!("{}: classes {:?} differ from the model's {:?}", data.display(), folder.classes(), cfg.classes)));
+            }
+            folder
+        }
+        (None, split) => run_split(&cfg, &args.model.model, split.unwrap_or("valid"))?,
+    };
     let paths: Vec<PathBuf> = folder.samples().iter().map(|(p, _)| p.clone()).collect();
     let mut cm = ConfusionMatrix::new(cfg.classes.clone());
     for (i, p) in classify(&gpu, &cfg, &model, &paths, args.model.batch)? {

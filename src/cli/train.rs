@@ -3,6 +3,7 @@
 use clap::Args;
 use incept::data::Preprocess;
 use incept::data::folder::ImageFolder;
+use incept::train::callbacks::{CallbackConfig, Monitor};
 use incept::train::fit::{self, RunSummary};
 use incept::train::profile::ProfileSteps;
 use incept::train::{TrainConfig, run_dir, start};
@@ -16,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// the defaults named in each help line.
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Dataset root with train/, valid/ and optionally test/, one subfolder per class.
+    /// Dataset root with train/, valid/ (or --validation-split) and optionally test/, one subfolder per class.
     #[arg(long, required_unless_present = "resume")]
     data: Option<PathBuf>,
     /// Pretrained base weights (safetensors with Keras names).
@@ -75,6 +76,27 @@ pub struct TrainArgs {
     /// instead of caching them (same results, slower; also on --resume).
     #[arg(long)]
     no_feature_cache: bool,
+    /// Without DATA/valid: validate on this stratified, seeded fraction of train/ (recorded in RUN/split.json).
+    #[arg(long, allow_hyphen_values = true)]
+    validation_split: Option<f64>,
+    /// What early stopping, ReduceLROnPlateau and the best checkpoint follow [default: val_loss].
+    #[arg(long, value_enum)]
+    monitor: Option<Monitor>,
+    /// Stop when the monitored value has not improved for this many epochs; the final model is the best epoch.
+    #[arg(long)]
+    early_stopping: Option<usize>,
+    /// An improvement must beat the best value so far by more than this (Keras min_delta) [default: 0].
+    #[arg(long, requires = "early_stopping", allow_hyphen_values = true)]
+    min_delta: Option<f64>,
+    /// ReduceLROnPlateau: epochs without improvement before the rate is reduced [default: 10].
+    #[arg(long)]
+    plateau_patience: Option<usize>,
+    /// ReduceLROnPlateau: factor the rate is multiplied by, in (0, 1) [default: 0.1].
+    #[arg(long, allow_hyphen_values = true)]
+    plateau_factor: Option<f64>,
+    /// ReduceLROnPlateau: the lowest rate it reduces to [default: 0].
+    #[arg(long, allow_hyphen_values = true)]
+    min_lr: Option<f64>,
 }
 
 /// `path` made absolute and canonical, so the run does not depend on the
@@ -92,6 +114,15 @@ fn new_config(args: &TrainArgs, data: &Path) -> Result<TrainConfig> {
     };
     let data = canonical("--data", data)?;
     let classes = ImageFolder::open(&data.join("train"))?.classes().to_vec();
+    let keras = CallbackConfig::default();
+    let callbacks = CallbackConfig {
+        monitor: args.monitor.unwrap_or(keras.monitor),
+        early_stopping: args.early_stopping,
+        min_delta: args.min_delta.unwrap_or(keras.min_delta),
+        plateau_patience: args.plateau_patience.unwrap_or(keras.plateau_patience),
+        plateau_factor: args.plateau_factor.unwrap_or(keras.plateau_factor),
+        min_lr: args.min_lr.unwrap_or(keras.min_lr),
+    };
     Ok(TrainConfig {
         data,
         weights,
@@ -110,6 +141,8 @@ fn new_config(args: &TrainArgs, data: &Path) -> Result<TrainConfig> {
         seed: args.seed.unwrap_or(0),
         feature_cache: !args.no_feature_cache,
         classes,
+        validation_split: args.validation_split,
+        callbacks,
     })
 }
 
@@ -150,6 +183,13 @@ fn resume_config(args: &TrainArgs, dir: &Path) -> Result<TrainConfig> {
     same!("--no-augment", args.no_augment.then_some(false), cfg.augment);
     same!("--preprocess", args.preprocess, cfg.preprocess);
     same!("--seed", args.seed, cfg.seed);
+    same!("--validation-split", args.validation_split.map(Some), cfg.validation_split);
+    same!("--monitor", args.monitor, cfg.callbacks.monitor);
+    same!("--early-stopping", args.early_stopping.map(Some), cfg.callbacks.early_stopping);
+    same!("--min-delta", args.min_delta, cfg.callbacks.min_delta);
+    same!("--plateau-patience", args.plateau_patience, cfg.callbacks.plateau_patience);
+    same!("--plateau-factor", args.plateau_factor, cfg.callbacks.plateau_factor);
+    same!("--min-lr", args.min_lr, cfg.callbacks.min_lr);
     if let Some(epochs) = args.epochs {
         cfg.epochs = epochs;
     }
@@ -190,6 +230,20 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
             None => ", randomly initialised base".into(),
         }
     );
+    let c = &cfg.callbacks;
+    println!(
+        "validation on {}; monitor {} ({}); early stopping {}; ReduceLROnPlateau patience {} factor {} min_lr {}",
+        match cfg.validation_split {
+            Some(f) => format!("a stratified {f} of train/ (seed {}, like sklearn's train_test_split; not Keras's ImageDataGenerator validation_split, which holds out the first files of each class)", cfg.seed),
+            None => "valid/".into(),
+        },
+        c.monitor.name(),
+        if c.monitor.mode() == incept::train::callbacks::Mode::Min { "min" } else { "max" },
+        c.early_stopping.map_or("off".into(), |p| format!("patience {p}, min_delta {}, final model = best epoch", c.min_delta)),
+        c.plateau_patience,
+        c.plateau_factor,
+        c.min_lr
+    );
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();
     ctrlc::set_handler(move || {
@@ -209,7 +263,9 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
         Target::Resume(dir) => start::resume(&gpu, &dir, cfg)?,
     };
     // The run directory is locked, cleaned and consistent from here on.
-    println!("run {}: epoch {} of {} next", started.run.path().display(), started.state.epoch + 1, started.cfg.epochs);
+    if !started.state.stopped() {
+        println!("run {}: epoch {} of {} next", started.run.path().display(), started.state.epoch + 1, started.cfg.epochs);
+    }
     let summary = fit::fit(&gpu, started, interrupt, profile)?;
     print_summary(&summary);
     Ok(())
@@ -217,9 +273,15 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
 
 fn print_summary(s: &RunSummary) {
     println!("\nrun: {}", s.run_dir.display());
-    println!("epochs: {}   best val_loss: {:.4}   {:.1} s/epoch   {:.1} images/s (training)", s.epochs, s.best_val_loss, s.seconds_per_epoch, s.images_per_second);
+    let best = match (s.best_epoch, s.best_value) {
+        (Some(e), Some(v)) => format!("epoch {e} ({} {v:.4})", s.monitor.name()),
+        (Some(e), None) => format!("epoch {e} (no {} improved on it)", s.monitor.name()),
+        _ => "none yet".into(),
+    };
+    let stopped = s.stopped_epoch.map_or(String::new(), |e| format!(" (early stopping after epoch {e})"));
+    println!("epochs: {}{stopped}   best: {best}   {:.1} s/epoch   {:.1} images/s (training)", s.epochs, s.seconds_per_epoch, s.images_per_second);
     if let Some(acc) = s.test_accuracy {
-        println!("test accuracy (best checkpoint): {acc:.4}");
+        println!("test accuracy (best epoch's checkpoint, the final model): {acc:.4}");
     }
     if s.skipped_files > 0 {
         println!("skipped unreadable files: {} (see the warnings above)", s.skipped_files);

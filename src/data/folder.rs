@@ -129,6 +129,20 @@ impl ImageFolder {
         counts
     }
 
+    /// The samples at `indices` (positions in [`samples`](Self::samples)),
+    /// in listing order, with the same root and classes: one side of a
+    /// split of this folder. Errors on an index out of range.
+    pub fn subset(&self, indices: &[usize]) -> Result<ImageFolder> {
+        let mut sorted = indices.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let samples = sorted
+            .iter()
+            .map(|&i| self.samples.get(i).cloned().ok_or_else(|| folder_err(&self.root, format!("sample {i} of {} does not exist", self.samples.len()))))
+            .collect::<Result<_>>()?;
+        Ok(ImageFolder { root: self.root.clone(), classes: self.classes.clone(), samples, skipped_links: Vec::new() })
+    }
+
     /// Errors, naming both folders and both class lists, unless `other` has
     /// exactly the same classes in the same order (so labels agree).
     pub fn check_same_classes(&self, other: &ImageFolder) -> Result<()> {

@@ -3,11 +3,13 @@
 //! Fashion-MNIST subset used as the default dataset.
 
 pub mod augment;
+pub mod duplicates;
 pub mod fashion_mnist;
 pub mod folder;
 pub mod idx;
 pub mod image_file;
 pub mod loader;
+pub mod split;
 pub mod walk;
 
 pub use augment::{Augment, Transform};

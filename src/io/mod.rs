@@ -12,6 +12,7 @@ pub mod keras_inception_v3;
 pub mod safetensors_io;
 pub mod synthetic;
 pub mod tfjs;
+pub mod word_hash;
 
 use std::collections::BTreeMap;
 

@@ -3,6 +3,10 @@
 //! `epoch`, `lr`, `seconds` and `images_per_second`), both written atomically.
 //! `History::load` reads `history.json` back so `--resume` can continue it.
 //!
+//! `val_auc` (macro one-vs-rest ROC-AUC of the validation split) is the last
+//! CSV column, empty where it was not computed; history files written before
+//! it existed load with no AUC.
+//!
 //! JSON has no NaN or infinity: a non-finite value (a diverged loss) is
 //! written as `null` and read back as NaN.
 
@@ -14,7 +18,7 @@ use std::path::Path;
 
 pub const HISTORY_CSV: &str = "history.csv";
 pub const HISTORY_JSON: &str = "history.json";
-pub const CSV_HEADER: &str = "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds,images_per_second";
+pub const CSV_HEADER: &str = "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds,images_per_second,val_auc";
 
 /// One epoch's results.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,6 +35,9 @@ pub struct EpochRecord {
     pub seconds: f64,
     /// Training throughput.
     pub images_per_second: f64,
+    /// Macro one-vs-rest ROC-AUC on the validation split; `None` when no
+    /// class had both positives and negatives.
+    pub val_auc: Option<f64>,
 }
 
 /// All epochs so far, in order.
@@ -50,6 +57,8 @@ struct Columns {
     lr: Vec<Option<f64>>,
     seconds: Vec<Option<f64>>,
     images_per_second: Vec<Option<f64>>,
+    #[serde(default)]
+    val_auc: Option<Vec<Option<f64>>>,
 }
 
 impl History {
@@ -83,8 +92,16 @@ impl History {
         for r in &self.epochs {
             let _ = writeln!(
                 out,
-                "{},{},{},{},{},{},{},{}",
-                r.epoch, r.loss, r.accuracy, r.val_loss, r.val_accuracy, r.lr, r.seconds, r.images_per_second
+                "{},{},{},{},{},{},{},{},{}",
+                r.epoch,
+                r.loss,
+                r.accuracy,
+                r.val_loss,
+                r.val_accuracy,
+                r.lr,
+                r.seconds,
+                r.images_per_second,
+                r.val_auc.map_or(String::new(), |v| v.to_string())
             );
         }
         out
@@ -106,6 +123,7 @@ impl History {
             ("lr", column(|r| r.lr)),
             ("seconds", column(|r| r.seconds)),
             ("images_per_second", column(|r| r.images_per_second)),
+            ("val_auc", serde_json::to_string(&self.epochs.iter().map(|r| r.val_auc.filter(|v| v.is_finite())).collect::<Vec<_>>()).expect("numbers always serialise")),
         ]
         .map(|(name, values)| format!("  \"{name}\": {values}"));
         format!("{{\n{}\n}}\n", lines.join(",\n"))
@@ -123,6 +141,7 @@ impl History {
             ("lr", c.lr.len()),
             ("seconds", c.seconds.len()),
             ("images_per_second", c.images_per_second.len()),
+            ("val_auc", c.val_auc.as_ref().map_or(n, Vec::len)),
         ] {
             if len != n {
                 return Err(Error::Invalid(format!("'{name}' has {len} values but 'epoch' has {n}")));
@@ -140,6 +159,7 @@ impl History {
                 lr: value(c.lr[i]),
                 seconds: value(c.seconds[i]),
                 images_per_second: value(c.images_per_second[i]),
+                val_auc: c.val_auc.as_ref().and_then(|v| v[i]),
             })?;
         }
         Ok(history)

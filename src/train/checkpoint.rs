@@ -5,6 +5,7 @@
 //! carries its own configuration and history, it can prove which run it
 //! belongs to and what the history was when it was written.
 
+use super::callbacks::BestTracker;
 use super::classifier::Classifier;
 use super::config::TrainConfig;
 use super::optimizer::Adam;
@@ -24,8 +25,38 @@ pub struct TrainState {
     pub epoch: usize,
     pub optimizer_step: u32,
     pub lr: f64,
-    pub best_val_loss: f64,
+    /// The best epoch by the run's `--monitor`, and early stopping's state.
+    #[serde(default)]
+    pub best: BestTracker,
     pub plateau: ReduceLrOnPlateau,
+    /// Checkpoints written before `--monitor` kept only the best val_loss
+    /// here; read to fill in `best`, never written.
+    #[serde(default, skip_serializing)]
+    best_val_loss: Option<f64>,
+}
+
+impl TrainState {
+    /// The state before the first epoch of a run starting at rate `lr`.
+    pub fn new(lr: f64, plateau: ReduceLrOnPlateau) -> TrainState {
+        TrainState { epoch: 0, optimizer_step: 0, lr, best: BestTracker::default(), plateau, best_val_loss: None }
+    }
+
+    /// Whether early stopping ended the run.
+    pub fn stopped(&self) -> bool {
+        self.best.stopped_epoch.is_some()
+    }
+
+    /// Fills in `best` from an older checkpoint's best val_loss: the best
+    /// epoch is the first of `history` with that val_loss (or the last one).
+    fn upgrade(&mut self, history: Option<&History>) {
+        if let Some(v) = self.best_val_loss.take()
+            && self.best.best_epoch.is_none()
+            && self.epoch > 0
+        {
+            let epoch = history.and_then(|h| h.epochs.iter().find(|r| r.val_loss == v)).map_or(self.epoch, |r| r.epoch);
+            self.best = BestTracker { best: Some(v), best_epoch: Some(epoch), wait: self.epoch - epoch, stopped_epoch: None };
+        }
+    }
 }
 
 pub const LAST: &str = "last.safetensors";
@@ -70,7 +101,7 @@ fn to_json(path: &Path, value: &impl Serialize) -> Result<String> {
 pub fn load(path: &Path) -> Result<Checkpoint> {
     let (tensors, meta) = read_safetensors_with_metadata(path)?;
     let state = meta.get(STATE_KEY).ok_or_else(|| bad(path, "not an incept checkpoint (no training state)"))?;
-    let state: TrainState = serde_json::from_str(state).map_err(|e| bad(path, format!("bad training state: {e}")))?;
+    let mut state: TrainState = serde_json::from_str(state).map_err(|e| bad(path, format!("bad training state: {e}")))?;
     let config = match meta.get(CONFIG_KEY) {
         Some(s) => Some(serde_json::from_str(s).map_err(|e| bad(path, format!("bad run configuration in the checkpoint: {e}")))?),
         None => None,
@@ -85,6 +116,7 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
         }
         None => None,
     };
+    state.upgrade(history.as_ref());
     Ok(Checkpoint { tensors, state, config, history })
 }
 
@@ -103,4 +135,49 @@ pub fn load_matching(path: &Path, cfg: &TrainConfig) -> Result<Checkpoint> {
         ));
     }
     Ok(ckpt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_before_any_best_round_trips_through_json() {
+        // Keras's initial best is ±∞, which serde_json writes as null: the
+        // state of a run whose epochs were all NaN must still load.
+        let mut state = TrainState::new(1e-3, ReduceLrOnPlateau::default());
+        state.epoch = 2;
+        state.plateau.on_epoch_end(Some(f64::NAN), 1e-3);
+        state.best.on_epoch_end(1, Some(f64::NAN), super::super::callbacks::Mode::Min, 0.0, Some(3));
+        let json = serde_json::to_string(&state).unwrap();
+        let back: TrainState = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.plateau, state.plateau);
+        assert_eq!(back.best, state.best);
+        assert_eq!(back.best.best_epoch, Some(1));
+        assert!(!json.contains("best_val_loss"), "{json}");
+    }
+
+    #[test]
+    fn an_older_state_with_best_val_loss_finds_its_best_epoch() {
+        let old = r#"{"epoch":3,"optimizer_step":9,"lr":0.001,"best_val_loss":0.5,
+            "plateau":{"factor":0.1,"patience":10,"min_delta":0.0001,"cooldown":0,"min_lr":0.0,"best":0.5,"wait":1,"cooldown_counter":0}}"#;
+        let mut state: TrainState = serde_json::from_str(old).unwrap();
+        let mut history = History::new();
+        for (e, v) in [(1, 0.7), (2, 0.5), (3, 0.6)] {
+            let r = crate::report::history::EpochRecord {
+                epoch: e,
+                loss: 1.0,
+                accuracy: 0.5,
+                val_loss: v,
+                val_accuracy: 0.5,
+                lr: 1e-3,
+                seconds: 1.0,
+                images_per_second: 1.0,
+                val_auc: None,
+            };
+            history.append(r).unwrap();
+        }
+        state.upgrade(Some(&history));
+        assert_eq!(state.best, BestTracker { best: Some(0.5), best_epoch: Some(2), wait: 1, stopped_epoch: None });
+    }
 }

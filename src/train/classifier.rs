@@ -6,6 +6,7 @@ use crate::autograd::{self as ag, Var};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::io::TensorMap;
+use crate::io::word_hash::WordHash;
 use crate::models::InceptionV3;
 use crate::models::Boundary;
 use crate::tensor::Tensor;
@@ -123,35 +124,4 @@ fn check_head(cfg: &TrainConfig, head: &TensorMap) -> Result<()> {
         return Err(Error::Shape(format!("head weight '{extra}' is not part of the head of {}", describe())));
     }
     Ok(())
-}
-
-/// A word-at-a-time hash (FxHash's step, eight bytes at a time: fast on 88 MB
-/// of weights), finished with SplitMix64's mixer.
-#[derive(Default)]
-struct WordHash(u64);
-
-impl WordHash {
-    fn bytes(&mut self, data: &[u8]) {
-        let mut chunks = data.chunks_exact(8);
-        for c in &mut chunks {
-            self.word(u64::from_le_bytes(c.try_into().expect("8-byte chunk")));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut last = [0u8; 8];
-            last[..rest.len()].copy_from_slice(rest);
-            self.word(u64::from_le_bytes(last) ^ (rest.len() as u64) << 56);
-        }
-    }
-
-    fn word(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-
-    fn finish(&self) -> u64 {
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
 }

@@ -2,6 +2,7 @@
 //! `--resume`, `predict` and `evaluate` rebuild the same model, and inside
 //! every checkpoint so that a checkpoint can prove which run it belongs to.
 
+use super::callbacks::CallbackConfig;
 use crate::data::Preprocess;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -36,6 +37,14 @@ pub struct TrainConfig {
     pub feature_cache: bool,
     /// Class names in label order (sorted folder names of train/).
     pub classes: Vec<String>,
+    /// Validate on this stratified fraction of train/ (recorded in
+    /// RUN/split.json) instead of DATA/valid; see `data::split`.
+    #[serde(default)]
+    pub validation_split: Option<f64>,
+    /// `--monitor`, early stopping and ReduceLROnPlateau (flattened: one
+    /// run.json field each; older files load with Keras's defaults).
+    #[serde(flatten, default)]
+    pub callbacks: CallbackConfig,
 }
 
 impl TrainConfig {
@@ -65,6 +74,10 @@ impl TrainConfig {
         if !(self.shear_degrees.is_finite() && self.shear_degrees >= 0.0 && self.zoom.is_finite() && (0.0..1.0).contains(&self.zoom)) {
             return bad(format!("shear {} / zoom {}: expected a shear ≥ 0 degrees and a zoom range in [0, 1)", self.shear_degrees, self.zoom));
         }
+        if let Some(f) = self.validation_split {
+            crate::data::split::check_fraction(f)?;
+        }
+        self.callbacks.validate()?;
         if self.classes.len() < 2 {
             return bad(format!("classes {:?}: a classifier needs at least 2 classes (one subfolder of train/ per class)", self.classes));
         }

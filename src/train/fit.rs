@@ -1,7 +1,9 @@
 //! The fit loop: epochs of augmented training batches, validation, history,
-//! plots, checkpoints (best by val_loss and last), ReduceLROnPlateau, and a
-//! final test evaluation. Setting up or resuming the run is `start`'s job.
+//! plots, checkpoints (best by `--monitor` and last), ReduceLROnPlateau,
+//! early stopping, and a final test evaluation of the best epoch. Setting up
+//! or resuming the run is `start`'s job.
 
+use super::callbacks::Monitor;
 use super::checkpoint::{self, BEST, LAST};
 use super::classifier::Classifier;
 use super::config::TrainConfig;
@@ -16,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::ops::loss;
 use crate::report::history::EpochRecord;
+use crate::report::roc;
 use crate::report::plots;
 use crate::tensor::Tensor;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -29,18 +32,26 @@ use std::time::Instant;
 pub struct RunSummary {
     pub run_dir: PathBuf,
     pub epochs: usize,
-    pub best_val_loss: f64,
+    pub monitor: Monitor,
+    /// The epoch best.safetensors holds (the final model) and its monitored value.
+    pub best_epoch: Option<usize>,
+    pub best_value: Option<f64>,
+    /// The epoch after which early stopping ended the run.
+    pub stopped_epoch: Option<usize>,
     pub test_accuracy: Option<f64>,
     pub skipped_files: usize,
     pub seconds_per_epoch: f64,
     pub images_per_second: f64,
 }
 
-/// Loss and accuracy over a split (sample-weighted means, as Keras reports them).
+/// Loss and accuracy over a split (sample-weighted means, as Keras reports
+/// them), and the macro one-vs-rest ROC-AUC of its softmax probabilities.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Scores {
     pub loss: f64,
     pub accuracy: f64,
+    /// `None` when no class has both positives and negatives.
+    pub auc: Option<f64>,
     pub images: usize,
     /// Images whose frozen-prefix outputs came from the feature cache.
     pub from_cache: usize,
@@ -84,7 +95,7 @@ impl Running {
 
     fn scores(&self) -> Scores {
         let n = self.images.max(1) as f64;
-        Scores { loss: self.loss_sum / n, accuracy: self.correct as f64 / n, images: self.images, from_cache: 0 }
+        Scores { loss: self.loss_sum / n, accuracy: self.correct as f64 / n, auc: None, images: self.images, from_cache: 0 }
     }
 }
 
@@ -105,11 +116,14 @@ fn one_hot(gpu: &Gpu, b: &Batch, classes: usize) -> Result<Tensor> {
     Tensor::from_slice(gpu, &[b.len(), classes], &b.one_hot)
 }
 
-/// Loss and accuracy of `model` on a split, in inference mode, through
-/// `cache` when given (a cache of this split's images).
+/// Loss, accuracy and AUC of `model` on a split, in inference mode, through
+/// `cache` when given (a cache of this split's images). The probabilities
+/// stay on the device until the split is done, then are read back at once.
 pub fn evaluate_split(gpu: &Gpu, model: &Classifier, loader: &Loader, classes: usize, mut cache: Option<&mut FeatureCache>) -> Result<Scores> {
     let mut run = Running::default();
     let mut from_cache = 0;
+    let mut probabilities = Vec::new();
+    let mut labels = Vec::new();
     ag::no_grad(|| -> Result<()> {
         for batch in feature_cache::epoch(loader, 0, cache.as_deref_mut()) {
             let batch = batch?;
@@ -118,11 +132,18 @@ pub fn evaluate_split(gpu: &Gpu, model: &Classifier, loader: &Loader, classes: u
             from_cache += cached;
             let (l, _) = loss::softmax_cross_entropy(logits.value(), &t)?;
             let correct = loss::correct_count(logits.value(), &t)?;
+            probabilities.push(loss::softmax(logits.value())?);
+            labels.extend_from_slice(&batch.labels);
             run.push(l, correct, batch.len())?;
         }
         run.read()
     })?;
-    Ok(Scores { from_cache, ..run.scores() })
+    let mut p = Vec::with_capacity(labels.len() * classes);
+    for t in &probabilities {
+        p.extend(t.to_vec()?);
+    }
+    let auc = roc::macro_auc(&roc::one_vs_rest_auc(&p, &labels, classes));
+    Ok(Scores { from_cache, auc, ..run.scores() })
 }
 
 /// Trains a started run (new or resumed, see [`super::start`]) to its
@@ -148,7 +169,14 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
     let mut epoch_seconds = Vec::new();
     let mut rates = Vec::new();
     let first_epoch = state.epoch;
+    let monitor = cfg.callbacks.monitor;
+    if let Some(stopped) = state.best.stopped_epoch {
+        println!("{}: early stopping ended this run after epoch {stopped}; it is finished (start a new run to train further)", run_dir.display());
+    }
     for epoch in state.epoch..cfg.epochs {
+        if state.stopped() {
+            break;
+        }
         let started = Instant::now();
         let bar = ProgressBar::new(train.batches_per_epoch() as u64);
         bar.set_style(
@@ -217,8 +245,9 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
             Some(_) => format!("{from_cache} train + {} val images from the feature cache", val.from_cache),
             None => "feature cache off".to_string(),
         };
+        let auc_note = val.auc.map_or(String::new(), |a| format!(" val_auc {a:.4}"));
         let line = format!(
-            "loss {:.4} acc {:.4} val_loss {:.4} val_acc {:.4} lr {:.1e} {:.1} img/s {:.0} s, {cache_note} (waited {:.1} s for data, {:.1} s for the GPU)",
+            "loss {:.4} acc {:.4} val_loss {:.4} val_acc {:.4}{auc_note} lr {:.1e} {:.1} img/s {:.0} s, {cache_note} (waited {:.1} s for data, {:.1} s for the GPU)",
             train_scores.loss, train_scores.accuracy, val.loss, val.accuracy, state.lr, images_per_second, seconds, data_wait, run.gpu_wait
         );
         if bar.is_hidden() {
@@ -226,7 +255,7 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
             println!("epoch {}/{} {line}", epoch + 1, cfg.epochs);
         }
         bar.finish_with_message(line);
-        history.append(EpochRecord {
+        let record = EpochRecord {
             epoch: epoch + 1,
             loss: train_scores.loss,
             accuracy: train_scores.accuracy,
@@ -235,17 +264,19 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
             lr: state.lr,
             seconds,
             images_per_second,
-        })?;
+            val_auc: val.auc,
+        };
+        let monitored = monitor.value(&record);
+        history.append(record)?;
         epoch_seconds.push(seconds);
         rates.push(images_per_second);
 
         state.epoch = epoch + 1;
         state.optimizer_step = optimizer.step;
-        let improved = val.loss < state.best_val_loss;
-        if improved {
-            state.best_val_loss = val.loss;
-        }
-        state.lr = state.plateau.on_epoch_end(val.loss, state.lr);
+        let callbacks = &cfg.callbacks;
+        let verdict = state.best.on_epoch_end(epoch + 1, monitored, monitor.mode(), callbacks.min_delta, callbacks.early_stopping);
+        let improved = verdict.best;
+        state.lr = state.plateau.on_epoch_end(monitored, state.lr);
         optimizer.config.lr = state.lr as f32;
         // Checkpoints first (best before last, so a resume from last never
         // skips a best), each carrying the history; the history files and
@@ -256,6 +287,15 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
         checkpoint::save(&run_dir.join(LAST), &model, &optimizer, &state, &cfg, &history)?;
         history.save(run_dir)?;
         plots::save_plots(&history, run_dir)?;
+        if verdict.stop {
+            println!(
+                "early stopping: {} has not improved on epoch {} for {} epoch(s); stopped after epoch {}",
+                monitor.name(),
+                state.best.best_epoch.unwrap_or(0),
+                state.best.wait,
+                epoch + 1
+            );
+        }
     }
 
     let test_accuracy = match test_folder {
@@ -273,7 +313,10 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
     Ok(RunSummary {
         run_dir: run_dir.to_path_buf(),
         epochs: state.epoch,
-        best_val_loss: state.best_val_loss,
+        monitor,
+        best_epoch: state.best.best_epoch,
+        best_value: state.best.best,
+        stopped_epoch: state.best.stopped_epoch,
         test_accuracy,
         skipped_files: train.skipped() + valid.skipped(),
         seconds_per_epoch: mean(&epoch_seconds),

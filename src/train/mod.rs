@@ -1,6 +1,7 @@
 //! Transfer learning as the Keras recipe does it: a pretrained base with its
 //! last layers unfrozen, a Dense head, Adam, ReduceLROnPlateau, checkpoints.
 
+pub mod callbacks;
 pub mod checkpoint;
 pub mod classifier;
 pub mod config;
@@ -12,6 +13,8 @@ pub mod optimizer;
 pub mod profile;
 pub mod run_dir;
 pub mod schedule;
+pub mod split_record;
+pub mod splits;
 pub mod start;
 
 pub use classifier::Classifier;

@@ -9,6 +9,7 @@
 
 use super::checkpoint::{BEST, LAST};
 use super::config::TrainConfig;
+use super::split_record::SPLIT_JSON;
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use crate::report::history::{HISTORY_CSV, HISTORY_JSON};
@@ -23,7 +24,7 @@ pub const CONFUSION_PNG: &str = "confusion_matrix.png";
 
 /// Every file a run writes, removed by `--overwrite` (run.json last, so an
 /// interrupted overwrite still reads as a run).
-const RUN_FILES: [&str; 8] = [LAST, BEST, HISTORY_CSV, HISTORY_JSON, LOSS_PNG, ACCURACY_PNG, CONFUSION_PNG, RUN_CONFIG];
+const RUN_FILES: [&str; 9] = [LAST, BEST, HISTORY_CSV, HISTORY_JSON, LOSS_PNG, ACCURACY_PNG, CONFUSION_PNG, SPLIT_JSON, RUN_CONFIG];
 
 /// A locked run directory; the lock lasts as long as this value.
 pub struct RunDir {

@@ -11,7 +11,6 @@ use super::memory;
 use super::optimizer::Adam;
 use super::run_dir::{self, RunDir};
 use super::schedule::ReduceLrOnPlateau;
-use crate::data::folder::ImageFolder;
 use crate::data::loader::LoaderConfig;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -20,47 +19,7 @@ use crate::report::history::History;
 use crate::report::plots;
 use std::path::Path;
 
-/// The dataset's splits, checked against the run's classes.
-pub struct Splits {
-    pub train: ImageFolder,
-    pub valid: ImageFolder,
-    pub test: Option<ImageFolder>,
-}
-
-impl Splits {
-    /// Opens DATA/train, DATA/valid and DATA/test (when present); errors
-    /// unless they all have `cfg`'s classes. Warns about each file skipped
-    /// because it is a link to one listed already.
-    pub fn open(cfg: &TrainConfig) -> Result<Splits> {
-        let open = |split: &str| -> Result<ImageFolder> {
-            let f = ImageFolder::open(&cfg.data.join(split))?;
-            for p in f.skipped_links() {
-                eprintln!("warning: skipping {}: the same file as one listed before it (a link)", p.display());
-            }
-            Ok(f)
-        };
-        let train = open("train")?;
-        let valid = open("valid")?;
-        valid.check_same_classes(&train)?;
-        let test = match cfg.data.join("test") {
-            p if p.is_dir() => {
-                let f = open("test")?;
-                f.check_same_classes(&train)?;
-                Some(f)
-            }
-            _ => None,
-        };
-        if train.classes() != cfg.classes.as_slice() {
-            return Err(Error::Invalid(format!(
-                "{}: classes {:?} differ from the run's classes {:?}",
-                train.root().display(),
-                train.classes(),
-                cfg.classes
-            )));
-        }
-        Ok(Splits { train, valid, test })
-    }
-}
+pub use super::splits::Splits;
 
 /// A run ready for its next epoch.
 pub struct Start {
@@ -74,7 +33,7 @@ pub struct Start {
 }
 
 fn fresh_state(cfg: &TrainConfig) -> TrainState {
-    TrainState { epoch: 0, optimizer_step: 0, lr: cfg.lr, best_val_loss: f64::INFINITY, plateau: ReduceLrOnPlateau::default() }
+    TrainState::new(cfg.lr, ReduceLrOnPlateau::new(&cfg.callbacks))
 }
 
 fn adam(model: &Classifier, lr: f64) -> Result<Adam> {
@@ -98,10 +57,22 @@ pub fn new_run(gpu: &Gpu, cfg: TrainConfig, out: &Path, overwrite: bool) -> Resu
     if run_dir::holds_run(out) && !overwrite {
         return Err(run_dir::refuse_existing(out));
     }
-    let splits = Splits::open(&cfg)?;
+    let (splits, split_record) = Splits::for_new_run(&cfg)?;
     let model = check_and_build(gpu, &cfg)?;
     let optimizer = adam(&model, cfg.lr)?;
     let run = RunDir::create(out, overwrite)?;
+    // The split before run.json: a directory that holds a run has its split.
+    if let Some(record) = &split_record {
+        record.save(run.path())?;
+        println!(
+            "validation: {} of train/ ({} images; {} train), stratified by class, seed {}; recorded in {}",
+            record.validation_split,
+            record.valid.len(),
+            record.train.len(),
+            record.seed,
+            run.join(super::split_record::SPLIT_JSON).display()
+        );
+    }
     run.save_config(&cfg)?;
     let state = fresh_state(&cfg);
     Ok(Start { cfg, run, splits, model, optimizer, history: History::default(), state })
@@ -119,7 +90,7 @@ pub fn resume(gpu: &Gpu, dir: &Path, cfg: TrainConfig) -> Result<Start> {
         return Err(Error::Invalid(format!("--resume {}: {field} {ours} differs from the run's run.json", dir.display())));
     }
     cfg.validate()?;
-    let splits = Splits::open(&cfg)?;
+    let splits = Splits::for_run(&cfg, run.path())?;
     let last = run.join(LAST);
     let (model, optimizer, history, state) = if last.exists() {
         memory::check_training_fits(gpu, &cfg, LoaderConfig::new(cfg.image_size, cfg.batch).prefetch)?;
@@ -163,8 +134,8 @@ pub fn resume(gpu: &Gpu, dir: &Path, cfg: TrainConfig) -> Result<Start> {
 fn check_best(run: &RunDir, cfg: &TrainConfig, state: &TrainState) -> Result<()> {
     let best = run.join(BEST);
     if !best.exists() {
-        return if state.epoch > 0 && state.best_val_loss.is_finite() {
-            Err(Error::Io { path: best.display().to_string(), reason: "is missing, though the last checkpoint says an epoch improved on it".into() })
+        return if state.epoch > 0 && state.best.best_epoch.is_some() {
+            Err(Error::Io { path: best.display().to_string(), reason: "is missing, though the last checkpoint says an epoch was the best".into() })
         } else {
             Ok(())
         };

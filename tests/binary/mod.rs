@@ -25,14 +25,15 @@ pub fn ok(o: Output) -> String {
 
 /// A class-per-folder tree whose classes differ in colour, 40×30 RGB PNGs.
 pub fn make_tree(root: &Path, per_split: &[(&str, usize)]) {
-    for (split, n) in per_split {
+    for (s, (split, n)) in per_split.iter().enumerate() {
         for (c, class) in CLASSES.iter().enumerate() {
             let dir = root.join(split).join(class);
             std::fs::create_dir_all(&dir).unwrap();
             for i in 0..*n {
                 let img = image::RgbImage::from_fn(40, 30, |x, y| {
                     let base = [(200, 40, 40), (40, 200, 40), (40, 40, 200)][c];
-                    let j = ((x * 7 + y * 3 + i as u32 * 11) % 40) as u8;
+                    // Each split's images differ from every other split's (no leak between them).
+                    let j = ((x * 7 + y * 3 + i as u32 * 11 + s as u32 * 5) % 40) as u8;
                     image::Rgb([base.0 + j, base.1 + j, base.2 + j])
                 });
                 img.save(dir.join(format!("{i:03}.png"))).unwrap();
