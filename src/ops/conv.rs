@@ -239,7 +239,7 @@ pub(crate) struct Geometry {
 }
 
 impl Geometry {
-    fn new(x: &Tensor, w: &Tensor, spec: &ConvSpec) -> Result<Geometry> {
+    pub(crate) fn new(x: &Tensor, w: &Tensor, spec: &ConvSpec) -> Result<Geometry> {
         let shapes = || format!("input {:?}, filter {:?}, window {:?}", x.shape(), w.shape(), spec.win);
         let (Ok([batch, in_h, in_w, cin]), Ok([kh, kw, wcin, cout])) = (x.dims4(), w.dims4()) else {
             return Err(Error::Shape(format!("conv2d needs a 4-D NHWC input and a 4-D HWIO filter: {}", shapes())));
@@ -265,7 +265,7 @@ impl Geometry {
         Ok(Geometry { batch, in_h, in_w, cin, out_h, out_w, cout, pad_top, pad_left })
     }
 
-    fn rows(&self) -> usize {
+    pub(crate) fn rows(&self) -> usize {
         self.batch * self.out_h * self.out_w
     }
 }
@@ -303,8 +303,8 @@ const EPILOGUE_BIAS: u32 = 2;
 const EPILOGUE_RELU: u32 = 4;
 
 /// Output rows and channels of one register-blocked invocation.
-const BLOCKED_ROWS: usize = 4;
-const BLOCKED_COLS: usize = 8;
+pub(crate) const BLOCKED_ROWS: usize = 4;
+pub(crate) const BLOCKED_COLS: usize = 8;
 const TILE: usize = 64;
 const DIRECT_GROUP: usize = 64;
 
@@ -477,7 +477,7 @@ pub(crate) fn blocked_lanes(rows: usize, cols: usize) -> (usize, usize) {
 }
 
 /// Whether some tap of some output pixel falls outside the input.
-fn reaches_padding(g: &Geometry, win: &Window2d) -> bool {
+pub(crate) fn reaches_padding(g: &Geometry, win: &Window2d) -> bool {
     let beyond = |out: usize, stride: usize, k: usize, pad: usize, size: usize| (out - 1) * stride + k > pad + size;
     g.pad_top > 0
         || g.pad_left > 0

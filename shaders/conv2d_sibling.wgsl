@@ -1,0 +1,258 @@
+// Sibling convolutions: several convolutions with one input and one window
+// (the 1×1 convolutions that open an Inception block's branches) computed as
+// one GEMM over their filters concatenated along output channels, each
+// branch's channels routed in the epilogue to its own destination.
+//
+//   y[m, co]  = conv(x, w)[m, co] * scale[co] + bias[co], ReLU'd when branch b's bit of relu_mask is set
+//   out_d[m * dest_stride[b] + dest_offset[b] + co - branch_start[b]] = y[m, co]
+//
+// for merged column co in branch b (branch_start[b] <= co < branch_end[b]),
+// d = dest[b] (one of the bindings out0..out3), m the output pixel.
+//
+// Layouts (f32): x NHWC [batch, in_h, in_w, cin]; w HWIO [kh, kw, cin, cout]
+// with cout the sum of the branches' channels, i.e. a row-major [K, cout]
+// matrix whose column ranges are the branches' filters; scale and bias [cout]
+// (the launcher fills 1 and 0 for a branch without a folded BatchNorm);
+// out0..out3 NHWC [batch, out_h, out_w, dest_stride[b]], each branch writing
+// channels [dest_offset[b], dest_offset[b] + its width): its own tensor, or
+// its channel slice of a concatenation (several branches may share one
+// output binding at different offsets). The launcher binds a one-element
+// tensor in each unused output slot; no branch names it.
+//
+// Tiling: exactly conv2d_blocked.wgsl's (and its two entry points, which
+// sum in the same order as conv2d_blocked's, so each output equals the
+// separate convolution's bit for bit when both take the same entry point):
+// each invocation computes ROWS = 4 output pixels (spaced LANES_M apart) ×
+// 4*VECS = 8 merged columns as vec4 accumulators; a workgroup of LANES_M ×
+// LANES_N invocations covers LANES_M*4 rows × LANES_N*8 columns; grid x
+// (folded into z past the dispatch limit) over row blocks, y over column
+// blocks. A column block may straddle two branches: routing is per column.
+// Rows past the end are clamped and not stored; columns past cout read a
+// valid column and are not stored. One dispatch instead of one per branch,
+// and the small branches share the row blocks of the wide ones (fewer
+// clamped rows and columns than each conv blocked alone).
+//
+// Entry points:
+//   conv2d_sibling_vec4  cin % 4 == 0 and every branch's width % 4 == 0;
+//   conv2d_sibling       any cin and widths, scalar loads.
+// Override PADDED = false when no tap can fall outside the input.
+
+struct Params {
+    batch: u32,
+    in_h: u32,
+    in_w: u32,
+    cin: u32,
+    out_h: u32,
+    out_w: u32,
+    cout: u32,      // merged columns: the sum of the branches' widths
+    kh: u32,
+    kw: u32,
+    stride_h: u32,
+    stride_w: u32,
+    pad_top: u32,
+    pad_left: u32,
+    rows: u32,      // batch * out_h * out_w
+    relu_mask: u32, // bit b: branch b applies ReLU
+    pad: u32,       // unused: aligns the branch table below to 16 bytes
+    // Per branch b (unused entries: start = end = cout, never matched).
+    branch_start: vec4<u32>,
+    branch_end: vec4<u32>,
+    dest: vec4<u32>,        // output binding 0..3
+    dest_stride: vec4<u32>, // channels of that output tensor
+    dest_offset: vec4<u32>, // its first channel the branch writes
+}
+
+override LANES_M: u32 = 64u;
+override LANES_N: u32 = 1u;
+const ROWS: u32 = 4u;
+const VECS: u32 = 2u;
+const COLS: u32 = 4u * VECS;
+
+override PADDED: bool = true;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+// The same buffers seen as vec4 (conv2d_sibling_vec4 only).
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> w4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> scale: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out0: array<f32>;
+@group(0) @binding(6) var<storage, read_write> out1: array<f32>;
+@group(0) @binding(7) var<storage, read_write> out2: array<f32>;
+@group(0) @binding(8) var<storage, read_write> out3: array<f32>;
+
+struct Origin {
+    iy: i32,
+    ix: i32,
+    at: i32,
+}
+
+fn origin(row: u32) -> Origin {
+    let m = min(row, p.rows - 1u);
+    let ox = m % p.out_w;
+    let oy = (m / p.out_w) % p.out_h;
+    let b = m / (p.out_w * p.out_h);
+    let iy = i32(oy * p.stride_h) - i32(p.pad_top);
+    let ix = i32(ox * p.stride_w) - i32(p.pad_left);
+    return Origin(iy, ix, ((i32(b * p.in_h) + iy) * i32(p.in_w) + ix) * i32(p.cin));
+}
+
+struct Tap {
+    at: u32,
+    inside: f32,
+}
+
+fn tap(o: Origin, ky: u32, kx: u32) -> Tap {
+    let iy = o.iy + i32(ky);
+    let ix = o.ix + i32(kx);
+    let ok = !PADDED || (iy >= 0 && iy < i32(p.in_h) && ix >= 0 && ix < i32(p.in_w));
+    return Tap(select(0u, u32(o.at + (i32(ky) * i32(p.in_w) + i32(kx)) * i32(p.cin)), ok), select(0.0, 1.0, ok));
+}
+
+// Where merged column co goes: its output binding, that tensor's channel
+// stride, the channel it lands on in a row, and whether to apply ReLU.
+struct Route {
+    dest: u32,
+    stride: u32,
+    channel: u32,
+    relu: bool,
+}
+
+fn route(co: u32) -> Route {
+    let past = select(vec4(0u), vec4(1u), vec4(co) >= p.branch_end);
+    let b = past.x + past.y + past.z + past.w;
+    return Route(p.dest[b], p.dest_stride[b], p.dest_offset[b] + co - p.branch_start[b], ((p.relu_mask >> b) & 1u) != 0u);
+}
+
+fn store(d: u32, at: u32, v: f32) {
+    switch d {
+        case 0u: { out0[at] = v; }
+        case 1u: { out1[at] = v; }
+        case 2u: { out2[at] = v; }
+        default: { out3[at] = v; }
+    }
+}
+
+// Applies each column's epilogue and stores the in-range part of an
+// invocation's block at its branch's destination.
+fn store_block(row0: u32, col0: u32, acc: array<vec4<f32>, ROWS * VECS>) {
+    for (var j = 0u; j < COLS; j++) {
+        let co = col0 + j;
+        if (co >= p.cout) {
+            break;
+        }
+        let r_ = route(co);
+        let s = scale[co];
+        let t = bias[co];
+        for (var r = 0u; r < ROWS; r++) {
+            let row = row0 + r * LANES_M;
+            if (row >= p.rows) {
+                break;
+            }
+            var y = acc[r * VECS + j / 4u][j % 4u] * s;
+            y = y + t;
+            if (r_.relu) {
+                y = max(y, 0.0);
+            }
+            store(r_.dest, row * r_.stride + r_.channel, y);
+        }
+    }
+}
+
+@compute @workgroup_size(LANES_M * LANES_N)
+fn conv2d_sibling_vec4(
+    @builtin(local_invocation_index) lane: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let row0 = (wid.x + wid.z * nwg.x) * LANES_M * ROWS + lane % LANES_M;
+    let col0 = (wid.y * LANES_N + lane / LANES_M) * COLS;
+    let cout4 = p.cout / 4u;
+    var origins: array<Origin, ROWS>;
+    for (var r = 0u; r < ROWS; r++) {
+        origins[r] = origin(row0 + r * LANES_M);
+    }
+    var col4: array<u32, VECS>;
+    for (var v = 0u; v < VECS; v++) {
+        col4[v] = min(col0 / 4u + v, cout4 - 1u);
+    }
+
+    var acc: array<vec4<f32>, ROWS * VECS>;
+    for (var ky = 0u; ky < p.kh; ky++) {
+        for (var kx = 0u; kx < p.kw; kx++) {
+            var taps: array<Tap, ROWS>;
+            for (var r = 0u; r < ROWS; r++) {
+                taps[r] = tap(origins[r], ky, kx);
+                taps[r].at /= 4u;
+            }
+            var w_at = (ky * p.kw + kx) * p.cin * cout4;
+            for (var c4 = 0u; c4 < p.cin / 4u; c4++) {
+                var wm: array<mat4x4<f32>, VECS>;
+                for (var v = 0u; v < VECS; v++) {
+                    let at = w_at + col4[v];
+                    wm[v] = mat4x4(w4[at], w4[at + cout4], w4[at + 2u * cout4], w4[at + 3u * cout4]);
+                }
+                for (var r = 0u; r < ROWS; r++) {
+                    var a = x4[taps[r].at + c4];
+                    if (PADDED) {
+                        a *= taps[r].inside;
+                    }
+                    for (var v = 0u; v < VECS; v++) {
+                        acc[r * VECS + v] += wm[v] * a;
+                    }
+                }
+                w_at += 4u * cout4;
+            }
+        }
+    }
+    store_block(row0, col0, acc);
+}
+
+@compute @workgroup_size(LANES_M * LANES_N)
+fn conv2d_sibling(
+    @builtin(local_invocation_index) lane: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let row0 = (wid.x + wid.z * nwg.x) * LANES_M * ROWS + lane % LANES_M;
+    let col0 = (wid.y * LANES_N + lane / LANES_M) * COLS;
+    var origins: array<Origin, ROWS>;
+    for (var r = 0u; r < ROWS; r++) {
+        origins[r] = origin(row0 + r * LANES_M);
+    }
+    var cols: array<vec4<u32>, VECS>;
+    for (var v = 0u; v < VECS; v++) {
+        cols[v] = min(vec4(col0 + 4u * v) + vec4(0u, 1u, 2u, 3u), vec4(p.cout - 1u));
+    }
+
+    var acc: array<vec4<f32>, ROWS * VECS>;
+    for (var ky = 0u; ky < p.kh; ky++) {
+        for (var kx = 0u; kx < p.kw; kx++) {
+            var taps: array<Tap, ROWS>;
+            for (var r = 0u; r < ROWS; r++) {
+                taps[r] = tap(origins[r], ky, kx);
+            }
+            let k0 = (ky * p.kw + kx) * p.cin;
+            for (var ci = 0u; ci < p.cin; ci++) {
+                let w_at = (k0 + ci) * p.cout;
+                var wv: array<vec4<f32>, VECS>;
+                for (var v = 0u; v < VECS; v++) {
+                    let c = cols[v] + vec4(w_at);
+                    wv[v] = vec4(w[c.x], w[c.y], w[c.z], w[c.w]);
+                }
+                for (var r = 0u; r < ROWS; r++) {
+                    var a = x[taps[r].at + ci];
+                    if (PADDED) {
+                        a *= taps[r].inside;
+                    }
+                    for (var v = 0u; v < VECS; v++) {
+                        acc[r * VECS + v] += a * wv[v];
+                    }
+                }
+            }
+        }
+    }
+    store_block(row0, col0, acc);
+}
