@@ -19,18 +19,20 @@
 // output binding at different offsets). The launcher binds a one-element
 // tensor in each unused output slot; no branch names it.
 //
-// Tiling: exactly conv2d_blocked.wgsl's (and its two entry points, which
-// sum in the same order as conv2d_blocked's, so each output equals the
-// separate convolution's bit for bit when both take the same entry point):
-// each invocation computes ROWS = 4 output pixels (spaced LANES_M apart) ×
-// 4*VECS = 8 merged columns as vec4 accumulators; a workgroup of LANES_M ×
-// LANES_N invocations covers LANES_M*4 rows × LANES_N*8 columns; grid x
-// (folded into z past the dispatch limit) over row blocks, y over column
-// blocks. A column block may straddle two branches: routing is per column.
-// Rows past the end are clamped and not stored; columns past cout read a
-// valid column and are not stored. One dispatch instead of one per branch,
-// and the small branches share the row blocks of the wide ones (fewer
-// clamped rows and columns than each conv blocked alone).
+// Tiling: conv2d_blocked.wgsl's (and its two entry points, which sum in
+// the same order as conv2d_blocked's, so each output equals the separate
+// convolution's bit for bit when both take the same entry point): each
+// invocation computes ROWS = 4 output pixels (spaced LANES_M apart) ×
+// 4*VECS = 8 columns as vec4 accumulators; a workgroup of LANES_M × LANES_N
+// invocations covers LANES_M*4 rows × LANES_N*8 columns of ONE branch: grid
+// y runs over each branch's column blocks in turn (branch b owns blocks
+// [block_start[b], block_end[b])), so the branch, hence the output binding,
+// is uniform across a workgroup and the store picks its binding with a
+// branch every lane takes alike (a per-column choice cost 2x on lavapipe,
+// which masks every case of a divergent switch). Grid x (folded into z
+// past the dispatch limit) over row blocks. Rows past the end are clamped
+// and not stored; columns past the branch's end read a valid column and are
+// not stored. One dispatch instead of one per branch.
 //
 // Entry points:
 //   conv2d_sibling_vec4  cin % 4 == 0 and every branch's width % 4 == 0;
@@ -54,9 +56,11 @@ struct Params {
     rows: u32,      // batch * out_h * out_w
     relu_mask: u32, // bit b: branch b applies ReLU
     pad: u32,       // unused: aligns the branch table below to 16 bytes
-    // Per branch b (unused entries: start = end = cout, never matched).
-    branch_start: vec4<u32>,
-    branch_end: vec4<u32>,
+    // Per branch b (unused entries: block_start = block_end = the grid's y size, never matched).
+    block_start: vec4<u32>, // first column block (workgroup y) of the branch
+    block_end: vec4<u32>,   // one past its last
+    branch_start: vec4<u32>, // first merged column of the branch
+    branch_end: vec4<u32>,   // one past its last
     dest: vec4<u32>,        // output binding 0..3
     dest_stride: vec4<u32>, // channels of that output tensor
     dest_offset: vec4<u32>, // its first channel the branch writes
@@ -111,52 +115,79 @@ fn tap(o: Origin, ky: u32, kx: u32) -> Tap {
     return Tap(select(0u, u32(o.at + (i32(ky) * i32(p.in_w) + i32(kx)) * i32(p.cin)), ok), select(0.0, 1.0, ok));
 }
 
-// Where merged column co goes: its output binding, that tensor's channel
-// stride, the channel it lands on in a row, and whether to apply ReLU.
-struct Route {
-    dest: u32,
-    stride: u32,
-    channel: u32,
-    relu: bool,
+// The branch a workgroup computes: the one whose column blocks contain wid.y.
+fn branch_of(block: u32) -> u32 {
+    let past = select(vec4(0u), vec4(1u), vec4(block) >= p.block_end);
+    return past.x + past.y + past.z + past.w;
 }
 
-fn route(co: u32) -> Route {
-    let past = select(vec4(0u), vec4(1u), vec4(co) >= p.branch_end);
-    let b = past.x + past.y + past.z + past.w;
-    return Route(p.dest[b], p.dest_stride[b], p.dest_offset[b] + co - p.branch_start[b], ((p.relu_mask >> b) & 1u) != 0u);
+// First merged column of an invocation of branch b.
+fn first_column(b: u32, block: u32, lane: u32) -> u32 {
+    return p.branch_start[b] + ((block - p.block_start[b]) * LANES_N + lane / LANES_M) * COLS;
 }
 
-fn store(d: u32, at: u32, v: f32) {
-    switch d {
-        case 0u: { out0[at] = v; }
-        case 1u: { out1[at] = v; }
-        case 2u: { out2[at] = v; }
-        default: { out3[at] = v; }
+fn epilogue(v: vec4<f32>, co: vec4<u32>, relu: bool) -> vec4<f32> {
+    var r = v * vec4(scale[co.x], scale[co.y], scale[co.z], scale[co.w]);
+    r = r + vec4(bias[co.x], bias[co.y], bias[co.z], bias[co.w]);
+    if (relu) {
+        r = max(r, vec4(0.0));
     }
+    return r;
 }
 
-// Applies each column's epilogue and stores the in-range part of an
-// invocation's block at its branch's destination.
-fn store_block(row0: u32, col0: u32, acc: array<vec4<f32>, ROWS * VECS>) {
-    for (var j = 0u; j < COLS; j++) {
-        let co = col0 + j;
-        if (co >= p.cout) {
+// Applies branch b's epilogue and stores the in-range part of an
+// invocation's block at the branch's destination. The values and their
+// places are gathered first, then stored by one loop per output binding,
+// chosen once: the binding is the same for every invocation of a workgroup.
+fn store_block(b: u32, row0: u32, col0: u32, acc: array<vec4<f32>, ROWS * VECS>) {
+    let stride = p.dest_stride[b];
+    let end = p.branch_end[b];
+    let relu = ((p.relu_mask >> b) & 1u) != 0u;
+    var ys: array<vec4<f32>, ROWS * VECS>;
+    var ats: array<u32, ROWS>;
+    var rows = 0u;
+    for (var r = 0u; r < ROWS; r++) {
+        let row = row0 + r * LANES_M;
+        if (row >= p.rows) {
             break;
         }
-        let r_ = route(co);
-        let s = scale[co];
-        let t = bias[co];
-        for (var r = 0u; r < ROWS; r++) {
-            let row = row0 + r * LANES_M;
-            if (row >= p.rows) {
-                break;
+        rows = r + 1u;
+        // Channel of merged column co in the destination: ats[r] + co.
+        ats[r] = row * stride + p.dest_offset[b] - p.branch_start[b];
+        for (var v = 0u; v < VECS; v++) {
+            let co = col0 + 4u * v;
+            ys[r * VECS + v] = epilogue(acc[r * VECS + v], min(vec4(co) + vec4(0u, 1u, 2u, 3u), vec4(p.cout - 1u)), relu);
+        }
+    }
+    let cols = min(COLS, end - min(col0, end));
+    switch p.dest[b] {
+        case 0u: {
+            for (var r = 0u; r < rows; r++) {
+                for (var c = 0u; c < cols; c++) {
+                    out0[ats[r] + col0 + c] = ys[r * VECS + c / 4u][c % 4u];
+                }
             }
-            var y = acc[r * VECS + j / 4u][j % 4u] * s;
-            y = y + t;
-            if (r_.relu) {
-                y = max(y, 0.0);
+        }
+        case 1u: {
+            for (var r = 0u; r < rows; r++) {
+                for (var c = 0u; c < cols; c++) {
+                    out1[ats[r] + col0 + c] = ys[r * VECS + c / 4u][c % 4u];
+                }
             }
-            store(r_.dest, row * r_.stride + r_.channel, y);
+        }
+        case 2u: {
+            for (var r = 0u; r < rows; r++) {
+                for (var c = 0u; c < cols; c++) {
+                    out2[ats[r] + col0 + c] = ys[r * VECS + c / 4u][c % 4u];
+                }
+            }
+        }
+        default: {
+            for (var r = 0u; r < rows; r++) {
+                for (var c = 0u; c < cols; c++) {
+                    out3[ats[r] + col0 + c] = ys[r * VECS + c / 4u][c % 4u];
+                }
+            }
         }
     }
 }
@@ -168,7 +199,8 @@ fn conv2d_sibling_vec4(
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
     let row0 = (wid.x + wid.z * nwg.x) * LANES_M * ROWS + lane % LANES_M;
-    let col0 = (wid.y * LANES_N + lane / LANES_M) * COLS;
+    let b = branch_of(wid.y);
+    let col0 = first_column(b, wid.y, lane);
     let cout4 = p.cout / 4u;
     var origins: array<Origin, ROWS>;
     for (var r = 0u; r < ROWS; r++) {
@@ -207,7 +239,7 @@ fn conv2d_sibling_vec4(
             }
         }
     }
-    store_block(row0, col0, acc);
+    store_block(b, row0, col0, acc);
 }
 
 @compute @workgroup_size(LANES_M * LANES_N)
@@ -217,7 +249,8 @@ fn conv2d_sibling(
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
     let row0 = (wid.x + wid.z * nwg.x) * LANES_M * ROWS + lane % LANES_M;
-    let col0 = (wid.y * LANES_N + lane / LANES_M) * COLS;
+    let b = branch_of(wid.y);
+    let col0 = first_column(b, wid.y, lane);
     var origins: array<Origin, ROWS>;
     for (var r = 0u; r < ROWS; r++) {
         origins[r] = origin(row0 + r * LANES_M);
@@ -254,5 +287,5 @@ fn conv2d_sibling(
             }
         }
     }
-    store_block(row0, col0, acc);
+    store_block(b, row0, col0, acc);
 }

@@ -33,8 +33,6 @@ use crate::autograd::{self as ag, Var};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::io::{HostTensor, TensorMap};
-use crate::ops::conv::ConvAlgo;
-use crate::ops::conv_tuning::ConvKey;
 use crate::ops::conv_sibling::{self, Destination, SiblingWeights};
 use crate::ops::window::Window2d;
 use crate::ops::{batchnorm, concat, conv, pool};
@@ -135,22 +133,6 @@ struct SiblingGroup {
     name: String,
     /// Concatenated filters and folded BatchNorms, built on first use (frozen weights never change).
     weights: Mutex<Option<Arc<SiblingWeights>>>,
-}
-
-/// Environment variable that turns sibling merging off (`0`) for A/B comparisons.
-pub const SIBLING_CONVS_ENV: &str = "INCEPT_SIBLING_CONVS";
-
-/// Whether sibling merging is on by default: unless `INCEPT_SIBLING_CONVS=0` (read once).
-fn merge_siblings_default() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| match std::env::var(SIBLING_CONVS_ENV).as_deref() {
-        Err(_) | Ok("1") => true,
-        Ok("0") => false,
-        Ok(other) => {
-            eprintln!("warning: {SIBLING_CONVS_ENV}={other:?} is not 0 or 1; ignored");
-            true
-        }
-    })
 }
 
 /// How a layer's output is held during a forward pass.
@@ -262,12 +244,12 @@ impl Network {
             gpu: gpu.clone(),
             binding_limit: None,
             siblings,
-            merge_siblings: merge_siblings_default(),
+            merge_siblings: conv_sibling::enabled_by_default(),
         })
     }
 
-    /// Runs sibling convolutions as one merged GEMM (the default unless
-    /// `INCEPT_SIBLING_CONVS=0`) or each on its own (the oracle).
+    /// Runs sibling convolutions as one merged GEMM (by default only with
+    /// `INCEPT_SIBLING_CONVS=1`) or each on its own (the oracle).
     pub fn set_sibling_merge(&mut self, on: bool) {
         self.merge_siblings = on;
     }
@@ -625,11 +607,8 @@ impl Network {
             let Some(chains) = chains else { continue };
             let given_member = chains.iter().any(|c| [Some(c.conv), c.bn, c.relu].into_iter().flatten().any(|m| given.contains(&m)));
             let [_, h, w, cin] = shapes[self.graph.layers[chains[0].conv].inputs[0]];
-            let blocked = chains.iter().all(|c| {
-                let key = ConvKey::new(h, w, cin, shapes[c.conv][3], &group.win);
-                ConvAlgo::for_conv(&self.gpu, &key) == ConvAlgo::RegisterBlocked
-            });
-            if given_member || !blocked {
+            let widths: Vec<usize> = chains.iter().map(|c| shapes[c.conv][3]).collect();
+            if given_member || !conv_sibling::pays_off(&self.gpu, h, w, cin, &widths, &group.win) {
                 continue;
             }
             let first = chains.iter().map(Chain::output).min();
@@ -896,10 +875,10 @@ impl Network {
     }
 }
 
-/// The sibling groups of a graph, from its edges: per producer, its frozen
-/// single-input convolutions grouped by window (groups of two or more, split
-/// into groups of at most `conv_sibling::MAX_BRANCHES`), each with the frozen
-/// BatchNorm that is its only consumer, if any.
+/// The sibling groups the executor may merge: each of the graph's sibling
+/// convolutions (`Graph::sibling_convs`) that are frozen, split into groups
+/// of at most `conv_sibling::MAX_BRANCHES` (of two or more), each conv with
+/// the frozen BatchNorm that is its only consumer, if any.
 fn sibling_groups(graph: &Graph, consumers: &[Vec<usize>], trainable: &[bool]) -> Vec<SiblingGroup> {
     let layers = &graph.layers;
     let frozen_bn = |conv: usize| match consumers[conv].as_slice() {
@@ -907,27 +886,15 @@ fn sibling_groups(graph: &Graph, consumers: &[Vec<usize>], trainable: &[bool]) -
         _ => None,
     };
     let mut groups = Vec::new();
-    for producer_consumers in consumers {
-        let mut by_window: Vec<(Window2d, Vec<(usize, Option<usize>)>)> = Vec::new();
-        for &c in producer_consumers {
-            let LayerKind::Conv2d { win, .. } = layers[c].kind else { continue };
-            if trainable[c] || layers[c].inputs.len() != 1 {
-                continue;
-            }
-            match by_window.iter_mut().find(|(w, _)| *w == win) {
-                Some((_, members)) => members.push((c, frozen_bn(c))),
-                None => by_window.push((win, vec![(c, frozen_bn(c))])),
-            }
-        }
-        for (win, members) in by_window {
-            for chunk in members.chunks(conv_sibling::MAX_BRANCHES).filter(|m| m.len() >= 2) {
-                groups.push(SiblingGroup {
-                    members: chunk.to_vec(),
-                    win,
-                    name: chunk.iter().map(|&(c, _)| layers[c].name.as_str()).collect::<Vec<_>>().join("+"),
-                    weights: Mutex::new(None),
-                });
-            }
+    for (win, convs) in graph.sibling_convs() {
+        let members: Vec<(usize, Option<usize>)> = convs.into_iter().filter(|&c| !trainable[c]).map(|c| (c, frozen_bn(c))).collect();
+        for chunk in members.chunks(conv_sibling::MAX_BRANCHES).filter(|m| m.len() >= 2) {
+            groups.push(SiblingGroup {
+                members: chunk.to_vec(),
+                win,
+                name: chunk.iter().map(|&(c, _)| layers[c].name.as_str()).collect::<Vec<_>>().join("+"),
+                weights: Mutex::new(None),
+            });
         }
     }
     groups

@@ -463,13 +463,19 @@ fn launch_tiled_large(g: &Geometry, params: &Params, reads: &[&Tensor; 4], out: 
 /// faster; at 2–9 % waste the splits were within noise of 64 × 1 or up to
 /// 14 % slower.
 pub(crate) fn blocked_lanes(rows: usize, cols: usize) -> (usize, usize) {
+    blocked_lanes_for(rows, &[cols])
+}
+
+/// [`blocked_lanes`] for column ranges blocked separately (the branches of
+/// sibling convolutions): the clamped columns are counted per range.
+pub(crate) fn blocked_lanes_for(rows: usize, ranges: &[usize]) -> (usize, usize) {
     if rows < BLOCKED_ROWS * 64 {
         let lanes_m = rows.div_ceil(BLOCKED_ROWS).next_power_of_two().min(64);
         return (lanes_m, (8 / lanes_m).max(1));
     }
     let computed = |lanes_m: usize| {
         let (block_rows, block_cols) = (BLOCKED_ROWS * lanes_m, BLOCKED_COLS * (64 / lanes_m));
-        rows.div_ceil(block_rows) * block_rows * cols.div_ceil(block_cols) * block_cols
+        rows.div_ceil(block_rows) * block_rows * ranges.iter().map(|c| c.div_ceil(block_cols) * block_cols).sum::<usize>()
     };
     let least = [32, 16, 8].into_iter().min_by_key(|&m| computed(m)).unwrap_or(64);
     let lanes_m = if 10 * computed(64) >= 11 * computed(least) { least } else { 64 };

@@ -11,18 +11,49 @@
 //! (cin and every width divisible by 4), and is within rounding otherwise.
 
 use crate::error::{Error, Result};
-use crate::gpu::Work;
+use crate::gpu::{Gpu, Work};
 use crate::ops::concat;
-use crate::ops::conv::{self, ConvSpec, Geometry, BLOCKED_COLS, BLOCKED_ROWS};
+use crate::ops::conv::{self, ConvAlgo, ConvSpec, Geometry, BLOCKED_COLS, BLOCKED_ROWS};
+use crate::ops::conv_tuning::ConvKey;
 use crate::ops::window::Window2d;
 use crate::tensor::{DType, Tensor};
 use crate::{kernel, kernel_params};
+use std::sync::OnceLock;
 
 kernel!(CONV2D_SIBLING, "conv2d_sibling.wgsl", "conv2d_sibling", reads = 4, writes = 4, params = Params);
 kernel!(CONV2D_SIBLING_VEC4, "conv2d_sibling.wgsl", "conv2d_sibling_vec4", reads = 4, writes = 4, params = Params);
 
 /// Branches one launch routes (the output bindings of the kernel).
 pub const MAX_BRANCHES: usize = 4;
+
+/// Environment variable that turns sibling merging on (`1`) or off (`0`).
+pub const SIBLING_CONVS_ENV: &str = "INCEPT_SIBLING_CONVS";
+
+/// Whether the executor merges sibling convolutions unless told otherwise:
+/// only with `INCEPT_SIBLING_CONVS=1` (read once). Off by default because on
+/// lavapipe, the only adapter where it would apply (see [`pays_off`]), the
+/// merged kernel measured 0.8x the separate convolutions (BENCHMARKS.md):
+/// it saves dispatches, which cost little there, and pays for its routing.
+pub fn enabled_by_default() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| match std::env::var(SIBLING_CONVS_ENV).as_deref() {
+        Err(_) | Ok("0") => false,
+        Ok("1") => true,
+        Ok(other) => {
+            eprintln!("warning: {SIBLING_CONVS_ENV}={other:?} is not 0 or 1; ignored");
+            false
+        }
+    })
+}
+
+/// Whether siblings reading an `h`×`w`×`cin` input with window `win`, of
+/// output widths `widths`, run merged: where each conv alone would run
+/// `RegisterBlocked` (`ConvAlgo::for_conv`: `INCEPT_CONV_ALGO`, the tuning
+/// cache, the adapter's rule), whose routed form the merged kernel is; so on
+/// GPUs the convs keep their tiled kernels, and Winograd keeps its 3×3s.
+pub fn pays_off(gpu: &Gpu, h: usize, w: usize, cin: usize, widths: &[usize], win: &Window2d) -> bool {
+    widths.iter().all(|&cout| ConvAlgo::for_conv(gpu, &ConvKey::new(h, w, cin, cout, win)) == ConvAlgo::RegisterBlocked)
+}
 
 kernel_params! {
     /// Mirrors `Params` in `shaders/conv2d_sibling.wgsl`.
@@ -43,6 +74,8 @@ kernel_params! {
         rows: u32,
         relu_mask: u32,
         pad: u32,
+        block_start: [u32; 4],
+        block_end: [u32; 4],
         branch_start: [u32; 4],
         branch_end: [u32; 4],
         dest: [u32; 4],
@@ -140,13 +173,19 @@ pub fn conv2d_siblings(x: &Tensor, weights: &SiblingWeights, win: Window2d, dest
         rows: g.rows() as u32,
         relu_mask: 0,
         pad: 0,
+        block_start: [0; 4],
+        block_end: [0; 4],
         branch_start: [g.cout as u32; 4],
         branch_end: [g.cout as u32; 4],
         dest: [0; 4],
         dest_stride: [0; 4],
         dest_offset: [0; 4],
     };
-    let mut start = 0;
+    // Each workgroup computes column blocks of one branch (see the shader's tiling).
+    let rows = g.rows();
+    let (lanes_m, lanes_n) = conv::blocked_lanes_for(rows, &weights.widths);
+    let block_cols = BLOCKED_COLS * lanes_n;
+    let (mut start, mut blocks) = (0, 0);
     for (b, (d, &width)) in dests.iter().zip(&weights.widths).enumerate() {
         let [n, oh, ow, c] = d.out.dims4()?;
         if [n, oh, ow] != [g.batch, g.out_h, g.out_w] || d.channel_offset + width > c || d.out.dtype() != DType::F32 {
@@ -172,6 +211,9 @@ pub fn conv2d_siblings(x: &Tensor, weights: &SiblingWeights, win: Window2d, dest
                 bindings.len() - 1
             }
         };
+        params.block_start[b] = blocks as u32;
+        blocks += width.div_ceil(block_cols);
+        params.block_end[b] = blocks as u32;
         params.branch_start[b] = start as u32;
         params.branch_end[b] = (start + width) as u32;
         params.dest[b] = slot as u32;
@@ -180,11 +222,14 @@ pub fn conv2d_siblings(x: &Tensor, weights: &SiblingWeights, win: Window2d, dest
         params.relu_mask |= u32::from(d.relu) << b;
         start += width;
     }
+    for b in dests.len()..MAX_BRANCHES {
+        params.block_start[b] = blocks as u32;
+        params.block_end[b] = blocks as u32;
+    }
     let largest = [x.numel(), weights.kernel.numel()].into_iter().chain(bindings.iter().map(|t| t.numel())).max().unwrap_or(0);
     if largest > u32::MAX as usize {
         return Err(Error::Shape(format!("sibling convolutions: input {:?} or an output has more than 2^32 elements", x.shape())));
     }
-    let rows = g.rows();
     if rows == 0 || g.cout == 0 {
         return Ok(());
     }
@@ -195,7 +240,6 @@ pub fn conv2d_siblings(x: &Tensor, weights: &SiblingWeights, win: Window2d, dest
     let depth = win.kh * win.kw * g.cin;
     // A multiply-add per output and step of depth; bytes: input, filters, outputs, scale and bias.
     let work = Work::new(2.0 * (rows * g.cout * depth) as f64, (x.numel() + weights.kernel.numel() + rows * g.cout + 2 * g.cout) as f64 * 4.0);
-    let (lanes_m, lanes_n) = conv::blocked_lanes(rows, g.cout);
     let constants = [
         ("PADDED", if conv::reaches_padding(&g, &win) { 1.0 } else { 0.0 }),
         ("LANES_M", lanes_m as f64),
@@ -204,7 +248,7 @@ pub fn conv2d_siblings(x: &Tensor, weights: &SiblingWeights, win: Window2d, dest
     // vec4 loads need 16-byte aligned rows of x and w; branch widths of 4s keep the blocked conv's summation order.
     let vec4 = g.cin.is_multiple_of(4) && weights.widths.iter().all(|w| w.is_multiple_of(4));
     let kernel = if vec4 { &CONV2D_SIBLING_VEC4 } else { &CONV2D_SIBLING };
-    let groups = conv::grid(gpu, rows.div_ceil(BLOCKED_ROWS * lanes_m), g.cout.div_ceil(BLOCKED_COLS * lanes_n));
+    let groups = conv::grid(gpu, rows.div_ceil(BLOCKED_ROWS * lanes_m), blocks);
     let reads = [x, &weights.kernel, &weights.scale, &weights.bias];
     gpu.with_work(work).launch(kernel, &constants, &params, &reads, &outs, groups)
 }
