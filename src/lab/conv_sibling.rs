@@ -157,7 +157,7 @@ impl Family for ConvSiblings {
     }
     fn picked(gpu: &Gpu, s: &SiblingShape) -> &'static str {
         // The executor's choice.
-        if conv_sibling::enabled_by_default() && conv_sibling::pays_off(gpu, s.h, s.w, s.cin, s.widths(), &s.win) { "merged" } else { "separate" }
+        if conv_sibling::enabled_by_default() && conv_sibling::applies(gpu, s.h, s.w, s.cin, s.widths(), &s.win) { "merged" } else { "separate" }
     }
     fn reference(s: &SiblingShape, t: &[Vec<f64>]) -> Vec<Vec<f64>> {
         let b = s.branches;

@@ -11,7 +11,8 @@
 //!   per-channel scale and bias (shorter chains conv → ReLU or conv → BN fuse
 //!   the same way), when nothing in the chain is differentiated and the whole
 //!   chain lies on one side of the prefix/tail split;
-//! - frozen convolutions that read one input with one window (the 1×1
+//! - with sibling merging on (`INCEPT_SIBLING_CONVS=1`, `set_sibling_merge`),
+//!   frozen convolutions that read one input with one window (the 1×1
 //!   convolutions opening an Inception block's branches), each the head of
 //!   such a fused chain, run as one GEMM over their concatenated filters
 //!   (`ops::conv_sibling`), each branch with its own epilogue and destination,
@@ -608,7 +609,7 @@ impl Network {
             let given_member = chains.iter().any(|c| [Some(c.conv), c.bn, c.relu].into_iter().flatten().any(|m| given.contains(&m)));
             let [_, h, w, cin] = shapes[self.graph.layers[chains[0].conv].inputs[0]];
             let widths: Vec<usize> = chains.iter().map(|c| shapes[c.conv][3]).collect();
-            if given_member || !conv_sibling::pays_off(&self.gpu, h, w, cin, &widths, &group.win) {
+            if given_member || !conv_sibling::applies(&self.gpu, h, w, cin, &widths, &group.win) {
                 continue;
             }
             let first = chains.iter().map(Chain::output).min();

@@ -31,7 +31,7 @@ pub const SIBLING_CONVS_ENV: &str = "INCEPT_SIBLING_CONVS";
 
 /// Whether the executor merges sibling convolutions unless told otherwise:
 /// only with `INCEPT_SIBLING_CONVS=1` (read once). Off by default because on
-/// lavapipe, the only adapter where it would apply (see [`pays_off`]), the
+/// lavapipe, the only adapter where it would apply (see [`applies`]), the
 /// merged kernel measured 0.8x the separate convolutions (BENCHMARKS.md):
 /// it saves dispatches, which cost little there, and pays for its routing.
 pub fn enabled_by_default() -> bool {
@@ -51,7 +51,7 @@ pub fn enabled_by_default() -> bool {
 /// `RegisterBlocked` (`ConvAlgo::for_conv`: `INCEPT_CONV_ALGO`, the tuning
 /// cache, the adapter's rule), whose routed form the merged kernel is; so on
 /// GPUs the convs keep their tiled kernels, and Winograd keeps its 3×3s.
-pub fn pays_off(gpu: &Gpu, h: usize, w: usize, cin: usize, widths: &[usize], win: &Window2d) -> bool {
+pub fn applies(gpu: &Gpu, h: usize, w: usize, cin: usize, widths: &[usize], win: &Window2d) -> bool {
     widths.iter().all(|&cout| ConvAlgo::for_conv(gpu, &ConvKey::new(h, w, cin, cout, win)) == ConvAlgo::RegisterBlocked)
 }
 
