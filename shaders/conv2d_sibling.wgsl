@@ -27,9 +27,10 @@
 // invocations covers LANES_M*4 rows × LANES_N*8 columns of ONE branch: grid
 // y runs over each branch's column blocks in turn (branch b owns blocks
 // [block_start[b], block_end[b])), so the branch, hence the output binding,
-// is uniform across a workgroup and the store picks its binding with a
-// branch every lane takes alike (a per-column choice cost 2x on lavapipe,
-// which masks every case of a divergent switch). Grid x (folded into z
+// is uniform across a workgroup: the store computes the block's values,
+// then writes them in the one of four loops (one per binding) that every
+// lane selects alike (choosing the binding per element cost up to 2x on
+// lavapipe, which runs every case of a switch masked). Grid x (folded into z
 // past the dispatch limit) over row blocks. Rows past the end are clamped
 // and not stored; columns past the branch's end read a valid column and are
 // not stored. One dispatch instead of one per branch.

@@ -3,7 +3,8 @@
 //! blocks, shared and separate outputs, windows other than 1×1, both entry
 //! points), against the separate register-blocked convolutions bit for bit,
 //! and in the executor: InceptionV3 at 75² with merging on equals merging
-//! off, in inference, in a fine-tune step and from the frozen boundary.
+//! off, in inference, in a fine-tune step and from the frozen boundary (bit
+//! for bit: the same summation order), and in batch chunks.
 mod common;
 use common::*;
 use incept::autograd as ag;
@@ -39,9 +40,12 @@ struct Case {
     shared: Vec<usize>,
 }
 
+/// A tensor and its host copy.
+type Uploaded = (Tensor, Vec<f32>);
+
 struct Branch {
-    filter: (Tensor, Vec<f32>),
-    folded: Option<((Tensor, Vec<f32>), (Tensor, Vec<f32>))>,
+    filter: Uploaded,
+    folded: Option<(Uploaded, Uploaded)>,
 }
 
 /// Runs a case on the GPU and checks every destination against the f64
@@ -67,8 +71,8 @@ fn check(gpu: &Gpu, c: &Case, seed: u64) -> Vec<Vec<f32>> {
     .unwrap();
     assert_eq!(weights.widths, c.branches.iter().map(|b| b.width).collect::<Vec<_>>());
     // Outputs start as random values, so that unwritten channels are visible.
-    let shared: Vec<(Tensor, Vec<f32>)> = c.shared.iter().enumerate().map(|(i, &ch)| rand_tensor(gpu, &[c.batch, oh, ow, ch], seed + 100 + i as u64)).collect();
-    let own: Vec<Option<(Tensor, Vec<f32>)>> = c
+    let shared: Vec<Uploaded> = c.shared.iter().enumerate().map(|(i, &ch)| rand_tensor(gpu, &[c.batch, oh, ow, ch], seed + 100 + i as u64)).collect();
+    let own: Vec<Option<Uploaded>> = c
         .branches
         .iter()
         .enumerate()
@@ -266,7 +270,11 @@ fn inception_v3_with_merged_siblings_equals_the_separate_convolutions() {
     let got = step(&merged, false);
     assert_close("fine-tune step, merged vs separate", &got, &to_f64(&want));
     assert_eq!(got, want, "fine-tune step outputs and gradients, bit for bit");
-    // A second pair of models: the step above moved the trainable BatchNorms' statistics.
+    // Fresh models: the steps above moved the trainable BatchNorms' statistics.
     let (merged, separate) = (model(&gpu, 2, true), model(&gpu, 2, false));
     assert_eq!(step(&merged, true), step(&separate, false), "from the frozen boundary, merged, vs the separate whole pass");
+    // The batch-chunked frozen part (one image per chunk at 75²), merged, against the whole batch separate.
+    let (mut chunked, separate) = (model(&gpu, 2, true), model(&gpu, 2, false));
+    chunked.set_binding_limit(37 * 37 * 64 * 4 + 16);
+    assert_close("batch-chunked and merged vs the whole batch separate", &step(&chunked, false), &to_f64(&step(&separate, false)));
 }

@@ -55,9 +55,17 @@ impl SiblingShape {
     }
 }
 
-/// Inputs of one shape: x, then per branch its filter, scale and bias, then
-/// the concatenated filters, scales and biases (the merged variant's).
-fn branch_inputs(t: &[Tensor], branches: usize) -> Result<(&Tensor, &[Tensor], &[Tensor], &[Tensor], SiblingWeights)> {
+/// The inputs of one shape, split: x, then per branch its filter, scale and
+/// bias, then the concatenated filters, scales and biases (the merged variant's).
+struct Operands<'a> {
+    x: &'a Tensor,
+    filters: &'a [Tensor],
+    scales: &'a [Tensor],
+    biases: &'a [Tensor],
+    merged: SiblingWeights,
+}
+
+fn operands(t: &[Tensor], branches: usize) -> Result<Operands<'_>> {
     if t.len() != 1 + 3 * branches + 3 {
         return Err(Error::Invalid(format!("conv-siblings: {} inputs for {branches} branches", t.len())));
     }
@@ -66,15 +74,15 @@ fn branch_inputs(t: &[Tensor], branches: usize) -> Result<(&Tensor, &[Tensor], &
     let (scales, rest) = rest.split_at(branches);
     let (biases, merged) = rest.split_at(branches);
     let widths = filters.iter().map(|f| f.shape()[3]).collect();
-    let weights = SiblingWeights { kernel: merged[0].clone(), scale: merged[1].clone(), bias: merged[2].clone(), widths };
-    Ok((x, filters, scales, biases, weights))
+    let merged = SiblingWeights { kernel: merged[0].clone(), scale: merged[1].clone(), bias: merged[2].clone(), widths };
+    Ok(Operands { x, filters, scales, biases, merged })
 }
 
 /// Each branch on its own with `algo` (None: the conv's own pick).
 fn separate(s: &SiblingShape, t: &[Tensor], algo: Option<ConvAlgo>) -> Result<Vec<Tensor>> {
-    let (x, filters, scales, biases, _) = branch_inputs(t, s.branches)?;
+    let o = operands(t, s.branches)?;
     (0..s.branches)
-        .map(|b| conv::conv2d_fused(x, &filters[b], &ConvSpec { scale: Some(&scales[b]), bias: Some(&biases[b]), relu: true, algo, ..ConvSpec::new(s.win) }))
+        .map(|b| conv::conv2d_fused(o.x, &o.filters[b], &ConvSpec { scale: Some(&o.scales[b]), bias: Some(&o.biases[b]), relu: true, algo, ..ConvSpec::new(s.win) }))
         .collect()
 }
 
@@ -147,10 +155,10 @@ impl Family for ConvSiblings {
             Variant::new("direct", |s: &SiblingShape, t: &[Tensor]| separate(s, t, Some(ConvAlgo::Direct))),
             Variant::new("separate", |s: &SiblingShape, t: &[Tensor]| separate(s, t, None)),
             Variant::new("merged", |s: &SiblingShape, t: &[Tensor]| {
-                let (x, _, _, _, weights) = branch_inputs(t, s.branches)?;
-                let outs = s.widths().iter().map(|&w| Tensor::empty(x.gpu(), &s.y_shape(w), DType::F32)).collect::<Result<Vec<_>>>()?;
+                let o = operands(t, s.branches)?;
+                let outs = s.widths().iter().map(|&w| Tensor::empty(o.x.gpu(), &s.y_shape(w), DType::F32)).collect::<Result<Vec<_>>>()?;
                 let dests: Vec<Destination> = outs.iter().map(|out| Destination { out, channel_offset: 0, relu: true }).collect();
-                conv_sibling::conv2d_siblings(x, &weights, s.win, &dests)?;
+                conv_sibling::conv2d_siblings(o.x, &o.merged, s.win, &dests)?;
                 Ok(outs)
             }),
         ]

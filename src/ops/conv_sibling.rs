@@ -31,9 +31,10 @@ pub const SIBLING_CONVS_ENV: &str = "INCEPT_SIBLING_CONVS";
 
 /// Whether the executor merges sibling convolutions unless told otherwise:
 /// only with `INCEPT_SIBLING_CONVS=1` (read once). Off by default because on
-/// lavapipe, the only adapter where it would apply (see [`applies`]), the
-/// merged kernel measured 0.8x the separate convolutions (BENCHMARKS.md):
-/// it saves dispatches, which cost little there, and pays for its routing.
+/// lavapipe, the only adapter where it applies (see [`applies`]), the
+/// merged kernel measured 0.82–0.86x the separate convolutions in the kernel
+/// lab and no consistent gain in the whole model (BENCHMARKS.md, under
+/// load): it saves dispatches, which cost little there.
 pub fn enabled_by_default() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| match std::env::var(SIBLING_CONVS_ENV).as_deref() {
@@ -47,7 +48,7 @@ pub fn enabled_by_default() -> bool {
 }
 
 /// Whether siblings reading an `h`×`w`×`cin` input with window `win`, of
-/// output widths `widths`, run merged: where each conv alone would run
+/// output widths `widths`, may run merged: where each conv alone would run
 /// `RegisterBlocked` (`ConvAlgo::for_conv`: `INCEPT_CONV_ALGO`, the tuning
 /// cache, the adapter's rule), whose routed form the merged kernel is; so on
 /// GPUs the convs keep their tiled kernels, and Winograd keeps its 3×3s.
