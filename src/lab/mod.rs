@@ -4,7 +4,7 @@
 //! oracle, then time it, and mark the variant the adapter's selection rule
 //! picks. Measurements, not tests: nothing here asserts a speed.
 //!
-//! One file per family ([`conv`], [`conv_backward`], [`matmul`],
+//! One file per family ([`conv`], [`conv_sibling`], [`conv_backward`], [`matmul`],
 //! [`batchnorm`], [`pool`]), each implementing [`Family`]; the families are
 //! registered once, in [`families!`] below. A family's variants come from
 //! its op's own list (e.g. `ConvAlgo::ALL`), so a new kernel variant is one
@@ -13,6 +13,7 @@
 pub mod batchnorm;
 pub mod conv;
 pub mod conv_backward;
+pub mod conv_sibling;
 pub mod matmul;
 pub mod pool;
 pub mod tune;
@@ -295,6 +296,7 @@ families!(
     conv::ConvForward,
     conv_backward::BackwardInput,
     conv_backward::BackwardFilter,
+    conv_sibling::ConvSiblings,
     matmul::Matmul,
     batchnorm::BatchNormTrain,
     batchnorm::BatchNormBackward,

@@ -11,6 +11,12 @@
 //!   per-channel scale and bias (shorter chains conv → ReLU or conv → BN fuse
 //!   the same way), when nothing in the chain is differentiated and the whole
 //!   chain lies on one side of the prefix/tail split;
+//! - with sibling merging on (`INCEPT_SIBLING_CONVS=1`, `set_sibling_merge`),
+//!   frozen convolutions that read one input with one window (the 1×1
+//!   convolutions opening an Inception block's branches), each the head of
+//!   such a fused chain, run as one GEMM over their concatenated filters
+//!   (`ops::conv_sibling`), each branch with its own epilogue and destination,
+//!   where each of them would run the register-blocked kernel anyway;
 //! - inputs of a non-differentiated Concatenate that are produced by a fused
 //!   conv, a max pool or another Concatenate write straight into their channel
 //!   slice of the outermost concatenation, so concatenation copies nothing;
@@ -28,9 +34,12 @@ use crate::autograd::{self as ag, Var};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::io::{HostTensor, TensorMap};
+use crate::ops::conv_sibling::{self, Destination, SiblingWeights};
+use crate::ops::window::Window2d;
 use crate::ops::{batchnorm, concat, conv, pool};
 use crate::tensor::{DType, Tensor};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// Keras BatchNormalization settings of the models incept runs.
 pub const BN_EPSILON: f32 = 1e-3;
@@ -107,6 +116,24 @@ pub struct Network {
     gpu: Gpu,
     /// Overrides the adapter's storage-binding limit when splitting batches.
     binding_limit: Option<u64>,
+    /// Frozen convolutions that read one input with one window, found at load.
+    siblings: Vec<SiblingGroup>,
+    /// Whether plans run sibling groups as one merged convolution.
+    merge_siblings: bool,
+}
+
+/// Frozen convolutions reading one input with one window (at most
+/// `conv_sibling::MAX_BRANCHES`, in creation order), each with the frozen
+/// BatchNorm that is its only consumer, if any: one GEMM when a plan fuses
+/// each into a chain with exactly that BatchNorm.
+struct SiblingGroup {
+    /// (conv, its BatchNorm) per branch.
+    members: Vec<(usize, Option<usize>)>,
+    win: Window2d,
+    /// The profile scope of the merged convolution: the convs' names joined by '+'.
+    name: String,
+    /// Concatenated filters and folded BatchNorms, built on first use (frozen weights never change).
+    weights: Mutex<Option<Arc<SiblingWeights>>>,
 }
 
 /// How a layer's output is held during a forward pass.
@@ -154,6 +181,10 @@ struct Plan {
     chain: Vec<Option<Chain>>,
     /// BatchNorm layers using batch statistics.
     batch_stats: Vec<bool>,
+    /// For each chain output computed by a merged sibling group: the group
+    /// (index into `Network::siblings`) and whether this layer runs it (its
+    /// first output in creation order; the others are then already written).
+    sibling: Vec<Option<(usize, bool)>>,
     /// Where a layer writes its output inside a root concatenation.
     dest: Vec<Option<(usize, usize)>>,
 }
@@ -202,8 +233,40 @@ impl Network {
                 _ => Params::None,
             });
         }
-        let consumers = (0..graph.layers.len()).map(|l| graph.consumers(l).collect()).collect();
-        Ok(Network { graph, keras_order, trainable, params, consumers, input_channels, gpu: gpu.clone(), binding_limit: None })
+        let consumers: Vec<Vec<usize>> = (0..graph.layers.len()).map(|l| graph.consumers(l).collect()).collect();
+        let siblings = sibling_groups(&graph, &consumers, &trainable);
+        Ok(Network {
+            graph,
+            keras_order,
+            trainable,
+            params,
+            consumers,
+            input_channels,
+            gpu: gpu.clone(),
+            binding_limit: None,
+            siblings,
+            merge_siblings: conv_sibling::enabled_by_default(),
+        })
+    }
+
+    /// Runs sibling convolutions as one merged GEMM (by default only with
+    /// `INCEPT_SIBLING_CONVS=1`) or each on its own (the oracle).
+    pub fn set_sibling_merge(&mut self, on: bool) {
+        self.merge_siblings = on;
+    }
+
+    /// The sibling groups a forward pass over `n` `h`×`w` images (inference,
+    /// nothing recorded) merges: the convolutions' layer names per group.
+    pub fn merged_siblings(&self, n: usize, h: usize, w: usize) -> Result<Vec<Vec<String>>> {
+        let shapes = self.output_shapes(n, h, w)?;
+        let plan = ag::no_grad(|| self.plan(false, &shapes, &[], &[shapes.len() - 1]));
+        let mut groups: Vec<Vec<String>> = Vec::new();
+        for (g, group) in self.siblings.iter().enumerate() {
+            if plan.sibling.iter().any(|s| s.is_some_and(|(i, _)| i == g)) {
+                groups.push(group.members.iter().map(|&(conv, _)| self.graph.layers[conv].name.clone()).collect());
+            }
+        }
+        Ok(groups)
     }
 
     /// Splits batches as if one storage binding could hold only `bytes`
@@ -525,13 +588,44 @@ impl Network {
                 offset += shapes[i][3];
             }
         }
-        Plan { grad, tail, chain, batch_stats, dest }
+        let sibling = self.plan_siblings(&chain, shapes, given);
+        Plan { grad, tail, chain, batch_stats, sibling, dest }
+    }
+
+    /// The sibling groups that run merged: where merging is on, each member
+    /// conv heads a fused chain (hence is not differentiated) with the
+    /// group's BatchNorm, none of the chain is given, and each conv alone
+    /// would run the register-blocked kernel, whose routed form the merged
+    /// kernel is (so the tuning cache, `INCEPT_CONV_ALGO` and the adapter's
+    /// rule decide: on GPUs the convs keep their tiled kernels).
+    fn plan_siblings(&self, chain: &[Option<Chain>], shapes: &[[usize; 4]], given: &[usize]) -> Vec<Option<(usize, bool)>> {
+        let mut sibling = vec![None; chain.len()];
+        if !self.merge_siblings {
+            return sibling;
+        }
+        for (g, group) in self.siblings.iter().enumerate() {
+            let chains: Option<Vec<Chain>> = group.members.iter().map(|&(conv, bn)| chain[conv].filter(|c| c.conv == conv && c.bn == bn)).collect();
+            let Some(chains) = chains else { continue };
+            let given_member = chains.iter().any(|c| [Some(c.conv), c.bn, c.relu].into_iter().flatten().any(|m| given.contains(&m)));
+            let [_, h, w, cin] = shapes[self.graph.layers[chains[0].conv].inputs[0]];
+            let widths: Vec<usize> = chains.iter().map(|c| shapes[c.conv][3]).collect();
+            if given_member || !conv_sibling::applies(&self.gpu, h, w, cin, &widths, &group.win) {
+                continue;
+            }
+            let first = chains.iter().map(Chain::output).min();
+            for c in &chains {
+                sibling[c.output()] = Some((g, Some(c.output()) == first));
+            }
+        }
+        sibling
     }
 
     /// The layers whose values layer `l` reads: a fused chain's output reads
-    /// the conv's input, the other members of the chain read nothing.
+    /// the conv's input (in a merged sibling group, only the output that runs
+    /// the group), the other members of the chain read nothing.
     fn reads(&self, plan: &Plan, l: usize) -> Vec<usize> {
         match plan.chain[l] {
+            Some(_) if plan.sibling[l].is_some_and(|(_, runs)| !runs) => vec![],
             Some(c) if c.output() == l => vec![self.graph.layers[c.conv].inputs[0]],
             Some(_) => vec![],
             None => self.graph.layers[l].inputs.clone(),
@@ -560,10 +654,19 @@ impl Network {
             if !selected(l) {
                 continue;
             }
-            // Profile scope: the Keras name; a fused chain runs at its last layer and is named by its conv.
+            // Profile scope: the Keras name; a fused chain runs at its last layer and is named by its conv,
+            // a merged sibling group by its convs.
             let scope_layer = plan.chain[l].map_or(l, |c| c.conv);
-            let _scope = self.gpu.profile_scope(&layers[scope_layer].name);
+            let _scope = match plan.sibling[l] {
+                Some((g, _)) => self.gpu.profile_scope(&self.siblings[g].name),
+                None => self.gpu.profile_scope(&layers[scope_layer].name),
+            };
             let value = if plan.inside_chain(l) {
+                None
+            } else if let Some((g, runs)) = plan.sibling[l] {
+                if runs {
+                    self.sibling_group(g, plan, values, shapes, keep)?;
+                }
                 None
             } else if let Some(c) = plan.chain[l] {
                 let input = self.materialize(values, layers[c.conv].inputs[0])?;
@@ -664,6 +767,68 @@ impl Network {
         }
     }
 
+    /// A merged sibling group: one convolution over the concatenated filters,
+    /// each branch written to its concatenation slice or a tensor of its own.
+    fn sibling_group(&self, g: usize, plan: &Plan, values: &mut [Option<Value>], shapes: &[[usize; 4]], keep: &[usize]) -> Result<()> {
+        let group = &self.siblings[g];
+        let chains = group
+            .members
+            .iter()
+            .map(|&(conv, _)| plan.chain[conv].ok_or_else(|| Error::Invalid(format!("{}: not planned as a fused chain", self.graph.layers[conv].name))))
+            .collect::<Result<Vec<_>>>()?;
+        let input = self.materialize(values, self.graph.layers[chains[0].conv].inputs[0])?;
+        let mut outs = Vec::with_capacity(chains.len());
+        for c in &chains {
+            let out = c.output();
+            let (tensor, offset) = match plan.dest[out] {
+                Some((root, offset)) => {
+                    values[out] = Some(Value::Slice { root, offset, width: shapes[out][3] });
+                    (self.root_tensor(root, values, shapes)?, offset)
+                }
+                None => {
+                    let t = Tensor::empty(&self.gpu, &shapes[out], DType::F32)?;
+                    values[out] = Some(Value::Var(Var::constant(t.clone())));
+                    (t, 0)
+                }
+            };
+            outs.push((tensor, offset, c.relu.is_some()));
+        }
+        let dests: Vec<Destination> = outs.iter().map(|(out, channel_offset, relu)| Destination { out, channel_offset: *channel_offset, relu: *relu }).collect();
+        let weights = self.sibling_weights(group)?;
+        conv_sibling::conv2d_siblings(input.value(), &weights, group.win, &dests)?;
+        // A kept slice is copied out now: its concatenation may be freed before the caller reads it.
+        for c in &chains {
+            let out = c.output();
+            if keep.contains(&out) && matches!(values[out], Some(Value::Slice { .. })) {
+                values[out] = Some(Value::Var(self.materialize(values, out)?));
+            }
+        }
+        Ok(())
+    }
+
+    /// A sibling group's concatenated filters and folded BatchNorms, built on first use.
+    fn sibling_weights(&self, group: &SiblingGroup) -> Result<Arc<SiblingWeights>> {
+        let mut cached = group.weights.lock().map_err(|_| Error::Invalid(format!("{}: a thread panicked building its weights", group.name)))?;
+        if let Some(w) = cached.as_ref() {
+            return Ok(w.clone());
+        }
+        let mut branches = Vec::with_capacity(group.members.len());
+        for &(conv, bn) in &group.members {
+            let Params::Conv { kernel } = &self.params[conv] else {
+                return Err(Error::Invalid(format!("layer {} is not a convolution", self.graph.layers[conv].name)));
+            };
+            let folded = match bn.map(|bn| &self.params[bn]) {
+                None => None,
+                Some(Params::BatchNorm { folded: Some((s, b)), .. }) => Some((s, b)),
+                Some(_) => return Err(Error::Invalid(format!("the layer after {} is not a frozen BatchNormalization", self.graph.layers[conv].name))),
+            };
+            branches.push((kernel.value(), folded));
+        }
+        let w = Arc::new(SiblingWeights::concat(&branches)?);
+        *cached = Some(w.clone());
+        Ok(w)
+    }
+
     /// The output buffer of a root concatenation, allocated on first use.
     fn root_tensor(&self, root: usize, values: &mut [Option<Value>], shapes: &[[usize; 4]]) -> Result<Tensor> {
         if let Some(Value::Var(v)) = &values[root] {
@@ -709,6 +874,31 @@ impl Network {
             None => Err(Error::Invalid(format!("layer {} has no value at this point", self.graph.layers[l].name))),
         }
     }
+}
+
+/// The sibling groups the executor may merge: each of the graph's sibling
+/// convolutions (`Graph::sibling_convs`) that are frozen, split into groups
+/// of at most `conv_sibling::MAX_BRANCHES` (of two or more), each conv with
+/// the frozen BatchNorm that is its only consumer, if any.
+fn sibling_groups(graph: &Graph, consumers: &[Vec<usize>], trainable: &[bool]) -> Vec<SiblingGroup> {
+    let layers = &graph.layers;
+    let frozen_bn = |conv: usize| match consumers[conv].as_slice() {
+        [bn] if matches!(layers[*bn].kind, LayerKind::BatchNorm) && !trainable[*bn] => Some(*bn),
+        _ => None,
+    };
+    let mut groups = Vec::new();
+    for (win, convs) in graph.sibling_convs() {
+        let members: Vec<(usize, Option<usize>)> = convs.into_iter().filter(|&c| !trainable[c]).map(|c| (c, frozen_bn(c))).collect();
+        for chunk in members.chunks(conv_sibling::MAX_BRANCHES).filter(|m| m.len() >= 2) {
+            groups.push(SiblingGroup {
+                members: chunk.to_vec(),
+                win,
+                name: chunk.iter().map(|&(c, _)| layers[c].name.as_str()).collect::<Vec<_>>().join("+"),
+                weights: Mutex::new(None),
+            });
+        }
+    }
+    groups
 }
 
 /// Images `[start, start + len)` of an NHWC batch.

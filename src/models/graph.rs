@@ -67,6 +67,29 @@ impl Graph {
         self.layers.iter().enumerate().filter(move |(_, c)| c.inputs.contains(&l)).map(|(i, _)| i)
     }
 
+    /// Sibling convolutions: per layer, the convolutions that read its output
+    /// as their only input, grouped by window (in creation order), where a
+    /// group has two or more — what one GEMM over their concatenated filters
+    /// can compute (e.g. the 1×1 convolutions opening an Inception block's branches).
+    pub fn sibling_convs(&self) -> Vec<(Window2d, Vec<usize>)> {
+        let mut groups = Vec::new();
+        for l in 0..self.layers.len() {
+            let mut by_window: Vec<(Window2d, Vec<usize>)> = Vec::new();
+            for c in self.consumers(l) {
+                let LayerKind::Conv2d { win, .. } = self.layers[c].kind else { continue };
+                if self.layers[c].inputs != [l] {
+                    continue;
+                }
+                match by_window.iter_mut().find(|(w, _)| *w == win) {
+                    Some((_, convs)) => convs.push(c),
+                    None => by_window.push((win, vec![c])),
+                }
+            }
+            groups.extend(by_window.into_iter().filter(|(_, convs)| convs.len() >= 2));
+        }
+        groups
+    }
+
     /// NHWC output shape of every layer (by creation index) for a batch of
     /// `n` images of `h`×`w`×`channels`.
     pub fn output_shapes(&self, n: usize, h: usize, w: usize, channels: usize) -> Result<Vec<[usize; 4]>> {

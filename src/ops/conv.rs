@@ -239,7 +239,7 @@ pub(crate) struct Geometry {
 }
 
 impl Geometry {
-    fn new(x: &Tensor, w: &Tensor, spec: &ConvSpec) -> Result<Geometry> {
+    pub(crate) fn new(x: &Tensor, w: &Tensor, spec: &ConvSpec) -> Result<Geometry> {
         let shapes = || format!("input {:?}, filter {:?}, window {:?}", x.shape(), w.shape(), spec.win);
         let (Ok([batch, in_h, in_w, cin]), Ok([kh, kw, wcin, cout])) = (x.dims4(), w.dims4()) else {
             return Err(Error::Shape(format!("conv2d needs a 4-D NHWC input and a 4-D HWIO filter: {}", shapes())));
@@ -265,7 +265,7 @@ impl Geometry {
         Ok(Geometry { batch, in_h, in_w, cin, out_h, out_w, cout, pad_top, pad_left })
     }
 
-    fn rows(&self) -> usize {
+    pub(crate) fn rows(&self) -> usize {
         self.batch * self.out_h * self.out_w
     }
 }
@@ -303,8 +303,8 @@ const EPILOGUE_BIAS: u32 = 2;
 const EPILOGUE_RELU: u32 = 4;
 
 /// Output rows and channels of one register-blocked invocation.
-const BLOCKED_ROWS: usize = 4;
-const BLOCKED_COLS: usize = 8;
+pub(crate) const BLOCKED_ROWS: usize = 4;
+pub(crate) const BLOCKED_COLS: usize = 8;
 const TILE: usize = 64;
 const DIRECT_GROUP: usize = 64;
 
@@ -463,13 +463,19 @@ fn launch_tiled_large(g: &Geometry, params: &Params, reads: &[&Tensor; 4], out: 
 /// faster; at 2–9 % waste the splits were within noise of 64 × 1 or up to
 /// 14 % slower.
 pub(crate) fn blocked_lanes(rows: usize, cols: usize) -> (usize, usize) {
+    blocked_lanes_for(rows, &[cols])
+}
+
+/// [`blocked_lanes`] for column ranges blocked separately (the branches of
+/// sibling convolutions): the clamped columns are counted per range.
+pub(crate) fn blocked_lanes_for(rows: usize, ranges: &[usize]) -> (usize, usize) {
     if rows < BLOCKED_ROWS * 64 {
         let lanes_m = rows.div_ceil(BLOCKED_ROWS).next_power_of_two().min(64);
         return (lanes_m, (8 / lanes_m).max(1));
     }
     let computed = |lanes_m: usize| {
         let (block_rows, block_cols) = (BLOCKED_ROWS * lanes_m, BLOCKED_COLS * (64 / lanes_m));
-        rows.div_ceil(block_rows) * block_rows * cols.div_ceil(block_cols) * block_cols
+        rows.div_ceil(block_rows) * block_rows * ranges.iter().map(|c| c.div_ceil(block_cols) * block_cols).sum::<usize>()
     };
     let least = [32, 16, 8].into_iter().min_by_key(|&m| computed(m)).unwrap_or(64);
     let lanes_m = if 10 * computed(64) >= 11 * computed(least) { least } else { 64 };
@@ -477,7 +483,7 @@ pub(crate) fn blocked_lanes(rows: usize, cols: usize) -> (usize, usize) {
 }
 
 /// Whether some tap of some output pixel falls outside the input.
-fn reaches_padding(g: &Geometry, win: &Window2d) -> bool {
+pub(crate) fn reaches_padding(g: &Geometry, win: &Window2d) -> bool {
     let beyond = |out: usize, stride: usize, k: usize, pad: usize, size: usize| (out - 1) * stride + k > pad + size;
     g.pad_top > 0
         || g.pad_left > 0

@@ -6,6 +6,7 @@ pub mod batchnorm;
 pub mod concat;
 pub mod conv;
 pub mod conv_backward;
+pub mod conv_sibling;
 pub mod conv_tuning;
 mod conv_winograd;
 pub mod dropout;
@@ -45,6 +46,8 @@ pub const KERNELS: &[&Kernel] = &[
     &conv::CONV2D_TILED_LARGE,
     &conv::CONV2D_TILED_LARGE_VEC4,
     &conv::CONV2D_TILED_LARGE_REDUCE,
+    &conv_sibling::CONV2D_SIBLING,
+    &conv_sibling::CONV2D_SIBLING_VEC4,
     &conv_winograd::WINOGRAD2_FILTER,
     &conv_winograd::WINOGRAD2_INPUT,
     &conv_winograd::WINOGRAD2_OUTPUT,
