@@ -5,7 +5,7 @@ use incept::data::Preprocess;
 use incept::data::folder::ImageFolder;
 use incept::train::fit::{self, RunSummary};
 use incept::train::profile::ProfileSteps;
-use incept::train::{TrainConfig, run_dir, start};
+use incept::train::{TrainConfig, class_weight, run_dir, start};
 use incept::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -75,6 +75,12 @@ pub struct TrainArgs {
     /// instead of caching them (same results, slower; also on --resume).
     #[arg(long)]
     no_feature_cache: bool,
+    /// Weigh each training sample's loss by its class (Keras `class_weight`):
+    /// `balanced` (n_samples / (n_classes · count), from train/'s counts),
+    /// `CLASS=W,...` by folder name (classes not named weigh 1), or `none`.
+    /// Resolved once and stored in run.json; validation loss is unweighted [default: none].
+    #[arg(long)]
+    class_weight: Option<String>,
 }
 
 /// `path` made absolute and canonical, so the run does not depend on the
@@ -91,7 +97,9 @@ fn new_config(args: &TrainArgs, data: &Path) -> Result<TrainConfig> {
         (None, false) => return Err(Error::Invalid("give --weights FILE (pretrained base) or --random-init".into())),
     };
     let data = canonical("--data", data)?;
-    let classes = ImageFolder::open(&data.join("train"))?.classes().to_vec();
+    let train = ImageFolder::open(&data.join("train"))?;
+    let classes = train.classes().to_vec();
+    let class_weight = class_weight::resolve(args.class_weight.as_deref().unwrap_or("none"), &classes, &train.class_counts())?;
     Ok(TrainConfig {
         data,
         weights,
@@ -110,6 +118,7 @@ fn new_config(args: &TrainArgs, data: &Path) -> Result<TrainConfig> {
         seed: args.seed.unwrap_or(0),
         feature_cache: !args.no_feature_cache,
         classes,
+        class_weight,
     })
 }
 
@@ -150,6 +159,14 @@ fn resume_config(args: &TrainArgs, dir: &Path) -> Result<TrainConfig> {
     same!("--no-augment", args.no_augment.then_some(false), cfg.augment);
     same!("--preprocess", args.preprocess, cfg.preprocess);
     same!("--seed", args.seed, cfg.seed);
+    if let Some(given) = &args.class_weight {
+        // The rule as given must be the run's; its weights stay those resolved when the run began.
+        class_weight::ClassWeightRule::parse(given)?;
+        let saved = cfg.class_weight.as_ref().map_or("none", |cw| cw.rule.as_str());
+        if given.trim() != saved {
+            return refuse("--class-weight", given.clone(), saved.to_string());
+        }
+    }
     if let Some(epochs) = args.epochs {
         cfg.epochs = epochs;
     }
@@ -190,6 +207,10 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
             None => ", randomly initialised base".into(),
         }
     );
+    match &cfg.class_weight {
+        Some(cw) => println!("class weights (training loss only): {}", cw.describe(&cfg.classes)),
+        None => println!("class weights: none (every sample weighs 1)"),
+    }
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();
     ctrlc::set_handler(move || {

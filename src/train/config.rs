@@ -2,6 +2,7 @@
 //! `--resume`, `predict` and `evaluate` rebuild the same model, and inside
 //! every checkpoint so that a checkpoint can prove which run it belongs to.
 
+use super::class_weight::ClassWeights;
 use crate::data::Preprocess;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -36,6 +37,10 @@ pub struct TrainConfig {
     pub feature_cache: bool,
     /// Class names in label order (sorted folder names of train/).
     pub classes: Vec<String>,
+    /// `--class-weight`, resolved per class when the run was created (see
+    /// `train::class_weight`); `None`: unweighted (also for older run files).
+    #[serde(default)]
+    pub class_weight: Option<ClassWeights>,
 }
 
 impl TrainConfig {
@@ -72,6 +77,9 @@ impl TrainConfig {
             if c.is_empty() || self.classes[..i].contains(c) {
                 return bad(format!("classes {:?}: class name {c:?} is empty or repeated", self.classes));
             }
+        }
+        if let Some(cw) = &self.class_weight {
+            cw.validate(self.classes.len())?;
         }
         Ok(())
     }

@@ -181,7 +181,11 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
             from_cache += cached;
             let (l, correct) = {
                 let _scope = gpu.profile_scope("loss");
-                (ag::softmax_cross_entropy(&logits, &t)?.0, loss::correct_count(logits.value(), &t)?)
+                let weights = match &cfg.class_weight {
+                    Some(cw) => Some(Tensor::from_slice(gpu, &[batch.len()], &cw.sample_weights(&batch.labels))?),
+                    None => None,
+                };
+                (ag::weighted_softmax_cross_entropy(&logits, &t, weights.as_ref())?.0, loss::correct_count(logits.value(), &t)?)
             };
             let grads = l.backward()?;
             {

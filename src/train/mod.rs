@@ -2,6 +2,7 @@
 //! last layers unfrozen, a Dense head, Adam, ReduceLROnPlateau, checkpoints.
 
 pub mod checkpoint;
+pub mod class_weight;
 pub mod classifier;
 pub mod config;
 pub mod feature_cache;
