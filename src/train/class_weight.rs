@@ -7,7 +7,9 @@
 //! split's class counts, and run.json stores the weight of every class: a
 //! resumed run, or a dataset that changed since, never changes them.
 
+use crate::autograd::{self as ag, Var};
 use crate::error::{Error, Result};
+use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 /// A run's class weights: the rule as given and its resolution.
@@ -130,6 +132,17 @@ impl ClassWeights {
         let each: Vec<String> = classes.iter().zip(&self.weights).map(|(c, w)| format!("{c} {w:.4}")).collect();
         format!("{} ({})", self.rule, each.join(", "))
     }
+}
+
+/// The training loss of a batch: softmax cross-entropy of `logits` against
+/// the one-hot `targets`, each sample weighted by the weight of its class
+/// (`labels`) when the run has class weights.
+pub fn training_loss(logits: &Var, targets: &Tensor, labels: &[usize], class_weight: Option<&ClassWeights>) -> Result<Var> {
+    let weights = match class_weight {
+        Some(cw) => Some(Tensor::from_slice(targets.gpu(), &[labels.len()], &cw.sample_weights(labels))?),
+        None => None,
+    };
+    Ok(ag::weighted_softmax_cross_entropy(logits, targets, weights.as_ref())?.0)
 }
 
 #[cfg(test)]

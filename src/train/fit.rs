@@ -3,6 +3,7 @@
 //! final test evaluation. Setting up or resuming the run is `start`'s job.
 
 use super::checkpoint::{self, BEST, LAST};
+use super::class_weight;
 use super::classifier::Classifier;
 use super::config::TrainConfig;
 use super::feature_cache::{self, CacheKey, FeatureCache};
@@ -181,11 +182,8 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
             from_cache += cached;
             let (l, correct) = {
                 let _scope = gpu.profile_scope("loss");
-                let weights = match &cfg.class_weight {
-                    Some(cw) => Some(Tensor::from_slice(gpu, &[batch.len()], &cw.sample_weights(&batch.labels))?),
-                    None => None,
-                };
-                (ag::weighted_softmax_cross_entropy(&logits, &t, weights.as_ref())?.0, loss::correct_count(logits.value(), &t)?)
+                let l = class_weight::training_loss(&logits, &t, &batch.labels, cfg.class_weight.as_ref())?;
+                (l, loss::correct_count(logits.value(), &t)?)
             };
             let grads = l.backward()?;
             {
