@@ -52,6 +52,7 @@ fn make_run(dir: &Path) -> TensorMap {
         feature_cache: true,
         classes: CLASSES.iter().map(|c| c.to_string()).collect(),
         class_weight: None,
+        bn_inference: false,
     };
     std::fs::write(dir.join("run.json"), serde_json::to_string(&cfg).unwrap()).unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);

@@ -81,6 +81,12 @@ pub struct TrainArgs {
     /// Resolved once and stored in run.json; validation loss is unweighted [default: none].
     #[arg(long)]
     class_weight: Option<String>,
+    /// Keep every BatchNorm layer of the base in inference mode while training, trainable
+    /// ones included: moving statistics, never updated (the Keras guide's
+    /// `base_model(x, training=False)`). Without it, trainable BatchNorm layers use batch
+    /// statistics, as the tutorial's model does.
+    #[arg(long)]
+    bn_inference: bool,
 }
 
 /// `path` made absolute and canonical, so the run does not depend on the
@@ -119,6 +125,7 @@ fn new_config(args: &TrainArgs, data: &Path) -> Result<TrainConfig> {
         feature_cache: !args.no_feature_cache,
         classes,
         class_weight,
+        bn_inference: args.bn_inference,
     })
 }
 
@@ -159,6 +166,7 @@ fn resume_config(args: &TrainArgs, dir: &Path) -> Result<TrainConfig> {
     same!("--no-augment", args.no_augment.then_some(false), cfg.augment);
     same!("--preprocess", args.preprocess, cfg.preprocess);
     same!("--seed", args.seed, cfg.seed);
+    same!("--bn-inference", args.bn_inference.then_some(true), cfg.bn_inference);
     if let Some(given) = &args.class_weight {
         // The rule as given must be the run's; its weights stay those resolved when the run began.
         class_weight::ClassWeightRule::parse(given)?;
@@ -191,7 +199,7 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
     };
     let gpu = super::open_gpu(adapter)?;
     println!(
-        "incept train on {}: {} classes {:?}, {}x{} images, batch {}, {} epochs, last {} layers of the base trainable, preprocess {:?}, feature cache {}{}",
+        "incept train on {}: {} classes {:?}, {}x{} images, batch {}, {} epochs, last {} layers of the base trainable, preprocess {:?}, feature cache {}{}{}",
         gpu.name(),
         cfg.classes.len(),
         cfg.classes,
@@ -202,6 +210,7 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
         cfg.unfreeze_last,
         cfg.preprocess,
         if cfg.feature_cache { "on" } else { "off" },
+        if cfg.bn_inference { ", BatchNorm in inference mode (--bn-inference)" } else { "" },
         match &cfg.weights {
             Some(w) => format!(", base weights {}", w.display()),
             None => ", randomly initialised base".into(),

@@ -41,6 +41,12 @@ pub struct TrainConfig {
     /// `train::class_weight`); `None`: unweighted (also for older run files).
     #[serde(default)]
     pub class_weight: Option<ClassWeights>,
+    /// `--bn-inference`: every BatchNorm layer, trainable ones included, uses
+    /// its moving statistics and never updates them while training (the
+    /// Keras guide's `base_model(inputs, training=False)`). Off: trainable
+    /// BatchNorm layers use batch statistics (the tutorial's behaviour).
+    #[serde(default)]
+    pub bn_inference: bool,
 }
 
 impl TrainConfig {
