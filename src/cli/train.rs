@@ -5,7 +5,7 @@ use incept::data::Preprocess;
 use incept::data::folder::ImageFolder;
 use incept::train::fit::{self, RunSummary};
 use incept::train::profile::ProfileSteps;
-use incept::train::{TrainConfig, class_weight, run_dir, start};
+use incept::train::{TrainConfig, class_weight, run_dir, stages, start};
 use incept::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,11 +20,25 @@ pub struct TrainArgs {
     #[arg(long, required_unless_present = "resume")]
     data: Option<PathBuf>,
     /// Pretrained base weights (safetensors with Keras names).
-    #[arg(long, conflicts_with = "random_init")]
+    #[arg(long, conflicts_with_all = ["random_init", "init"])]
     weights: Option<PathBuf>,
     /// Train the base from Keras's random initialisation instead of pretrained weights.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "init")]
     random_init: bool,
+    /// Start from the best weights (base and head) of the run in this directory, with a
+    /// fresh optimizer: e.g. stage 1 `--unfreeze-last 0`, then stage 2
+    /// `--unfreeze-last 15 --lr 1e-5 --init STAGE1`. Its classes, --head and --preprocess must be this run's.
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// Two stages in one run: N epochs of the head alone (whole base frozen) at --lr, then
+    /// --epochs epochs with --unfreeze-last layers trainable at --fine-tune-lr, with a fresh
+    /// Adam (the Keras guide's recipe; resumable in either stage) [default: 0, one stage].
+    #[arg(long)]
+    head_epochs: Option<usize>,
+    /// The second stage's learning rate with --head-epochs [default: --lr / 100; the Keras
+    /// guide trains the head at 1e-3, then fine-tunes at 1e-5].
+    #[arg(long)]
+    fine_tune_lr: Option<f64>,
     /// Run directory: history, plots, checkpoints. Refused when it holds a run already.
     #[arg(long, required_unless_present = "resume", conflicts_with = "resume")]
     out: Option<PathBuf>,
@@ -97,14 +111,18 @@ fn canonical(flag: &str, path: &Path) -> Result<PathBuf> {
 
 /// The configuration of a new run from the flags, defaults filled in.
 fn new_config(args: &TrainArgs, data: &Path) -> Result<TrainConfig> {
-    let weights = match (&args.weights, args.random_init) {
-        (Some(w), _) => Some(canonical("--weights", w)?),
-        (None, true) => None,
-        (None, false) => return Err(Error::Invalid("give --weights FILE (pretrained base) or --random-init".into())),
+    let init = args.init.as_deref().map(|d| canonical("--init", d)).transpose()?;
+    let weights = match (&args.weights, args.random_init, &init) {
+        (Some(w), _, _) => Some(canonical("--weights", w)?),
+        // The base comes from the --init run; its run.json says where that run's base came from.
+        (None, false, Some(dir)) => run_dir::load_config(dir)?.weights,
+        (None, true, _) => None,
+        (None, false, None) => return Err(Error::Invalid("give --weights FILE (pretrained base), --random-init, or --init RUN".into())),
     };
     let data = canonical("--data", data)?;
     let train = ImageFolder::open(&data.join("train"))?;
     let classes = train.classes().to_vec();
+    let lr = args.lr.unwrap_or(1e-3);
     let class_weight = class_weight::resolve(args.class_weight.as_deref().unwrap_or("none"), &classes, &train.class_counts())?;
     Ok(TrainConfig {
         data,
@@ -115,7 +133,7 @@ fn new_config(args: &TrainArgs, data: &Path) -> Result<TrainConfig> {
         unfreeze_last: args.unfreeze_last.unwrap_or(15),
         head: args.head.clone().unwrap_or_else(|| vec![512, 512]),
         dropout: args.dropout.unwrap_or(0.3),
-        lr: args.lr.unwrap_or(1e-3),
+        lr,
         augment: !args.no_augment,
         shear_degrees: 0.2,
         zoom: 0.2,
@@ -126,6 +144,12 @@ fn new_config(args: &TrainArgs, data: &Path) -> Result<TrainConfig> {
         classes,
         class_weight,
         bn_inference: args.bn_inference,
+        init,
+        head_epochs: args.head_epochs.unwrap_or(0),
+        fine_tune_lr: match args.head_epochs {
+            Some(n) if n > 0 => Some(args.fine_tune_lr.unwrap_or_else(|| stages::default_fine_tune_lr(lr))),
+            _ => args.fine_tune_lr,
+        },
     })
 }
 
@@ -167,6 +191,9 @@ fn resume_config(args: &TrainArgs, dir: &Path) -> Result<TrainConfig> {
     same!("--preprocess", args.preprocess, cfg.preprocess);
     same!("--seed", args.seed, cfg.seed);
     same!("--bn-inference", args.bn_inference.then_some(true), cfg.bn_inference);
+    same!("--init", args.init.as_deref().map(|d| canonical("--init", d).map(Some)).transpose()?, cfg.init);
+    same!("--head-epochs", args.head_epochs, cfg.head_epochs);
+    same!("--fine-tune-lr", args.fine_tune_lr.map(Some), cfg.fine_tune_lr);
     if let Some(given) = &args.class_weight {
         // The rule as given must be the run's; its weights stay those resolved when the run began.
         class_weight::ClassWeightRule::parse(given)?;
@@ -206,7 +233,7 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
         cfg.image_size,
         cfg.image_size,
         cfg.batch,
-        cfg.epochs,
+        cfg.total_epochs(),
         cfg.unfreeze_last,
         cfg.preprocess,
         if cfg.feature_cache { "on" } else { "off" },
@@ -216,6 +243,12 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
             None => ", randomly initialised base".into(),
         }
     );
+    if let Some(dir) = &cfg.init {
+        println!("initial weights (base and head): the best checkpoint of {}; fresh optimizer state", dir.display());
+    }
+    if let Some(plan) = stages::describe(&cfg) {
+        println!("{plan}");
+    }
     match &cfg.class_weight {
         Some(cw) => println!("class weights (training loss only): {}", cw.describe(&cfg.classes)),
         None => println!("class weights: none (every sample weighs 1)"),
@@ -239,7 +272,7 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
         Target::Resume(dir) => start::resume(&gpu, &dir, cfg)?,
     };
     // The run directory is locked, cleaned and consistent from here on.
-    println!("run {}: epoch {} of {} next", started.run.path().display(), started.state.epoch + 1, started.cfg.epochs);
+    println!("run {}: epoch {} of {} next", started.run.path().display(), started.state.epoch + 1, started.cfg.total_epochs());
     let summary = fit::fit(&gpu, started, interrupt, profile)?;
     print_summary(&summary);
     Ok(())

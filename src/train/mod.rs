@@ -8,11 +8,13 @@ pub mod config;
 pub mod feature_cache;
 pub mod fit;
 pub mod head;
+pub mod init;
 pub mod memory;
 pub mod optimizer;
 pub mod profile;
 pub mod run_dir;
 pub mod schedule;
+pub mod stages;
 pub mod start;
 
 pub use classifier::Classifier;
