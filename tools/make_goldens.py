@@ -39,8 +39,13 @@ the tutorial's head without dropout (GlobalAveragePooling2D -> Flatten ->
 Dense(FIT_HIDDEN, relu) -> Dense(FIT_CLASSES, softmax); initial head weights from
 FIT_HEAD_FORMULA, stored as init/<name>), Adam(1e-3), categorical_crossentropy,
 one fixed batch of FIT_BATCH images (the image formula below) with labels FIT_LABELS,
-unaugmented. Two cases: `plain`, and `weighted` with class_weight=FIT_CLASS_WEIGHT
-(a class left out, which Keras 3 weighs 1.0). For each case, under "<case>/":
+unaugmented. Three cases: `plain`; `weighted` with class_weight=FIT_CLASS_WEIGHT
+(a class left out, which Keras 3 weighs 1.0); `bn_inference`, the base always called
+with training=False, as the Keras guide intends (its base(inputs, training=False) is
+overridden by fit in Keras 3, keras-team/keras#20285, so a wrapper layer passes it),
+so that even the trainable BatchNormalization layers use (and keep) their moving
+statistics while their betas train. For each case,
+under "<case>/":
 
     loss                   the batch loss of the first step, [1]
     grad/<variable>        its gradient of every trainable variable (Keras 3 paths:
@@ -121,6 +126,8 @@ FIT_LABELS = [0, 2, 1, 2]
 FIT_CLASS_WEIGHT = {0: 2.0, 1: 0.5}
 FIT_LR = 1e-3
 FIT_STEPS = 3
+# (case, class_weight, base called with training=False)
+FIT_CASES = [("plain", None, False), ("weighted", FIT_CLASS_WEIGHT, False), ("bn_inference", None, True)]
 # The fit-step golden stores tensors of more than this many elements subsampled
 # (the same flat[0::17] rule; the head's 2048 x 8 kernel too).
 FIT_SUBSAMPLE_ABOVE = 10_000
@@ -186,20 +193,44 @@ def fit_head_weights(sizes):
     return out
 
 
-def build_classifier(keras, weights, head, dtype):
-    """The fit-step model: synthetic base, last FIT_UNFREEZE_LAST layers trainable, head without dropout."""
+def inference_mode_layer(keras):
+    class InferenceMode(keras.layers.Layer):
+        """Calls the wrapped model with training=False whatever mode the outer model runs in."""
+
+        def __init__(self, inner):
+            super().__init__(name="inference_mode")
+            self.inner = inner
+
+        def call(self, x):
+            return self.inner(x, training=False)
+
+    return InferenceMode
+
+
+def build_classifier(keras, weights, head, dtype, bn_inference):
+    """The fit-step model: synthetic base, last FIT_UNFREEZE_LAST layers trainable, head without dropout.
+    With `bn_inference`, the base always runs with training=False (see the header)."""
     base, pairs = build(keras, FIT_SIZE, dtype)
     load_weights(pairs, weights, dtype)
     for layer in base.layers[:-FIT_UNFREEZE_LAST]:
         layer.trainable = False
     keras.config.set_dtype_policy(dtype)
-    x = keras.layers.GlobalAveragePooling2D()(base.output)
+    if bn_inference:
+        # Not base(inputs, training=False) as the Keras guide writes it: in Keras 3 fit's
+        # training=True overrides that recorded argument (keras-team/keras#20285), and the
+        # trainable BatchNormalization layers would use batch statistics after all. A
+        # layer without a `training` argument gets none injected and passes False itself.
+        inputs = keras.Input(shape=(FIT_SIZE, FIT_SIZE, 3))
+        features = inference_mode_layer(keras)(base)(inputs)
+    else:
+        inputs, features = base.input, base.output
+    x = keras.layers.GlobalAveragePooling2D()(features)
     x = keras.layers.Flatten()(x)
     hidden = keras.layers.Dense(FIT_HIDDEN, activation="relu", name="dense")
     x = hidden(x)
     top = keras.layers.Dense(FIT_CLASSES, activation="softmax", name="dense_1")
     out = top(x)
-    model = keras.Model(base.input, out)
+    model = keras.Model(inputs, out)
     keras.config.set_dtype_policy("float32")
     for layer in (hidden, top):
         layer.kernel.assign(head[f"{layer.name}/kernel"].astype(dtype))
@@ -213,11 +244,11 @@ def moving_stats(bns):
     return {f"{bn.name}/{v}": np.asarray(getattr(bn, v).numpy()) for bn in bns for v in ("moving_mean", "moving_variance")}
 
 
-def fit_step(keras, tf, synthetic, head, class_weight, dtype):
+def fit_step(keras, tf, synthetic, head, class_weight, bn_inference, dtype):
     """One case of the fit-step golden in `dtype`: {name: full tensor}, the trainable variable paths."""
     x = images(FIT_BATCH, FIT_SIZE).astype(dtype)
     y = np.eye(FIT_CLASSES, dtype=dtype)[FIT_LABELS]
-    model, bns = build_classifier(keras, synthetic, head, dtype)
+    model, bns = build_classifier(keras, synthetic, head, dtype, bn_inference)
     names = [v.path for v in model.trainable_variables]
     snapshot = [v.numpy() for v in model.variables]
     sw = None if class_weight is None else np.array([class_weight.get(c, 1.0) for c in FIT_LABELS], dtype=dtype)
@@ -251,11 +282,11 @@ def fit_step_golden(keras, tf, synthetic, out_dir, f64_check):
     tensors |= {f"init/{k}": stored(v, FIT_SUBSAMPLE_ABOVE) for k, v in head.items()}
     tensors["class_weight"] = np.array([FIT_CLASS_WEIGHT.get(c, 1.0) for c in range(FIT_CLASSES)], dtype=np.float32)
     f64_error = {}
-    for case, class_weight in [("plain", None), ("weighted", FIT_CLASS_WEIGHT)]:
-        values, trainable_names = fit_step(keras, tf, synthetic, head, class_weight, "float32")
+    for case, class_weight, bn_inference in FIT_CASES:
+        values, trainable_names = fit_step(keras, tf, synthetic, head, class_weight, bn_inference, "float32")
         tensors |= {f"{case}/{k}": stored(v.astype(np.float32), FIT_SUBSAMPLE_ABOVE) for k, v in values.items() if not k.startswith("start/")}
         if f64_check:
-            exact, _ = fit_step(keras, tf, synthetic, head, class_weight, "float64")
+            exact, _ = fit_step(keras, tf, synthetic, head, class_weight, bn_inference, "float64")
             f64_error |= {f"{case}/{k}": rel_l2(values[k], exact[k]) for k in values if not k.startswith("start/")}
             # What the steps changed (after - start), as tests/fit_golden.rs compares the after/ tensors.
             for k in values:
@@ -371,6 +402,9 @@ def run(keras, model, x):
 
 def rel_l2(got, want):
     got, want = got.astype(np.float64), want.astype(np.float64)
+    if not np.any(want):
+        # Nothing to be relative to (a statistic that must not move): exact or infinitely wrong.
+        return 0.0 if not np.any(got) else float("inf")
     return float(np.linalg.norm(got - want) / np.linalg.norm(want))
 
 
