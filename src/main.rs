@@ -27,7 +27,7 @@ enum Command {
     /// Outputs of a named layer (default: global average pool of mixed10) for each image.
     Features(cli::features::FeaturesArgs),
     /// Fine-tune InceptionV3 on a class-per-folder dataset (the Keras transfer-learning recipe).
-    Train(cli::train::TrainArgs),
+    Train(Box<cli::train::TrainArgs>),
     /// Classify images with a trained run.
     Predict(cli::predict::PredictArgs),
     /// Accuracy, per-class precision/recall/F1 and the confusion matrix on a labelled split.
@@ -55,7 +55,7 @@ fn main() -> ExitCode {
         Command::Summary(args) => cli::summary::run(adapter, args),
         Command::Features(args) => cli::features::run(adapter, args),
         Command::Convert(cmd) => cli::convert::run(cmd),
-        Command::Train(args) => cli::train::run(adapter, args),
+        Command::Train(args) => cli::train::run(adapter, *args),
         Command::Predict(args) => cli::predict::predict(adapter, args),
         Command::Evaluate(args) => cli::predict::evaluate(adapter, args),
         Command::Data(cmd) => cli::data::run(cmd),
