@@ -68,6 +68,8 @@ fn class_weights_init_and_two_stages() {
     let s1 = tmp.path().join("s1");
     let out = ok(train(&["--weights", w, "--out", s1.to_str().unwrap(), "--unfreeze-last", "0", "--class-weight", "balanced"]));
     assert!(out.contains("class weights (training loss only): balanced"), "{out}");
+    // A resumed run keeps its weights: another rule is refused.
+    fails_with(incept(&["train", "--resume", s1.to_str().unwrap(), "--class-weight", "none"]), &["--class-weight none", "conflicts", "balanced"]);
     let cw = &run_json(&s1)["class_weight"];
     assert_eq!(cw["rule"], "balanced");
     let got: Vec<f64> = cw["weights"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
