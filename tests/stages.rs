@@ -107,3 +107,39 @@ fn class_weights_init_and_two_stages() {
     assert_lrs(&both, &[2e-3, 2e-5, 2e-5]);
     fails_with(incept(&["train", "--resume", both.to_str().unwrap(), "--head-epochs", "2"]), &["--head-epochs", "conflicts"]);
 }
+
+/// A two-stage run stopped (SIGKILL) after its last head epoch resumes from
+/// the head stage's checkpoint and enters fine-tuning then, once.
+#[test]
+fn a_run_stopped_between_the_stages_enters_fine_tuning_on_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_tree(&data, &[("train", 6), ("valid", 1)]);
+    let w = weights(tmp.path());
+    let run = tmp.path().join("run");
+    let args = [
+        "train", "--data", data.to_str().unwrap(), "--weights", w.to_str().unwrap(), "--out", run.to_str().unwrap(),
+        "--image-size", "75", "--batch", "1", "--head", "8", "--no-augment", "--head-epochs", "1", "--epochs", "1",
+    ];
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_incept"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // history.csv is written after the epoch's checkpoints: one row means last.safetensors holds epoch 1.
+    let rows = || std::fs::read_to_string(run.join("history.csv")).map_or(0, |t| t.lines().count().saturating_sub(1));
+    while rows() < 1 {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before its first epoch was recorded");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the run finished its second epoch before it could be stopped");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(rows(), 1, "stopped during the second epoch");
+
+    let out = ok(incept(&["train", "--resume", run.to_str().unwrap()]));
+    assert_eq!(out.matches("fine-tuning the last 15 layers").count(), 1, "{out}");
+    assert!(out.contains("epoch 2: fine-tuning the last 15 layers of the base at lr 1.0e-5"), "{out}");
+    assert_lrs(&run, &[1e-3, 1e-5]);
+}
