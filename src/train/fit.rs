@@ -4,11 +4,11 @@
 
 use super::checkpoint::{self, BEST, LAST};
 use super::class_weight;
-use super::stages;
 use super::classifier::Classifier;
 use super::config::TrainConfig;
 use super::feature_cache::{self, CacheKey, FeatureCache};
 use super::profile::{ProfileSteps, StepProfiler};
+use super::stages;
 use super::start::Start;
 use crate::autograd as ag;
 use crate::data::augment::Augment;
