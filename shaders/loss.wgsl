@@ -1,16 +1,19 @@
 // Softmax, fused softmax + categorical cross-entropy, its backward, and the
 // count of correct predictions, for logits and targets [rows, cols] f32,
 // row-major (rows = batch N, cols = classes C). Targets are one-hot or soft
-// rows that sum to 1.
+// rows that sum to 1; weights [rows] f32 are per-sample loss weights (Keras
+// sample_weight / class_weight; all 1 for the plain loss).
 //
 //   softmax_rows                 probs = exp(x − max) / Σ exp(x − max)
 //   softmax_cross_entropy_rows   probs as above and
-//                                row_loss[n] = Σ_c t·(log Σ exp(x − max) − (x − max))
+//                                row_loss[n] = w[n] · Σ_c t·(log Σ exp(x − max) − (x − max))
 //                                (−Σ t·log softmax in log-sum-exp form: no
 //                                log of an underflowed probability, and no
 //                                cancellation against a large max); the batch
-//                                mean is a reduce.wgsl pass, still on the GPU
-//   softmax_cross_entropy_backward  dlogits = (probs − targets) · scale, scale = 1/N
+//                                loss Σ row_loss / N (Keras 3's
+//                                sum_over_batch_size: not divided by Σ w) is a
+//                                reduce.wgsl pass, still on the GPU
+//   softmax_cross_entropy_backward  dlogits = (probs − targets) · w[row] · scale, scale = 1/N
 //   correct_count                count[0] += 1 for each row whose argmax of
 //                                the logits equals the argmax of the targets
 //                                (ties: first index); count must start at 0
@@ -90,10 +93,11 @@ fn softmax_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     }
 }
 
-// ---- cross-entropy: (logits, targets) → (probs, row_loss) ----
+// ---- cross-entropy: (logits, targets, weights) → (probs, row_loss) ----
 @group(0) @binding(2) var<storage, read> targets: array<f32>;
-@group(0) @binding(3) var<storage, read_write> probs: array<f32>;
-@group(0) @binding(4) var<storage, read_write> row_loss: array<f32>;
+@group(0) @binding(3) var<storage, read> weights: array<f32>;
+@group(0) @binding(4) var<storage, read_write> probs: array<f32>;
+@group(0) @binding(5) var<storage, read_write> row_loss: array<f32>;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn softmax_cross_entropy_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -111,12 +115,12 @@ fn softmax_cross_entropy_rows(@builtin(global_invocation_id) gid: vec3<u32>, @bu
         probs[base + c] = exp(shifted) / sum;
         loss += targets[base + c] * (log_sum - shifted);
     }
-    row_loss[row] = loss;
+    row_loss[row] = weights[row] * loss;
 }
 
-// ---- backward: (probs, targets) → dlogits ----
+// ---- backward: (probs, targets, weights) → dlogits ----
 @group(0) @binding(1) var<storage, read> saved_probs: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dlogits: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dlogits: array<f32>;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn softmax_cross_entropy_backward(
@@ -127,7 +131,7 @@ fn softmax_cross_entropy_backward(
     if (i >= p.rows * p.cols) {
         return;
     }
-    dlogits[i] = (saved_probs[i] - targets[i]) * p.scale;
+    dlogits[i] = (saved_probs[i] - targets[i]) * (weights[i / p.cols] * p.scale);
 }
 
 // ---- accuracy: (logits, targets) → count ----

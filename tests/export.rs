@@ -53,6 +53,11 @@ fn make_run(dir: &Path) -> TensorMap {
         classes: CLASSES.iter().map(|c| c.to_string()).collect(),
         validation_split: None,
         callbacks: Default::default(),
+        class_weight: None,
+        bn_inference: false,
+        init: None,
+        head_epochs: 0,
+        fine_tune_lr: None,
     };
     std::fs::write(dir.join("run.json"), serde_json::to_string(&cfg).unwrap()).unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);

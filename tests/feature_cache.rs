@@ -144,6 +144,7 @@ fn frozen_weights_hash_tells_models_apart_but_not_training_steps() {
     let classifier = |weights: u64, unfreeze: usize| Classifier {
         base: InceptionV3::from_tensor_map(&gpu, &random_weights(weights), unfreeze).unwrap(),
         head: Head::new(&gpu, 2048, &[8], 2, 0.0, 1).unwrap(),
+        bn_inference: false,
     };
     let a = classifier(1, 15);
     let hash = a.frozen_weights_hash().unwrap();

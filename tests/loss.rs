@@ -1,6 +1,7 @@
 //! Softmax and cross-entropy against f64 references (including ±50 logits,
-//! which need the max-subtracted log-sum-exp form), the backward against
-//! finite differences, and the correct-prediction count with ties.
+//! which need the max-subtracted log-sum-exp form), with and without
+//! per-sample weights, the backward against finite differences, and the
+//! correct-prediction count with ties.
 mod common;
 use common::*;
 use incept::Tensor;
@@ -96,6 +97,64 @@ fn backward_matches_cpu_backward() {
     }
 }
 
+/// Per-sample weights in [0.1, 3), as class weights of imbalanced sets are.
+fn sample_weights(n: usize, seed: u64) -> Vec<f32> {
+    r::random(n, seed, 0.1, 3.0)
+}
+
+#[test]
+fn weighted_forward_and_backward_match_reference() {
+    let gpu = gpu();
+    for (i, &(n, c)) in SHAPES.iter().chain(&[(7, 3), (33, 5)]).enumerate() {
+        let seed = 900 + 10 * i as u64;
+        let (xh, th, wh) = (logits(n, c, seed, 4.0), targets(n, c, seed + 1, i % 2 == 1), sample_weights(n, seed + 2));
+        let x = Tensor::from_slice(&gpu, &[n, c], &xh).unwrap();
+        let t = Tensor::from_slice(&gpu, &[n, c], &th).unwrap();
+        let w = Tensor::from_slice(&gpu, &[n], &wh).unwrap();
+        let (x64, t64, w64) = (r::to_f64(&xh), r::to_f64(&th), r::to_f64(&wh));
+        let (want_loss, want_probs) = rl::weighted_softmax_cross_entropy(&x64, &t64, &w64, c);
+        let (got_loss, got_probs) = loss::weighted_softmax_cross_entropy(&x, &t, Some(&w)).unwrap();
+        assert_close(&format!("weighted loss [{n}, {c}]"), &[got_loss.scalar().unwrap()], &[want_loss]);
+        assert_close(&format!("weighted probs [{n}, {c}]"), &got_probs.to_vec().unwrap(), &want_probs);
+        let dx = loss::weighted_softmax_cross_entropy_backward(&got_probs, &t, Some(&w)).unwrap();
+        let want_dx = rl::weighted_softmax_cross_entropy_backward(&want_probs, &t64, &w64, c);
+        assert_close(&format!("weighted dlogits [{n}, {c}]"), &dx.to_vec().unwrap(), &want_dx);
+    }
+}
+
+#[test]
+fn weighted_loss_divides_by_the_batch_size_not_the_weights() {
+    // Keras 3 sum_over_batch_size: rows of loss l0, l1 with weights 2, 0 give (2·l0 + 0·l1) / 2.
+    let gpu = gpu();
+    let (xh, th) = ([1.0f32, -0.5, 0.25, 2.0], [1.0f32, 0.0, 0.0, 1.0]);
+    let x = Tensor::from_slice(&gpu, &[2, 2], &xh).unwrap();
+    let t = Tensor::from_slice(&gpu, &[2, 2], &th).unwrap();
+    let w = Tensor::from_slice(&gpu, &[2], &[2.0, 0.0]).unwrap();
+    let row0 = rl::softmax_cross_entropy(&r::to_f64(&xh[..2]), &r::to_f64(&th[..2]), 2).0;
+    let got = loss::weighted_softmax_cross_entropy(&x, &t, Some(&w)).unwrap().0.scalar().unwrap();
+    assert_close("2·l0 / 2", &[got], &[row0]);
+    // Weights of one give the plain loss and gradient bit for bit.
+    let ones = Tensor::full(&gpu, &[2], 1.0).unwrap();
+    let (plain, probs) = loss::softmax_cross_entropy(&x, &t).unwrap();
+    let (weighted, _) = loss::weighted_softmax_cross_entropy(&x, &t, Some(&ones)).unwrap();
+    assert_eq!(plain.scalar().unwrap().to_bits(), weighted.scalar().unwrap().to_bits());
+    let plain_dx = loss::softmax_cross_entropy_backward(&probs, &t).unwrap().to_vec().unwrap();
+    let weighted_dx = loss::weighted_softmax_cross_entropy_backward(&probs, &t, Some(&ones)).unwrap().to_vec().unwrap();
+    assert_eq!(plain_dx, weighted_dx);
+}
+
+#[test]
+fn weighted_backward_matches_finite_differences() {
+    for (n, c, soft) in [(1usize, 2usize, false), (3, 4, true), (5, 10, true), (4, 7, false), (9, 3, false)] {
+        let x = r::to_f64(&logits(n, c, 1100 + c as u64, 3.0));
+        let t = r::to_f64(&targets(n, c, 1200 + c as u64, soft));
+        let w = r::to_f64(&sample_weights(n, 1300 + n as u64));
+        let fd = r::finite_difference(&x, 1e-6, |x| rl::weighted_softmax_cross_entropy(x, &t, &w, c).0);
+        let probs = rl::softmax(&x, c);
+        assert_close_f64(&format!("weighted fd [{n}, {c}]"), &rl::weighted_softmax_cross_entropy_backward(&probs, &t, &w, c), &fd, FD_TOL);
+    }
+}
+
 #[test]
 fn correct_count_matches_reference_with_ties() {
     let gpu = gpu();
@@ -140,4 +199,11 @@ fn bad_shapes_are_errors() {
     }
     let labels = Tensor::from_u32(&gpu, &[3, 10], &[0; 30]).unwrap();
     assert!(loss::softmax_cross_entropy(&x, &labels).is_err());
+    let (t, _) = rand_tensor(&gpu, &[3, 10], 4);
+    for shape in [[2usize], [4]] {
+        let (w, _) = rand_tensor(&gpu, &shape, 5);
+        let err = loss::weighted_softmax_cross_entropy(&x, &t, Some(&w)).unwrap_err().to_string();
+        assert!(err.contains("sample weights") && err.contains(&format!("{shape:?}")), "{err}");
+        assert!(loss::weighted_softmax_cross_entropy_backward(&x, &t, Some(&w)).is_err());
+    }
 }

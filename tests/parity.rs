@@ -54,23 +54,6 @@ fn real_weights() -> &'static TensorMap {
     })
 }
 
-/// The golden images, float64 rounded once to f32, as in tools/make_goldens.py:
-/// pixel(n, y, x, c) = 0.5 + 0.5·sin(0.05·(x+1)·(c+1) + 0.07·(y+1) + 1.7·n), NHWC.
-fn golden_images(batch: usize, size: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(batch * size * size * 3);
-    for n in 0..batch {
-        for y in 0..size {
-            for x in 0..size {
-                for c in 0..3 {
-                    let (n, y, x, c) = (n as f64, y as f64, x as f64, c as f64);
-                    out.push((0.5 + 0.5 * (0.05 * (x + 1.0) * (c + 1.0) + 0.07 * (y + 1.0) + 1.7 * n).sin()) as f32);
-                }
-            }
-        }
-    }
-    out
-}
-
 /// What the golden file stores of a tensor with `full` elements.
 fn as_stored(full: &[f32]) -> Vec<f32> {
     if full.len() > SUBSAMPLE_ABOVE { full.iter().copied().step_by(SUBSAMPLE_STRIDE).collect() } else { full.to_vec() }

@@ -42,6 +42,11 @@ fn config(data: &Path, classes: &[&str], validation_split: Option<f64>, seed: u6
         classes: classes.iter().map(|c| c.to_string()).collect(),
         validation_split,
         callbacks: Default::default(),
+        class_weight: None,
+        bn_inference: false,
+        init: None,
+        head_epochs: 0,
+        fine_tune_lr: None,
     }
 }
 

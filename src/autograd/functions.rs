@@ -119,10 +119,17 @@ pub fn concat_channels(parts: &[&Var]) -> Result<Var> {
 /// (one-hot or soft rows), fused for stability. Returns the scalar loss and
 /// the probabilities (for metrics).
 pub fn softmax_cross_entropy(logits: &Var, targets: &Tensor) -> Result<(Var, Tensor)> {
-    let (l, probs) = loss::softmax_cross_entropy(logits.value(), targets)?;
-    let (p, t) = (probs.clone(), targets.clone());
+    weighted_softmax_cross_entropy(logits, targets, None)
+}
+
+/// [`softmax_cross_entropy`] with one loss weight per sample (`weights`
+/// `[N]`, Keras `sample_weight`): Σ w·loss / N, the reduction Keras 3
+/// applies (`sum_over_batch_size`). `None` weighs every sample 1.
+pub fn weighted_softmax_cross_entropy(logits: &Var, targets: &Tensor, weights: Option<&Tensor>) -> Result<(Var, Tensor)> {
+    let (l, probs) = loss::weighted_softmax_cross_entropy(logits.value(), targets, weights)?;
+    let (p, t, w) = (probs.clone(), targets.clone(), weights.cloned());
     let l = Var::from_op("softmax_cross_entropy", l, &[logits], move |dy, _| {
-        let g = loss::softmax_cross_entropy_backward(&p, &t)?;
+        let g = loss::weighted_softmax_cross_entropy_backward(&p, &t, w.as_ref())?;
         Ok(vec![Some(elementwise::mul_by_scalar(&g, dy)?)])
     });
     Ok((l, probs))

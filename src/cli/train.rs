@@ -3,10 +3,11 @@
 use clap::Args;
 use incept::data::Preprocess;
 use incept::data::folder::ImageFolder;
+use incept::data::split::stratified_split;
 use incept::train::callbacks::{CallbackConfig, Monitor};
 use incept::train::fit::{self, RunSummary};
 use incept::train::profile::ProfileSteps;
-use incept::train::{TrainConfig, run_dir, start};
+use incept::train::{TrainConfig, class_weight, run_dir, stages, start};
 use incept::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,11 +22,25 @@ pub struct TrainArgs {
     #[arg(long, required_unless_present = "resume")]
     data: Option<PathBuf>,
     /// Pretrained base weights (safetensors with Keras names).
-    #[arg(long, conflicts_with = "random_init")]
+    #[arg(long, conflicts_with_all = ["random_init", "init"])]
     weights: Option<PathBuf>,
     /// Train the base from Keras's random initialisation instead of pretrained weights.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "init")]
     random_init: bool,
+    /// Start from the best weights (base and head) of the run in this directory, with a
+    /// fresh optimizer: e.g. stage 1 `--unfreeze-last 0`, then stage 2
+    /// `--unfreeze-last 15 --lr 1e-5 --init STAGE1`. Its classes, --head and --preprocess must be this run's.
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// Two stages in one run: N epochs of the head alone (whole base frozen) at --lr, then
+    /// --epochs epochs with --unfreeze-last layers trainable at --fine-tune-lr, with a fresh
+    /// Adam (the Keras guide's recipe; resumable in either stage) [default: 0, one stage].
+    #[arg(long)]
+    head_epochs: Option<usize>,
+    /// The second stage's learning rate with --head-epochs [default: --lr / 100; the Keras
+    /// guide trains the head at 1e-3, then fine-tunes at 1e-5].
+    #[arg(long)]
+    fine_tune_lr: Option<f64>,
     /// Run directory: history, plots, checkpoints. Refused when it holds a run already.
     #[arg(long, required_unless_present = "resume", conflicts_with = "resume")]
     out: Option<PathBuf>,
@@ -97,6 +112,18 @@ pub struct TrainArgs {
     /// ReduceLROnPlateau: the lowest rate it reduces to [default: 0].
     #[arg(long, allow_hyphen_values = true)]
     min_lr: Option<f64>,
+    /// Weigh each training sample's loss by its class (Keras `class_weight`):
+    /// `balanced` (n_samples / (n_classes · count), from train/'s counts),
+    /// `CLASS=W,...` by folder name (classes not named weigh 1), or `none`.
+    /// Resolved once and stored in run.json; validation loss is unweighted [default: none].
+    #[arg(long)]
+    class_weight: Option<String>,
+    /// Keep every BatchNorm layer of the base in inference mode while training, trainable
+    /// ones included: moving statistics, never updated (the Keras guide's
+    /// `base_model(x, training=False)`). Without it, trainable BatchNorm layers use batch
+    /// statistics, as the tutorial's model does.
+    #[arg(long)]
+    bn_inference: bool,
 }
 
 /// `path` made absolute and canonical, so the run does not depend on the
@@ -107,13 +134,15 @@ fn canonical(flag: &str, path: &Path) -> Result<PathBuf> {
 
 /// The configuration of a new run from the flags, defaults filled in.
 fn new_config(args: &TrainArgs, data: &Path) -> Result<TrainConfig> {
-    let weights = match (&args.weights, args.random_init) {
-        (Some(w), _) => Some(canonical("--weights", w)?),
-        (None, true) => None,
-        (None, false) => return Err(Error::Invalid("give --weights FILE (pretrained base) or --random-init".into())),
+    let init = args.init.as_deref().map(|d| canonical("--init", d)).transpose()?;
+    let weights = match (&args.weights, args.random_init, &init) {
+        (Some(w), _, _) => Some(canonical("--weights", w)?),
+        // The base comes from the --init run; its run.json says where that run's base came from.
+        (None, false, Some(dir)) => run_dir::load_config(dir)?.weights,
+        (None, true, _) => None,
+        (None, false, None) => return Err(Error::Invalid("give --weights FILE (pretrained base), --random-init, or --init RUN".into())),
     };
     let data = canonical("--data", data)?;
-    let classes = ImageFolder::open(&data.join("train"))?.classes().to_vec();
     let keras = CallbackConfig::default();
     let callbacks = CallbackConfig {
         monitor: args.monitor.unwrap_or(keras.monitor),
@@ -123,6 +152,17 @@ fn new_config(args: &TrainArgs, data: &Path) -> Result<TrainConfig> {
         plateau_factor: args.plateau_factor.unwrap_or(keras.plateau_factor),
         min_lr: args.min_lr.unwrap_or(keras.min_lr),
     };
+    let train = ImageFolder::open(&data.join("train"))?;
+    let classes = train.classes().to_vec();
+    let lr = args.lr.unwrap_or(1e-3);
+    let seed = args.seed.unwrap_or(0);
+    // Balanced weights count the images the run trains on: with
+    // --validation-split, train/ less the part held out (the same seeded draw).
+    let counts = match args.validation_split {
+        Some(f) => train.subset(&stratified_split(&train, f, seed)?.train)?.class_counts(),
+        None => train.class_counts(),
+    };
+    let class_weight = class_weight::resolve(args.class_weight.as_deref().unwrap_or("none"), &classes, &counts)?;
     Ok(TrainConfig {
         data,
         weights,
@@ -132,17 +172,25 @@ fn new_config(args: &TrainArgs, data: &Path) -> Result<TrainConfig> {
         unfreeze_last: args.unfreeze_last.unwrap_or(15),
         head: args.head.clone().unwrap_or_else(|| vec![512, 512]),
         dropout: args.dropout.unwrap_or(0.3),
-        lr: args.lr.unwrap_or(1e-3),
+        lr,
         augment: !args.no_augment,
         shear_degrees: 0.2,
         zoom: 0.2,
         horizontal_flip: true,
         preprocess: args.preprocess.unwrap_or(Preprocess::Rescale),
-        seed: args.seed.unwrap_or(0),
+        seed,
         feature_cache: !args.no_feature_cache,
         classes,
         validation_split: args.validation_split,
         callbacks,
+        class_weight,
+        bn_inference: args.bn_inference,
+        init,
+        head_epochs: args.head_epochs.unwrap_or(0),
+        fine_tune_lr: match args.head_epochs {
+            Some(n) if n > 0 => Some(args.fine_tune_lr.unwrap_or_else(|| stages::default_fine_tune_lr(lr))),
+            _ => args.fine_tune_lr,
+        },
     })
 }
 
@@ -190,6 +238,18 @@ fn resume_config(args: &TrainArgs, dir: &Path) -> Result<TrainConfig> {
     same!("--plateau-patience", args.plateau_patience, cfg.callbacks.plateau_patience);
     same!("--plateau-factor", args.plateau_factor, cfg.callbacks.plateau_factor);
     same!("--min-lr", args.min_lr, cfg.callbacks.min_lr);
+    same!("--bn-inference", args.bn_inference.then_some(true), cfg.bn_inference);
+    same!("--init", args.init.as_deref().map(|d| canonical("--init", d).map(Some)).transpose()?, cfg.init);
+    same!("--head-epochs", args.head_epochs, cfg.head_epochs);
+    same!("--fine-tune-lr", args.fine_tune_lr.map(Some), cfg.fine_tune_lr);
+    if let Some(given) = &args.class_weight {
+        // The rule as given must be the run's; its weights stay those resolved when the run began.
+        class_weight::ClassWeightRule::parse(given)?;
+        let saved = cfg.class_weight.as_ref().map_or("none", |cw| cw.rule.as_str());
+        if given.trim() != saved {
+            return refuse("--class-weight", given.clone(), saved.to_string());
+        }
+    }
     if let Some(epochs) = args.epochs {
         cfg.epochs = epochs;
     }
@@ -214,17 +274,18 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
     };
     let gpu = super::open_gpu(adapter)?;
     println!(
-        "incept train on {}: {} classes {:?}, {}x{} images, batch {}, {} epochs, last {} layers of the base trainable, preprocess {:?}, feature cache {}{}",
+        "incept train on {}: {} classes {:?}, {}x{} images, batch {}, {} epochs, last {} layers of the base trainable, preprocess {:?}, feature cache {}{}{}",
         gpu.name(),
         cfg.classes.len(),
         cfg.classes,
         cfg.image_size,
         cfg.image_size,
         cfg.batch,
-        cfg.epochs,
+        cfg.total_epochs(),
         cfg.unfreeze_last,
         cfg.preprocess,
         if cfg.feature_cache { "on" } else { "off" },
+        if cfg.bn_inference { ", BatchNorm in inference mode (--bn-inference)" } else { "" },
         match &cfg.weights {
             Some(w) => format!(", base weights {}", w.display()),
             None => ", randomly initialised base".into(),
@@ -244,6 +305,16 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
         c.plateau_factor,
         c.min_lr
     );
+    if let Some(dir) = &cfg.init {
+        println!("initial weights (base and head): the best checkpoint of {}; fresh optimizer state", dir.display());
+    }
+    if let Some(plan) = stages::describe(&cfg) {
+        println!("{plan}");
+    }
+    match &cfg.class_weight {
+        Some(cw) => println!("class weights (training loss only): {}", cw.describe(&cfg.classes)),
+        None => println!("class weights: none (every sample weighs 1)"),
+    }
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();
     ctrlc::set_handler(move || {
@@ -264,7 +335,7 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
     };
     // The run directory is locked, cleaned and consistent from here on.
     if !started.state.stopped() {
-        println!("run {}: epoch {} of {} next", started.run.path().display(), started.state.epoch + 1, started.cfg.epochs);
+        println!("run {}: epoch {} of {} next", started.run.path().display(), started.state.epoch + 1, started.cfg.total_epochs());
     }
     let summary = fit::fit(&gpu, started, interrupt, profile)?;
     print_summary(&summary);

@@ -1,6 +1,7 @@
 //! Softmax and categorical cross-entropy (`shaders/loss.wgsl`) for logits
-//! and one-hot or soft targets `[N, C]`, plus the count of correct
-//! predictions. The mean loss stays on the GPU.
+//! and one-hot or soft targets `[N, C]`, optionally weighted per sample
+//! (Keras `sample_weight`, which `class_weight` becomes), plus the count of
+//! correct predictions. The batch loss stays on the GPU.
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -9,8 +10,8 @@ use crate::ops::reduce;
 use crate::tensor::{DType, Tensor};
 
 kernel!(SOFTMAX_ROWS, "loss.wgsl", "softmax_rows", reads = 1, writes = 1, params = Params, workgroup = WORKGROUP);
-kernel!(SOFTMAX_CROSS_ENTROPY_ROWS, "loss.wgsl", "softmax_cross_entropy_rows", reads = 2, writes = 2, params = Params, workgroup = WORKGROUP);
-kernel!(SOFTMAX_CROSS_ENTROPY_BACKWARD, "loss.wgsl", "softmax_cross_entropy_backward", reads = 2, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(SOFTMAX_CROSS_ENTROPY_ROWS, "loss.wgsl", "softmax_cross_entropy_rows", reads = 3, writes = 2, params = Params, workgroup = WORKGROUP);
+kernel!(SOFTMAX_CROSS_ENTROPY_BACKWARD, "loss.wgsl", "softmax_cross_entropy_backward", reads = 3, writes = 1, params = Params, workgroup = WORKGROUP);
 kernel!(CORRECT_COUNT, "loss.wgsl", "correct_count", reads = 2, writes = 1, params = Params, workgroup = WORKGROUP);
 
 /// Invocations per workgroup of every kernel here (the WGSL `WORKGROUP_SIZE` override).
@@ -63,23 +64,50 @@ pub fn softmax(logits: &Tensor) -> Result<Tensor> {
 
 /// Returns (loss `[1]` = batch mean of −Σ t·log softmax(logits), probs `[N, C]`).
 pub fn softmax_cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<(Tensor, Tensor)> {
-    let (n, c) = pair("softmax_cross_entropy", "logits", logits, targets)?;
+    weighted_softmax_cross_entropy(logits, targets, None)
+}
+
+/// Returns (loss `[1]` = Σ_n w_n·(−Σ t·log softmax(logits))_n / N, probs
+/// `[N, C]`): Keras 3's `sum_over_batch_size` reduction of a loss with
+/// `sample_weight` w `[N]` (divided by the batch size, not by Σ w). `None`
+/// weighs every sample 1, which is [`softmax_cross_entropy`].
+pub fn weighted_softmax_cross_entropy(logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
+    let op = "softmax_cross_entropy";
+    let (n, c) = pair(op, "logits", logits, targets)?;
     let gpu = logits.gpu();
+    let weights = sample_weights(op, gpu, weights, n)?;
     let probs = Tensor::empty(gpu, logits.shape(), DType::F32)?;
     let row_loss = Tensor::empty(gpu, &[n], DType::F32)?;
     let p = Params { rows: n as u32, cols: c as u32, scale: 1.0 };
-    gpu.launch(&SOFTMAX_CROSS_ENTROPY_ROWS, &[], &p, &[logits, targets], &[&probs, &row_loss], groups(gpu, n))?;
+    gpu.launch(&SOFTMAX_CROSS_ENTROPY_ROWS, &[], &p, &[logits, targets, &weights], &[&probs, &row_loss], groups(gpu, n))?;
     Ok((reduce::mean_all(&row_loss)?, probs))
 }
 
 /// Gradient of the mean loss with respect to the logits: (probs − targets) / N.
 pub fn softmax_cross_entropy_backward(probs: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    let (n, c) = pair("softmax_cross_entropy_backward", "probs", probs, targets)?;
+    weighted_softmax_cross_entropy_backward(probs, targets, None)
+}
+
+/// Gradient of [`weighted_softmax_cross_entropy`]'s loss with respect to the
+/// logits: (probs − targets)·w_n / N.
+pub fn weighted_softmax_cross_entropy_backward(probs: &Tensor, targets: &Tensor, weights: Option<&Tensor>) -> Result<Tensor> {
+    let op = "softmax_cross_entropy_backward";
+    let (n, c) = pair(op, "probs", probs, targets)?;
     let gpu = probs.gpu();
+    let weights = sample_weights(op, gpu, weights, n)?;
     let dlogits = Tensor::empty(gpu, probs.shape(), DType::F32)?;
     let p = Params { rows: n as u32, cols: c as u32, scale: 1.0 / n as f32 };
-    gpu.launch(&SOFTMAX_CROSS_ENTROPY_BACKWARD, &[], &p, &[probs, targets], &[&dlogits], groups(gpu, n * c))?;
+    gpu.launch(&SOFTMAX_CROSS_ENTROPY_BACKWARD, &[], &p, &[probs, targets, &weights], &[&dlogits], groups(gpu, n * c))?;
     Ok(dlogits)
+}
+
+/// The per-sample weights `[rows]` checked, or all ones when none are given.
+fn sample_weights(op: &str, gpu: &Gpu, weights: Option<&Tensor>, rows: usize) -> Result<Tensor> {
+    let Some(w) = weights else { return Tensor::full(gpu, &[rows], 1.0) };
+    if w.dtype() != DType::F32 || w.shape() != [rows] {
+        return Err(Error::Shape(format!("{op}: sample weights must be f32 [{rows}] (one per row), got {:?} of shape {:?}", w.dtype(), w.shape())));
+    }
+    Ok(w.clone())
 }
 
 /// u32 `[1]`: the number of rows whose argmax of the logits equals the argmax

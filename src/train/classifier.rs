@@ -17,6 +17,10 @@ pub const FEATURES: usize = 2048;
 pub struct Classifier {
     pub base: InceptionV3,
     pub head: Head,
+    /// Run the base in inference mode even while training (`--bn-inference`):
+    /// BatchNorm layers use and keep their moving statistics; dropout in the
+    /// head still follows `training`.
+    pub bn_inference: bool,
 }
 
 impl Classifier {
@@ -27,7 +31,7 @@ impl Classifier {
             None => InceptionV3::random(gpu, cfg.seed, cfg.unfreeze_last)?,
         };
         let head = Head::new(gpu, FEATURES, &cfg.head, cfg.classes.len(), cfg.dropout, cfg.seed ^ 0x5eed)?;
-        Ok(Classifier { base, head })
+        Ok(Classifier { base, head, bn_inference: cfg.bn_inference })
     }
 
     /// A classifier from a checkpoint's weights (base with Keras names, head `dense*`).
@@ -37,7 +41,7 @@ impl Classifier {
         check_head(cfg, &head_map)?;
         let base = InceptionV3::from_tensor_map(gpu, &base_map, cfg.unfreeze_last)?;
         let head = Head::from_tensor_map(gpu, &head_map, cfg.head.len() + 1, cfg.dropout)?;
-        Ok(Classifier { base, head })
+        Ok(Classifier { base, head, bn_inference: cfg.bn_inference })
     }
 
     /// Checks, without the adapter, that a checkpoint's `weights` (written
@@ -51,7 +55,7 @@ impl Classifier {
 
     /// Logits [N, classes] for NHWC images.
     pub fn logits(&self, images: &Tensor, training: bool, seed: u64) -> Result<Var> {
-        let base = self.base.forward(images, training)?;
+        let base = self.base.forward(images, self.base_training(training))?;
         let _scope = images.gpu().profile_scope("head");
         self.head.logits(&ag::global_avg_pool(&base)?, training, seed)
     }
@@ -59,8 +63,13 @@ impl Classifier {
     /// Logits from the base's frozen-prefix boundary, exactly as
     /// [`logits`](Self::logits) computes them from the images.
     pub fn logits_from_boundary(&self, boundary: &Boundary, training: bool, seed: u64) -> Result<Var> {
-        let features = ag::global_avg_pool(&self.base.forward_from_boundary(boundary, training)?)?;
+        let features = ag::global_avg_pool(&self.base.forward_from_boundary(boundary, self.base_training(training))?)?;
         self.head.logits(&features, training, seed)
+    }
+
+    /// The training mode the base runs in when the classifier's is `training`.
+    fn base_training(&self, training: bool) -> bool {
+        training && !self.bn_inference
     }
 
     /// A hash of the base weights that training never changes (all but the

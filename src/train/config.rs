@@ -3,6 +3,7 @@
 //! every checkpoint so that a checkpoint can prove which run it belongs to.
 
 use super::callbacks::CallbackConfig;
+use super::class_weight::ClassWeights;
 use crate::data::Preprocess;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -45,6 +46,28 @@ pub struct TrainConfig {
     /// run.json field each; older files load with Keras's defaults).
     #[serde(flatten, default)]
     pub callbacks: CallbackConfig,
+    /// `--class-weight`, resolved per class when the run was created (see
+    /// `train::class_weight`); `None`: unweighted (also for older run files).
+    #[serde(default)]
+    pub class_weight: Option<ClassWeights>,
+    /// `--bn-inference`: every BatchNorm layer, trainable ones included, uses
+    /// its moving statistics and never updates them while training (the
+    /// Keras guide's `base_model(inputs, training=False)`). Off: trainable
+    /// BatchNorm layers use batch statistics (the tutorial's behaviour).
+    #[serde(default)]
+    pub bn_inference: bool,
+    /// `--init RUN`: the run (its directory, canonical) whose best weights,
+    /// base and head, this run started from, with a fresh optimizer state.
+    #[serde(default)]
+    pub init: Option<PathBuf>,
+    /// `--head-epochs N`: epochs trained first with the whole base frozen at
+    /// `lr`, before the `epochs` epochs with `unfreeze_last` trainable at
+    /// `fine_tune_lr` (see `train::stages`). 0: one stage.
+    #[serde(default)]
+    pub head_epochs: usize,
+    /// The learning rate of the fine-tuning stage (set when `head_epochs` > 0).
+    #[serde(default)]
+    pub fine_tune_lr: Option<f64>,
 }
 
 impl TrainConfig {
@@ -86,7 +109,24 @@ impl TrainConfig {
                 return bad(format!("classes {:?}: class name {c:?} is empty or repeated", self.classes));
             }
         }
+        if let Some(cw) = &self.class_weight {
+            cw.validate(self.classes.len())?;
+        }
+        match (self.head_epochs, self.fine_tune_lr) {
+            (0, None) => {}
+            (0, Some(lr)) => return bad(format!("--fine-tune-lr {lr}: it sets the second stage's rate, so it needs --head-epochs N (N > 0)")),
+            (n, _) if self.unfreeze_last == 0 => {
+                return bad(format!("--head-epochs {n} with --unfreeze-last 0: the second stage would train the same head; give --unfreeze-last N > 0"));
+            }
+            (_, Some(lr)) if lr.is_finite() && lr > 0.0 => {}
+            (_, lr) => return bad(format!("--fine-tune-lr {lr:?}: expected a positive learning rate")),
+        }
         Ok(())
+    }
+
+    /// Epochs of the whole run: the head-only stage, then the fine-tuning (or only) stage.
+    pub fn total_epochs(&self) -> usize {
+        self.head_epochs + self.epochs
     }
 
     /// `--head` as it is typed: `512,512`.

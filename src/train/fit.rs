@@ -5,10 +5,12 @@
 
 use super::callbacks::Monitor;
 use super::checkpoint::{self, BEST, LAST};
+use super::class_weight;
 use super::classifier::Classifier;
 use super::config::TrainConfig;
 use super::feature_cache::{self, CacheKey, FeatureCache};
 use super::profile::{ProfileSteps, StepProfiler};
+use super::stages;
 use super::start::Start;
 use crate::autograd as ag;
 use crate::data::augment::Augment;
@@ -152,7 +154,7 @@ pub fn evaluate_split(gpu: &Gpu, model: &Classifier, loader: &Loader, classes: u
 /// anything, leaving the last complete checkpoint in place. `profile` picks
 /// the first training steps to profile (see `train::profile`).
 pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: ProfileSteps) -> Result<RunSummary> {
-    let Start { cfg, run, splits, model, mut optimizer, mut history, mut state } = start;
+    let Start { cfg, run, splits, mut model, mut optimizer, mut history, mut state } = start;
     let run_dir = run.path();
     let classes = cfg.classes.len();
     let (train_folder, valid_folder, test_folder) = (splits.train, splits.valid, splits.test);
@@ -160,10 +162,13 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
     let train = loader(train_folder, &cfg, true)?;
     let valid = loader(valid_folder, &cfg, false)?;
     // Validation images are never augmented; training images only without augmentation.
-    let key = match cfg.feature_cache {
-        true => Some(CacheKey { image_size: cfg.image_size, preprocess: cfg.preprocess, weights_hash: model.frozen_weights_hash()? }),
-        false => None,
+    let cache_key = |model: &Classifier| -> Result<Option<CacheKey>> {
+        Ok(match cfg.feature_cache {
+            true => Some(CacheKey { image_size: cfg.image_size, preprocess: cfg.preprocess, weights_hash: model.frozen_weights_hash()? }),
+            false => None,
+        })
     };
+    let key = cache_key(&model)?;
     let mut valid_cache = key.map(|k| feature_cache::for_split(gpu, k, &valid));
     let mut train_cache = key.filter(|_| !cfg.augment).map(|k| feature_cache::for_split(gpu, k, &train));
     let mut epoch_seconds = Vec::new();
@@ -173,9 +178,17 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
     if let Some(stopped) = state.best.stopped_epoch {
         println!("{}: early stopping ended this run after epoch {stopped}; it is finished (start a new run to train further)", run_dir.display());
     }
-    for epoch in state.epoch..cfg.epochs {
+    for epoch in state.epoch..cfg.total_epochs() {
         if state.stopped() {
             break;
+        }
+        if stages::fine_tuning_starts(&cfg, epoch) {
+            (model, optimizer) = stages::enter_fine_tuning(gpu, &cfg, &model, &mut state)?;
+            // The frozen prefix is shorter now: cached boundaries no longer apply.
+            let key = cache_key(&model)?;
+            valid_cache = key.map(|k| feature_cache::for_split(gpu, k, &valid));
+            train_cache = key.filter(|_| !cfg.augment).map(|k| feature_cache::for_split(gpu, k, &train));
+            println!("epoch {}: fine-tuning the last {} layers of the base at lr {:.1e} (fresh Adam)", epoch + 1, cfg.unfreeze_last, state.lr);
         }
         let started = Instant::now();
         let bar = ProgressBar::new(train.batches_per_epoch() as u64);
@@ -184,7 +197,7 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
                 .expect("valid template")
                 .progress_chars("=> "),
         );
-        bar.set_prefix(format!("{}/{}", epoch + 1, cfg.epochs));
+        bar.set_prefix(format!("{}/{}", epoch + 1, cfg.total_epochs()));
         let mut run = Running::default();
         let mut data_wait = 0.0;
         let mut from_cache = 0;
@@ -209,7 +222,8 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
             from_cache += cached;
             let (l, correct) = {
                 let _scope = gpu.profile_scope("loss");
-                (ag::softmax_cross_entropy(&logits, &t)?.0, loss::correct_count(logits.value(), &t)?)
+                let l = class_weight::training_loss(&logits, &t, &batch.labels, cfg.class_weight.as_ref())?;
+                (l, loss::correct_count(logits.value(), &t)?)
             };
             let grads = l.backward()?;
             {
@@ -252,7 +266,7 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
         );
         if bar.is_hidden() {
             // Not a terminal (a log file, CI): one plain line per epoch instead of the bar.
-            println!("epoch {}/{} {line}", epoch + 1, cfg.epochs);
+            println!("epoch {}/{} {line}", epoch + 1, cfg.total_epochs());
         }
         bar.finish_with_message(line);
         let record = EpochRecord {
@@ -274,7 +288,10 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
         state.epoch = epoch + 1;
         state.optimizer_step = optimizer.step;
         let callbacks = &cfg.callbacks;
-        let verdict = state.best.on_epoch_end(epoch + 1, monitored, monitor.mode(), callbacks.min_delta, callbacks.early_stopping);
+        // In a two-stage run early stopping ends only the fine-tuning stage;
+        // the head stage always runs its --head-epochs. The best epoch is the run's.
+        let patience = callbacks.early_stopping.filter(|_| epoch >= cfg.head_epochs);
+        let verdict = state.best.on_epoch_end(epoch + 1, monitored, monitor.mode(), callbacks.min_delta, patience);
         let improved = verdict.best;
         state.lr = state.plateau.on_epoch_end(monitored, state.lr);
         optimizer.config.lr = state.lr as f32;

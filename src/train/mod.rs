@@ -3,11 +3,13 @@
 
 pub mod callbacks;
 pub mod checkpoint;
+pub mod class_weight;
 pub mod classifier;
 pub mod config;
 pub mod feature_cache;
 pub mod fit;
 pub mod head;
+pub mod init;
 pub mod memory;
 pub mod optimizer;
 pub mod profile;
@@ -15,6 +17,7 @@ pub mod run_dir;
 pub mod schedule;
 pub mod split_record;
 pub mod splits;
+pub mod stages;
 pub mod start;
 
 pub use classifier::Classifier;

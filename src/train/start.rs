@@ -11,6 +11,7 @@ use super::memory;
 use super::optimizer::Adam;
 use super::run_dir::{self, RunDir};
 use super::schedule::ReduceLrOnPlateau;
+use super::{init, stages};
 use crate::data::loader::LoaderConfig;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -41,10 +42,15 @@ fn adam(model: &Classifier, lr: f64) -> Result<Adam> {
 }
 
 /// Checks everything that needs the adapter but writes nothing: sizes,
-/// then the model (weights file, `--unfreeze-last`), then its activations.
+/// then the model of the first epoch (weights file or `--init` run,
+/// `--unfreeze-last`, the stage), then its activations.
 fn check_and_build(gpu: &Gpu, cfg: &TrainConfig) -> Result<Classifier> {
     memory::check_training_fits(gpu, cfg, LoaderConfig::new(cfg.image_size, cfg.batch).prefetch)?;
-    let model = Classifier::new(gpu, cfg)?;
+    let first = stages::model_config(cfg, 0);
+    let model = match &cfg.init {
+        Some(dir) => Classifier::from_tensor_map(gpu, &first, &init::init_weights(dir, cfg)?)?,
+        None => Classifier::new(gpu, &first)?,
+    };
     memory::check_activations_fit(gpu, cfg.batch, cfg.image_size, &model.base.output_shapes(1, cfg.image_size, cfg.image_size)?)?;
     Ok(model)
 }
@@ -95,7 +101,8 @@ pub fn resume(gpu: &Gpu, dir: &Path, cfg: TrainConfig) -> Result<Start> {
     let (model, optimizer, history, state) = if last.exists() {
         memory::check_training_fits(gpu, &cfg, LoaderConfig::new(cfg.image_size, cfg.batch).prefetch)?;
         let ckpt = checkpoint::load_matching(&last, &cfg)?;
-        let model = Classifier::from_tensor_map(gpu, &cfg, &ckpt.tensors).map_err(|e| in_file(&last, e))?;
+        let stage = stages::checkpoint_config(&cfg, ckpt.state.epoch);
+        let model = Classifier::from_tensor_map(gpu, &stage, &ckpt.tensors).map_err(|e| in_file(&last, e))?;
         memory::check_activations_fit(gpu, cfg.batch, cfg.image_size, &model.base.output_shapes(1, cfg.image_size, cfg.image_size)?)?;
         let mut optimizer = adam(&model, ckpt.state.lr)?;
         optimizer.load_state(&ckpt.tensors, ckpt.state.optimizer_step).map_err(|e| in_file(&last, e))?;
@@ -114,7 +121,7 @@ pub fn resume(gpu: &Gpu, dir: &Path, cfg: TrainConfig) -> Result<Start> {
         let optimizer = adam(&model, cfg.lr)?;
         (model, optimizer, History::default(), fresh_state(&cfg))
     };
-    if cfg.epochs < state.epoch {
+    if cfg.total_epochs() < state.epoch {
         return Err(Error::Invalid(format!("--epochs {}: the run has completed {} epochs already", cfg.epochs, state.epoch)));
     }
     check_best(&run, &cfg, &state)?;

@@ -31,3 +31,20 @@ pub fn assert_close_f64(what: &str, got: &[f64], want: &[f64], tol: f64) {
     let err = rel_l2_f64(got, want);
     assert!(err <= tol, "{what}: relative L2 error {err:.3e} > {tol:e}");
 }
+
+/// The golden images, float64 rounded once to f32, as in tools/make_goldens.py:
+/// pixel(n, y, x, c) = 0.5 + 0.5·sin(0.05·(x+1)·(c+1) + 0.07·(y+1) + 1.7·n), NHWC.
+pub fn golden_images(batch: usize, size: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(batch * size * size * 3);
+    for n in 0..batch {
+        for y in 0..size {
+            for x in 0..size {
+                for c in 0..3 {
+                    let (n, y, x, c) = (n as f64, y as f64, x as f64, c as f64);
+                    out.push((0.5 + 0.5 * (0.05 * (x + 1.0) * (c + 1.0) + 0.07 * (y + 1.0) + 1.7 * n).sin()) as f32);
+                }
+            }
+        }
+    }
+    out
+}
