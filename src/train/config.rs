@@ -2,7 +2,7 @@
 //! `--resume`, `predict` and `evaluate` rebuild the same model, and inside
 //! every checkpoint so that a checkpoint can prove which run it belongs to.
 
-use crate::data::Preprocess;
+use crate::data::{Augment, Preprocess};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -74,6 +74,12 @@ impl TrainConfig {
             }
         }
         Ok(())
+    }
+
+    /// The run's shear/zoom/flip settings (what training draws from when
+    /// `augment` is on; test-time augmentation draws from them too).
+    pub fn augmentation(&self) -> Augment {
+        Augment { shear_range_deg: self.shear_degrees, zoom_range: self.zoom, horizontal_flip: self.horizontal_flip }
     }
 
     /// `--head` as it is typed: `512,512`.
