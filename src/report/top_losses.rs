@@ -6,7 +6,7 @@
 //! show the images resized to `TILE` pixels with the nearest rule, as the
 //! model's input is made.
 
-use super::canvas::{Canvas, DrawResult, FONT, save_drawing};
+use super::canvas::{Canvas, DrawResult, FONT, save_drawing, text_size};
 use super::predictions::Prediction;
 use crate::data::load_rgb;
 use crate::error::Result;
@@ -23,6 +23,8 @@ const PROBABILITY_FLOOR: f64 = 1e-7;
 const MAX_NAME_CHARS: usize = 18;
 const TITLE_FONT: f64 = 13.0;
 const HEADER: u32 = 44;
+const HEADER_FONT: f64 = 17.0;
+const HEADER_TEXT: &str = "Top losses: predicted / actual, loss / probability of actual";
 const TITLE_LINES: u32 = 2;
 const LINE: u32 = 17;
 const PAD: u32 = 10;
@@ -86,12 +88,12 @@ pub fn save_top_losses_png(path: &Path, classes: &[String], top: &[TopLoss]) -> 
     let columns = (top.len() as f64).sqrt().ceil() as u32;
     let rows = (top.len() as u32).div_ceil(columns);
     let cell = (TILE + 2 * PAD, TILE + TITLE_LINES * LINE + 2 * PAD);
-    let size = (columns * cell.0, HEADER + rows * cell.1);
+    // Tiles from the left; the picture is widened when the header is wider than they are.
+    let size = ((columns * cell.0).max(text_size(HEADER_TEXT, HEADER_FONT)?.0 + 4 * PAD), HEADER + rows * cell.1);
     let name = |c: usize| classes.get(c).map_or_else(|| format!("class {c}"), |n| short_name(n));
     save_drawing(path, size, |root| {
-        let header = (FONT, 18.0).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Center));
-        let title = "Top losses: predicted / actual, loss / probability of actual";
-        root.draw(&Text::new(title, (size.0 as i32 / 2, HEADER as i32 / 2), header))?;
+        let header = (FONT, HEADER_FONT).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Center));
+        root.draw(&Text::new(HEADER_TEXT, (size.0 as i32 / 2, HEADER as i32 / 2), header))?;
         for (i, (t, pixels)) in top.iter().zip(&tiles).enumerate() {
             let (x, y) = ((i as u32 % columns) * cell.0, HEADER + (i as u32 / columns) * cell.1);
             let lines = [
