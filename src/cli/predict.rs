@@ -3,18 +3,20 @@
 use clap::Args;
 use incept::autograd as ag;
 use incept::data::folder::ImageFolder;
+use incept::data::load_rgb;
+use incept::data::tta::{Tta, mean_probabilities};
 use incept::data::walk::find_images;
-use incept::data::load_image;
 use incept::ops::loss;
-use incept::report::metrics::ConfusionMatrix;
+use incept::report::evaluation::{Evaluation, EvaluationSource};
 use incept::report::predictions::{Prediction, save_predictions_csv};
+use incept::report::top_losses::DEFAULT_TOP_LOSSES;
 use incept::train::checkpoint::{self, BEST, LAST};
 use incept::io::atomic::check_writable;
 use incept::train::run_dir::{self, CONFUSION_PNG};
 use incept::train::splits::Splits;
 use incept::train::{Classifier, TrainConfig, memory};
 use incept::{Error, Gpu, Result, Tensor};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 pub struct ModelArgs {
@@ -27,6 +29,12 @@ pub struct ModelArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 16)]
     batch: usize,
+    /// Test-time augmentation: average the class probabilities of N copies of
+    /// each image (1: the image alone). Copy 2 is its horizontal mirror,
+    /// copies 3.. random draws of the run's training augmentation (shear,
+    /// zoom, flip from run.json), seeded with the run's seed.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    tta: usize,
 }
 
 #[derive(Args)]
@@ -52,38 +60,60 @@ pub struct EvaluateArgs {
     /// RUN/split.json for a --validation-split run), training split or DATA/test.
     #[arg(long, value_parser = ["train", "valid", "test"])]
     split: Option<String>,
-    /// Confusion-matrix image (default: RUN_DIR/confusion_matrix.png).
+    /// Confusion-matrix image (default: RUN_DIR/confusion_matrix.png); the
+    /// other outputs (metrics.json, roc.png, precision_recall.png,
+    /// top_losses.png, evaluation_predictions.csv) are written beside it.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Show the K images with the highest loss in top_losses.png (0: none).
+    #[arg(long, default_value_t = DEFAULT_TOP_LOSSES, value_name = "K")]
+    top_losses: usize,
 }
 
-fn open_model(gpu: &Gpu, args: &ModelArgs) -> Result<(TrainConfig, Classifier)> {
+/// Refuses flag values that need no file to be wrong, before any work.
+fn check_flags(args: &ModelArgs) -> Result<()> {
     if args.batch == 0 {
         return Err(Error::Invalid("--batch must be at least 1".into()));
     }
+    Tta::check_copies(args.tta)
+}
+
+fn open_model(gpu: &Gpu, args: &ModelArgs) -> Result<(TrainConfig, Classifier, Tta)> {
     let cfg = run_dir::load_config(&args.model)?;
+    let tta = Tta::new(args.tta, cfg.augmentation(), cfg.seed)?;
+    if tta.copies() > 1 && !cfg.augment {
+        eprintln!(
+            "warning: {} was trained without augmentation; the --tta copies use its recorded settings (shear {}°, zoom {}, flip {}) all the same",
+            args.model.display(),
+            cfg.shear_degrees,
+            cfg.zoom,
+            cfg.horizontal_flip
+        );
+    }
     memory::check_inference_fits(gpu, args.batch, cfg.image_size)?;
     let file = args.model.join(if args.checkpoint == "best" { BEST } else { LAST });
     let weights = checkpoint::load_matching(&file, &cfg)?.tensors;
     let model = Classifier::from_tensor_map(gpu, &cfg, &weights)
         .map_err(|e| Error::Io { path: file.display().to_string(), reason: format!("does not match run.json: {e}") })?;
-    Ok((cfg, model))
+    Ok((cfg, model, tta))
 }
 
 /// Class probabilities for each readable image, in batches, inference mode,
-/// with the index of each into `paths`. Unreadable images are skipped with
-/// one warning each.
-fn classify(gpu: &Gpu, cfg: &TrainConfig, model: &Classifier, paths: &[PathBuf], batch: usize) -> Result<Vec<(usize, Prediction)>> {
-    let s = cfg.image_size;
+/// with the index of each into `paths`: the mean over the copies `tta` makes
+/// of each image (one forward pass of the batch per copy). Unreadable images
+/// are skipped with one warning each.
+fn classify(gpu: &Gpu, cfg: &TrainConfig, model: &Classifier, tta: &Tta, paths: &[PathBuf], batch: usize) -> Result<Vec<(usize, Prediction)>> {
+    let (s, c) = (cfg.image_size, cfg.classes.len());
     let mut out = Vec::with_capacity(paths.len());
     let indices: Vec<usize> = (0..paths.len()).collect();
     for chunk in indices.chunks(batch) {
-        let mut pixels = Vec::with_capacity(chunk.len() * s * s * 3);
+        // copies[k]: the batch's pixels under copy k.
+        let mut copies = vec![Vec::with_capacity(chunk.len() * s * s * 3); tta.copies()];
         let mut loaded = Vec::with_capacity(chunk.len());
         for &i in chunk {
-            match load_image(&paths[i], s, cfg.preprocess) {
-                Ok(p) => {
-                    pixels.extend(p);
+            match load_rgb(&paths[i], s).and_then(|rgb| tta.inputs(&rgb, s, cfg.preprocess)) {
+                Ok(inputs) => {
+                    copies.iter_mut().zip(inputs).for_each(|(pixels, x)| pixels.extend(x));
                     loaded.push(i);
                 }
                 Err(e) => eprintln!("warning: skipping {e}"),
@@ -92,10 +122,15 @@ fn classify(gpu: &Gpu, cfg: &TrainConfig, model: &Classifier, paths: &[PathBuf],
         if loaded.is_empty() {
             continue;
         }
-        let x = Tensor::from_slice(gpu, &[loaded.len(), s, s, 3], &pixels)?;
-        let probs = ag::no_grad(|| -> Result<Tensor> { loss::softmax(model.logits(&x, false, 0)?.value()) })?.to_vec()?;
-        let c = cfg.classes.len();
-        out.extend(loaded.iter().zip(probs.chunks(c)).map(|(&i, row)| (i, Prediction { path: paths[i].clone(), probabilities: row.to_vec() })));
+        let mut per_copy = Vec::with_capacity(copies.len());
+        for pixels in &copies {
+            let x = Tensor::from_slice(gpu, &[loaded.len(), s, s, 3], pixels)?;
+            per_copy.push(ag::no_grad(|| -> Result<Tensor> { loss::softmax(model.logits(&x, false, 0)?.value()) })?.to_vec()?);
+        }
+        for (j, &i) in loaded.iter().enumerate() {
+            let rows: Vec<Vec<f32>> = per_copy.iter().map(|p| p[j * c..(j + 1) * c].to_vec()).collect();
+            out.push((i, Prediction { path: paths[i].clone(), probabilities: mean_probabilities(&rows) }));
+        }
     }
     if out.is_empty() {
         return Err(Error::Invalid(format!("none of the {} images could be read", paths.len())));
@@ -116,13 +151,15 @@ fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 pub fn predict(adapter: Option<String>, args: PredictArgs) -> Result<()> {
+    check_flags(&args.model)?;
     let paths = collect_images(&args.inputs)?;
     if let Some(out) = &args.out {
         check_writable(out)?;
     }
     let gpu = super::open_gpu(adapter)?;
-    let (cfg, model) = open_model(&gpu, &args.model)?;
-    let predictions: Vec<Prediction> = classify(&gpu, &cfg, &model, &paths, args.model.batch)?.into_iter().map(|(_, p)| p).collect();
+    let (cfg, model, tta) = open_model(&gpu, &args.model)?;
+    let predictions: Vec<Prediction> =
+        classify(&gpu, &cfg, &model, &tta, &paths, args.model.batch)?.into_iter().map(|(_, p)| p).collect();
     for p in &predictions {
         let probs: Vec<String> = cfg.classes.iter().zip(&p.probabilities).map(|(c, v)| format!("{c}={v:.4}")).collect();
         println!("{}\t{}\t{}", p.path.display(), cfg.classes[p.predicted()], probs.join(" "));
@@ -145,10 +182,12 @@ fn run_split(cfg: &TrainConfig, run: &std::path::Path, split: &str) -> Result<Im
 }
 
 pub fn evaluate(adapter: Option<String>, args: EvaluateArgs) -> Result<()> {
+    check_flags(&args.model)?;
     let png = args.out.clone().unwrap_or_else(|| args.model.model.join(CONFUSION_PNG));
     check_writable(&png)?;
+    let dir = png.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
     let gpu = super::open_gpu(adapter)?;
-    let (cfg, model) = open_model(&gpu, &args.model)?;
+    let (cfg, model, tta) = open_model(&gpu, &args.model)?;
     let folder = match (&args.data, args.split.as_deref()) {
         (Some(data), _) => {
             let folder = ImageFolder::open(data)?;
@@ -163,12 +202,31 @@ pub fn evaluate(adapter: Option<String>, args: EvaluateArgs) -> Result<()> {
         (None, split) => run_split(&cfg, &args.model.model, split.unwrap_or("valid"))?,
     };
     let paths: Vec<PathBuf> = folder.samples().iter().map(|(p, _)| p.clone()).collect();
-    let mut cm = ConfusionMatrix::new(cfg.classes.clone());
-    for (i, p) in classify(&gpu, &cfg, &model, &paths, args.model.batch)? {
-        cm.add(folder.samples()[i].1, p.predicted())?;
+    let (labels, predictions): (Vec<usize>, Vec<Prediction>) = classify(&gpu, &cfg, &model, &tta, &paths, args.model.batch)?
+        .into_iter()
+        .map(|(i, p)| (folder.samples()[i].1, p))
+        .unzip();
+    let evaluation = Evaluation::new(cfg.classes.clone(), predictions, labels)?;
+    let source = EvaluationSource {
+        data: match &args.data {
+            Some(data) => data.display().to_string(),
+            None => format!("the run's {} split", args.split.as_deref().unwrap_or("valid")),
+        },
+        checkpoint: args.model.checkpoint.clone(),
+        tta: tta.copies(),
+    };
+    let report = evaluation.report(source);
+    println!("{}", evaluation.to_text(&report));
+    evaluation.confusion().save_png(&png)?;
+    let files = evaluation.save(&dir, &report, args.top_losses)?;
+    if tta.copies() > 1 {
+        println!("test-time augmentation: mean of {} copies per image", tta.copies());
     }
-    println!("{}", cm.to_text());
-    cm.save_png(&png)?;
-    println!("accuracy: {:.4}\nconfusion matrix image: {}", cm.accuracy(), png.display());
+    println!("accuracy: {:.4}\nconfusion matrix image: {}", report.accuracy, png.display());
+    println!("metrics: {}\nper-image predictions: {}", files.metrics.display(), files.predictions.display());
+    println!("ROC curves: {}\nprecision-recall curves: {}", files.roc.display(), files.precision_recall.display());
+    if let Some(top) = &files.top_losses {
+        println!("top losses: {}", top.display());
+    }
     Ok(())
 }

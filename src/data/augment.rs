@@ -18,6 +18,7 @@
 //! height and vice versa (`transform_matrix_offset_center(m, h, w)` names them
 //! x, y); the loader's images are square, where this makes no difference.
 
+use super::image_file::Preprocess;
 use crate::error::{Error, Result};
 use rand::Rng;
 
@@ -116,6 +117,17 @@ impl Transform {
         let t = matmul(&matmul(&offset, &m), &reset);
         // Swap axes 0 and 1 (rows and columns of the matrix): (x, y) → (row, col).
         Some([[t[1][1], t[1][0], t[1][2]], [t[0][1], t[0][0], t[0][2]]])
+    }
+
+    /// The network input made from a resized RGB image (`size`×`size`×3
+    /// bytes, HWC), as the training loader makes it: this transform on the
+    /// values in [0, 255], then the preprocessing. The identity gives exactly
+    /// the unaugmented input.
+    pub fn input(&self, rgb: &[u8], size: usize, pre: Preprocess) -> Result<Vec<f32>> {
+        let x: Vec<f32> = rgb.iter().map(|&v| f32::from(v)).collect();
+        let mut x = self.apply(&x, size, size, 3)?;
+        x.iter_mut().for_each(|v| *v = pre.scale(*v));
+        Ok(x)
     }
 
     /// Transforms an HWC image of values in [0, 255]; returns a new image of

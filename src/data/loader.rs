@@ -20,7 +20,7 @@
 //! already holds what it needs of them, e.g. cached features): their batch
 //! positions carry the label, path and sample index but no pixels.
 
-use super::augment::Augment;
+use super::augment::{Augment, Transform};
 use super::folder::ImageFolder;
 use super::image_file::{Preprocess, load_rgb};
 use crate::error::{Error, Result};
@@ -146,14 +146,13 @@ impl Shared {
     fn prepare(&self, sample: usize, epoch: usize) -> Result<Vec<f32>> {
         let s = self.config.image_size;
         let rgb = load_rgb(&self.folder.samples()[sample].0, s)?;
-        let mut x: Vec<f32> = rgb.into_iter().map(f32::from).collect();
-        if let Some(augment) = &self.config.augment {
-            let mut rng = StdRng::seed_from_u64(stream_seed(self.config.seed, Stream::Augment, epoch, sample));
-            x = augment.draw(&mut rng).apply(&x, s, s, 3)?;
-        }
-        let pre = self.config.preprocess;
-        x.iter_mut().for_each(|v| *v = pre.scale(*v));
-        Ok(x)
+        let transform = match &self.config.augment {
+            Some(augment) => {
+                augment.draw(&mut StdRng::seed_from_u64(stream_seed(self.config.seed, Stream::Augment, epoch, sample)))
+            }
+            None => Transform::IDENTITY,
+        };
+        transform.input(&rgb, s, self.config.preprocess)
     }
 }
 

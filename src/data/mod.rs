@@ -1,6 +1,6 @@
 //! Image input: class-per-folder splits, decoding, Keras-compatible resizing,
-//! augmentation and preprocessing, a threaded batch loader, and the
-//! Fashion-MNIST subset used as the default dataset.
+//! augmentation and preprocessing, a threaded batch loader, test-time
+//! augmentation, and the Fashion-MNIST subset used as the default dataset.
 
 pub mod augment;
 pub mod duplicates;
@@ -10,6 +10,7 @@ pub mod idx;
 pub mod image_file;
 pub mod loader;
 pub mod split;
+pub mod tta;
 pub mod walk;
 
 pub use augment::{Augment, Transform};
@@ -18,3 +19,4 @@ pub use folder::{ImageFolder, is_image_file};
 pub use idx::{Idx, parse_idx, read_idx};
 pub use image_file::{Preprocess, load_image, load_rgb};
 pub use loader::{Batch, Epoch, Loader, LoaderConfig, Skipped};
+pub use tta::Tta;

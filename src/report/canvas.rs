@@ -16,6 +16,20 @@ use std::sync::OnceLock;
 /// The font family name every drawing here uses.
 pub(crate) const FONT: &str = "sans-serif";
 
+/// Line colours, in order: matplotlib's "tab10" cycle.
+pub(crate) const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
 pub(crate) type Canvas<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 pub(crate) type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
 

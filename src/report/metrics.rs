@@ -3,7 +3,9 @@
 //! support, with 0 where a ratio is undefined (`zero_division=0`), their macro
 //! (unweighted) and support-weighted averages, and the overall accuracy.
 //! Every class given to `new` counts in the averages, even one with no
-//! samples, as sklearn does when `labels` are passed explicitly.
+//! samples, as sklearn does when `labels` are passed explicitly. Also the
+//! one-vs-rest sensitivity and specificity a clinician reads, and sklearn's
+//! balanced accuracy.
 
 use super::heatmap;
 use crate::error::{Error, Result};
@@ -81,6 +83,32 @@ impl ConfusionMatrix {
         let precision = ratio(hits, predicted as f64);
         let recall = ratio(hits, support as f64);
         ClassMetrics { precision, recall, f1: ratio(2.0 * precision * recall, precision + recall), support }
+    }
+
+    /// One-vs-rest sensitivity (true positive rate, the recall) of class
+    /// `class`: TP / (TP + FN); `None` when no sample is of that class.
+    pub fn sensitivity(&self, class: usize) -> Option<f64> {
+        let n = self.classes.len();
+        let support: u64 = (0..n).map(|p| self.count(class, p)).sum();
+        (support > 0).then(|| self.count(class, class) as f64 / support as f64)
+    }
+
+    /// One-vs-rest specificity (true negative rate) of class `class`:
+    /// TN / (TN + FP) over the samples of every other class; `None` when
+    /// every sample is of that class.
+    pub fn specificity(&self, class: usize) -> Option<f64> {
+        let n = self.classes.len();
+        let negatives: u64 = (0..n).filter(|&t| t != class).flat_map(|t| (0..n).map(move |p| (t, p))).map(|(t, p)| self.count(t, p)).sum();
+        let false_positives: u64 = (0..n).filter(|&t| t != class).map(|t| self.count(t, class)).sum();
+        (negatives > 0).then(|| (negatives - false_positives) as f64 / negatives as f64)
+    }
+
+    /// sklearn's `balanced_accuracy_score`: the mean recall over the classes
+    /// that occur among the true labels (a class with no sample is left out,
+    /// as sklearn does); `None` when the matrix is empty.
+    pub fn balanced_accuracy(&self) -> Option<f64> {
+        let recalls: Vec<f64> = (0..self.classes.len()).filter_map(|c| self.sensitivity(c)).collect();
+        (!recalls.is_empty()).then(|| recalls.iter().sum::<f64>() / recalls.len() as f64)
     }
 
     /// `class_metrics` of every class, in class order.

@@ -4,7 +4,7 @@
 //! dot, so a one-epoch history still shows its values. Non-finite values are
 //! left out of the curves.
 
-use super::canvas::{Canvas, DrawResult, FONT, save_drawing};
+use super::canvas::{Canvas, DrawResult, FONT, PALETTE, save_drawing};
 use super::history::{EpochRecord, History};
 use crate::error::{Error, Result};
 use plotters::prelude::*;
@@ -16,8 +16,8 @@ pub const ACCURACY_PNG: &str = "accuracy.png";
 /// Width and height of both plots in pixels.
 pub const PLOT_SIZE: (u32, u32) = (800, 500);
 
-const TRAINING: RGBColor = RGBColor(31, 119, 180); // matplotlib's first two colours
-const VALIDATION: RGBColor = RGBColor(255, 127, 14);
+const TRAINING: RGBColor = PALETTE[0];
+const VALIDATION: RGBColor = PALETTE[1];
 
 /// Writes `dir/loss.png` and `dir/accuracy.png`, each atomically.
 pub fn save_plots(history: &History, dir: &Path) -> Result<()> {

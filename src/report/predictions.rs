@@ -2,7 +2,8 @@
 //! one row per image, the predicted class being the most probable one (the
 //! first on ties; NaN never wins). Fields with commas, quotes or line breaks
 //! are quoted as RFC 4180 says. Paths are written as their exact bytes (a
-//! file name that is not UTF-8 is not mangled). Written atomically.
+//! file name that is not UTF-8 is not mangled). Written atomically. The
+//! labelled form adds each image's true class (`actual`) after its path.
 
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
@@ -32,16 +33,39 @@ impl Prediction {
 /// The CSV bytes; fails, naming the image, when a prediction does not have
 /// one probability per class.
 pub fn predictions_csv(classes: &[String], predictions: &[Prediction]) -> Result<Vec<u8>> {
+    csv(classes, predictions, None)
+}
+
+/// Like [`predictions_csv`] with each image's true class after its path:
+/// header `path,actual,predicted,probability_<class>...` (`incept evaluate`'s
+/// per-image file). `labels[i]` is the true class index of `predictions[i]`.
+pub fn labelled_predictions_csv(classes: &[String], predictions: &[Prediction], labels: &[usize]) -> Result<Vec<u8>> {
+    if labels.len() != predictions.len() || labels.iter().any(|&l| l >= classes.len()) {
+        return Err(Error::Invalid(format!(
+            "{} labels (each below {}) needed for {} predictions",
+            labels.len(),
+            classes.len(),
+            predictions.len()
+        )));
+    }
+    csv(classes, predictions, Some(labels))
+}
+
+fn csv(classes: &[String], predictions: &[Prediction], labels: Option<&[usize]>) -> Result<Vec<u8>> {
     if classes.is_empty() {
         return Err(Error::Invalid("predictions need at least one class".into()));
     }
-    let mut out = b"path,predicted".to_vec();
+    let mut out = b"path".to_vec();
+    if labels.is_some() {
+        out.extend(b",actual");
+    }
+    out.extend(b",predicted");
     for class in classes {
         out.push(b',');
         out.extend(field(format!("probability_{class}").as_bytes()));
     }
     out.push(b'\n');
-    for p in predictions {
+    for (i, p) in predictions.iter().enumerate() {
         if p.probabilities.len() != classes.len() {
             return Err(Error::Invalid(format!(
                 "prediction for {} has {} probabilities but there are {} classes",
@@ -51,6 +75,10 @@ pub fn predictions_csv(classes: &[String], predictions: &[Prediction]) -> Result
             )));
         }
         out.extend(field(p.path.as_os_str().as_encoded_bytes()));
+        if let Some(labels) = labels {
+            out.push(b',');
+            out.extend(field(classes[labels[i]].as_bytes()));
+        }
         out.push(b',');
         out.extend(field(classes[p.predicted()].as_bytes()));
         for v in &p.probabilities {

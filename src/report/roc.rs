@@ -53,14 +53,25 @@ pub fn roc_auc(scores: &[f32], positive: &[bool]) -> Option<f64> {
 /// One-vs-rest AUC of each class. `probabilities` is row-major
 /// `[samples × classes]`, `labels` the true class of each sample.
 pub fn one_vs_rest_auc(probabilities: &[f32], labels: &[usize], classes: usize) -> Vec<Option<f64>> {
+    one_vs_rest(probabilities, labels, classes, roc_auc)
+}
+
+/// `binary(scores of class c, whether each sample is of class c)` for every
+/// class c; all `None` when the shapes disagree.
+pub fn one_vs_rest<T>(
+    probabilities: &[f32],
+    labels: &[usize],
+    classes: usize,
+    binary: impl Fn(&[f32], &[bool]) -> Option<T>,
+) -> Vec<Option<T>> {
     if classes == 0 || probabilities.len() != labels.len() * classes {
-        return vec![None; classes];
+        return (0..classes).map(|_| None).collect();
     }
     (0..classes)
         .map(|c| {
             let scores: Vec<f32> = probabilities.chunks_exact(classes).map(|row| row[c]).collect();
             let positive: Vec<bool> = labels.iter().map(|&l| l == c).collect();
-            roc_auc(&scores, &positive)
+            binary(&scores, &positive)
         })
         .collect()
 }
@@ -71,13 +82,13 @@ pub fn macro_auc(per_class: &[Option<f64>]) -> Option<f64> {
     (!defined.is_empty()).then(|| defined.iter().sum::<f64>() / defined.len() as f64)
 }
 
-fn counts(positive: &[bool]) -> (usize, usize) {
+pub(super) fn counts(positive: &[bool]) -> (usize, usize) {
     let pos = positive.iter().filter(|&&p| p).count();
     (pos, positive.len() - pos)
 }
 
 /// Indices of `scores` from the highest score to the lowest, NaN last.
-fn descending(scores: &[f32]) -> Vec<usize> {
+pub(super) fn descending(scores: &[f32]) -> Vec<usize> {
     let key = |i: usize| if scores[i].is_nan() { f32::NEG_INFINITY } else { scores[i] };
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| key(b).total_cmp(&key(a)).then((scores[a].is_nan()).cmp(&scores[b].is_nan())));
@@ -85,7 +96,7 @@ fn descending(scores: &[f32]) -> Vec<usize> {
 }
 
 /// Two scores that a threshold cannot separate (NaN equals NaN here).
-fn same(a: f32, b: f32) -> bool {
+pub(super) fn same(a: f32, b: f32) -> bool {
     a == b || a.is_nan() && b.is_nan()
 }
 

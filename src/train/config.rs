@@ -4,7 +4,7 @@
 
 use super::callbacks::CallbackConfig;
 use super::class_weight::ClassWeights;
-use crate::data::Preprocess;
+use crate::data::{Augment, Preprocess};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -127,6 +127,12 @@ impl TrainConfig {
     /// Epochs of the whole run: the head-only stage, then the fine-tuning (or only) stage.
     pub fn total_epochs(&self) -> usize {
         self.head_epochs + self.epochs
+    }
+
+    /// The run's shear/zoom/flip settings (what training draws from when
+    /// `augment` is on; test-time augmentation draws from them too).
+    pub fn augmentation(&self) -> Augment {
+        Augment { shear_range_deg: self.shear_degrees, zoom_range: self.zoom, horizontal_flip: self.horizontal_flip }
     }
 
     /// `--head` as it is typed: `512,512`.

@@ -13,7 +13,6 @@ use super::profile::{ProfileSteps, StepProfiler};
 use super::stages;
 use super::start::Start;
 use crate::autograd as ag;
-use crate::data::augment::Augment;
 use crate::data::folder::ImageFolder;
 use crate::data::loader::{Batch, Loader, LoaderConfig};
 use crate::error::{Error, Result};
@@ -106,11 +105,7 @@ fn loader(folder: ImageFolder, cfg: &TrainConfig, training: bool) -> Result<Load
     lc.preprocess = cfg.preprocess;
     lc.seed = cfg.seed;
     lc.shuffle = training;
-    lc.augment = (training && cfg.augment).then_some(Augment {
-        shear_range_deg: cfg.shear_degrees,
-        zoom_range: cfg.zoom,
-        horizontal_flip: cfg.horizontal_flip,
-    });
+    lc.augment = (training && cfg.augment).then(|| cfg.augmentation());
     Loader::new(folder, lc)
 }
 

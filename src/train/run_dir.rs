@@ -13,7 +13,10 @@ use super::split_record::SPLIT_JSON;
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use crate::report::history::{HISTORY_CSV, HISTORY_JSON};
+use crate::report::curves::{PRECISION_RECALL_PNG, ROC_PNG};
+use crate::report::evaluation::{EVALUATION_CSV, METRICS_JSON};
 use crate::report::plots::{ACCURACY_PNG, LOSS_PNG};
+use crate::report::top_losses::TOP_LOSSES_PNG;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
@@ -22,9 +25,24 @@ pub const LOCK_FILE: &str = ".incept.lock";
 /// Written by `incept evaluate` next to the run's own files.
 pub const CONFUSION_PNG: &str = "confusion_matrix.png";
 
-/// Every file a run writes, removed by `--overwrite` (run.json last, so an
-/// interrupted overwrite still reads as a run).
-const RUN_FILES: [&str; 9] = [LAST, BEST, HISTORY_CSV, HISTORY_JSON, LOSS_PNG, ACCURACY_PNG, CONFUSION_PNG, SPLIT_JSON, RUN_CONFIG];
+/// Every file a run writes (`evaluate`'s outputs included), removed by
+/// `--overwrite` (run.json last, so an interrupted overwrite still reads as a run).
+const RUN_FILES: [&str; 14] = [
+    LAST,
+    BEST,
+    HISTORY_CSV,
+    HISTORY_JSON,
+    LOSS_PNG,
+    ACCURACY_PNG,
+    CONFUSION_PNG,
+    METRICS_JSON,
+    EVALUATION_CSV,
+    ROC_PNG,
+    PRECISION_RECALL_PNG,
+    TOP_LOSSES_PNG,
+    SPLIT_JSON,
+    RUN_CONFIG,
+];
 
 /// A locked run directory; the lock lasts as long as this value.
 pub struct RunDir {
