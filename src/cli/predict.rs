@@ -19,13 +19,13 @@ use std::path::PathBuf;
 pub struct ModelArgs {
     /// Run directory written by `incept train`.
     #[arg(long)]
-    model: PathBuf,
+    pub(super) model: PathBuf,
     /// Which checkpoint: best (lowest val_loss) or last.
     #[arg(long, default_value = "best", value_parser = ["best", "last"])]
-    checkpoint: String,
+    pub(super) checkpoint: String,
     /// Images per forward pass.
     #[arg(long, default_value_t = 16)]
-    batch: usize,
+    pub(super) batch: usize,
 }
 
 #[derive(Args)]
@@ -52,7 +52,7 @@ pub struct EvaluateArgs {
     out: Option<PathBuf>,
 }
 
-fn open_model(gpu: &Gpu, args: &ModelArgs) -> Result<(TrainConfig, Classifier)> {
+pub(super) fn open_model(gpu: &Gpu, args: &ModelArgs) -> Result<(TrainConfig, Classifier)> {
     if args.batch == 0 {
         return Err(Error::Invalid("--batch must be at least 1".into()));
     }
@@ -102,7 +102,7 @@ fn classify(gpu: &Gpu, cfg: &TrainConfig, model: &Classifier, paths: &[PathBuf],
 }
 
 /// The image files among `inputs` (see `data::walk`), warning about each link skipped.
-fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+pub(super) fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let found = find_images(inputs)?;
     for (path, why) in &found.skipped {
         eprintln!("warning: skipping {}: {why}", path.display());
