@@ -152,22 +152,20 @@ fn draw(root: &Canvas<'_>, picture: &GradCamPicture<'_>, at: &Layout, ticks: &[(
     Ok(())
 }
 
-/// The bar's ticks: 0, a quarter, half, three quarters and all of the largest value.
+/// The bar's ticks: 0, a quarter, half, three quarters and all of the
+/// largest value, written alike: with three significant digits of the
+/// largest value in fixed notation, or in scientific notation for very small
+/// or very large maps.
 fn ticks(largest: f32) -> Vec<(f32, String)> {
     if largest <= 0.0 {
         return vec![(0.0, "0".into())];
     }
-    (0..=4).map(|k| k as f32 * largest / 4.0).map(|v| (v, tick_label(v))).collect()
-}
-
-fn tick_label(v: f32) -> String {
-    if v == 0.0 {
-        "0".into()
-    } else if (0.01..1000.0).contains(&v.abs()) {
-        format!("{v:.3}")
-    } else {
-        format!("{v:.2e}")
-    }
+    let magnitude = largest.log10().floor() as i32;
+    let label = |v: f32| match magnitude {
+        -4..=4 => format!("{v:.*}", (2 - magnitude).max(0) as usize),
+        _ => format!("{v:.2e}"),
+    };
+    (0..=4).map(|k| k as f32 * largest / 4.0).map(|v| (v, label(v))).collect()
 }
 
 /// matplotlib's "jet" at `t` in [0, 1] (its segment data: piecewise linear per channel).
@@ -199,11 +197,14 @@ mod tests {
     }
 
     #[test]
-    fn panels_are_whole_multiples_of_the_input_at_least_min_panel_wide() {
+    fn panels_are_whole_multiples_of_the_input_and_ticks_share_one_format() {
         assert_eq!(panel_side(75), 300);
         assert_eq!(panel_side(299), 299);
         assert_eq!(panel_side(128), 256);
-        assert_eq!(tick_label(0.5), "0.500");
-        assert_eq!(tick_label(12345.0), "1.23e4");
+        let labels = |largest: f32| ticks(largest).into_iter().map(|(_, l)| l).collect::<Vec<_>>();
+        assert_eq!(labels(0.024), ["0.0000", "0.0060", "0.0120", "0.0180", "0.0240"]);
+        assert_eq!(labels(2.0), ["0.00", "0.50", "1.00", "1.50", "2.00"]);
+        assert_eq!(labels(4e5)[4], "4.00e5");
+        assert_eq!(labels(0.0), ["0"]);
     }
 }
