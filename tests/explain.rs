@@ -201,6 +201,23 @@ fn gradient_at_mixed10_matches_finite_differences() {
 }
 
 #[test]
+fn a_boundary_joined_from_batch_chunks_is_the_same() {
+    let gpu = gpu();
+    let mut m = model(&gpu);
+    let x = images(&gpu);
+    let layer = layer_index("conv2d_32").unwrap();
+    let whole = m.base.boundary_at(&x, layer).unwrap();
+    // 37x37x64 floats per image is the largest activation at 75²: one image per chunk.
+    m.base.set_binding_limit(37 * 37 * 64 * 4 + 16);
+    let chunked = m.base.boundary_at(&x, layer).unwrap();
+    assert_eq!(whole.tensors.len(), chunked.tensors.len());
+    for ((l, a), (k, b)) in whole.tensors.iter().zip(&chunked.tensors) {
+        assert_eq!(l, k);
+        assert_eq!(a.to_vec().unwrap(), b.to_vec().unwrap(), "boundary value of layer {l}");
+    }
+}
+
+#[test]
 fn a_chosen_class_is_explained_and_unknown_layers_are_named() {
     let gpu = gpu();
     let m = model(&gpu);
