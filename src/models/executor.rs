@@ -17,7 +17,11 @@
 //! - no value is kept past its last reader;
 //! - when one batch's largest activation would exceed the storage-binding
 //!   limit, the frozen part runs in batch chunks and only its boundary values
-//!   are joined.
+//!   are joined;
+//! - the same split can be made at any layer instead of at the trainable
+//!   weights (`boundary_at`, `forward_from_layer`): everything downstream of
+//!   the layer is then differentiated, with the layer's output as a leaf, so
+//!   gradients with respect to it can be taken (Grad-CAM, src/explain).
 //!
 //! BatchNormalization follows Keras: batch statistics (and a moving-average
 //! update) only when training AND the layer is trainable, moving statistics
