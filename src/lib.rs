@@ -5,6 +5,7 @@ pub mod autograd;
 pub mod lab;
 pub mod data;
 pub mod error;
+pub mod explain;
 pub mod export;
 pub mod gpu;
 pub mod io;

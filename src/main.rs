@@ -33,6 +33,8 @@ enum Command {
     Predict(cli::predict::PredictArgs),
     /// Accuracy, per-class precision/recall/F1 and the confusion matrix on a labelled split.
     Evaluate(cli::predict::EvaluateArgs),
+    /// Grad-CAM: which parts of each image drove a trained run's class score (picture + raw map per image).
+    Explain(cli::explain::ExplainArgs),
     /// Prepare datasets.
     #[command(subcommand)]
     Data(cli::data::DataCommand),
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Train(args) => cli::train::run(adapter, *args),
         Command::Predict(args) => cli::predict::predict(adapter, args),
         Command::Evaluate(args) => cli::predict::evaluate(adapter, args),
+        Command::Explain(args) => cli::explain::run(adapter, args),
         Command::Data(cmd) => cli::data::run(cmd),
         Command::Tune(args) => cli::tune::run(adapter, args),
         Command::Export(args) => cli::export::run(args),

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod convert;
 pub mod data;
 pub mod devices;
+pub mod explain;
 pub mod export;
 pub mod features;
 pub mod inspect;

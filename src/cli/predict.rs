@@ -22,19 +22,19 @@ use std::path::{Path, PathBuf};
 pub struct ModelArgs {
     /// Run directory written by `incept train`.
     #[arg(long)]
-    model: PathBuf,
+    pub(super) model: PathBuf,
     /// Which checkpoint: best (the best epoch by the run's --monitor, the final model) or last.
     #[arg(long, default_value = "best", value_parser = ["best", "last"])]
-    checkpoint: String,
+    pub(super) checkpoint: String,
     /// Images per forward pass.
     #[arg(long, default_value_t = 16)]
-    batch: usize,
-    /// Test-time augmentation: average the class probabilities of N copies of
+    pub(super) batch: usize,
+    /// Test-time augmentation (predict, evaluate): average the class probabilities of N copies of
     /// each image (1: the image alone). Copy 2 is its horizontal mirror,
     /// copies 3.. random draws of the run's training augmentation (shear,
     /// zoom, flip from run.json), seeded with the run's seed.
     #[arg(long, default_value_t = 1, value_name = "N")]
-    tta: usize,
+    pub(super) tta: usize,
 }
 
 #[derive(Args)]
@@ -71,14 +71,14 @@ pub struct EvaluateArgs {
 }
 
 /// Refuses flag values that need no file to be wrong, before any work.
-fn check_flags(args: &ModelArgs) -> Result<()> {
+pub(super) fn check_flags(args: &ModelArgs) -> Result<()> {
     if args.batch == 0 {
         return Err(Error::Invalid("--batch must be at least 1".into()));
     }
     Tta::check_copies(args.tta)
 }
 
-fn open_model(gpu: &Gpu, args: &ModelArgs) -> Result<(TrainConfig, Classifier, Tta)> {
+pub(super) fn open_model(gpu: &Gpu, args: &ModelArgs) -> Result<(TrainConfig, Classifier, Tta)> {
     let cfg = run_dir::load_config(&args.model)?;
     let tta = Tta::new(args.tta, cfg.augmentation(), cfg.seed)?;
     if tta.copies() > 1 && !cfg.augment {
@@ -142,7 +142,7 @@ fn classify(gpu: &Gpu, cfg: &TrainConfig, model: &Classifier, tta: &Tta, paths: 
 }
 
 /// The image files among `inputs` (see `data::walk`), warning about each link skipped.
-fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+pub(super) fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let found = find_images(inputs)?;
     for (path, why) in &found.skipped {
         eprintln!("warning: skipping {}: {why}", path.display());

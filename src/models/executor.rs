@@ -23,7 +23,11 @@
 //! - no value is kept past its last reader;
 //! - when one batch's largest activation would exceed the storage-binding
 //!   limit, the frozen part runs in batch chunks and only its boundary values
-//!   are joined.
+//!   are joined;
+//! - the same split can be made at any layer instead of at the trainable
+//!   weights (`boundary_at`, `forward_from_layer`): everything downstream of
+//!   the layer is then differentiated, with the layer's output as a leaf, so
+//!   gradients with respect to it can be taken (Grad-CAM, src/explain).
 //!
 //! BatchNormalization follows Keras: batch statistics (and a moving-average
 //! update) only when training AND the layer is trainable, moving statistics
@@ -275,6 +279,12 @@ impl Network {
         self.binding_limit = Some(bytes);
     }
 
+    /// The largest batch, at most `n`, of `h`×`w` inputs whose every
+    /// activation fits one storage binding.
+    pub fn images_per_binding(&self, n: usize, h: usize, w: usize) -> Result<usize> {
+        self.batch_chunk(&self.output_shapes(1, h, w)?, n)
+    }
+
     pub fn gpu(&self) -> &Gpu {
         &self.gpu
     }
@@ -385,10 +395,16 @@ impl Network {
     /// the same in training and inference (frozen BatchNorm layers always use
     /// moving statistics), so a boundary can be computed once per image and reused.
     pub fn frozen_boundary(&self, x: &Tensor) -> Result<Boundary> {
+        self.boundary_of(x, &self.tail())
+    }
+
+    /// Runs every layer outside `tail` without recording, in batch chunks
+    /// when needed, and returns the values that layers in `tail` (or the
+    /// network's output, when outside it) read.
+    fn boundary_of(&self, x: &Tensor, tail: &[bool]) -> Result<Boundary> {
         let [n, h, w, _] = self.check_input(x)?;
         let shapes = self.output_shapes(n, h, w)?;
         let out = shapes.len() - 1;
-        let tail = self.tail();
         let layers: Vec<usize> = (0..shapes.len()).filter(|&l| !tail[l] && (l == out || self.consumers[l].iter().any(|&c| tail[c]))).collect();
         let chunk = self.batch_chunk(&shapes, n)?;
         let mut parts: Vec<Vec<Tensor>> = vec![Vec::new(); layers.len()];
@@ -397,7 +413,7 @@ impl Network {
                 let len = chunk.min(n - start);
                 let xc = if len == n { x.clone() } else { slice_batch(x, start, len)? };
                 let chunk_shapes = self.output_shapes(len, h, w)?;
-                let plan = self.plan(false, &chunk_shapes, &[], &layers);
+                let plan = self.plan_split(false, &chunk_shapes, &[], &layers, tail.to_vec());
                 let mut values = vec![None; shapes.len()];
                 self.execute(Some(&xc), &plan, &chunk_shapes, &mut values, &layers, Pass::Prefix)?;
                 for (k, &l) in layers.iter().enumerate() {
@@ -422,21 +438,71 @@ impl Network {
     /// same results). With `training`, trainable BatchNorm layers use and
     /// update batch statistics.
     pub fn forward_from_boundary(&self, boundary: &Boundary, training: bool) -> Result<Var> {
-        let [n, h, w, _] = boundary.input_shape;
+        let given = boundary.tensors.iter().map(|(l, t)| (*l, Var::constant(t.clone()))).collect();
+        self.forward_tail(boundary.input_shape, given, training, self.tail())
+    }
+
+    /// Per layer: its output depends on `layer`'s output (`layer` itself excluded).
+    fn downstream_of(&self, layer: usize) -> Vec<bool> {
+        let mut down = vec![false; self.graph.layers.len()];
+        for l in layer + 1..down.len() {
+            down[l] = self.graph.layers[l].inputs.iter().any(|&i| i == layer || down[i]);
+        }
+        down
+    }
+
+    /// The values that the layers downstream of `layer` (creation index) read,
+    /// `layer`'s own output among them, computed without recording: the input
+    /// of [`forward_from_layer`](Self::forward_from_layer). Where Inception
+    /// branches meet, these include the outputs of sibling branches.
+    pub fn boundary_at(&self, x: &Tensor, layer: usize) -> Result<Boundary> {
+        if layer >= self.graph.layers.len() {
+            return Err(Error::Invalid(format!("layer index {layer}: the model has {} layers", self.graph.layers.len())));
+        }
+        self.boundary_of(x, &self.downstream_of(layer))
+    }
+
+    /// The network's output computed in inference mode from a
+    /// [`boundary_at`](Self::boundary_at) `layer`, with `layer`'s output as a
+    /// leaf that requires a gradient: returns (that leaf, the output). Every
+    /// layer downstream of `layer` is recorded on the tape (while recording),
+    /// so the output's gradient with respect to the leaf can be taken.
+    pub fn forward_from_layer(&self, boundary: &Boundary, layer: usize) -> Result<(Var, Var)> {
+        let mut leaf = None;
+        let given = boundary
+            .tensors
+            .iter()
+            .map(|(l, t)| {
+                let v = if *l == layer { leaf.insert(Var::parameter(t.clone(), true)).clone() } else { Var::constant(t.clone()) };
+                (*l, v)
+            })
+            .collect();
+        let Some(leaf) = leaf else {
+            let name = self.graph.layers.get(layer).map_or("?", |l| l.name.as_str());
+            return Err(Error::Invalid(format!("the boundary holds no value of layer {name}")));
+        };
+        let out = self.forward_tail(boundary.input_shape, given, false, self.downstream_of(layer))?;
+        Ok((leaf, out))
+    }
+
+    /// The output from the values `given` (creation index, value), running the
+    /// layers in `tail` only.
+    fn forward_tail(&self, input_shape: [usize; 4], given: Vec<(usize, Var)>, training: bool, tail: Vec<bool>) -> Result<Var> {
+        let [n, h, w, _] = input_shape;
         let shapes = self.output_shapes(n, h, w)?;
         let out = shapes.len() - 1;
-        let given: Vec<usize> = boundary.tensors.iter().map(|(l, _)| *l).collect();
+        let given_layers: Vec<usize> = given.iter().map(|(l, _)| *l).collect();
         let mut values = vec![None; shapes.len()];
-        for (l, t) in &boundary.tensors {
-            let want = shapes.get(*l).ok_or_else(|| Error::Invalid(format!("boundary layer index {l} is not a layer of the model")))?;
-            if t.shape() != want {
-                return Err(Error::Shape(format!("boundary value of {} has shape {:?}, expected {want:?}", self.graph.layers[*l].name, t.shape())));
+        for (l, v) in given {
+            let want = shapes.get(l).ok_or_else(|| Error::Invalid(format!("boundary layer index {l} is not a layer of the model")))?;
+            if v.shape() != want {
+                return Err(Error::Shape(format!("boundary value of {} has shape {:?}, expected {want:?}", self.graph.layers[l].name, v.shape())));
             }
-            values[*l] = Some(Value::Var(Var::constant(t.clone())));
+            values[l] = Some(Value::Var(v));
         }
-        let plan = self.plan(training, &shapes, &given, &[out]);
+        let plan = self.plan_split(training, &shapes, &given_layers, &[out], tail);
         if let Some(missing) = (0..shapes.len()).find(|&l| {
-            !plan.tail[l] && !given.contains(&l) && (l == out || self.consumers[l].iter().any(|&c| plan.tail[c]))
+            !plan.tail[l] && !given_layers.contains(&l) && (l == out || self.consumers[l].iter().any(|&c| plan.tail[c]))
         }) {
             return Err(Error::Invalid(format!("the boundary lacks the value of {}", self.graph.layers[missing].name)));
         }
@@ -533,9 +599,14 @@ impl Network {
     /// slice. Layers in `given` already hold their values and write nothing;
     /// layers in `wanted` keep a value of their own.
     fn plan(&self, training: bool, shapes: &[[usize; 4]], given: &[usize], wanted: &[usize]) -> Plan {
+        self.plan_split(training, shapes, given, wanted, self.tail())
+    }
+
+    /// [`plan`](Self::plan) with `tail` (the layers that are differentiated
+    /// while recording) chosen by the caller.
+    fn plan_split(&self, training: bool, shapes: &[[usize; 4]], given: &[usize], wanted: &[usize], tail: Vec<bool>) -> Plan {
         let layers = &self.graph.layers;
         let recording = ag::is_recording();
-        let tail = self.tail();
         let grad: Vec<bool> = tail.iter().map(|&t| recording && t).collect();
         let batch_stats: Vec<bool> =
             (0..layers.len()).map(|l| training && self.trainable[l] && matches!(layers[l].kind, LayerKind::BatchNorm)).collect();

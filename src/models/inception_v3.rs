@@ -87,7 +87,7 @@ impl InceptionV3 {
     pub fn infer_layers(&self, x: &Tensor, names: &[&str]) -> Result<Vec<Tensor>> {
         check_input(x)?;
         if let Some(n) = names.iter().find(|n| self.net.graph().find(n).is_none()) {
-            return Err(Error::Invalid(format!("InceptionV3 has no layer named '{n}' (e.g. mixed0 … mixed10, conv2d_93, activation_93)")));
+            return Err(unknown_layer(self.net.graph(), n));
         }
         self.net.infer_layers(x, names)
     }
@@ -97,6 +97,38 @@ impl InceptionV3 {
         check_input(x)?;
         self.net.frozen_boundary(x)
     }
+
+    /// See [`Network::boundary_at`].
+    pub fn boundary_at(&self, x: &Tensor, layer: usize) -> Result<Boundary> {
+        check_input(x)?;
+        self.net.boundary_at(x, layer)
+    }
+}
+
+/// The creation index of the InceptionV3 layer with this Keras name; the
+/// error lists the families of names there are.
+pub fn layer_index(name: &str) -> Result<usize> {
+    let graph = inception_v3_graph();
+    graph.find(name).ok_or_else(|| unknown_layer(&graph, name))
+}
+
+/// "No layer named …", with the first and last name of each family of
+/// Keras names (`conv2d` … `conv2d_93`, `mixed0` … `mixed10`, …).
+fn unknown_layer(graph: &Graph, name: &str) -> Error {
+    let mut families: Vec<(&str, &str, &str)> = Vec::new();
+    for layer in &graph.layers {
+        let family = layer.name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '_');
+        match families.iter_mut().find(|(f, _, _)| *f == family) {
+            Some((_, _, last)) => *last = &layer.name,
+            None => families.push((family, &layer.name, &layer.name)),
+        }
+    }
+    let listed: Vec<String> =
+        families.iter().map(|(_, first, last)| if first == last { first.to_string() } else { format!("{first} … {last}") }).collect();
+    Error::Invalid(format!(
+        "InceptionV3 has no layer named '{name}'; its layers are named {} (`incept summary` lists every one)",
+        listed.join(", ")
+    ))
 }
 
 fn check_size(h: usize, w: usize) -> Result<()> {

@@ -59,12 +59,18 @@ pub(crate) fn save_drawing(
     (width, height): (u32, u32),
     draw: impl FnOnce(&Canvas<'_>) -> DrawResult,
 ) -> Result<()> {
+    save_drawing_on(path, RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255])), draw)
+}
+
+/// Draws over `background` (pictures composed pixel by pixel) and writes it
+/// to `path` as a PNG, atomically.
+pub(crate) fn save_drawing_on(path: &Path, background: RgbImage, draw: impl FnOnce(&Canvas<'_>) -> DrawResult) -> Result<()> {
     ensure_font()?;
     let fail = |reason: String| Error::Io { path: path.display().to_string(), reason };
-    let mut rgb = vec![0u8; width as usize * height as usize * 3];
+    let (width, height) = background.dimensions();
+    let mut rgb = background.into_raw();
     {
         let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| fail(format!("drawing: {e}")))?;
         draw(&root).map_err(|e| fail(format!("drawing: {e}")))?;
         root.present().map_err(|e| fail(format!("drawing: {e}")))?;
     }

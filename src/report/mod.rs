@@ -4,7 +4,8 @@
 //! classification report and heat map, ROC and precision-recall curves with
 //! their AUC and average precision, the clinical one-vs-rest metrics and
 //! metrics.json (`evaluation`), the grid of top losses, per-image
-//! predictions, and profiles of the GPU work (tables, JSON and a bar chart).
+//! predictions, profiles of the GPU work (tables, JSON and a bar chart), and
+//! the Grad-CAM pictures of `incept explain`.
 //!
 //! Everything here runs on the CPU, and every file is written atomically
 //! (`io::atomic`), so an interrupted run never leaves a half-written output.
@@ -12,6 +13,7 @@
 mod canvas;
 pub mod curves;
 pub mod evaluation;
+pub mod grad_cam;
 mod heatmap;
 pub mod history;
 pub mod metrics;

@@ -72,6 +72,14 @@ impl Classifier {
         training && !self.bn_inference
     }
 
+    /// Logits in inference mode from a base boundary at `layer`
+    /// ([`Network::boundary_at`](crate::models::Network::boundary_at)), with
+    /// that layer's output as a leaf requiring a gradient: (leaf, logits).
+    pub fn logits_from_layer(&self, boundary: &Boundary, layer: usize) -> Result<(Var, Var)> {
+        let (leaf, base) = self.base.forward_from_layer(boundary, layer)?;
+        Ok((leaf, self.head.logits(&ag::global_avg_pool(&base)?, false, 0)?))
+    }
+
     /// A hash of the base weights that training never changes (all but the
     /// trainable weights and the moving statistics of their BatchNorm
     /// layers), names and shapes included: the feature cache's model key.
