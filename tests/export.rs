@@ -50,6 +50,7 @@ fn make_run(dir: &Path) -> TensorMap {
         preprocess: Preprocess::Inception,
         seed: 1,
         feature_cache: true,
+        dicom: Default::default(),
         classes: CLASSES.iter().map(|c| c.to_string()).collect(),
     };
     std::fs::write(dir.join("run.json"), serde_json::to_string(&cfg).unwrap()).unwrap();

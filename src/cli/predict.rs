@@ -4,7 +4,8 @@ use clap::Args;
 use incept::autograd as ag;
 use incept::data::folder::ImageFolder;
 use incept::data::walk::find_images;
-use incept::data::load_image;
+use incept::data::load_image_with;
+use super::dicom::DicomArgs;
 use incept::ops::loss;
 use incept::report::metrics::ConfusionMatrix;
 use incept::report::predictions::{Prediction, save_predictions_csv};
@@ -26,6 +27,9 @@ pub struct ModelArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 16)]
     batch: usize,
+    /// Override the run's DICOM handling (run.json's by default).
+    #[command(flatten)]
+    dicom: DicomArgs,
 }
 
 #[derive(Args)]
@@ -56,7 +60,8 @@ fn open_model(gpu: &Gpu, args: &ModelArgs) -> Result<(TrainConfig, Classifier)> 
     if args.batch == 0 {
         return Err(Error::Invalid("--batch must be at least 1".into()));
     }
-    let cfg = run_dir::load_config(&args.model)?;
+    let mut cfg = run_dir::load_config(&args.model)?;
+    cfg.dicom = args.dicom.over(cfg.dicom);
     memory::check_inference_fits(gpu, args.batch, cfg.image_size)?;
     let file = args.model.join(if args.checkpoint == "best" { BEST } else { LAST });
     let weights = checkpoint::load_matching(&file, &cfg)?.tensors;
@@ -76,7 +81,7 @@ fn classify(gpu: &Gpu, cfg: &TrainConfig, model: &Classifier, paths: &[PathBuf],
         let mut pixels = Vec::with_capacity(chunk.len() * s * s * 3);
         let mut loaded = Vec::with_capacity(chunk.len());
         for &i in chunk {
-            match load_image(&paths[i], s, cfg.preprocess) {
+            match load_image_with(&paths[i], s, cfg.preprocess, &cfg.dicom) {
                 Ok(p) => {
                     pixels.extend(p);
                     loaded.push(i);

@@ -1,7 +1,8 @@
 //! `incept train`: the Keras transfer-learning recipe on an image folder.
 
 use clap::Args;
-use incept::data::Preprocess;
+use super::dicom::DicomArgs;
+use incept::data::{DicomOptions, Preprocess};
 use incept::data::folder::ImageFolder;
 use incept::train::fit::{self, RunSummary};
 use incept::train::profile::ProfileSteps;
@@ -75,6 +76,8 @@ pub struct TrainArgs {
     /// instead of caching them (same results, slower; also on --resume).
     #[arg(long)]
     no_feature_cache: bool,
+    #[command(flatten)]
+    dicom: DicomArgs,
 }
 
 /// `path` made absolute and canonical, so the run does not depend on the
@@ -109,6 +112,7 @@ fn new_config(args: &TrainArgs, data: &Path) -> Result<TrainConfig> {
         preprocess: args.preprocess.unwrap_or(Preprocess::Rescale),
         seed: args.seed.unwrap_or(0),
         feature_cache: !args.no_feature_cache,
+        dicom: args.dicom.over(DicomOptions::default()),
         classes,
     })
 }
@@ -150,6 +154,8 @@ fn resume_config(args: &TrainArgs, dir: &Path) -> Result<TrainConfig> {
     same!("--no-augment", args.no_augment.then_some(false), cfg.augment);
     same!("--preprocess", args.preprocess, cfg.preprocess);
     same!("--seed", args.seed, cfg.seed);
+    same!("--dicom-window", args.dicom.dicom_window.map(Some), cfg.dicom.window);
+    same!("--dicom-frame", args.dicom.dicom_frame.map(Some), cfg.dicom.frame);
     if let Some(epochs) = args.epochs {
         cfg.epochs = epochs;
     }
@@ -190,6 +196,9 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
             None => ", randomly initialised base".into(),
         }
     );
+    if cfg.dicom != DicomOptions::default() {
+        println!("DICOM input: {}", cfg.dicom.describe());
+    }
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();
     ctrlc::set_handler(move || {

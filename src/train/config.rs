@@ -2,7 +2,7 @@
 //! `--resume`, `predict` and `evaluate` rebuild the same model, and inside
 //! every checkpoint so that a checkpoint can prove which run it belongs to.
 
-use crate::data::Preprocess;
+use crate::data::{DicomOptions, Preprocess};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -34,6 +34,11 @@ pub struct TrainConfig {
     /// files written before the cache existed load with it on.
     #[serde(default = "on")]
     pub feature_cache: bool,
+    /// How DICOM files are read (`--dicom-window`, `--dicom-frame`), for
+    /// training and for predict/evaluate; runs written before DICOM input load
+    /// with the defaults.
+    #[serde(default)]
+    pub dicom: DicomOptions,
     /// Class names in label order (sorted folder names of train/).
     pub classes: Vec<String>,
 }
@@ -65,6 +70,7 @@ impl TrainConfig {
         if !(self.shear_degrees.is_finite() && self.shear_degrees >= 0.0 && self.zoom.is_finite() && (0.0..1.0).contains(&self.zoom)) {
             return bad(format!("shear {} / zoom {}: expected a shear ≥ 0 degrees and a zoom range in [0, 1)", self.shear_degrees, self.zoom));
         }
+        self.dicom.validate()?;
         if self.classes.len() < 2 {
             return bad(format!("classes {:?}: a classifier needs at least 2 classes (one subfolder of train/ per class)", self.classes));
         }
