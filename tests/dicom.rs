@@ -133,7 +133,8 @@ fn write_dicom(path: &Path, s: &Spec) {
     let syntax = match s.syntax {
         Syntax::ExplicitLe => uids::EXPLICIT_VR_LITTLE_ENDIAN,
         Syntax::ImplicitLe => uids::IMPLICIT_VR_LITTLE_ENDIAN,
-        Syntax::ExplicitBe => uids::EXPLICIT_VR_BIG_ENDIAN,
+        // Retired from the standard, still read (and written here) by dicom-rs.
+        Syntax::ExplicitBe => "1.2.840.10008.1.2.2",
         Syntax::Rle => uids::RLE_LOSSLESS,
     };
     let obj = InMemDicomObject::from_element_iter(elements);
@@ -565,7 +566,12 @@ fn real_colour_files_rle_jpeg_baseline_and_ybr() {
         for (got, want) in band_colours(&rgb).iter().zip(&lossy) {
             assert!(got.iter().zip(want).all(|(&g, &w)| (g as i32 - w as i32).abs() <= 3), "{name}: {got:?} vs {want:?}");
         }
+        assert_eq!(rgb.dimensions(), (100, 100));
     }
+    // The uncompressed one converts (YBR → RGB, BT.601) exactly as pydicom does.
+    let ybr = read_frame(&sample("SC_ybr_full_422_uncompressed.dcm"), None).unwrap().to_rgb(None).unwrap();
+    assert_eq!(band_colours(&ybr), lossy);
+    assert_eq!(ybr.as_raw().iter().map(|&v| v as u64).sum::<u64>(), 3832000);
     let two = sample("SC_rgb_rle_2frame.dcm");
     assert!(read_frame(&two, None).unwrap_err().to_string().contains("2 frames"));
     let second = read_frame(&two, Some(1)).unwrap().to_rgb(None).unwrap();

@@ -328,10 +328,44 @@ fn monochrome(path: &Path, decoded: &DecodedPixelData, frame: u32) -> Result<Fra
 }
 
 fn colour(path: &Path, decoded: &DecodedPixelData, frame: u32) -> Result<FramePixels> {
+    // Compressed colour decodes to RGB; only uncompressed YBR_FULL_422 keeps its subsampled layout.
+    if *decoded.photometric_interpretation() == PhotometricInterpretation::YbrFull422 {
+        return ybr_full_422(path, decoded, frame);
+    }
     let image = decoded
         .to_dynamic_image_with_options(frame, &ConvertOptions::new().force_8bit())
         .map_err(|e| dicom_err(path, format!("cannot convert DICOM colour image to RGB: {}", chain(&e))))?;
     Ok(FramePixels::Rgb(image.to_rgb8().into_raw()))
+}
+
+/// Uncompressed YBR_FULL_422 (PS3.3 C.7.6.3.1.2): each two pixels of a row
+/// are stored as Y1 Y2 Cb Cr (dicom-rs reads three samples per pixel there).
+fn ybr_full_422(path: &Path, decoded: &DecodedPixelData, frame: u32) -> Result<FramePixels> {
+    let (w, h) = (decoded.columns() as usize, decoded.rows() as usize);
+    if decoded.bits_allocated() != 8 || w % 2 == 1 {
+        return Err(dicom_err(path, format!("uncompressed YBR_FULL_422 is supported with 8 bits and an even width, not {} bits and width {w}", decoded.bits_allocated())));
+    }
+    let frame_bytes = w * h * 2;
+    let start = frame as usize * frame_bytes;
+    let data = decoded
+        .data()
+        .get(start..start + frame_bytes)
+        .ok_or_else(|| dicom_err(path, format!("YBR_FULL_422 pixel data has {} bytes, too few for frame {frame} of {w}x{h}", decoded.data().len())))?;
+    let mut rgb = Vec::with_capacity(w * h * 3);
+    for q in data.chunks_exact(4) {
+        rgb.extend(ybr_to_rgb(q[0], q[2], q[3]));
+        rgb.extend(ybr_to_rgb(q[1], q[2], q[3]));
+    }
+    Ok(FramePixels::Rgb(rgb))
+}
+
+/// YBR_FULL → RGB (PS3.3 C.7.6.3.1.2, ITU-R BT.601 full range), rounded and clamped.
+fn ybr_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
+    let (y, cb, cr) = (y as f64, cb as f64 - 128.0, cr as f64 - 128.0);
+    let r = y + 1.402 * cr;
+    let g = y - 0.114 * 1.772 / 0.587 * cb - 0.299 * 1.402 / 0.587 * cr;
+    let b = y + 1.772 * cb;
+    [r, g, b].map(|v| (v + 0.5).floor().clamp(0.0, 255.0) as u8)
 }
 
 #[cfg(test)]
