@@ -11,7 +11,7 @@ pub struct DicomArgs {
     #[arg(long, value_name = "W,L|NAME", value_parser = Window::parse, allow_hyphen_values = true, help = window_help())]
     pub dicom_window: Option<Window>,
     /// Read frame K (from 0) of multi-frame DICOM files [default: multi-frame files are skipped].
-    #[arg(long, value_name = "K")]
+    #[arg(long, value_name = "K", allow_negative_numbers = true)]
     pub dicom_frame: Option<usize>,
 }
 
