@@ -4,8 +4,8 @@
 //! case), or when it holds the 128-byte preamble followed by `DICM` (so a
 //! DICOM file without an extension is found too). Pixel data is decoded with
 //! the dicom-rs crates (uncompressed implicit/explicit little endian, explicit
-//! big endian, deflate, RLE lossless, JPEG baseline/extended/lossless, JPEG
-//! 2000 through the pure-Rust OpenJPEG port).
+//! big endian, deflated, RLE lossless, 8-bit JPEG baseline and lossless, JPEG
+//! 2000 through the pure-Rust OpenJPEG port; 8 or 16 bits allocated).
 //!
 //! Monochrome images (MONOCHROME1/2):
 //! 1. Modality LUT: `value = stored · RescaleSlope + RescaleIntercept`
