@@ -637,6 +637,9 @@ fn train_runs_on_a_class_folder_of_dicom_files_and_predict_uses_its_window() {
     let one = data.join("valid/air/slice0");
     let text = binary::ok(binary::incept(&["predict", "--model", run.to_str().unwrap(), one.to_str().unwrap(), two.to_str().unwrap()]));
     assert!(text.contains("slice0\t") && text.contains("two.dcm") && text.contains("2 frames"), "{text}");
+    // Overriding the run's window (and choosing a frame) reads the two-frame file too.
+    let text = binary::ok(binary::incept(&["predict", "--model", run.to_str().unwrap(), "--dicom-window", "brain", "--dicom-frame", "1", two.to_str().unwrap()]));
+    assert!(text.contains("two.dcm\t") && !text.contains("skipping"), "{text}");
     // Resuming with another window is refused.
     let o = binary::incept(&["train", "--resume", run.to_str().unwrap(), "--epochs", "2", "--dicom-window", "brain"]);
     assert!(!o.status.success() && binary::text(&o).contains("--dicom-window"), "{}", binary::text(&o));

@@ -61,12 +61,13 @@ fn open_model(gpu: &Gpu, args: &ModelArgs) -> Result<(TrainConfig, Classifier)> 
         return Err(Error::Invalid("--batch must be at least 1".into()));
     }
     let mut cfg = run_dir::load_config(&args.model)?;
-    cfg.dicom = args.dicom.over(cfg.dicom);
     memory::check_inference_fits(gpu, args.batch, cfg.image_size)?;
     let file = args.model.join(if args.checkpoint == "best" { BEST } else { LAST });
     let weights = checkpoint::load_matching(&file, &cfg)?.tensors;
     let model = Classifier::from_tensor_map(gpu, &cfg, &weights)
         .map_err(|e| Error::Io { path: file.display().to_string(), reason: format!("does not match run.json: {e}") })?;
+    // How images are read, not part of the model: checked against the checkpoint as trained, then overridden.
+    cfg.dicom = args.dicom.over(cfg.dicom);
     Ok((cfg, model))
 }
 
