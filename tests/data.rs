@@ -339,6 +339,7 @@ fn train_config(workers: usize, prefetch: usize) -> LoaderConfig {
         shuffle: true,
         augment: Some(Augment::TUTORIAL),
         preprocess: Preprocess::Rescale,
+        dicom: Default::default(),
         seed: 42,
         workers,
         prefetch,

@@ -50,6 +50,7 @@ fn make_run(dir: &Path) -> TensorMap {
         preprocess: Preprocess::Inception,
         seed: 1,
         feature_cache: true,
+        dicom: Default::default(),
         classes: CLASSES.iter().map(|c| c.to_string()).collect(),
         validation_split: None,
         callbacks: Default::default(),

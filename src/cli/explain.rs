@@ -3,7 +3,7 @@
 
 use super::predict::{ModelArgs, check_flags, collect_images, open_model};
 use clap::Args;
-use incept::data::load_rgb;
+use incept::data::load_rgb_with;
 use incept::explain::{GradCam, class_gradients, grad_cam, output_stems};
 use incept::io::atomic::check_writable;
 use incept::io::{HostTensor, StorageDtype, TensorMap, write_safetensors};
@@ -50,7 +50,7 @@ pub fn run(adapter: Option<String>, args: ExplainArgs) -> Result<()> {
         return Err(Error::Invalid("no image files among the inputs".into()));
     }
     for path in &paths {
-        load_rgb(path, run_cfg.image_size)?;
+        load_rgb_with(path, run_cfg.image_size, &args.model.dicom.over(run_cfg.dicom))?;
     }
     let stems = output_stems(&paths);
     std::fs::create_dir_all(&args.out)
@@ -68,7 +68,7 @@ pub fn run(adapter: Option<String>, args: ExplainArgs) -> Result<()> {
     let per_pass = model.base.images_per_binding(args.model.batch, s, s)?;
     let indices: Vec<usize> = (0..paths.len()).collect();
     for chunk in indices.chunks(per_pass) {
-        let images = chunk.iter().map(|&i| load_rgb(&paths[i], s)).collect::<Result<Vec<_>>>()?;
+        let images = chunk.iter().map(|&i| load_rgb_with(&paths[i], s, &cfg.dicom)).collect::<Result<Vec<_>>>()?;
         let pixels: Vec<f32> = images.iter().flatten().map(|&v| cfg.preprocess.apply(v)).collect();
         let x = Tensor::from_slice(&gpu, &[chunk.len(), s, s, 3], &pixels)?;
         let found = class_gradients(&model, &x, layer, class)?;

@@ -1,7 +1,8 @@
 //! `incept features`: a named layer's output for each image, written to safetensors.
 
 use clap::Args;
-use incept::data::{Preprocess, load_image};
+use super::dicom::DicomArgs;
+use incept::data::{DicomOptions, Preprocess, load_image_with};
 use incept::io::{HostTensor, StorageDtype, TensorMap, write_safetensors};
 use incept::models::InceptionV3;
 use incept::ops::pool;
@@ -27,6 +28,8 @@ pub struct FeaturesArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 8)]
     batch: usize,
+    #[command(flatten)]
+    dicom: DicomArgs,
     #[arg(required = true)]
     images: Vec<PathBuf>,
 }
@@ -35,6 +38,7 @@ pub fn run(adapter: Option<String>, args: FeaturesArgs) -> incept::Result<()> {
     if args.batch == 0 {
         return Err(Error::Invalid("--batch must be at least 1".into()));
     }
+    let dicom = args.dicom.over(DicomOptions::default());
     let gpu = super::open_gpu(adapter)?;
     let model = InceptionV3::from_safetensors(&gpu, &args.weights, 0)?;
     let layer = args.layer.as_deref().unwrap_or("mixed10");
@@ -44,7 +48,7 @@ pub fn run(adapter: Option<String>, args: FeaturesArgs) -> incept::Result<()> {
     for chunk in args.images.chunks(args.batch) {
         let mut pixels = Vec::with_capacity(chunk.len() * s * s * 3);
         for path in chunk {
-            pixels.extend(load_image(path, s, args.preprocess)?);
+            pixels.extend(load_image_with(path, s, args.preprocess, &dicom)?);
         }
         let x = Tensor::from_slice(&gpu, &[chunk.len(), s, s, 3], &pixels)?;
         let mut y = model.infer_layers(&x, &[layer])?.remove(0);
@@ -65,6 +69,7 @@ pub fn run(adapter: Option<String>, args: FeaturesArgs) -> incept::Result<()> {
         ("layer".to_string(), args.layer.clone().unwrap_or_else(|| "global_average_pooling(mixed10)".into())),
         ("image_size".to_string(), s.to_string()),
         ("preprocess".to_string(), preprocess.clone()),
+        ("dicom".to_string(), dicom.describe()),
     ]);
     write_safetensors(&args.out, &tensors, StorageDtype::F32, &metadata)?;
     println!("wrote {} ({} images, features {shape:?}, preprocess {preprocess})", args.out.display(), args.images.len());

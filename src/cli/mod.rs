@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod convert;
 pub mod data;
+pub mod dicom;
 pub mod devices;
 pub mod explain;
 pub mod export;

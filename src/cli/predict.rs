@@ -3,9 +3,10 @@
 use clap::Args;
 use incept::autograd as ag;
 use incept::data::folder::ImageFolder;
-use incept::data::load_rgb;
+use incept::data::image_file::load_rgb_with;
 use incept::data::tta::{Tta, mean_probabilities};
 use incept::data::walk::find_images;
+use super::dicom::DicomArgs;
 use incept::ops::loss;
 use incept::report::evaluation::{Evaluation, EvaluationSource};
 use incept::report::predictions::{Prediction, save_predictions_csv};
@@ -35,6 +36,9 @@ pub struct ModelArgs {
     /// zoom, flip from run.json), seeded with the run's seed.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub(super) tta: usize,
+    /// Override the run's DICOM handling (run.json's by default).
+    #[command(flatten)]
+    pub(super) dicom: DicomArgs,
 }
 
 #[derive(Args)]
@@ -79,7 +83,7 @@ pub(super) fn check_flags(args: &ModelArgs) -> Result<()> {
 }
 
 pub(super) fn open_model(gpu: &Gpu, args: &ModelArgs) -> Result<(TrainConfig, Classifier, Tta)> {
-    let cfg = run_dir::load_config(&args.model)?;
+    let mut cfg = run_dir::load_config(&args.model)?;
     let tta = Tta::new(args.tta, cfg.augmentation(), cfg.seed)?;
     if tta.copies() > 1 && !cfg.augment {
         eprintln!(
@@ -95,6 +99,8 @@ pub(super) fn open_model(gpu: &Gpu, args: &ModelArgs) -> Result<(TrainConfig, Cl
     let weights = checkpoint::load_matching(&file, &cfg)?.tensors;
     let model = Classifier::from_tensor_map(gpu, &cfg, &weights)
         .map_err(|e| Error::Io { path: file.display().to_string(), reason: format!("does not match run.json: {e}") })?;
+    // How images are read, not part of the model: checked against the checkpoint as trained, then overridden.
+    cfg.dicom = args.dicom.over(cfg.dicom);
     Ok((cfg, model, tta))
 }
 
@@ -111,7 +117,7 @@ fn classify(gpu: &Gpu, cfg: &TrainConfig, model: &Classifier, tta: &Tta, paths: 
         let mut copies = vec![Vec::with_capacity(chunk.len() * s * s * 3); tta.copies()];
         let mut loaded = Vec::with_capacity(chunk.len());
         for &i in chunk {
-            match load_rgb(&paths[i], s).and_then(|rgb| tta.inputs(&rgb, s, cfg.preprocess)) {
+            match load_rgb_with(&paths[i], s, &cfg.dicom).and_then(|rgb| tta.inputs(&rgb, s, cfg.preprocess)) {
                 Ok(inputs) => {
                     copies.iter_mut().zip(inputs).for_each(|(pixels, x)| pixels.extend(x));
                     loaded.push(i);

@@ -1,7 +1,8 @@
 //! `incept train`: the Keras transfer-learning recipe on an image folder.
 
 use clap::Args;
-use incept::data::Preprocess;
+use super::dicom::DicomArgs;
+use incept::data::{DicomOptions, Preprocess};
 use incept::data::folder::ImageFolder;
 use incept::data::split::stratified_split;
 use incept::train::callbacks::{CallbackConfig, Monitor};
@@ -124,6 +125,8 @@ pub struct TrainArgs {
     /// statistics, as the tutorial's model does.
     #[arg(long)]
     bn_inference: bool,
+    #[command(flatten)]
+    dicom: DicomArgs,
 }
 
 /// `path` made absolute and canonical, so the run does not depend on the
@@ -180,6 +183,7 @@ fn new_config(args: &TrainArgs, data: &Path) -> Result<TrainConfig> {
         preprocess: args.preprocess.unwrap_or(Preprocess::Rescale),
         seed,
         feature_cache: !args.no_feature_cache,
+        dicom: args.dicom.over(DicomOptions::default()),
         classes,
         validation_split: args.validation_split,
         callbacks,
@@ -250,6 +254,8 @@ fn resume_config(args: &TrainArgs, dir: &Path) -> Result<TrainConfig> {
             return refuse("--class-weight", given.clone(), saved.to_string());
         }
     }
+    same!("--dicom-window", args.dicom.dicom_window.map(Some), cfg.dicom.window);
+    same!("--dicom-frame", args.dicom.dicom_frame.map(Some), cfg.dicom.frame);
     if let Some(epochs) = args.epochs {
         cfg.epochs = epochs;
     }
@@ -314,6 +320,9 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
     match &cfg.class_weight {
         Some(cw) => println!("class weights (training loss only): {}", cw.describe(&cfg.classes)),
         None => println!("class weights: none (every sample weighs 1)"),
+    }
+    if cfg.dicom != DicomOptions::default() {
+        println!("DICOM input: {}", cfg.dicom.describe());
     }
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();

@@ -3,7 +3,9 @@
 //! subfolders (label = position in that order); each class folder is walked
 //! recursively without following symlinked folders, folders in sorted path
 //! order and files sorted by name within each; a file counts when its
-//! extension names a format the `image` crate can decode.
+//! extension names a format the `image` crate can decode, or when it is a
+//! DICOM file (`.dcm`/`.dicom`, or the DICOM preamble and magic, see
+//! `data::dicom`).
 //!
 //! Unlike Keras, a class folder without images, or a split without any, is an
 //! error rather than a silently empty class; a file reached twice (a
@@ -29,12 +31,14 @@ fn folder_err(path: &Path, reason: impl Into<String>) -> Error {
     Error::Io { path: path.display().to_string(), reason: reason.into() }
 }
 
-/// Whether `path`'s extension names a format the `image` crate decodes here.
+/// Whether `path`'s extension names a format the `image` crate decodes here,
+/// or `path` is a DICOM file (by extension, else by its first 132 bytes).
 pub fn is_image_file(path: &Path) -> bool {
     path.extension()
         .and_then(image::ImageFormat::from_extension)
         // AVIF reports reading enabled with the encoder feature, but decoding needs `avif-native`.
         .is_some_and(|f| f.reading_enabled() && f != image::ImageFormat::Avif)
+        || super::dicom::is_dicom_file(path)
 }
 
 impl ImageFolder {
@@ -81,7 +85,7 @@ impl ImageFolder {
             return Err(folder_err(
                 dir,
                 format!(
-                    "has no images in any of its class folders {classes:?} (looked for png, jpg, bmp, gif, tiff, webp, …)"
+                    "has no images in any of its class folders {classes:?} (looked for png, jpg, bmp, gif, tiff, webp, …, and DICOM)"
                 ),
             ));
         }

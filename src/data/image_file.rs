@@ -2,8 +2,11 @@
 //! `load_img(target_size, interpolation='nearest')` + preprocessing does:
 //! decode, convert to RGB (grayscale replicated, alpha dropped), resize with
 //! PIL's nearest-neighbour rule, then scale. The training loader augments
-//! between the resize ([`load_rgb`]) and the scaling ([`Preprocess::scale`]).
+//! between the resize ([`load_rgb_with`]) and the scaling ([`Preprocess::scale`]).
+//! DICOM files are decoded and windowed to 8-bit RGB first (`data::dicom`),
+//! then take the same path.
 
+use super::dicom::{DicomOptions, is_dicom_file, load_dicom_rgb};
 use crate::error::{Error, Result};
 use std::path::Path;
 
@@ -54,34 +57,26 @@ impl Preprocess {
 /// before it is allocated, whatever the crate's default becomes).
 pub const MAX_DECODED_BYTES: u64 = 512 << 20;
 
-/// Decodes `path` and returns `size`×`size`×3 values (row-major HWC).
+/// Decodes `path` and returns `size`×`size`×3 values (row-major HWC), DICOM
+/// files read with the default [`DicomOptions`].
 pub fn load_image(path: &Path, size: usize, pre: Preprocess) -> Result<Vec<f32>> {
-    Ok(load_rgb(path, size)?.into_iter().map(|v| pre.apply(v)).collect())
+    load_image_with(path, size, pre, &DicomOptions::default())
 }
 
-/// Decodes `path`, converts it to RGB and resizes it to `size`×`size` with
-/// PIL's nearest rule: `size`×`size`×3 bytes (row-major HWC).
+/// [`load_image`] with DICOM files read as `dicom` says.
+pub fn load_image_with(path: &Path, size: usize, pre: Preprocess, dicom: &DicomOptions) -> Result<Vec<f32>> {
+    Ok(load_rgb_with(path, size, dicom)?.into_iter().map(|v| pre.apply(v)).collect())
+}
+
+/// [`load_rgb_with`] with the default [`DicomOptions`].
 pub fn load_rgb(path: &Path, size: usize) -> Result<Vec<u8>> {
-    let open = || {
-        image::ImageReader::open(path)
-            .and_then(|r| r.with_guessed_format())
-            .map_err(|e| Error::Io { path: path.display().to_string(), reason: format!("cannot open: {e}") })
-    };
-    let mut reader = open()?;
-    let mut limits = image::Limits::default();
-    limits.max_alloc = Some(MAX_DECODED_BYTES);
-    reader.limits(limits);
-    let img = match reader.decode() {
-        Ok(img) => img.to_rgb8(),
-        Err(image::ImageError::Limits(_)) => {
-            let dims = open()?.into_dimensions().map_or_else(|_| "its size".to_string(), |(w, h)| format!("{w}x{h}"));
-            return Err(Error::Io {
-                path: path.display().to_string(),
-                reason: format!("image of {dims} pixels needs more than {MAX_DECODED_BYTES} bytes to decode, the limit for one image"),
-            });
-        }
-        Err(e) => return Err(Error::Io { path: path.display().to_string(), reason: format!("cannot decode image: {e}") }),
-    };
+    load_rgb_with(path, size, &DicomOptions::default())
+}
+
+/// Decodes `path` (DICOM as `dicom` says), converts it to RGB and resizes it
+/// to `size`×`size` with PIL's nearest rule: `size`×`size`×3 bytes (row-major HWC).
+pub fn load_rgb_with(path: &Path, size: usize, dicom: &DicomOptions) -> Result<Vec<u8>> {
+    let img = if is_dicom_file(path) { load_dicom_rgb(path, dicom)? } else { decode_rgb(path)? };
     let (w, h) = (img.width() as usize, img.height() as usize);
     if w == 0 || h == 0 {
         return Err(Error::Io { path: path.display().to_string(), reason: "image has no pixels".into() });
@@ -97,6 +92,30 @@ pub fn load_rgb(path: &Path, size: usize) -> Result<Vec<u8>> {
         }
     }
     Ok(out)
+}
+
+/// Decodes an image file the `image` crate reads, as 8-bit RGB.
+fn decode_rgb(path: &Path) -> Result<image::RgbImage> {
+    let open = || {
+        image::ImageReader::open(path)
+            .and_then(|r| r.with_guessed_format())
+            .map_err(|e| Error::Io { path: path.display().to_string(), reason: format!("cannot open: {e}") })
+    };
+    let mut reader = open()?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    reader.limits(limits);
+    match reader.decode() {
+        Ok(img) => Ok(img.to_rgb8()),
+        Err(image::ImageError::Limits(_)) => {
+            let dims = open()?.into_dimensions().map_or_else(|_| "its size".to_string(), |(w, h)| format!("{w}x{h}"));
+            Err(Error::Io {
+                path: path.display().to_string(),
+                reason: format!("image of {dims} pixels needs more than {MAX_DECODED_BYTES} bytes to decode, the limit for one image"),
+            })
+        }
+        Err(e) => Err(Error::Io { path: path.display().to_string(), reason: format!("cannot decode image: {e}") }),
+    }
 }
 
 /// PIL's NEAREST: sample the source pixel under the output pixel's centre.

@@ -22,7 +22,8 @@
 
 use super::augment::{Augment, Transform};
 use super::folder::ImageFolder;
-use super::image_file::{Preprocess, load_rgb};
+use super::dicom::DicomOptions;
+use super::image_file::{Preprocess, load_rgb_with};
 use crate::error::{Error, Result};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -44,6 +45,8 @@ pub struct LoaderConfig {
     /// Random shear/zoom/flip (training only).
     pub augment: Option<Augment>,
     pub preprocess: Preprocess,
+    /// How DICOM files are windowed and which frame is read.
+    pub dicom: DicomOptions,
     pub seed: u64,
     /// Decoding threads (at least 1).
     pub workers: usize,
@@ -52,8 +55,8 @@ pub struct LoaderConfig {
 }
 
 impl LoaderConfig {
-    /// No shuffle, no augmentation, rescale 1/255, seed 0, one worker per
-    /// CPU core, 2 batches of prefetch.
+    /// No shuffle, no augmentation, rescale 1/255, default DICOM handling,
+    /// seed 0, one worker per CPU core, 2 batches of prefetch.
     pub fn new(image_size: usize, batch: usize) -> LoaderConfig {
         LoaderConfig {
             image_size,
@@ -61,6 +64,7 @@ impl LoaderConfig {
             shuffle: false,
             augment: None,
             preprocess: Preprocess::Rescale,
+            dicom: DicomOptions::default(),
             seed: 0,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             prefetch: 2,
@@ -145,7 +149,7 @@ impl Shared {
     /// decode → RGB → resize → augment → preprocess.
     fn prepare(&self, sample: usize, epoch: usize) -> Result<Vec<f32>> {
         let s = self.config.image_size;
-        let rgb = load_rgb(&self.folder.samples()[sample].0, s)?;
+        let rgb = load_rgb_with(&self.folder.samples()[sample].0, s, &self.config.dicom)?;
         let transform = match &self.config.augment {
             Some(augment) => {
                 augment.draw(&mut StdRng::seed_from_u64(stream_seed(self.config.seed, Stream::Augment, epoch, sample)))
@@ -206,6 +210,7 @@ impl Loader {
         if let Some(augment) = &config.augment {
             augment.validate()?;
         }
+        config.dicom.validate()?;
         let on_skip: SkipCallback =
             Arc::new(|s: &Skipped| eprintln!("warning: skipping {}: {}", s.path.display(), s.reason));
         let shared = Shared { folder, config, skipped: Mutex::new(BTreeMap::new()), on_skip: Mutex::new(on_skip) };

@@ -4,7 +4,7 @@
 
 use super::callbacks::CallbackConfig;
 use super::class_weight::ClassWeights;
-use crate::data::{Augment, Preprocess};
+use crate::data::{Augment, DicomOptions, Preprocess};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -36,6 +36,11 @@ pub struct TrainConfig {
     /// files written before the cache existed load with it on.
     #[serde(default = "on")]
     pub feature_cache: bool,
+    /// How DICOM files are read (`--dicom-window`, `--dicom-frame`), for
+    /// training and for predict/evaluate; runs written before DICOM input load
+    /// with the defaults.
+    #[serde(default)]
+    pub dicom: DicomOptions,
     /// Class names in label order (sorted folder names of train/).
     pub classes: Vec<String>,
     /// Validate on this stratified fraction of train/ (recorded in
@@ -101,6 +106,7 @@ impl TrainConfig {
             crate::data::split::check_fraction(f)?;
         }
         self.callbacks.validate()?;
+        self.dicom.validate()?;
         if self.classes.len() < 2 {
             return bad(format!("classes {:?}: a classifier needs at least 2 classes (one subfolder of train/ per class)", self.classes));
         }

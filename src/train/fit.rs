@@ -103,6 +103,7 @@ impl Running {
 fn loader(folder: ImageFolder, cfg: &TrainConfig, training: bool) -> Result<Loader> {
     let mut lc = LoaderConfig::new(cfg.image_size, cfg.batch);
     lc.preprocess = cfg.preprocess;
+    lc.dicom = cfg.dicom;
     lc.seed = cfg.seed;
     lc.shuffle = training;
     lc.augment = (training && cfg.augment).then(|| cfg.augmentation());
