@@ -1,0 +1,81 @@
+//! Issue 9's workflow end to end through the `incept` binary, on an
+//! imbalanced class-per-folder set without valid/: `train
+//! --validation-split --class-weight balanced --early-stopping 2`, then
+//! `evaluate --tta 4` (clinical metrics, JSON and plots) and `explain`
+//! (Grad-CAM pictures and maps).
+mod binary;
+
+use binary::{CLASSES, incept, make_tree, ok, weights};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
+
+#[test]
+fn imbalanced_set_split_weighted_stopped_evaluated_with_tta_and_explained() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_tree(&data, &[("train", 10), ("test", 3)]);
+    // The rare class: 4 training images of 10.
+    let rare = data.join("train").join(CLASSES[2]);
+    for i in 4..10 {
+        std::fs::remove_file(rare.join(format!("{i:03}.png"))).unwrap();
+    }
+    let w = weights(tmp.path());
+    let run = tmp.path().join("run");
+    let out = ok(incept(&[
+        "train", "--data", s(&data), "--weights", s(&w), "--out", s(&run), "--epochs", "3", "--image-size", "75", "--batch", "6",
+        "--head", "8", "--seed", "3", "--validation-split", "0.25", "--class-weight", "balanced", "--early-stopping", "2",
+    ]));
+    assert!(out.contains("class weights (training loss only)"), "{out}");
+
+    // Balanced weights count the training side of the recorded split: n / (classes · count).
+    let split = json(&run.join("split.json"));
+    let mut counts = BTreeMap::new();
+    for f in split["train"].as_array().unwrap() {
+        let class = f["path"].as_str().unwrap().split('/').next().unwrap().to_string();
+        *counts.entry(class).or_insert(0usize) += 1;
+    }
+    let n: usize = counts.values().sum();
+    let cfg = json(&run.join("run.json"));
+    let saved: Vec<f64> = cfg["class_weight"]["weights"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    for (k, class) in CLASSES.iter().enumerate() {
+        let want = n as f64 / (CLASSES.len() * counts[*class]) as f64;
+        assert!((saved[k] - want).abs() < 1e-12, "class {class}: weight {} but {n} / (3 · {})", saved[k], counts[*class]);
+    }
+    assert!(saved[2] > saved[0], "the rare class weighs more: {saved:?}");
+    assert_eq!(cfg["early_stopping"], 2);
+
+    let out = ok(incept(&["evaluate", "--model", s(&run), "--data", s(&data.join("test")), "--tta", "4"]));
+    assert!(out.to_lowercase().contains("balanced accuracy"), "{out}");
+    let metrics = json(&run.join("metrics.json"));
+    assert_eq!(metrics["tta"], 4);
+    assert_eq!(metrics["images"], 9);
+    let per_class = metrics["per_class"].as_array().unwrap();
+    assert_eq!(per_class.len(), 3);
+    for c in per_class {
+        let auc = c["roc_auc"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&auc), "{c}");
+    }
+    for png in ["roc.png", "precision_recall.png", "top_losses.png", "confusion_matrix.png"] {
+        let (w, h) = image::image_dimensions(run.join(png)).unwrap_or_else(|e| panic!("{png}: {e}"));
+        assert!(w > 100 && h > 100, "{png}: {w}×{h}");
+    }
+
+    let maps = tmp.path().join("gradcam");
+    let test_rare = data.join("test").join(CLASSES[2]);
+    ok(incept(&["explain", "--model", s(&run), "--out", s(&maps), "--layer", "mixed7", s(&test_rare.join("000.png")), s(&test_rare.join("001.png"))]));
+    for stem in ["000", "001"] {
+        assert!(maps.join(format!("{stem}.gradcam.png")).is_file(), "{stem}.gradcam.png");
+        let map = incept::io::read_safetensors(&maps.join(format!("{stem}.gradcam.safetensors"))).unwrap();
+        // mixed7 at 75²: 3×3; a Grad-CAM map is a ReLU, never negative.
+        assert_eq!(map["gradcam"].shape, vec![3, 3]);
+        assert!(map["gradcam"].data.iter().all(|&v| v >= 0.0));
+    }
+}
