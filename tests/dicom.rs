@@ -607,13 +607,14 @@ fn train_refuses_bad_dicom_flags_before_writing_anything() {
 fn train_runs_on_a_class_folder_of_dicom_files_and_predict_uses_its_window() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    for (split, n) in [("train", 3), ("valid", 1)] {
+    for (split, n, seed) in [("train", 3, 0u64), ("valid", 1, 100)] {
         for (c, class) in ["air", "bone"].iter().enumerate() {
             let folder = data.join(split).join(class);
             std::fs::create_dir_all(&folder).unwrap();
             for i in 0..n {
                 let base = if c == 0 { -900 } else { 700 };
-                let stored: Vec<i16> = samples(40 * 30, base, base + 200, i as u64).into_iter().map(|v| (v + 1024) as i16).collect();
+                // Distinct pixels per split: the same file in train/ and valid/ is refused as a leak.
+                let stored: Vec<i16> = samples(40 * 30, base, base + 200, seed + i as u64).into_iter().map(|v| (v + 1024) as i16).collect();
                 let spec = Spec { rescale: Some(("1", "-1024")), ..Spec::mono(30, 40, Pixels::I16(stored)) };
                 // One training file per class without an extension.
                 let name = if i == 0 { format!("slice{i}") } else { format!("slice{i}.dcm") };

@@ -15,7 +15,7 @@ bash tools/fetch-dicom-samples.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test "$@" 2>&1 | tee "$log" || status=$?
+cargo test --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 # The exports against their real consumers (ONNX Runtime, TF.js), through the binary.
 bash tools/deploy-check/run.sh 2>&1 | tee -a "$log" || status=$?
 awk '/^(test|deploy-check) result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
