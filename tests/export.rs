@@ -313,3 +313,48 @@ fn inspect_names_format_model_and_preprocessing_and_rejects_bad_files() {
         assert!(!o.status.success() && t.contains(name) && t.contains(expected) && !t.contains("panicked"), "{name}: {t}");
     }
 }
+
+/// A .keras archive of InceptionV3 + the tutorial's head: config.json and
+/// metadata.json as Keras 3.15.1 wrote them (tests/data/keras), zipped with a
+/// stand-in for the HDF5 weights, which inspect does not read.
+fn keras_archive(path: &Path, weights_member: Option<&[u8]>) {
+    use std::io::Write;
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/keras");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (member, file) in [("metadata.json", "inception_v3_head_metadata.json"), ("config.json", "inception_v3_head_config.json")] {
+        zip.start_file(member, options).unwrap();
+        zip.write_all(&std::fs::read(data.join(file)).unwrap()).unwrap();
+    }
+    if let Some(bytes) = weights_member {
+        zip.start_file("model.weights.h5", options).unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+#[test]
+fn inspect_reads_keras_archives_written_by_keras() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inspect = |p: &Path| incept(&["inspect", p.to_str().unwrap()]);
+    let full = tmp.path().join("full.keras");
+    keras_archive(&full, Some(b"\x89HDF\r\n\x1a\n"));
+    let o = inspect(&full);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("Keras 3 .keras archive") && t.contains("config.json 309028 bytes"), "{t}");
+    assert!(t.contains("Keras InceptionV3 base (94 Conv2D, 94 BatchNormalization) + head Dense(8, relu) → Dense(3, softmax), input [null,75,75,3]"), "{t}");
+    assert!(t.contains("metadata keras_version: 3.15.1") && t.contains("tensors: in model.weights.h5"), "{t}");
+
+    // A whole .keras file Keras wrote (a small Dense model): read, and not taken for InceptionV3.
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/keras/tiny_dense.keras");
+    let o = inspect(&tiny);
+    let t = text(&o);
+    assert!(o.status.success() && t.contains("not InceptionV3") && t.contains("2 Dense") && t.contains("input [null,4]"), "{t}");
+
+    let missing = tmp.path().join("missing.keras");
+    keras_archive(&missing, None);
+    let o = inspect(&missing);
+    let t = text(&o);
+    assert!(!o.status.success() && t.contains("missing.keras") && t.contains("needs model.weights.h5") && !t.contains("panicked"), "{t}");
+}

@@ -11,6 +11,7 @@
 use super::keras_inception_v3::{check_weights, convs, conv_name};
 use super::safetensors_io::decode_safetensors;
 use super::{TensorMap, tfjs};
+use super::keras_archive::KerasArchive;
 use crate::error::{Error, Result};
 use crate::export::onnx_proto::{self, ModelProto};
 use crate::models::inception_v3::keras3_names;
@@ -37,6 +38,9 @@ pub struct Report {
     pub preprocess: String,
     /// Metadata key/value pairs the file carries.
     pub metadata: Vec<(String, String)>,
+    /// Where the tensors are when the file's format keeps them out of reach
+    /// of inspect (a .keras archive's HDF5 weights); `tensors` is then empty.
+    pub unread: Option<String>,
 }
 
 impl Report {
@@ -54,10 +58,10 @@ pub fn inspect(path: &Path) -> Result<Report> {
     let bad = |reason: String| Error::Io { path: path.display().to_string(), reason };
     let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
     if bytes.starts_with(HDF5_SIGNATURE) {
-        return Err(bad("HDF5 file (Keras .h5 / .weights.h5): not yet supported by inspect; tools/keras_h5_to_safetensors.py converts Keras .h5 files".into()));
+        return Err(bad("HDF5 file (Keras .h5 / .weights.h5): inspect does not read HDF5; tools/keras_h5_to_safetensors.py converts Keras .h5, .weights.h5 and .keras files".into()));
     }
     if bytes.starts_with(ZIP_SIGNATURE) {
-        return Err(bad("zip archive (Keras .keras?): not yet supported by inspect".into()));
+        return inspect_keras(path, &bytes);
     }
     if is_safetensors(&bytes) {
         return inspect_safetensors(path, &bytes);
@@ -105,7 +109,7 @@ fn inspect_safetensors(path: &Path, bytes: &[u8]) -> Result<Report> {
         Some(Some(Ok(cfg))) => format!("{} ({}), from the run's run.json", cfg.preprocess.name(), cfg.preprocess.formula()),
         _ => "not recorded in the file".into(),
     };
-    Ok(Report { path: path.to_path_buf(), format: "safetensors".into(), tensors, model, preprocess, metadata })
+    Ok(Report { path: path.to_path_buf(), format: "safetensors".into(), tensors, model, preprocess, metadata, unread: None })
 }
 
 /// Base and head in Keras naming (HWIO kernels, BatchNorm unfolded).
@@ -195,7 +199,7 @@ fn inspect_tfjs(path: &Path, bytes: &[u8]) -> Result<Report> {
     }
     let preprocess = metadata.iter().find(|(k, _)| k == "incept.preprocess_formula").map_or("not recorded in the file".into(), |(_, v)| v.clone());
     let format = format!("TF.js layers model ({layer_count} layers, Keras {})", keras_version.as_deref().unwrap_or("unknown"));
-    Ok(Report { path: path.to_path_buf(), format, tensors, model: model_desc, preprocess, metadata })
+    Ok(Report { path: path.to_path_buf(), format, tensors, model: model_desc, preprocess, metadata, unread: None })
 }
 
 /// `userDefinedMetadata` string values of a model.json.
@@ -205,6 +209,27 @@ fn user_metadata(text: &str) -> Vec<(String, String)> {
         .and_then(|m| m.as_object())
         .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
         .unwrap_or_default()
+}
+
+/// A Keras 3 `.keras` archive: its layers from config.json; the HDF5 weights are not read.
+fn inspect_keras(path: &Path, bytes: &[u8]) -> Result<Report> {
+    let archive = KerasArchive::read(path, bytes)?;
+    let weights = archive.members.iter().find(|(n, _)| n == "model.weights.h5").map_or(0, |(_, size)| *size);
+    let preprocess = match archive.metadata.iter().find(|(k, _)| k == "incept.preprocess") {
+        Some((_, p)) => format!("{p}, from the archive's metadata.json (incept's Keras export)"),
+        None => "not recorded in the file".into(),
+    };
+    Ok(Report {
+        path: path.to_path_buf(),
+        format: format!("Keras 3 .keras archive ({})", archive.members.iter().map(|(n, s)| format!("{n} {s} bytes")).collect::<Vec<_>>().join(", ")),
+        tensors: Vec::new(),
+        unread: Some(format!(
+            "in model.weights.h5 ({weights} bytes of HDF5, not read by inspect; tools/keras_h5_to_safetensors.py converts them)"
+        )),
+        model: archive.model(),
+        preprocess,
+        metadata: archive.metadata,
+    })
 }
 
 fn inspect_onnx(path: &Path, bytes: &[u8]) -> Result<Report> {
@@ -251,7 +276,7 @@ fn inspect_onnx(path: &Path, bytes: &[u8]) -> Result<Report> {
         io(&graph.input),
         io(&graph.output)
     );
-    Ok(Report { path: path.to_path_buf(), format, tensors, model: model_desc, preprocess, metadata })
+    Ok(Report { path: path.to_path_buf(), format, tensors, model: model_desc, preprocess, metadata, unread: None })
 }
 
 impl fmt::Display for Report {
@@ -262,7 +287,10 @@ impl fmt::Display for Report {
         }
         let dtypes: Vec<String> = dtypes.iter().map(|(d, n)| format!("{n} {d}")).collect();
         writeln!(f, "{}: {}", self.path.display(), self.format)?;
-        writeln!(f, "tensors: {} ({}), {} parameters", self.tensors.len(), dtypes.join(", "), self.parameters())?;
+        match &self.unread {
+            Some(place) => writeln!(f, "tensors: {place}")?,
+            None => writeln!(f, "tensors: {} ({}), {} parameters", self.tensors.len(), dtypes.join(", "), self.parameters())?,
+        }
         writeln!(f, "model: {}", self.model)?;
         writeln!(f, "preprocessing: {}", self.preprocess)?;
         for (k, v) in &self.metadata {

@@ -8,6 +8,7 @@
 
 pub mod atomic;
 pub mod inspect;
+pub mod keras_archive;
 pub mod keras_inception_v3;
 pub mod safetensors_io;
 pub mod synthetic;
