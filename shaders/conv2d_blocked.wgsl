@@ -15,16 +15,18 @@
 // and each (m, ky, kx) reads a contiguous run of cin input values, whose
 // start is computed once per tap, outside the ci loop.
 //
-// Tiling: each invocation computes ROWS = 4 output pixels (spaced LANES_M
-// apart) × 4*VECS = 8 channels, as ROWS*VECS vec4 accumulators. A workgroup
-// of LANES_M × LANES_N invocations covers LANES_M*4 rows × LANES_N*8
-// channels; by default 64 × 1 (256 rows × 8 channels). For small row counts
-// (the 8×8 and 17×17 stages at small images) the launcher moves lanes from
-// rows to channels and shrinks the workgroup, so that few lanes compute
-// clamped rows that are thrown away. Grid: x (folded into z past the
-// dispatch limit: row block = wid.x + wid.z * nwg.x) over row blocks, y over
-// channel blocks. Rows past the end are clamped to the last row and computed
-// but not stored; channels past cout read a valid column and are not stored.
+// Tiling: each invocation computes ROW_GROUPS groups of ROWS = 4 output
+// pixels (spaced LANES_M apart) × 4*VECS = 8 channels, as ROWS*VECS vec4
+// accumulators per group. A workgroup of LANES_M × LANES_N invocations covers
+// LANES_M*4*ROW_GROUPS rows × LANES_N*8 channels; by default 64 × 1 with one
+// group (256 rows × 8 channels), two groups (512 rows) on large row counts
+// (vec4 entry point only). For small row counts (the 8×8 and 17×17 stages at
+// small images) the launcher moves lanes from rows to channels and shrinks
+// the workgroup, so that few lanes compute clamped rows that are thrown away.
+// Grid: x (folded into z past the dispatch limit: row block = wid.x + wid.z *
+// nwg.x) over row blocks, y over channel blocks. Rows past the end are
+// clamped to the last row and computed but not stored; channels past cout
+// read a valid column and are not stored.
 //
 // Entry points:
 //   conv2d_blocked_vec4  cin % 4 == 0 and cout % 4 == 0 (every InceptionV3
@@ -33,11 +35,16 @@
 //                        accumulator;
 //   conv2d_blocked       any cin and cout, scalar loads.
 // Why this shape on lavapipe: a workgroup runs as 8-wide SIMD on one CPU
-// thread, and (Mesa 25.0) each storage load inside a loop becomes eight
-// scalar loads with bounds checks, so loads, not FMAs, bound the speed.
-// vec4 loads cost about half as much per element as scalar ones; a block of
-// 4 pixels × 8 channels measured fastest (blocks of 8×8, 4×16, 16×8 and
-// 16×16 were slower, 2×16 and 1×32 much slower).
+// thread, and Mesa 25.0 turns every storage load whose offset is not built
+// from constants alone (any offset inside a loop) into a loop over the 8
+// lanes, each with a bounds-check branch per component, so loads, not
+// multiply-adds, bound the speed (GALLIVM_DEBUG=asm shows it). vec4 loads
+// cost about half as much per element as scalar ones, and every weight vec4
+// loaded serves all the rows of the invocation: 4 pixels × 8 channels, or 8
+// × 8 with two row groups. The groups are written out because the compiler
+// stops unrolling a row loop longer than 4, and a dynamically indexed
+// accumulator array then lives in memory (which is why plain 8×8, 4×16 and
+// 16×16 blocks measured slower than 4×8).
 //
 // Override PADDED = false when no tap can fall outside the input (1×1
 // kernels, 'valid' padding): it removes the zero-padding bounds test and mask.
@@ -75,6 +82,10 @@ const ROWS: u32 = 4u;
 const VECS: u32 = 2u;
 
 override PADDED: bool = true;
+
+// conv2d_blocked_vec4 only: 1 or 2 groups of ROWS pixels per invocation
+// sharing each weight load (2 halves the weight loads per FLOP).
+override ROW_GROUPS: u32 = 1u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -152,55 +163,84 @@ fn store_block(row0: u32, col0: u32, acc: array<vec4<f32>, ROWS * VECS>) {
     }
 }
 
+// One row group's share of a c4 step: its ROWS pixels' 4 input channels
+// times the step's weights, into the group's accumulators.
+fn mac_group(acc: ptr<function, array<vec4<f32>, ROWS * VECS>>, taps: ptr<function, array<Tap, ROWS>>, c4: u32, wm: array<mat4x4<f32>, VECS>) {
+    for (var r = 0u; r < ROWS; r++) {
+        var a = x4[(*taps)[r].at + c4];
+        if (PADDED) {
+            a *= (*taps)[r].inside;
+        }
+        for (var v = 0u; v < VECS; v++) {
+            (*acc)[r * VECS + v] += wm[v] * a;
+        }
+    }
+}
+
+// Tap (ky, kx) of a group's pixels, offsets in vec4 units.
+fn group_taps_vec4(origins: array<Origin, ROWS>, ky: u32, kx: u32) -> array<Tap, ROWS> {
+    var taps: array<Tap, ROWS>;
+    for (var r = 0u; r < ROWS; r++) {
+        taps[r] = tap(origins[r], ky, kx);
+        taps[r].at /= 4u;
+    }
+    return taps;
+}
+
+// Origins of a group's pixels: rows row0, row0 + LANES_M, ...
+fn group_origins(row0: u32) -> array<Origin, ROWS> {
+    var origins: array<Origin, ROWS>;
+    for (var r = 0u; r < ROWS; r++) {
+        origins[r] = origin(row0 + r * LANES_M);
+    }
+    return origins;
+}
+
 @compute @workgroup_size(LANES_M * LANES_N)
 fn conv2d_blocked_vec4(
     @builtin(local_invocation_index) lane: u32,
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    let row0 = (wid.x + wid.z * nwg.x) * LANES_M * ROWS + lane % LANES_M;
+    let row0 = (wid.x + wid.z * nwg.x) * LANES_M * ROWS * ROW_GROUPS + lane % LANES_M;
+    let row1 = row0 + ROWS * LANES_M;
     let col0 = (wid.y * LANES_N + lane / LANES_M) * 4u * VECS;
     let cout4 = p.cout / 4u;
-    var origins: array<Origin, ROWS>;
-    for (var r = 0u; r < ROWS; r++) {
-        origins[r] = origin(row0 + r * LANES_M);
-    }
+    let origins0 = group_origins(row0);
+    let origins1 = group_origins(row1);
     var col4: array<u32, VECS>;
     for (var v = 0u; v < VECS; v++) {
         col4[v] = min(col0 / 4u + v, cout4 - 1u);
     }
 
-    var acc: array<vec4<f32>, ROWS * VECS>;
+    var acc0: array<vec4<f32>, ROWS * VECS>;
+    var acc1: array<vec4<f32>, ROWS * VECS>;
     for (var ky = 0u; ky < p.kh; ky++) {
         for (var kx = 0u; kx < p.kw; kx++) {
-            var taps: array<Tap, ROWS>;
-            for (var r = 0u; r < ROWS; r++) {
-                taps[r] = tap(origins[r], ky, kx);
-                taps[r].at /= 4u;
-            }
+            var taps0 = group_taps_vec4(origins0, ky, kx);
+            var taps1 = group_taps_vec4(origins1, ky, kx);
             // w4 index of row k = (ky*kw + kx)*cin + 4*c4 at column vec4 0.
             var w_at = (ky * p.kw + kx) * p.cin * cout4;
             for (var c4 = 0u; c4 < p.cin / 4u; c4++) {
-                // Columns: weights of 4 input channels × 4 output channels.
+                // Columns: weights of 4 input channels × 4 output channels,
+                // loaded once for both row groups.
                 var wm: array<mat4x4<f32>, VECS>;
                 for (var v = 0u; v < VECS; v++) {
                     let at = w_at + col4[v];
                     wm[v] = mat4x4(w4[at], w4[at + cout4], w4[at + 2u * cout4], w4[at + 3u * cout4]);
                 }
-                for (var r = 0u; r < ROWS; r++) {
-                    var a = x4[taps[r].at + c4];
-                    if (PADDED) {
-                        a *= taps[r].inside;
-                    }
-                    for (var v = 0u; v < VECS; v++) {
-                        acc[r * VECS + v] += wm[v] * a;
-                    }
+                mac_group(&acc0, &taps0, c4, wm);
+                if (ROW_GROUPS == 2u) {
+                    mac_group(&acc1, &taps1, c4, wm);
                 }
                 w_at += 4u * cout4;
             }
         }
     }
-    store_block(row0, col0, acc);
+    store_block(row0, col0, acc0);
+    if (ROW_GROUPS == 2u) {
+        store_block(row1, col0, acc1);
+    }
 }
 
 @compute @workgroup_size(LANES_M * LANES_N)
@@ -211,10 +251,7 @@ fn conv2d_blocked(
 ) {
     let row0 = (wid.x + wid.z * nwg.x) * LANES_M * ROWS + lane % LANES_M;
     let col0 = (wid.y * LANES_N + lane / LANES_M) * 4u * VECS;
-    var origins: array<Origin, ROWS>;
-    for (var r = 0u; r < ROWS; r++) {
-        origins[r] = origin(row0 + r * LANES_M);
-    }
+    let origins = group_origins(row0);
     var cols: array<vec4<u32>, VECS>;
     for (var v = 0u; v < VECS; v++) {
         cols[v] = min(vec4(col0 + 4u * v) + vec4(0u, 1u, 2u, 3u), vec4(p.cout - 1u));
