@@ -31,10 +31,11 @@
 // 4 channels), 64 per workgroup, over a 1-D grid folded into y (index
 // wid.x + wid.y·nwg.x). The GEMM is conv2d_blocked_vec4 with a 1×1 kernel:
 // no workgroup memory, no barriers (lavapipe runs a workgroup as 8-wide SIMD
-// on one CPU thread); each invocation computes ROWS = 4 tiles (LANES_M apart)
-// × 8 channels as 8 vec4 accumulators, per 4 input channels one mat4x4 × vec4
-// per accumulator; a workgroup of LANES_M × LANES_N lanes covers LANES_M·4
-// tiles × LANES_N·8 channels. Grid: x over tile blocks (folded into z past
+// on one CPU thread); each invocation computes ROW_GROUPS (1 or 2) groups of
+// ROWS = 4 tiles (LANES_M apart) × 8 channels as 8 vec4 accumulators per
+// group, per 4 input channels one mat4x4 × vec4 per accumulator; a workgroup
+// of LANES_M × LANES_N lanes covers LANES_M·4·ROW_GROUPS tiles × LANES_N·8
+// channels. Grid: x over tile blocks (folded into z past
 // the dispatch limit), y over (ξ, channel block) as ξ·col_blocks + block.
 // Tiles past the end are clamped to the last and not stored; channel vec4s
 // past cout4 likewise.
@@ -70,6 +71,9 @@ override LANES_M: u32 = 64u;
 override LANES_N: u32 = 1u;
 const ROWS: u32 = 4u;
 const VECS: u32 = 2u;
+// winograd_gemm: 1 or 2 groups of ROWS tiles per invocation sharing each U
+// load, as in conv2d_blocked_vec4 (the launcher's rule is the same).
+override ROW_GROUPS: u32 = 1u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -298,42 +302,28 @@ fn winograd4_input(
 @group(0) @binding(2) var<storage, read> u4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> m_out: array<vec4<f32>>;
 
-@compute @workgroup_size(LANES_M * LANES_N)
-fn winograd_gemm(
-    @builtin(local_invocation_index) lane: u32,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-    let point = wid.y / p.col_blocks;
-    let row0 = (wid.x + wid.z * nwg.x) * LANES_M * ROWS + lane % LANES_M;
-    let col4_0 = ((wid.y % p.col_blocks) * LANES_N + lane / LANES_M) * VECS;
+// V offsets of a row group's tiles (clamped into range) for point `point`.
+fn gemm_rows(point: u32, row0: u32) -> array<u32, ROWS> {
     var a_at: array<u32, ROWS>;
     for (var r = 0u; r < ROWS; r++) {
         a_at[r] = (point * p.tiles + min(row0 + r * LANES_M, p.tiles - 1u)) * p.cin4;
     }
-    var col4: array<u32, VECS>;
-    for (var v = 0u; v < VECS; v++) {
-        col4[v] = min(col4_0 + v, p.cout4 - 1u);
-    }
+    return a_at;
+}
 
-    var acc: array<vec4<f32>, ROWS * VECS>;
-    // u4 index of row k = 4·c4 of U[point] at column vec4 0.
-    var w_at = point * 4u * p.cin4 * p.cout4;
-    for (var c4 = 0u; c4 < p.cin4; c4++) {
-        // Columns: U rows of 4 input channels × 4 output channels.
-        var wm: array<mat4x4<f32>, VECS>;
+// One row group's share of a c4 step: its tiles' 4 input channels times the
+// step's U columns, into the group's accumulators.
+fn gemm_mac(acc: ptr<function, array<vec4<f32>, ROWS * VECS>>, a_at: ptr<function, array<u32, ROWS>>, c4: u32, wm: array<mat4x4<f32>, VECS>) {
+    for (var r = 0u; r < ROWS; r++) {
+        let a = v4[(*a_at)[r] + c4];
         for (var v = 0u; v < VECS; v++) {
-            let at = w_at + col4[v];
-            wm[v] = mat4x4(u4[at], u4[at + p.cout4], u4[at + 2u * p.cout4], u4[at + 3u * p.cout4]);
+            (*acc)[r * VECS + v] += wm[v] * a;
         }
-        for (var r = 0u; r < ROWS; r++) {
-            let a = v4[a_at[r] + c4];
-            for (var v = 0u; v < VECS; v++) {
-                acc[r * VECS + v] += wm[v] * a;
-            }
-        }
-        w_at += 4u * p.cout4;
     }
+}
+
+// Stores the in-range rows of a row group.
+fn gemm_store(point: u32, row0: u32, col4_0: u32, acc: array<vec4<f32>, ROWS * VECS>) {
     for (var r = 0u; r < ROWS; r++) {
         let row = row0 + r * LANES_M;
         if (row >= p.tiles) {
@@ -345,6 +335,47 @@ fn winograd_gemm(
                 m_out[out_at + col4_0 + v] = acc[r * VECS + v];
             }
         }
+    }
+}
+
+@compute @workgroup_size(LANES_M * LANES_N)
+fn winograd_gemm(
+    @builtin(local_invocation_index) lane: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let point = wid.y / p.col_blocks;
+    let row0 = (wid.x + wid.z * nwg.x) * LANES_M * ROWS * ROW_GROUPS + lane % LANES_M;
+    let row1 = row0 + ROWS * LANES_M;
+    let col4_0 = ((wid.y % p.col_blocks) * LANES_N + lane / LANES_M) * VECS;
+    var a_at0 = gemm_rows(point, row0);
+    var a_at1 = gemm_rows(point, row1);
+    var col4: array<u32, VECS>;
+    for (var v = 0u; v < VECS; v++) {
+        col4[v] = min(col4_0 + v, p.cout4 - 1u);
+    }
+
+    var acc0: array<vec4<f32>, ROWS * VECS>;
+    var acc1: array<vec4<f32>, ROWS * VECS>;
+    // u4 index of row k = 4·c4 of U[point] at column vec4 0.
+    var w_at = point * 4u * p.cin4 * p.cout4;
+    for (var c4 = 0u; c4 < p.cin4; c4++) {
+        // Columns: U rows of 4 input channels × 4 output channels, loaded
+        // once for both row groups.
+        var wm: array<mat4x4<f32>, VECS>;
+        for (var v = 0u; v < VECS; v++) {
+            let at = w_at + col4[v];
+            wm[v] = mat4x4(u4[at], u4[at + p.cout4], u4[at + 2u * p.cout4], u4[at + 3u * p.cout4]);
+        }
+        gemm_mac(&acc0, &a_at0, c4, wm);
+        if (ROW_GROUPS == 2u) {
+            gemm_mac(&acc1, &a_at1, c4, wm);
+        }
+        w_at += 4u * p.cout4;
+    }
+    gemm_store(point, row0, col4_0, acc0);
+    if (ROW_GROUPS == 2u) {
+        gemm_store(point, row1, col4_0, acc1);
     }
 }
 

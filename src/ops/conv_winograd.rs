@@ -7,7 +7,7 @@
 use crate::error::Result;
 use crate::gpu::{Gpu, Kernel, Work};
 use crate::{kernel, kernel_params};
-use crate::ops::conv::{Geometry, blocked_lanes, grid};
+use crate::ops::conv::{Geometry, blocked_lanes, blocked_row_groups, grid};
 use crate::tensor::{DType, Tensor};
 
 kernel!(WINOGRAD2_FILTER, "conv2d_winograd.wgsl", "winograd2_filter", reads = 1, writes = 1, params = Params, workgroup = GROUP as u32);
@@ -91,7 +91,8 @@ pub(crate) fn launch(tile: OutputTile, g: &Geometry, reads: &[&Tensor; 4], out: 
     let (cin4, cout4) = (g.cin.div_ceil(4), g.cout.div_ceil(4));
     let (tiles_h, tiles_w) = (g.out_h.div_ceil(tile.size()), g.out_w.div_ceil(tile.size()));
     let chunk = images_per_chunk(gpu.limits().max_storage_buffer_binding_size, points * tiles_h * tiles_w * 4 * cin4.max(cout4), g.batch);
-    let (lanes_m, lanes_n) = blocked_lanes(chunk * tiles_h * tiles_w, 4 * cout4);
+    let row_groups = blocked_row_groups(chunk * tiles_h * tiles_w);
+    let (lanes_m, lanes_n) = blocked_lanes((chunk * tiles_h * tiles_w).div_ceil(row_groups), 4 * cout4);
     let col_blocks = (4 * cout4).div_ceil(GEMM_COLS * lanes_n);
     let mut params = Params {
         batch_offset: 0,
@@ -118,7 +119,7 @@ pub(crate) fn launch(tile: OutputTile, g: &Geometry, reads: &[&Tensor; 4], out: 
     let u = Tensor::empty(gpu, &[points, 4 * cin4, 4 * cout4], DType::F32)?;
     gpu.launch(filter_kernel, &[], &params, &[w], &[&u], transform_groups(16 * cin4 * cout4))?;
 
-    let lanes = [("LANES_M", lanes_m as f64), ("LANES_N", lanes_n as f64)];
+    let lanes = [("LANES_M", lanes_m as f64), ("LANES_N", lanes_n as f64), ("ROW_GROUPS", row_groups as f64)];
     for first in (0..g.batch).step_by(chunk) {
         let tiles = chunk.min(g.batch - first) * tiles_h * tiles_w;
         params.batch_offset = first as u32;
@@ -126,7 +127,7 @@ pub(crate) fn launch(tile: OutputTile, g: &Geometry, reads: &[&Tensor; 4], out: 
         let v = Tensor::empty(gpu, &[points, tiles, 4 * cin4], DType::F32)?;
         gpu.launch(input_kernel, &[], &params, &[x], &[&v], transform_groups(tiles * cin4))?;
         let m = Tensor::empty(gpu, &[points, tiles, 4 * cout4], DType::F32)?;
-        let gemm_groups = grid(gpu, tiles.div_ceil(GEMM_ROWS * lanes_m), points * col_blocks);
+        let gemm_groups = grid(gpu, tiles.div_ceil(GEMM_ROWS * row_groups * lanes_m), points * col_blocks);
         // The profile counts the multiply-adds the GEMM does (α² products of
         // [tiles, 4·cin4]·[4·cin4, 4·cout4]), not those of the direct conv it replaces.
         let gemm = Work::new(
