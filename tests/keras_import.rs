@@ -107,10 +107,9 @@ fn the_base_alone_becomes_the_safetensors_file_the_python_converter_writes() {
         assert!(t.contains("InceptionV3 base, 21802784 parameters") && t.contains("376 tensors"), "{t}");
         let weights = read_safetensors(&out).unwrap();
         check_values(name, &weights, 0);
-        // tools/keras_h5_to_safetensors.py writes these tensors with this metadata; its
-        // output for these two fixtures was compared with this command's by hand (sha256
-        // equal, tests/data/README.md). The writer is deterministic, so equal bytes here
-        // mean equal bytes there.
+        // tools/keras_h5_to_safetensors.py writes these tensors with this metadata (its
+        // output for these two fixtures was compared with this command's by hand: same
+        // header and bytes but for the metadata key order, tests/data/README.md).
         let metadata = BTreeMap::from([
             ("model".to_string(), "keras InceptionV3 include_top=False".to_string()),
             ("names".to_string(), "keras3".to_string()),
@@ -118,7 +117,7 @@ fn the_base_alone_becomes_the_safetensors_file_the_python_converter_writes() {
         ]);
         let reference = tmp.path().join("reference.safetensors");
         write_safetensors(&reference, &weights, StorageDtype::F32, &metadata).unwrap();
-        assert!(std::fs::read(&out).unwrap() == std::fs::read(&reference).unwrap(), "{name}: bytes differ from the Python converter's layout");
+        assert!(std::fs::read(&out).unwrap() == std::fs::read(&reference).unwrap(), "{name}: not the bytes of these tensors and metadata");
     }
 }
 
@@ -158,7 +157,8 @@ fn a_model_with_the_head_becomes_a_run_that_predict_and_evaluate_use() {
     assert!(t.contains(&format!("\tfox\t{}", want.join(" "))), "{t}\nwant {want:?}");
 
     let t = ok(incept(&["evaluate", "--model", run.to_str().unwrap(), "--data", images.to_str().unwrap(), "--top-losses", "0"]));
-    assert!(t.contains("fox") && t.contains("6"), "{t}");
+    // Every image is predicted fox.
+    assert!(t.contains("accuracy: 0.3333") && t.contains("cat    0    0    2") && t.contains("fox    0    0    2"), "{t}");
 }
 
 #[test]
@@ -222,7 +222,7 @@ fn other_models_and_damaged_files_are_refused_naming_the_file() {
     let header_only = tmp.path().join("header_only.h5");
     std::fs::write(&header_only, &bytes[..600]).unwrap();
     let cases: [(PathBuf, &str); 7] = [
-        (fixture("tiny_dense.weights.h5"), "missing: the weights of layer conv2d"),
+        (fixture("tiny_dense.weights.h5"), "not Keras 3 InceptionV3 weights"),
         (fixture("tiny_dense_tf_keras.h5"), "not Keras InceptionV3: 0 Conv2D"),
         (fixture("tiny_dense.keras"), "not Keras InceptionV3: 0 Conv2D"),
         (fixture("inception_v3_head_no_weights.keras"), "needs model.weights.h5"),

@@ -194,6 +194,10 @@ fn strings(v: &AttrValue) -> Option<Vec<String>> {
         AttrValue::StringSized { value, .. } | AttrValue::AsciiStringSized { value, .. } => vec![value.clone()],
         AttrValue::StringArray(v) | AttrValue::AsciiStringArray(v) | AttrValue::VarLenStringArray(v) | AttrValue::VarLenAsciiStringArray(v) | AttrValue::VarLenAsciiCharArray(v) => v.clone(),
         AttrValue::StringArraySized { values, .. } | AttrValue::AsciiStringArraySized { values, .. } => values.clone(),
+        // An empty list: numpy makes `np.asarray([])` float64, so a layer without weights
+        // has `weight_names` = an empty float array in Keras 2 / tf_keras files.
+        AttrValue::F64Array(v) if v.is_empty() => Vec::new(),
+        AttrValue::F32Array(v) if v.is_empty() => Vec::new(),
         _ => return None,
     })
 }
@@ -221,6 +225,7 @@ mod tests {
         b.set_attr("split1", AttrValue::AsciiStringArray(names(&["y", "z"])));
         b.set_attr("version", AttrValue::VarLenString("2.21.0".into()));
         b.set_attr("number", AttrValue::F64(1.0));
+        b.set_attr("none", AttrValue::F64Array(Vec::new()));
         let h5 = H5::parse(Path::new("t.h5"), b.finish().unwrap()).unwrap();
         let root = h5.root();
         assert_eq!(root.string_list_attr("fixed").unwrap(), ["conv2d", "batch_normalization_93"]);
@@ -228,6 +233,7 @@ mod tests {
         assert_eq!(root.string_list_attr("vlen").unwrap(), ["a", "bb"]);
         assert_eq!(root.string_list_attr("split").unwrap(), ["x", "y", "z"]);
         assert!(root.string_list_attr("absent").unwrap().is_empty());
+        assert!(root.string_list_attr("none").unwrap().is_empty());
         assert_eq!(root.string_attr("version").unwrap().as_deref(), Some("2.21.0"));
         let e = root.string_attr("number").unwrap_err().to_string();
         assert!(e.contains("t.h5") && e.contains("'number'") && e.contains("expected a string"), "{e}");

@@ -215,7 +215,7 @@ fn user_metadata(text: &str) -> Vec<(String, String)> {
 /// InceptionV3 file, its datasets are listed as stored and the model line says why.
 fn inspect_hdf5(path: &Path, bytes: Vec<u8>) -> Result<Report> {
     match read_keras_file(path) {
-        Ok(file) => Ok(keras_report(&file, file.format.describe().to_string(), Vec::new())),
+        Ok(file) => Ok(keras_report(&file, file.format.describe().to_string(), Vec::new(), None)),
         Err(e) => {
             let h5 = H5::parse(path, bytes)?;
             let tensors = h5.root().all_datasets()?.into_iter().map(|(name, dtype, shape)| TensorInfo { name, dtype, shape }).collect();
@@ -230,7 +230,7 @@ fn inspect_keras(path: &Path, bytes: &[u8]) -> Result<Report> {
     let archive = KerasArchive::read(path, bytes)?;
     let format = format!("Keras 3 .keras archive ({})", archive.members.iter().map(|(n, s)| format!("{n} {s} bytes")).collect::<Vec<_>>().join(", "));
     match read_keras_file(path) {
-        Ok(file) => Ok(keras_report(&file, format, archive.metadata)),
+        Ok(file) => Ok(keras_report(&file, format, archive.metadata.clone(), Some(archive.model()))),
         Err(e) => Ok(Report {
             path: path.to_path_buf(),
             format,
@@ -243,8 +243,10 @@ fn inspect_keras(path: &Path, bytes: &[u8]) -> Result<Report> {
     }
 }
 
-/// The report of a Keras file read: its tensors by layer name, and what they make up.
-fn keras_report(file: &KerasFile, format: String, mut metadata: Vec<(String, String)>) -> Report {
+/// The report of a Keras file read: its tensors by layer name, and what
+/// they make up (when not InceptionV3: `config_model`, what the file's
+/// config describes, where it has one).
+fn keras_report(file: &KerasFile, format: String, mut metadata: Vec<(String, String)>, config_model: Option<String>) -> Report {
     let tensors = file
         .layers
         .iter()
@@ -256,7 +258,7 @@ fn keras_report(file: &KerasFile, format: String, mut metadata: Vec<(String, Str
             format!("InceptionV3 base (include_top=False) + head Dense {}", widths.join("→"))
         }
         Ok(_) => "InceptionV3 base (include_top=False)".into(),
-        Err(e) => format!("not InceptionV3: {}", strip_path(&file.path, &e)),
+        Err(e) => config_model.unwrap_or_else(|| format!("not InceptionV3: {}", strip_path(&file.path, &e))),
     };
     if file.format != crate::io::keras_weights::KerasFormat::Keras3Archive {
         if let Some(v) = &file.keras_version {

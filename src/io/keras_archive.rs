@@ -47,7 +47,8 @@ pub fn read_member(path: &Path, bytes: &[u8], name: &str, max: u64) -> Result<Ve
         return Err(bad(format!("{name} unpacks to {} bytes (at most {max})", f.size())));
     }
     let declared = f.size();
-    let mut out = Vec::with_capacity(declared as usize);
+    // Grown as bytes really arrive: the declared size is only the archive's claim.
+    let mut out = Vec::with_capacity(declared.min(1 << 27) as usize);
     f.take(declared + 1).read_to_end(&mut out).map_err(|e| bad(format!("cannot unpack {name}: {e}")))?;
     if out.len() as u64 != declared {
         return Err(bad(format!("{name} unpacks to {} bytes, its zip entry says {declared}", out.len())));

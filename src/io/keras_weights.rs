@@ -97,8 +97,8 @@ fn io_err(path: &Path, reason: impl std::fmt::Display) -> Error {
     Error::Io { path: path.display().to_string(), reason: reason.to_string() }
 }
 
-/// The largest model.weights.h5 read out of a .keras archive.
-const MAX_WEIGHTS_BYTES: u64 = 4 << 30;
+/// The largest model.weights.h5 read out of a .keras archive (InceptionV3 with a head: ~93 MB).
+const MAX_WEIGHTS_BYTES: u64 = 1 << 30;
 
 /// Reads any of the four forms, recognised by content.
 pub fn read_keras_file(path: &Path) -> Result<KerasFile> {
@@ -136,7 +136,13 @@ pub fn read_keras_file(path: &Path) -> Result<KerasFile> {
     if root.group("layers")?.is_none() {
         return Err(io_err(path, "HDF5 file without Keras weights: no 'layer_names' attribute (legacy .h5) and no 'layers' group (Keras 3 .weights.h5)"));
     }
-    let layers = keras3_layers(&h5, &implied_layers(&root)?)?;
+    let layers = keras3_layers(&h5, &implied_layers(&root)?).map_err(|e| match e {
+        Error::Io { reason, .. } => io_err(
+            path,
+            format!("not Keras 3 InceptionV3 weights (a .weights.h5 has no config, so its groups are read as InceptionV3's layers in model.layers order, then Dense layers): {reason}"),
+        ),
+        other => other,
+    })?;
     let incept = incept_attrs(&root)?;
     Ok(KerasFile { path: path.to_path_buf(), format: KerasFormat::Keras3Weights, layers, config: None, keras_version: None, incept })
 }
@@ -169,7 +175,7 @@ fn split_weight_name(weight: &str) -> (Option<&str>, &str) {
 /// belongs to the layer its weight name says (`conv2d_5/kernel:0`), so a
 /// nested model's group yields its inner layers.
 fn legacy_layers(h5: &H5, root: &Node, config: Option<&Value>) -> Result<Vec<WeightedLayer>> {
-    let classes = config.map(|c| layer_classes(c)).unwrap_or_default();
+    let classes = config.map(layer_classes).unwrap_or_default();
     let mut out: Vec<WeightedLayer> = Vec::new();
     for name in root.string_list_attr("layer_names")? {
         let group = root.group(&name)?.ok_or_else(|| h5.err(root.at(), format!("layer_names lists '{name}' but there is no such group")))?;
