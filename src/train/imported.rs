@@ -13,7 +13,7 @@
 use super::callbacks::CallbackConfig;
 use super::checkpoint::{self, BEST, TrainState};
 use super::classifier::Classifier;
-use super::config::TrainConfig;
+use super::config::{TrainConfig, defaults};
 use super::run_dir::{self, RunDir};
 use super::schedule::ReduceLrOnPlateau;
 use crate::data::folder::ImageFolder;
@@ -70,7 +70,7 @@ pub fn run_config(file: &KerasFile, imported: &Imported, flags: &ImportFlags) ->
     let image_size = image_size(file, flags)?;
     let dropout = match file.config.as_ref().map(|c| c.dropout_rates.as_slice()) {
         Some([first, rest @ ..]) if rest.iter().all(|r| r == first) => *first,
-        Some([]) | None => 0.3,
+        Some([]) | None => defaults::DROPOUT,
         Some(rates) => return Err(file_err(file, format!("the head's Dropout layers have rates {rates:?}; incept's head has one rate"))),
     };
     let source = canonical("the Keras file", &file.path)?;
@@ -78,18 +78,18 @@ pub fn run_config(file: &KerasFile, imported: &Imported, flags: &ImportFlags) ->
         data: data.unwrap_or_else(|| source.clone()),
         weights: Some(source),
         image_size,
-        batch: 32,
-        epochs: 10,
-        unfreeze_last: 15,
+        batch: defaults::BATCH,
+        epochs: defaults::EPOCHS,
+        unfreeze_last: defaults::UNFREEZE_LAST,
         head: imported.hidden.clone(),
         dropout,
-        lr: 1e-3,
+        lr: defaults::LR,
         augment: true,
-        shear_degrees: 0.2,
-        zoom: 0.2,
+        shear_degrees: defaults::SHEAR_DEGREES,
+        zoom: defaults::ZOOM,
         horizontal_flip: true,
         preprocess,
-        seed: 0,
+        seed: defaults::SEED,
         feature_cache: true,
         dicom: DicomOptions::default(),
         classes,
