@@ -72,9 +72,10 @@ fn check_values(what: &str, weights: &TensorMap, dense: usize) {
 }
 
 /// Every Keras form the fixtures hold: (file, form, has the head).
-const FORMS: [(&str, KerasFormat, bool); 6] = [
+const FORMS: [(&str, KerasFormat, bool); 7] = [
     ("inception_v3_tf_keras.h5", KerasFormat::LegacyWeights, false),
     ("inception_v3_head_tf_keras_save.h5", KerasFormat::LegacyModel, true),
+    ("inception_v3_nested_head_tf_keras_save.h5", KerasFormat::LegacyModel, true),
     ("inception_v3_keras3.weights.h5", KerasFormat::Keras3Weights, false),
     ("inception_v3_head_keras3.weights.h5", KerasFormat::Keras3Weights, true),
     ("inception_v3_head.keras", KerasFormat::Keras3Archive, true),

@@ -15,6 +15,8 @@ stored them uncompressed). Files:
                                           (the format of Keras's ImageNet notop file)
   inception_v3_head_tf_keras_save.h5.gz   tf_keras save("x.h5"): base + the tutorial head,
                                           3 classes, input 75x75 (model_config, /model_weights)
+  inception_v3_nested_head_tf_keras_save.h5.gz   tf_keras save("x.h5") of the keras.io guide's
+                                          form (the base nested as one layer)
   inception_v3_keras3.weights.h5.gz       Keras 3 save_weights, base only
   inception_v3_head_keras3.weights.h5.gz  Keras 3 save_weights, base + head, with the root
                                           attributes tools/keras_export.py adds (incept.*)
@@ -129,6 +131,17 @@ def tf_keras_files(out, tmp):
     fill(base.layers, dense, tf_keras.layers.Conv2D, tf_keras.layers.BatchNormalization)
     model.save(f"{tmp}/b.h5")
     gzip_file(f"{tmp}/b.h5", f"{out}/inception_v3_head_tf_keras_save.h5.gz")
+
+    # The keras.io guide's form: the base nested as one layer, whose group lists every
+    # trainable variable of the base first and the moving statistics after them.
+    tf_keras.backend.clear_session()
+    base = tf_keras.applications.InceptionV3(include_top=False, weights=None, input_shape=(SIZE, SIZE, 3))
+    inputs = tf_keras.Input((SIZE, SIZE, 3))
+    y, dense = head(tf_keras, tf_keras.layers.GlobalAveragePooling2D()(base(inputs, training=False)))
+    nested = tf_keras.Model(inputs, y)
+    fill(base.layers, dense, tf_keras.layers.Conv2D, tf_keras.layers.BatchNormalization)
+    nested.save(f"{tmp}/g.h5")
+    gzip_file(f"{tmp}/g.h5", f"{out}/inception_v3_nested_head_tf_keras_save.h5.gz")
 
     tf_keras.backend.clear_session()
     tiny = tf_keras.Sequential([tf_keras.Input((4,)), tf_keras.layers.Dense(3)])

@@ -58,7 +58,7 @@ pub fn map_inception_v3(file: &KerasFile) -> Result<Imported> {
     if let Some(other) = file.layers.iter().find(|l| !matches!(l.class.as_str(), "Conv2D" | "BatchNormalization" | "Dense")) {
         return Err(bad(
             file,
-            format!("{} has weights; InceptionV3 with the tutorial's head has weights only in Conv2D, BatchNormalization and Dense layers", describe(&file.path, other)),
+            format!("{} has weights; InceptionV3 with the tutorial's head has weights only in Conv2D, BatchNormalization and Dense layers", describe(other)),
         ));
     }
     let n = convs().len();
@@ -105,7 +105,7 @@ fn rank<'a>(file: &KerasFile, layers: &[&'a WeightedLayer], prefix: &str) -> Res
     let mut keyed = Vec::with_capacity(layers.len());
     for l in layers {
         let k = creation_counter(&l.name, prefix).ok_or_else(|| {
-            bad(file, format!("{}: the name is not Keras's auto-generated {prefix}_N, so its place in InceptionV3 is unknown", describe(&file.path, l)))
+            bad(file, format!("{}: the name is not Keras's auto-generated {prefix}_N, so its place in InceptionV3 is unknown", describe(l)))
         })?;
         keyed.push((k, *l));
     }
@@ -124,7 +124,7 @@ fn take(file: &KerasFile, layer: &WeightedLayer, names: &[&str], shapes: &[Vec<u
     let mut sorted_names = names.to_vec();
     sorted_names.sort_unstable();
     if sorted_found != sorted_names {
-        return Err(bad(file, format!("{} (incept's {target}) has variables {found:?}, expected {names:?}", describe(&file.path, layer))));
+        return Err(bad(file, format!("{} (incept's {target}) has variables {found:?}, expected {names:?}", describe(layer))));
     }
     names
         .iter()
@@ -132,7 +132,7 @@ fn take(file: &KerasFile, layer: &WeightedLayer, names: &[&str], shapes: &[Vec<u
         .map(|(var, shape)| {
             let t = layer.vars.iter().find(|(n, _)| n == var).map(|(_, t)| t.clone()).unwrap_or_else(empty);
             if &t.shape != shape {
-                return Err(bad(file, format!("{} variable {var} (incept's {target}/{var}) has shape {:?}, expected {shape:?}", describe(&file.path, layer), t.shape)));
+                return Err(bad(file, format!("{} variable {var} (incept's {target}/{var}) has shape {:?}, expected {shape:?}", describe(layer), t.shape)));
             }
             Ok(t)
         })
@@ -150,7 +150,7 @@ fn map_head(file: &KerasFile, dense: &[&WeightedLayer]) -> Result<(TensorMap, Ve
         let units = layer.vars.iter().find(|(n, _)| n == "kernel").and_then(|(_, t)| t.shape.get(1).copied()).unwrap_or(0);
         let tensors = take(file, layer, &["kernel", "bias"], &[vec![fan_in, units], vec![units]], &dense_name(j))?;
         if units == 0 {
-            return Err(bad(file, format!("{}: a Dense layer with 0 units", describe(&file.path, layer))));
+            return Err(bad(file, format!("{}: a Dense layer with 0 units", describe(layer))));
         }
         for (var, t) in ["kernel", "bias"].iter().zip(tensors) {
             head.insert(format!("{}/{var}", dense_name(j)), t);

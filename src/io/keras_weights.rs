@@ -88,9 +88,9 @@ pub struct KerasFile {
     pub incept: Map<String, Value>,
 }
 
-/// Where `layer`'s weights are, for errors.
-pub fn describe(file: &Path, layer: &WeightedLayer) -> String {
-    format!("{}: {} ({} {})", file.display(), layer.at, layer.class, layer.name)
+/// Where `layer`'s weights are in its file, for errors.
+pub fn describe(layer: &WeightedLayer) -> String {
+    format!("{} ({} {})", layer.at, layer.class, layer.name)
 }
 
 fn io_err(path: &Path, reason: impl std::fmt::Display) -> Error {
@@ -173,7 +173,7 @@ fn split_weight_name(weight: &str) -> (Option<&str>, &str) {
 
 /// A legacy file's weighted layers in `layer_names` order. Each variable
 /// belongs to the layer its weight name says (`conv2d_5/kernel:0`), so a
-/// nested model's group yields its inner layers.
+/// nested model's group (the keras.io guide's form) yields its inner layers.
 fn legacy_layers(h5: &H5, root: &Node, config: Option<&Value>) -> Result<Vec<WeightedLayer>> {
     let classes = config.map(layer_classes).unwrap_or_default();
     let mut out: Vec<WeightedLayer> = Vec::new();
@@ -183,9 +183,11 @@ fn legacy_layers(h5: &H5, root: &Node, config: Option<&Value>) -> Result<Vec<Wei
             let (layer, var) = split_weight_name(&weight);
             let layer = layer.unwrap_or(&name).to_string();
             let tensor = group.tensor(&weight)?;
-            match out.last_mut() {
-                Some(last) if last.name == layer && last.at == group.at() => last.vars.push((var.to_string(), tensor)),
-                _ => out.push(WeightedLayer { class: String::new(), name: layer, at: group.at().to_string(), vars: vec![(var.to_string(), tensor)] }),
+            // A nested model's group lists all trainable variables first, then the
+            // rest (moving statistics): gather each inner layer's wherever they are.
+            match out.iter_mut().find(|l| l.name == layer && l.at == group.at()) {
+                Some(known) => known.vars.push((var.to_string(), tensor)),
+                None => out.push(WeightedLayer { class: String::new(), name: layer, at: group.at().to_string(), vars: vec![(var.to_string(), tensor)] }),
             }
         }
     }
