@@ -251,7 +251,7 @@ fn inspect_reads_keras_hdf5_files_on_the_host() {
     assert!(t.contains("conv2d_93/kernel") && t.contains("[1, 1, 2048, 192]"), "{t}");
 
     let t = inspect(&unpacked(tmp.path(), "inception_v3_head_keras3.weights.h5"));
-    assert!(t.contains("Keras 3 weights (.weights.h5)") && t.contains("tensors: 382 (382 F32), 23116067 parameters"), "{t}");
+    assert!(t.contains("Keras 3 weights (.weights.h5, no config") && t.contains("tensors: 382 (382 F32), 23116067 parameters"), "{t}");
     assert!(t.contains("+ head Dense 2048→512→512→3") && t.contains("preprocessing: inception, from the file's metadata"), "{t}");
 
     let t = inspect(&fixture("inception_v3_nested_head.keras"));

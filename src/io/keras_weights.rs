@@ -42,7 +42,7 @@ impl KerasFormat {
         match self {
             KerasFormat::LegacyWeights => "Keras 2 / tf_keras HDF5 weights (save_weights .h5)",
             KerasFormat::LegacyModel => "Keras 2 / tf_keras HDF5 model (save .h5: model_config + model_weights)",
-            KerasFormat::Keras3Weights => "Keras 3 weights (.weights.h5)",
+            KerasFormat::Keras3Weights => "Keras 3 weights (.weights.h5, no config: layers by position)",
             KerasFormat::Keras3Archive => "Keras 3 .keras archive (config.json + model.weights.h5)",
         }
     }
@@ -153,6 +153,7 @@ fn incept_attrs(root: &Node) -> Result<Map<String, Value>> {
     let mut out = Map::new();
     for key in ["preprocess", "classes", "image_size", "preprocess_formula", "source"] {
         let attr = format!("incept.{key}");
+        // image_size is an integer; the others are strings (an integer read of them fails).
         if let Some(size) = root.int_attr(&attr).ok().flatten() {
             out.insert(key.into(), Value::from(size));
         } else if let Some(s) = root.string_attr(&attr)? {
