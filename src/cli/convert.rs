@@ -1,7 +1,14 @@
 //! `incept convert`: pretrained weights → safetensors with Keras 3 names.
 
 use clap::Subcommand;
-use std::path::PathBuf;
+use incept::data::Preprocess;
+use incept::io::keras_import::{Imported, map_inception_v3};
+use incept::io::keras_weights::{KerasFile, read_keras_file};
+use incept::io::{StorageDtype, write_safetensors};
+use incept::train::imported::{self, ImportFlags};
+use incept::{Error, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 #[derive(Subcommand)]
 pub enum ConvertCommand {
@@ -13,6 +20,33 @@ pub enum ConvertCommand {
         #[arg(long)]
         out: PathBuf,
         /// Store f16 instead of f32.
+        #[arg(long)]
+        f16: bool,
+    },
+    /// A Keras InceptionV3 file: .h5 (Keras 2 / tf_keras save_weights or save), .weights.h5 or
+    /// .keras (Keras 3). The base alone becomes a safetensors weights file; the base with the
+    /// tutorial's head (GAP → Dense … → Dense(classes, softmax)) becomes a run directory that
+    /// predict, evaluate, export and train --init use.
+    Keras {
+        file: PathBuf,
+        /// Base only: the safetensors file to write. With a head: the run directory to create.
+        #[arg(long)]
+        out: PathBuf,
+        /// With a head: class names in the head's output order (comma-separated).
+        #[arg(long, value_delimiter = ',', conflicts_with = "data")]
+        classes: Option<Vec<String>>,
+        /// With a head: the dataset the model was trained on (DIR/train or DIR itself); class
+        /// names = its sorted class subfolders, as Keras's flow_from_directory names them.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// With a head: input side in pixels [default: the model's input shape].
+        #[arg(long)]
+        image_size: Option<usize>,
+        /// With a head: how the model's input was scaled in training [default: what incept's
+        /// Keras export recorded in the file; required otherwise].
+        #[arg(long, value_enum, alias = "preprocessing")]
+        preprocess: Option<Preprocess>,
+        /// Base only: store f16 instead of f32.
         #[arg(long)]
         f16: bool,
     },
@@ -28,6 +62,9 @@ pub enum ConvertCommand {
 
 pub fn run(cmd: ConvertCommand) -> incept::Result<()> {
     match cmd {
+        ConvertCommand::Keras { file, out, classes, data, image_size, preprocess, f16 } => {
+            convert_keras(&file, &out, &ImportFlags { classes, data, image_size, preprocess }, f16)
+        }
         ConvertCommand::Tfjs { model_json, weights_bin, out, f16 } => {
             let report = incept::io::convert_inception_v3(&model_json, &weights_bin, &out, f16)?;
             print!("{report}");
@@ -41,4 +78,60 @@ pub fn run(cmd: ConvertCommand) -> incept::Result<()> {
             Ok(())
         }
     }
+}
+
+fn convert_keras(path: &Path, out: &Path, flags: &ImportFlags, f16: bool) -> Result<()> {
+    let file = read_keras_file(path)?;
+    let imported = map_inception_v3(&file)?;
+    println!("{}: {}", path.display(), summary(&file, &imported));
+    if !imported.has_head() {
+        if let Some(flag) = flags.given().first() {
+            return Err(Error::Invalid(format!("{flag}: {} holds the InceptionV3 base without a head; {flag} applies to a model with a head", path.display())));
+        }
+        if out.is_dir() {
+            return Err(Error::Io { path: out.display().to_string(), reason: "is a directory; the base alone becomes one safetensors file".into() });
+        }
+        let storage = if f16 { StorageDtype::F16 } else { StorageDtype::F32 };
+        let bytes = write_safetensors(out, &imported.base, storage, &base_metadata(path))?;
+        println!("wrote {} ({} tensors, {storage:?}, {bytes} bytes)", out.display(), imported.base.len());
+        return Ok(());
+    }
+    if f16 {
+        return Err(Error::Invalid(format!("--f16: {} has a head, which becomes a run directory (checkpoints are float32)", path.display())));
+    }
+    let cfg = imported::run_config(&file, &imported, flags)?;
+    let dir = imported::write_run(out, &cfg, &imported.all())?;
+    println!(
+        "wrote run directory {}: run.json, best.safetensors; classes {}; image size {}; preprocessing {} ({})",
+        dir.display(),
+        cfg.classes.join(", "),
+        cfg.image_size,
+        cfg.preprocess.name(),
+        cfg.preprocess.formula()
+    );
+    println!("use it: incept predict --model {} IMAGES…   incept evaluate --model {} --data DIR/test", out.display(), out.display());
+    Ok(())
+}
+
+/// What the file is and holds, for the command's first line.
+fn summary(file: &KerasFile, imported: &Imported) -> String {
+    let params: usize = imported.base.values().chain(imported.head.values()).map(|t| t.data.len()).sum();
+    let version = file.keras_version.as_deref().map(|v| format!(", Keras {v}")).unwrap_or_default();
+    let head = if imported.has_head() {
+        let widths: Vec<String> = std::iter::once(2048).chain(imported.hidden.iter().copied()).chain([imported.classes]).map(|w| w.to_string()).collect();
+        format!(" + head Dense {}", widths.join("→"))
+    } else {
+        String::new()
+    };
+    format!("{}{version}: InceptionV3 base{head}, {params} parameters", file.format.describe())
+}
+
+/// The metadata tools/keras_h5_to_safetensors.py writes for the base, so both give the same bytes.
+fn base_metadata(path: &Path) -> BTreeMap<String, String> {
+    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    BTreeMap::from([
+        ("model".to_string(), "keras InceptionV3 include_top=False".to_string()),
+        ("names".to_string(), "keras3".to_string()),
+        ("source".to_string(), format!("keras: {name}")),
+    ])
 }

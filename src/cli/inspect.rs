@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct InspectArgs {
-    /// safetensors, TF.js model.json or ONNX file (HDF5 and zip are recognised, not read yet).
+    /// safetensors, TF.js model.json, ONNX, Keras .h5 / .weights.h5 or .keras file.
     file: PathBuf,
     /// Print the summary without the per-tensor list.
     #[arg(long)]

@@ -8,6 +8,7 @@ use incept::data::split::stratified_split;
 use incept::train::callbacks::{CallbackConfig, Monitor};
 use incept::train::fit::{self, RunSummary};
 use incept::train::profile::ProfileSteps;
+use incept::train::config::defaults;
 use incept::train::{TrainConfig, class_weight, run_dir, stages, start};
 use incept::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -157,8 +158,8 @@ fn new_config(args: &TrainArgs, data: &Path) -> Result<TrainConfig> {
     };
     let train = ImageFolder::open(&data.join("train"))?;
     let classes = train.classes().to_vec();
-    let lr = args.lr.unwrap_or(1e-3);
-    let seed = args.seed.unwrap_or(0);
+    let lr = args.lr.unwrap_or(defaults::LR);
+    let seed = args.seed.unwrap_or(defaults::SEED);
     // Balanced weights count the images the run trains on: with
     // --validation-split, train/ less the part held out (the same seeded draw).
     let counts = match args.validation_split {
@@ -169,16 +170,16 @@ fn new_config(args: &TrainArgs, data: &Path) -> Result<TrainConfig> {
     Ok(TrainConfig {
         data,
         weights,
-        image_size: args.image_size.unwrap_or(224),
-        batch: args.batch.unwrap_or(32),
-        epochs: args.epochs.unwrap_or(10),
-        unfreeze_last: args.unfreeze_last.unwrap_or(15),
-        head: args.head.clone().unwrap_or_else(|| vec![512, 512]),
-        dropout: args.dropout.unwrap_or(0.3),
+        image_size: args.image_size.unwrap_or(defaults::IMAGE_SIZE),
+        batch: args.batch.unwrap_or(defaults::BATCH),
+        epochs: args.epochs.unwrap_or(defaults::EPOCHS),
+        unfreeze_last: args.unfreeze_last.unwrap_or(defaults::UNFREEZE_LAST),
+        head: args.head.clone().unwrap_or_else(|| defaults::HEAD.to_vec()),
+        dropout: args.dropout.unwrap_or(defaults::DROPOUT),
         lr,
         augment: !args.no_augment,
-        shear_degrees: 0.2,
-        zoom: 0.2,
+        shear_degrees: defaults::SHEAR_DEGREES,
+        zoom: defaults::ZOOM,
         horizontal_flip: true,
         preprocess: args.preprocess.unwrap_or(Preprocess::Rescale),
         seed,

@@ -5,13 +5,16 @@
 //!
 //! The format is recognised by content, not by name: safetensors (8-byte
 //! header length, then JSON), a TF.js `model.json` (its shards are read
-//! from the manifest's paths), ONNX (a protobuf ModelProto), and HDF5 and
-//! zip (.h5, .keras), which are recognised but not read yet.
+//! from the manifest's paths), ONNX (a protobuf ModelProto), Keras HDF5
+//! (.h5, .weights.h5) and Keras 3 .keras zip archives.
 
 use super::keras_inception_v3::{check_weights, convs, conv_name};
 use super::safetensors_io::decode_safetensors;
 use super::{TensorMap, tfjs};
-use super::keras_archive::KerasArchive;
+use super::hdf5_file::{H5, HDF5_SIGNATURE};
+use super::keras_archive::{KerasArchive, ZIP_SIGNATURE};
+use super::keras_import::map_inception_v3;
+use super::keras_weights::{KerasFile, read_keras_file};
 use crate::error::{Error, Result};
 use crate::export::onnx_proto::{self, ModelProto};
 use crate::models::inception_v3::keras3_names;
@@ -50,15 +53,12 @@ impl Report {
     }
 }
 
-const HDF5_SIGNATURE: &[u8] = b"\x89HDF\r\n\x1a\n";
-const ZIP_SIGNATURE: &[u8] = b"PK\x03\x04";
-
 /// Inspects `path`. Errors name the file and what was expected.
 pub fn inspect(path: &Path) -> Result<Report> {
     let bad = |reason: String| Error::Io { path: path.display().to_string(), reason };
     let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
     if bytes.starts_with(HDF5_SIGNATURE) {
-        return Err(bad("HDF5 file (Keras .h5 / .weights.h5): inspect does not read HDF5; tools/keras_h5_to_safetensors.py converts Keras .h5, .weights.h5 and .keras files".into()));
+        return inspect_hdf5(path, bytes);
     }
     if bytes.starts_with(ZIP_SIGNATURE) {
         return inspect_keras(path, &bytes);
@@ -211,25 +211,78 @@ fn user_metadata(text: &str) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// A Keras 3 `.keras` archive: its layers from config.json; the HDF5 weights are not read.
+/// A Keras HDF5 file (.h5, .weights.h5). When it is not a Keras
+/// InceptionV3 file, its datasets are listed as stored and the model line says why.
+fn inspect_hdf5(path: &Path, bytes: Vec<u8>) -> Result<Report> {
+    match read_keras_file(path) {
+        Ok(file) => Ok(keras_report(&file, file.format.describe().to_string(), Vec::new(), None)),
+        Err(e) => {
+            let h5 = H5::parse(path, bytes)?;
+            let tensors = h5.root().all_datasets()?.into_iter().map(|(name, dtype, shape)| TensorInfo { name, dtype, shape }).collect();
+            let model = format!("not a Keras InceptionV3 file: {}", strip_path(path, &e));
+            Ok(Report { path: path.to_path_buf(), format: "HDF5".into(), tensors, model, preprocess: "not recorded in the file".into(), metadata: Vec::new(), unread: None })
+        }
+    }
+}
+
+/// A Keras 3 `.keras` archive: its layers from config.json, its tensors from model.weights.h5.
 fn inspect_keras(path: &Path, bytes: &[u8]) -> Result<Report> {
     let archive = KerasArchive::read(path, bytes)?;
-    let weights = archive.members.iter().find(|(n, _)| n == "model.weights.h5").map_or(0, |(_, size)| *size);
-    let preprocess = match archive.metadata.iter().find(|(k, _)| k == "incept.preprocess") {
-        Some((_, p)) => format!("{p}, from the archive's metadata.json (incept's Keras export)"),
-        None => "not recorded in the file".into(),
+    let format = format!("Keras 3 .keras archive ({})", archive.members.iter().map(|(n, s)| format!("{n} {s} bytes")).collect::<Vec<_>>().join(", "));
+    match read_keras_file(path) {
+        Ok(file) => Ok(keras_report(&file, format, archive.metadata.clone(), Some(archive.model()))),
+        Err(e) => Ok(Report {
+            path: path.to_path_buf(),
+            format,
+            tensors: Vec::new(),
+            unread: Some(format!("in model.weights.h5, not mapped onto InceptionV3: {}", strip_path(path, &e))),
+            model: archive.model(),
+            preprocess: incept_preprocess(&archive.incept),
+            metadata: archive.metadata,
+        }),
+    }
+}
+
+/// The report of a Keras file read: its tensors by layer name, and what
+/// they make up (when not InceptionV3: `config_model`, what the file's
+/// config describes, where it has one).
+fn keras_report(file: &KerasFile, format: String, mut metadata: Vec<(String, String)>, config_model: Option<String>) -> Report {
+    let tensors = file
+        .layers
+        .iter()
+        .flat_map(|l| l.vars.iter().map(move |(var, t)| TensorInfo { name: format!("{}/{var}", l.name), dtype: "F32".into(), shape: t.shape.clone() }))
+        .collect();
+    let model = match map_inception_v3(file) {
+        Ok(m) if m.has_head() => {
+            let widths: Vec<String> = std::iter::once(2048).chain(m.hidden.iter().copied()).chain([m.classes]).map(|w| w.to_string()).collect();
+            format!("InceptionV3 base (include_top=False) + head Dense {}", widths.join("→"))
+        }
+        Ok(_) => "InceptionV3 base (include_top=False)".into(),
+        Err(e) => config_model.unwrap_or_else(|| format!("not InceptionV3: {}", strip_path(&file.path, &e))),
     };
-    Ok(Report {
-        path: path.to_path_buf(),
-        format: format!("Keras 3 .keras archive ({})", archive.members.iter().map(|(n, s)| format!("{n} {s} bytes")).collect::<Vec<_>>().join(", ")),
-        tensors: Vec::new(),
-        unread: Some(format!(
-            "in model.weights.h5 ({weights} bytes of HDF5, not read by inspect; tools/keras_h5_to_safetensors.py converts them)"
-        )),
-        model: archive.model(),
-        preprocess,
-        metadata: archive.metadata,
-    })
+    if file.format != crate::io::keras_weights::KerasFormat::Keras3Archive {
+        if let Some(v) = &file.keras_version {
+            metadata.push(("keras_version".into(), v.clone()));
+        }
+        metadata.extend(file.incept.iter().map(|(k, v)| (format!("incept.{k}"), v.as_str().map_or_else(|| v.to_string(), str::to_string))));
+    }
+    Report { path: file.path.clone(), format, tensors, model, preprocess: incept_preprocess(&file.incept), metadata, unread: None }
+}
+
+/// What incept's Keras export recorded about the preprocessing.
+fn incept_preprocess(incept: &serde_json::Map<String, serde_json::Value>) -> String {
+    match incept.get("preprocess").and_then(|v| v.as_str()) {
+        Some(p) => format!("{p}, from the file's metadata (incept's Keras export)"),
+        None => "not recorded in the file".into(),
+    }
+}
+
+/// An error's reason without the file name the report already shows.
+fn strip_path(path: &Path, e: &Error) -> String {
+    match e {
+        Error::Io { path: p, reason } if *p == path.display().to_string() => reason.clone(),
+        other => other.to_string(),
+    }
 }
 
 fn inspect_onnx(path: &Path, bytes: &[u8]) -> Result<Report> {

@@ -2,9 +2,9 @@
 //! members, `config.json` (the model's layers, walked into nested models)
 //! and `metadata.json` (Keras's version, and the preprocessing incept's
 //! Keras export records under "incept"). The weights, `model.weights.h5`,
-//! are HDF5 and are left unread (tools/keras_h5_to_safetensors.py converts
-//! them). Every member's declared size is checked before it is read, so a
-//! zip bomb is refused.
+//! are HDF5, read by [`read_member`] for `io::keras_weights`. Every member's
+//! declared size is checked before it is read, and no read goes past it, so
+//! a zip bomb is refused.
 
 use crate::error::{Error, Result};
 use serde_json::Value;
@@ -14,6 +14,9 @@ use std::path::Path;
 
 /// The largest config.json or metadata.json read (a real InceptionV3 config is ~100 KB).
 const MAX_JSON_BYTES: u64 = 64 << 20;
+
+/// The first bytes of a zip archive (a .keras file).
+pub const ZIP_SIGNATURE: &[u8] = b"PK\x03\x04";
 
 /// What the archive says about itself.
 #[derive(Clone, Debug)]
@@ -28,6 +31,29 @@ pub struct KerasArchive {
     pub input_shape: Option<String>,
     /// `metadata.json`'s top-level strings and the "incept" object's entries.
     pub metadata: Vec<(String, String)>,
+    /// config.json as read.
+    pub config: Value,
+    /// metadata.json's "incept" object (what incept's Keras export records).
+    pub incept: serde_json::Map<String, Value>,
+}
+
+/// The bytes of member `name` of the zip archive in `bytes`, refused when it
+/// unpacks to more than `max` bytes (`path` names the archive in errors).
+pub fn read_member(path: &Path, bytes: &[u8], name: &str, max: u64) -> Result<Vec<u8>> {
+    let bad = |reason: String| Error::Io { path: path.display().to_string(), reason };
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| bad(format!("not a zip archive: {e}")))?;
+    let f = zip.by_name(name).map_err(|e| bad(format!("no member {name}: {e}")))?;
+    if f.size() > max {
+        return Err(bad(format!("{name} unpacks to {} bytes (at most {max})", f.size())));
+    }
+    let declared = f.size();
+    // Grown as bytes really arrive: the declared size is only the archive's claim.
+    let mut out = Vec::with_capacity(declared.min(1 << 27) as usize);
+    f.take(declared + 1).read_to_end(&mut out).map_err(|e| bad(format!("cannot unpack {name}: {e}")))?;
+    if out.len() as u64 != declared {
+        return Err(bad(format!("{name} unpacks to {} bytes, its zip entry says {declared}", out.len())));
+    }
+    Ok(out)
 }
 
 impl KerasArchive {
@@ -59,8 +85,10 @@ impl KerasArchive {
         };
         let config = json("config.json")?.unwrap_or(Value::Null);
         let meta = json("metadata.json")?;
-        let mut archive = KerasArchive { members, layer_counts: BTreeMap::new(), dense: Vec::new(), input_shape: None, metadata: Vec::new() };
+        let mut archive =
+            KerasArchive { members, layer_counts: BTreeMap::new(), dense: Vec::new(), input_shape: None, metadata: Vec::new(), config: Value::Null, incept: Default::default() };
         archive.walk(&config);
+        archive.config = config;
         if archive.layer_counts.is_empty() {
             return Err(bad("config.json lists no layers (not a Keras model config)".into()));
         }
@@ -69,6 +97,7 @@ impl KerasArchive {
                 match v {
                     Value::Object(inner) if k == "incept" => {
                         archive.metadata.extend(inner.iter().map(|(ik, iv)| (format!("incept.{ik}"), plain(iv))));
+                        archive.incept = inner.clone();
                     }
                     other => archive.metadata.push((k.clone(), plain(other))),
                 }

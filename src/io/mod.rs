@@ -7,9 +7,12 @@
 //! the GPU is the model's business.
 
 pub mod atomic;
+pub mod hdf5_file;
 pub mod inspect;
 pub mod keras_archive;
+pub mod keras_import;
 pub mod keras_inception_v3;
+pub mod keras_weights;
 pub mod safetensors_io;
 pub mod synthetic;
 pub mod tfjs;

@@ -84,12 +84,18 @@ fn bad(path: &Path, reason: impl Into<String>) -> Error {
 pub fn save(path: &Path, model: &Classifier, optimizer: &Adam, state: &TrainState, cfg: &TrainConfig, history: &History) -> Result<()> {
     let mut tensors = model.to_tensor_map()?;
     tensors.extend(optimizer.state()?);
+    save_tensors(path, &tensors, state, cfg, history)
+}
+
+/// Writes a checkpoint of `tensors` (weights, and Adam's moments when there
+/// are any) with the state, configuration and history in its metadata.
+pub fn save_tensors(path: &Path, tensors: &TensorMap, state: &TrainState, cfg: &TrainConfig, history: &History) -> Result<()> {
     let meta = BTreeMap::from([
         (STATE_KEY.to_string(), to_json(path, state)?),
         (CONFIG_KEY.to_string(), to_json(path, cfg)?),
         (HISTORY_KEY.to_string(), history.to_json()),
     ]);
-    write_safetensors(path, &tensors, StorageDtype::F32, &meta)?;
+    write_safetensors(path, tensors, StorageDtype::F32, &meta)?;
     Ok(())
 }
 

@@ -12,6 +12,22 @@ use std::path::PathBuf;
 /// InceptionV3's smallest input side (Keras's `input_shape` minimum).
 pub const MIN_IMAGE_SIZE: usize = 75;
 
+/// What `incept train` fills in for a flag not given (the tutorial's recipe,
+/// Keras's defaults); also the settings of a run imported from Keras.
+pub mod defaults {
+    pub const IMAGE_SIZE: usize = 224;
+    pub const BATCH: usize = 32;
+    pub const EPOCHS: usize = 10;
+    pub const UNFREEZE_LAST: usize = 15;
+    pub const HEAD: [usize; 2] = [512, 512];
+    pub const DROPOUT: f32 = 0.3;
+    pub const LR: f64 = 1e-3;
+    /// ImageDataGenerator(shear_range=0.2) is in degrees; zoom_range=0.2.
+    pub const SHEAR_DEGREES: f32 = 0.2;
+    pub const ZOOM: f32 = 0.2;
+    pub const SEED: u64 = 0;
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct TrainConfig {
     /// Dataset root, absolute and canonical.

@@ -9,6 +9,7 @@ pub mod config;
 pub mod feature_cache;
 pub mod fit;
 pub mod head;
+pub mod imported;
 pub mod init;
 pub mod memory;
 pub mod optimizer;
