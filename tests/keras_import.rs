@@ -160,6 +160,11 @@ fn a_model_with_the_head_becomes_a_run_that_predict_and_evaluate_use() {
     let t = ok(incept(&["evaluate", "--model", run.to_str().unwrap(), "--data", images.to_str().unwrap(), "--top-losses", "0"]));
     // Every image is predicted fox.
     assert!(t.contains("accuracy: 0.3333") && t.contains("cat    0    0    2") && t.contains("fox    0    0    2"), "{t}");
+
+    // Nothing to resume: the refusal says how to fine-tune it instead.
+    let o = incept(&["train", "--resume", run.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("imported from the Keras file") && err.contains("--init"), "{err}");
 }
 
 #[test]

@@ -100,6 +100,13 @@ fn io_err(path: &Path, reason: impl std::fmt::Display) -> Error {
 /// The largest model.weights.h5 read out of a .keras archive (InceptionV3 with a head: ~93 MB).
 const MAX_WEIGHTS_BYTES: u64 = 1 << 30;
 
+/// Whether `path` starts as a Keras file does (HDF5 or a zip archive); false when it cannot be read.
+pub fn is_keras_file(path: &Path) -> bool {
+    let mut head = [0u8; 8];
+    std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head)).is_ok()
+        && (head.starts_with(keras_archive::ZIP_SIGNATURE) || head.starts_with(HDF5_SIGNATURE))
+}
+
 /// Reads any of the four forms, recognised by content.
 pub fn read_keras_file(path: &Path) -> Result<KerasFile> {
     let bytes = std::fs::read(path).map_err(|e| io_err(path, format!("cannot read: {e}")))?;

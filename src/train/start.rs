@@ -14,6 +14,7 @@ use super::schedule::ReduceLrOnPlateau;
 use super::{init, stages};
 use crate::data::loader::LoaderConfig;
 use crate::error::{Error, Result};
+use crate::io::keras_weights;
 use crate::gpu::Gpu;
 use crate::ops::optim::AdamConfig;
 use crate::report::history::History;
@@ -92,12 +93,20 @@ pub fn new_run(gpu: &Gpu, cfg: TrainConfig, out: &Path, overwrite: bool) -> Resu
 pub fn resume(gpu: &Gpu, dir: &Path, cfg: TrainConfig) -> Result<Start> {
     let run = RunDir::resume(dir)?;
     let saved = run_dir::load_config(run.path())?;
+    let last = run.join(LAST);
+    if let Some(source) = saved.weights.as_deref().filter(|w| !last.exists() && saved.init.is_none() && keras_weights::is_keras_file(w)) {
+        return Err(Error::Invalid(format!(
+            "--resume {}: this run was imported from the Keras file {} (incept convert keras) and has no training to continue; fine-tune it in a new run: incept train --init {} --data DIR --out NEW_RUN",
+            dir.display(),
+            source.display(),
+            dir.display()
+        )));
+    }
     if let Some((field, _, ours)) = saved.first_difference(&cfg) {
         return Err(Error::Invalid(format!("--resume {}: {field} {ours} differs from the run's run.json", dir.display())));
     }
     cfg.validate()?;
     let splits = Splits::for_run(&cfg, run.path())?;
-    let last = run.join(LAST);
     let (model, optimizer, history, state) = if last.exists() {
         memory::check_training_fits(gpu, &cfg, LoaderConfig::new(cfg.image_size, cfg.batch).prefetch)?;
         let ckpt = checkpoint::load_matching(&last, &cfg)?;
