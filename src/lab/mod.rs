@@ -24,6 +24,7 @@ use crate::models::graph::LayerKind;
 use crate::models::inception_v3::inception_v3_shapes;
 use crate::models::inception_v3_graph::inception_v3_graph;
 use crate::tensor::Tensor;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Largest relative L2 error against the oracle that counts as agreement (f32).
@@ -118,23 +119,32 @@ pub fn error(got: &[Tensor], want: &[Vec<f64>]) -> Result<f64> {
     Ok(crate::reference::rel_l2_f64(&got, &want))
 }
 
-/// How timings are taken, for the header: the one place to change when
-/// device timestamps replace the wall clock.
-pub const TIMING: &str = "wall clock per run around Gpu::synchronize (submit + wait; not device timestamps), mean after one warm-up";
+/// How timings are taken, for the header.
+pub const TIMING: &str = "device time per run (GPU timestamp queries around each dispatch, summed over the run's dispatches; \
+     per-submit wall clock where the adapter lacks them), mean after one warm-up";
 
-/// Seconds per run of `f`: one warm-up run, then repetitions until
-/// `min_time` has passed (at least one), each waited for with `synchronize`.
+/// Seconds of device time per run of `f`: one warm-up run (it compiles the
+/// pipelines), then repetitions until `min_time` of wall clock has passed (at
+/// least one), each timed as one profiling session, so submit latency and
+/// host work between dispatches are not counted.
 pub fn time_runs(gpu: &Gpu, min_time: Duration, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    // A device has one profiling session at a time: threads sharing one
+    // (tests do) time their runs in turn.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     f()?;
     gpu.synchronize()?;
     let start = Instant::now();
-    let mut reps = 0u32;
+    let (mut reps, mut device_ns) = (0u32, 0.0);
     while reps == 0 || start.elapsed() < min_time {
-        f()?;
-        gpu.synchronize()?;
+        gpu.start_profile()?;
+        let run = f();
+        let profile = gpu.finish_profile()?;
+        run?;
+        device_ns += profile.kernel_ns();
         reps += 1;
     }
-    Ok(start.elapsed().as_secs_f64() / reps as f64)
+    Ok(device_ns / 1e9 / f64::from(reps))
 }
 
 /// What to run.
