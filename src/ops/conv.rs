@@ -368,8 +368,12 @@ fn launch(x: &Tensor, w: &Tensor, spec: &ConvSpec, g: &Geometry, out: &Tensor, o
     };
     // vec4 loads need 16-byte aligned rows of x and w.
     let vec4 = g.cin.is_multiple_of(4) && g.cout.is_multiple_of(4);
-    let row_groups = if vec4 { blocked_row_groups(rows) } else { 1 };
-    let (lanes_m, lanes_n) = blocked_lanes(rows.div_ceil(row_groups), g.cout);
+    let (row_groups, lanes_m, lanes_n) = if vec4 {
+        blocked_layout(rows, g.cout)
+    } else {
+        let (m, n) = blocked_lanes(rows, g.cout);
+        (1, m, n)
+    };
     let padded = if reaches_padding(g, win) { 1.0 } else { 0.0 };
     let blocked_vec4 = [("PADDED", padded), ("LANES_M", lanes_m as f64), ("LANES_N", lanes_n as f64), ("ROW_GROUPS", row_groups as f64)];
     let blocked = &blocked_vec4[..3];
@@ -473,25 +477,45 @@ pub(crate) fn blocked_lanes_for(rows: usize, ranges: &[usize]) -> (usize, usize)
         let lanes_m = rows.div_ceil(BLOCKED_ROWS).next_power_of_two().min(64);
         return (lanes_m, (8 / lanes_m).max(1));
     }
-    let computed = |lanes_m: usize| {
-        let (block_rows, block_cols) = (BLOCKED_ROWS * lanes_m, BLOCKED_COLS * (64 / lanes_m));
-        rows.div_ceil(block_rows) * block_rows * ranges.iter().map(|c| c.div_ceil(block_cols) * block_cols).sum::<usize>()
-    };
-    let least = [32, 16, 8].into_iter().min_by_key(|&m| computed(m)).unwrap_or(64);
-    let lanes_m = if 10 * computed(64) >= 11 * computed(least) { least } else { 64 };
+    lanes_of_64(rows, ranges, BLOCKED_ROWS)
+}
+
+/// Rows × columns computed (clamped ones included) by lanes of
+/// `rows_per_lane` × 8 in workgroups of `lanes_m` × `lanes_n`.
+fn computed(rows: usize, ranges: &[usize], rows_per_lane: usize, (lanes_m, lanes_n): (usize, usize)) -> usize {
+    let (block_rows, block_cols) = (rows_per_lane * lanes_m, BLOCKED_COLS * lanes_n);
+    rows.div_ceil(block_rows) * block_rows * ranges.iter().map(|c| c.div_ceil(block_cols) * block_cols).sum::<usize>()
+}
+
+/// The split of 64 lanes between rows and column blocks: all along rows
+/// unless that computes at least 10 % more than the least wasteful split.
+fn lanes_of_64(rows: usize, ranges: &[usize], rows_per_lane: usize) -> (usize, usize) {
+    let cost = |m: usize| computed(rows, ranges, rows_per_lane, (m, 64 / m));
+    let least = [32, 16, 8].into_iter().min_by_key(|&m| cost(m)).unwrap_or(64);
+    let lanes_m = if 10 * cost(64) >= 11 * cost(least) { least } else { 64 };
     (lanes_m, 64 / lanes_m)
 }
 
-/// Row groups per invocation of the vec4 blocked conv and of Winograd's GEMM: two (8 rows × 8
-/// columns, each weight load shared by 8 pixels) once there are rows enough
-/// for 64 lanes of 8 rows, else one. Measured on lavapipe at batch 32, 75²
-/// (kernel lab, two alternated runs): 20–35 % faster on the 35×35 and 7×7
-/// stages; on row counts under 512 two groups only computed clamped rows.
+/// Row groups and lanes (groups, lanes along rows, lanes along columns) of
+/// the vec4 blocked conv and of Winograd's GEMM for a `rows` × `cols` output.
+/// Two groups (8 rows × 8 columns per lane, each weight load shared by 8
+/// pixels: 16 vec4 loads per 256 multiply-adds against 12 per 128) where
+/// 64 lanes of 8 rows (split as [`blocked_lanes`] splits 4-row lanes)
+/// compute under 1.2× the rows × columns one group computes; else one.
+/// Measured on lavapipe at batch 32, 75² (kernel lab, alternated runs): the
+/// 35×35 and 7×7 stages 20–35 % faster, the 3×3 stage (288 rows, 8 × 8
+/// lanes, 11 % clamped rows) about 5 %.
 /// Larger blocks need the groups written out: lavapipe's compiler stops
 /// unrolling the row loop past 4 rows, and a dynamically indexed
 /// accumulator array then lives in memory.
-pub(crate) fn blocked_row_groups(rows: usize) -> usize {
-    if rows >= 2 * BLOCKED_ROWS * 64 { 2 } else { 1 }
+pub(crate) fn blocked_layout(rows: usize, cols: usize) -> (usize, usize, usize) {
+    let one = blocked_lanes(rows, cols);
+    let two = lanes_of_64(rows, &[cols], 2 * BLOCKED_ROWS);
+    if 10 * computed(rows, &[cols], 2 * BLOCKED_ROWS, two) < 12 * computed(rows, &[cols], BLOCKED_ROWS, one) {
+        (2, two.0, two.1)
+    } else {
+        (1, one.0, one.1)
+    }
 }
 
 /// Whether some tap of some output pixel falls outside the input.

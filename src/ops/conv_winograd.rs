@@ -7,7 +7,7 @@
 use crate::error::Result;
 use crate::gpu::{Gpu, Kernel, Work};
 use crate::{kernel, kernel_params};
-use crate::ops::conv::{Geometry, blocked_lanes, blocked_row_groups, grid};
+use crate::ops::conv::{Geometry, blocked_layout, grid};
 use crate::tensor::{DType, Tensor};
 
 kernel!(WINOGRAD2_FILTER, "conv2d_winograd.wgsl", "winograd2_filter", reads = 1, writes = 1, params = Params, workgroup = GROUP as u32);
@@ -91,8 +91,7 @@ pub(crate) fn launch(tile: OutputTile, g: &Geometry, reads: &[&Tensor; 4], out: 
     let (cin4, cout4) = (g.cin.div_ceil(4), g.cout.div_ceil(4));
     let (tiles_h, tiles_w) = (g.out_h.div_ceil(tile.size()), g.out_w.div_ceil(tile.size()));
     let chunk = images_per_chunk(gpu.limits().max_storage_buffer_binding_size, points * tiles_h * tiles_w * 4 * cin4.max(cout4), g.batch);
-    let row_groups = blocked_row_groups(chunk * tiles_h * tiles_w);
-    let (lanes_m, lanes_n) = blocked_lanes((chunk * tiles_h * tiles_w).div_ceil(row_groups), 4 * cout4);
+    let (row_groups, lanes_m, lanes_n) = blocked_layout(chunk * tiles_h * tiles_w, 4 * cout4);
     let col_blocks = (4 * cout4).div_ceil(GEMM_COLS * lanes_n);
     let mut params = Params {
         batch_offset: 0,
@@ -157,7 +156,7 @@ fn images_per_chunk(binding_bytes: u64, image_floats: usize, batch: usize) -> us
 #[cfg(test)]
 mod tests {
     use super::images_per_chunk;
-    use crate::ops::conv::blocked_lanes;
+    use crate::ops::conv::{blocked_lanes, blocked_layout};
 
     #[test]
     fn blocked_lanes_waste_least() {
@@ -168,6 +167,16 @@ mod tests {
         assert_eq!(blocked_lanes(392, 96), (16, 4));
         // Few tiles: the register-blocked rule (32 row lanes for 128 tiles).
         assert_eq!(blocked_lanes(128, 384), (32, 1));
+    }
+
+    #[test]
+    fn two_row_groups_where_they_waste_little() {
+        // 35×35 at batch 32: 64 lanes of 8 rows, 0.1 % clamped.
+        assert_eq!(blocked_layout(39200, 64), (2, 64, 1));
+        // 3×3 at batch 32 (288 rows): 8 × 8 lanes of 8 rows compute 320 rows, against 288 with 4-row lanes.
+        assert_eq!(blocked_layout(288, 192), (2, 8, 8));
+        // 1×1 at batch 32: two groups would compute twice the rows.
+        assert_eq!(blocked_layout(32, 192), (1, 8, 1));
     }
 
     #[test]
