@@ -1,6 +1,6 @@
 // Forward 2-D convolution in mixed precision on cooperative matrices (tensor
 // cores): implicit GEMM with f16 operands staged through workgroup memory and
-// f32 accumulation in 16×16×16 cooperative-matrix multiply-adds.
+// f32 accumulation in FRAG×FRAG×FRAG (16, or 8) cooperative-matrix multiply-adds.
 //
 //   out[b, oy, ox, out_offset + co] = relu?(conv(x, w)[b, oy, ox, co] * scale[co] + bias[co])
 //
@@ -21,24 +21,28 @@
 //
 // Tiling: a workgroup of SUBGROUPS = 4 subgroups (SUBGROUP_SIZE invocations
 // each, an override the launcher sets to the adapter's one subgroup size, so
-// that the workgroup's x size is a multiple of it) computes a BM×BN = 64×64
-// output tile, stepping through K by BK = 32. Subgroup s owns the 32×32
-// quadrant (s/2, s%2) of the tile: 2×2 cooperative 16×16 f32 accumulators.
+// that the workgroup's x size is a multiple of it) computes a BM×BN output
+// tile, stepping through K by BK = 32. Subgroup s owns the quadrant (s/2, s%2)
+// of the tile: 2×2 cooperative FRAG×FRAG f32 accumulators, so BM = BN =
+// 4·FRAG. This file is the FRAG = 16 kernel (64×64 tiles: NVIDIA, AMD); the
+// launcher derives the FRAG = 8 one (32×32 tiles: adapters that multiply
+// 8×8×8 f16 matrices only, e.g. Apple GPUs and Mesa's lavapipe) by replacing
+// the fragment-size lines marked below, nothing else (ops::conv_coop).
 // - Staging (global → f16 workgroup memory), two stages so that one is
 //   filled while the other is multiplied (one barrier per step): A row-major
 //   [m][k] with a row stride of BK + 8 halves, B row-major [k][n] with a row
 //   stride of BN + 8 halves (the padding staggers rows over the banks and
 //   keeps every fragment's rows 16-byte aligned). Work is split in quads of
 //   4 consecutive k (A) or 4 consecutive columns (B): invocation t stages A
-//   quad t%8 of rows t/8, t/8 + GROUP/8, … and B quad t%16 of k rows t/16,
-//   t/16 + GROUP/16, …, so its k (A) and columns (B) are fixed and its tap
+//   quad t%8 of rows t/8, t/8 + GROUP/8, … and B quad t%(BN/4) of k rows
+//   t/(BN/4), …, so its k (A) and columns (B) are fixed and its tap
 //   advances by BK per step without a division. Each A row's pixel (batch
 //   row, top-left input tap) is computed once per tile into `pixels`.
-// - Multiply: per 16 of k, each subgroup loads 2 A and 2 B fragments from
+// - Multiply: per FRAG of k, each subgroup loads 2 A and 2 B fragments from
 //   workgroup memory (coopLoadT: row-major, with the stage's row stride) and
 //   does 4 coopMultiplyAdd. Every cooperative op runs in uniform control flow.
 // - Epilogue: each accumulator in turn is stored (coopStoreT) to the
-//   subgroup's 16×16 f32 scratch; after a barrier all invocations apply
+//   subgroup's FRAG×FRAG f32 scratch; after a barrier all invocations apply
 //   scale, bias and ReLU and write the in-range elements to the channel slice.
 // Out-of-range rows, columns and k stage zeros and are not stored.
 //
@@ -80,11 +84,16 @@ const EPILOGUE_SCALE: u32 = 1u;
 const EPILOGUE_BIAS: u32 = 2u;
 const EPILOGUE_RELU: u32 = 4u;
 
-const BM: u32 = 64u;
-const BN: u32 = 64u;
-const BK: u32 = 32u;
+// Fragment size (the 8×8 variant's launcher rewrites these four lines).
 const FRAG: u32 = 16u;
+alias FragA = coop_mat16x16<f16, A>;
+alias FragB = coop_mat16x16<f16, B>;
+alias FragC = coop_mat16x16<f32, C>;
+
 const SUBGROUPS: u32 = 4u;
+const BM: u32 = 4u * FRAG;
+const BN: u32 = 4u * FRAG;
+const BK: u32 = 32u;
 // Row strides (halves) and sizes of one stage of the staged tiles.
 const A_STRIDE: u32 = BK + 8u;
 const B_STRIDE: u32 = BN + 8u;
@@ -306,10 +315,10 @@ fn conv2d_coop_vec4(
     // This subgroup's quadrant: its first A row and B column in a stage.
     let a_row = (sid / 2u) * (2u * FRAG) * A_STRIDE;
     let b_col = (sid % 2u) * (2u * FRAG);
-    var c00 = coop_mat16x16<f32, C>();
-    var c01 = coop_mat16x16<f32, C>();
-    var c10 = coop_mat16x16<f32, C>();
-    var c11 = coop_mat16x16<f32, C>();
+    var c00 = FragC();
+    var c01 = FragC();
+    var c10 = FragC();
+    var c11 = FragC();
     for (var s = 0u; s < tile.steps; s++) {
         if (s + 1u < tile.steps) {
             tap = advance(tap, BK);
@@ -320,10 +329,10 @@ fn conv2d_coop_vec4(
             let ia1 = ia0 + FRAG * A_STRIDE;
             let ib0 = (s & 1u) * B_STAGE + kk * B_STRIDE + b_col;
             let ib1 = ib0 + FRAG;
-            let a0 = coopLoadT<coop_mat16x16<f16, A>>(&a_tile[ia0], A_STRIDE);
-            let a1 = coopLoadT<coop_mat16x16<f16, A>>(&a_tile[ia1], A_STRIDE);
-            let b0 = coopLoadT<coop_mat16x16<f16, B>>(&b_tile[ib0], B_STRIDE);
-            let b1 = coopLoadT<coop_mat16x16<f16, B>>(&b_tile[ib1], B_STRIDE);
+            let a0 = coopLoadT<FragA>(&a_tile[ia0], A_STRIDE);
+            let a1 = coopLoadT<FragA>(&a_tile[ia1], A_STRIDE);
+            let b0 = coopLoadT<FragB>(&b_tile[ib0], B_STRIDE);
+            let b1 = coopLoadT<FragB>(&b_tile[ib1], B_STRIDE);
             c00 = coopMultiplyAdd(a0, b0, c00);
             c01 = coopMultiplyAdd(a0, b1, c01);
             c10 = coopMultiplyAdd(a1, b0, c10);
@@ -366,10 +375,10 @@ fn conv2d_coop(
 
     let a_row = (sid / 2u) * (2u * FRAG) * A_STRIDE;
     let b_col = (sid % 2u) * (2u * FRAG);
-    var c00 = coop_mat16x16<f32, C>();
-    var c01 = coop_mat16x16<f32, C>();
-    var c10 = coop_mat16x16<f32, C>();
-    var c11 = coop_mat16x16<f32, C>();
+    var c00 = FragC();
+    var c01 = FragC();
+    var c10 = FragC();
+    var c11 = FragC();
     for (var s = 0u; s < tile.steps; s++) {
         if (s + 1u < tile.steps) {
             tap = advance(tap, BK);
@@ -380,10 +389,10 @@ fn conv2d_coop(
             let ia1 = ia0 + FRAG * A_STRIDE;
             let ib0 = (s & 1u) * B_STAGE + kk * B_STRIDE + b_col;
             let ib1 = ib0 + FRAG;
-            let a0 = coopLoadT<coop_mat16x16<f16, A>>(&a_tile[ia0], A_STRIDE);
-            let a1 = coopLoadT<coop_mat16x16<f16, A>>(&a_tile[ia1], A_STRIDE);
-            let b0 = coopLoadT<coop_mat16x16<f16, B>>(&b_tile[ib0], B_STRIDE);
-            let b1 = coopLoadT<coop_mat16x16<f16, B>>(&b_tile[ib1], B_STRIDE);
+            let a0 = coopLoadT<FragA>(&a_tile[ia0], A_STRIDE);
+            let a1 = coopLoadT<FragA>(&a_tile[ia1], A_STRIDE);
+            let b0 = coopLoadT<FragB>(&b_tile[ib0], B_STRIDE);
+            let b1 = coopLoadT<FragB>(&b_tile[ib1], B_STRIDE);
             c00 = coopMultiplyAdd(a0, b0, c00);
             c01 = coopMultiplyAdd(a0, b1, c01);
             c10 = coopMultiplyAdd(a1, b0, c10);

@@ -2,8 +2,9 @@
 //! against the f64 CPU reference at InceptionV3's odd shapes: every window
 //! (1×1, 3×3, 5×5, 1×7, 7×1, 1×3, 3×1; strides 1 and 2; both paddings),
 //! cin = 3 (scalar loads) and multiples of 4 (vec4 loads), row counts and
-//! cout that cross the 64×64 tile edges, depths that are not multiples of
-//! its K step of 32, the fused epilogue and a channel-slice output.
+//! cout that cross the tile edges (64×64 with 16×16 fragments, 32×32 with
+//! 8×8), depths that are not multiples of its K step of 32, the fused
+//! epilogue and a channel-slice output.
 //!
 //! Two references per case: the f64 convolution of the operands rounded to
 //! f16, which the kernel must match to f32 accuracy (its products of f16
@@ -12,11 +13,12 @@
 //! match within `lab::MIXED_TOLERANCE` (the accuracy mixed precision claims;
 //! the error is printed).
 //!
-//! Only adapters with cooperative matrices (16×16×16 f16 × f16 → f32) can
-//! run the kernel, so these tests are ignored by default and reported as
-//! such; run them there with `cargo test --test conv_coop -- --ignored`
-//! (benches/gpu.sh does). Run on an adapter without the feature they fail,
-//! saying what it lacks.
+//! Only adapters with cooperative matrices (16×16×16 or 8×8×8 f16 × f16 →
+//! f32) can run the kernel, so these tests are ignored by default and
+//! reported as such; run them there with `cargo test --test conv_coop --
+//! --ignored` (benches/gpu.sh does on the GPU; tools/coop-lavapipe.sh runs
+//! them on Mesa 26's lavapipe, which has 8×8×8). Run on an adapter without
+//! the feature they fail, saying what it lacks.
 mod common;
 use common::*;
 use half::f16;
@@ -26,7 +28,7 @@ use incept::ops::{Padding, Window2d};
 use incept::reference::{conv as rc, rel_l2, to_f64};
 use incept::{Gpu, Tensor};
 
-const IGNORED: &str = "needs an adapter with cooperative matrices (16x16x16 f16)";
+const IGNORED: &str = "needs an adapter with f16 cooperative matrices (16x16x16 or 8x8x8)";
 
 /// One convolution: input [batch, h, w, cin], filter [kh, kw, cin, cout].
 #[derive(Clone, Copy, Debug)]
@@ -50,7 +52,7 @@ use Padding::{Same, Valid};
 
 /// InceptionV3's windows at small odd sizes. The first is its stem (cin 3,
 /// 3×3 stride 2 valid); 2 × 17 × 17 = 578 rows and cout 70 or 192 cross the
-/// 64-row and 64-column tile edges; depths 27, 35, 153, 320 and 1152 are not
+/// 64- (and 32-) row and column tile edges; depths 27, 35, 153, 320 and 1152 are not
 /// multiples of 32; cin % 4 == 0 with cout % 4 == 0 takes the vec4 loads.
 const CASES: [Case; 12] = [
     case(2, (17, 17), 3, 32, (3, 3), 2, Valid),
@@ -121,7 +123,7 @@ fn coop<'a>(c: &Case) -> ConvSpec<'a> {
 }
 
 #[test]
-#[ignore = "needs an adapter with cooperative matrices (16x16x16 f16)"]
+#[ignore = "needs an adapter with f16 cooperative matrices (16x16x16 or 8x8x8)"]
 fn coop_matches_the_reference_at_every_inception_window() {
     let gpu = coop_gpu();
     for (i, c) in CASES.iter().enumerate() {
@@ -133,7 +135,7 @@ fn coop_matches_the_reference_at_every_inception_window() {
 }
 
 #[test]
-#[ignore = "needs an adapter with cooperative matrices (16x16x16 f16)"]
+#[ignore = "needs an adapter with f16 cooperative matrices (16x16x16 or 8x8x8)"]
 fn coop_applies_the_fused_epilogue() {
     let gpu = coop_gpu();
     for c in [CASES[0], CASES[2], CASES[8]] {
@@ -151,7 +153,7 @@ fn coop_applies_the_fused_epilogue() {
 }
 
 #[test]
-#[ignore = "needs an adapter with cooperative matrices (16x16x16 f16)"]
+#[ignore = "needs an adapter with f16 cooperative matrices (16x16x16 or 8x8x8)"]
 fn coop_writes_only_its_channel_slice() {
     let gpu = coop_gpu();
     for (c, ctotal, offset) in [(CASES[8], 23, 5), (CASES[2], 100, 12)] {

@@ -11,7 +11,12 @@
 #        command runs in the repository root, e.g.
 #        bash tools/coop-lavapipe.sh target/debug/deps/conv_coop-HASH --ignored)
 # env:   COOP_ROOT (default /var/tmp/incept-trixie), MIRROR (default: the first
-#        URI of this machine's own Debian sources).
+#        URI of this machine's own Debian sources), LP_NUM_THREADS (default 2),
+#        LP_NATIVE_VECTOR_WIDTH (unset: lavapipe's 256 bits, subgroups of 8;
+#        512 gives subgroups of 16, but Mesa 26.1.6 then crashes compiling the
+#        cooperative-matrix kernel).
+# Mesa 26.1.6's lavapipe lists 8x8x8 configurations only (f16 x f16 -> f16 or
+# f32), so it runs the kernel's 8x8-fragment variant.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 root=${COOP_ROOT:-/var/tmp/incept-trixie}
@@ -66,5 +71,5 @@ for link in "$repo"/data "$repo"/weights/*.safetensors; do
 done
 printf -v cmd '%q ' "$@"
 chroot "$root" env -i PATH=/usr/bin:/bin HOME=/tmp VK_ICD_FILENAMES="${icd#"$root"}" \
-  INCEPT_CACHE_DIR=/tmp/incept-cache LP_NUM_THREADS="${LP_NUM_THREADS:-2}" \
+  INCEPT_CACHE_DIR=/tmp/incept-cache LP_NUM_THREADS="${LP_NUM_THREADS:-2}" ${LP_NATIVE_VECTOR_WIDTH:+LP_NATIVE_VECTOR_WIDTH=$LP_NATIVE_VECTOR_WIDTH} \
   sh -c "cd $(printf %q "$repo") && exec $cmd"

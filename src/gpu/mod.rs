@@ -55,8 +55,8 @@ pub(crate) struct GpuInner {
     limits: wgpu::Limits,
     features: wgpu::Features,
     description: String,
-    /// The subgroup size of the cooperative-matrix kernels, or what the adapter lacks for them.
-    coop: std::result::Result<u32, String>,
+    /// How the cooperative-matrix kernels run here, or what the adapter lacks for them.
+    coop: std::result::Result<coop::CoopConfig, String>,
     precision: Precision,
     pub(crate) pool: Arc<BufferPool>,
     /// Mappable buffers for readbacks, reused by size.
@@ -181,9 +181,10 @@ impl Gpu {
     pub fn features(&self) -> wgpu::Features {
         self.0.features
     }
-    /// The subgroup size the cooperative-matrix kernels are built with, or
-    /// what the adapter lacks to run them (see [`coop::mixed_precision_support`]).
-    pub fn coop_support(&self) -> std::result::Result<u32, &str> {
+    /// The fragment and subgroup size the cooperative-matrix kernels are
+    /// built with, or what the adapter lacks to run them (see
+    /// [`coop::mixed_precision_support`]).
+    pub fn coop_support(&self) -> std::result::Result<coop::CoopConfig, &str> {
         self.0.coop.as_ref().copied().map_err(String::as_str)
     }
     /// The precision the device was opened with (`GpuOptions::precision`).

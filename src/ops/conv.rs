@@ -58,7 +58,7 @@ pub enum ConvAlgo {
     /// Winograd F(4×4, 3×3): 36 multiplies per 4×4 output tile instead of 144.
     Winograd4,
     /// Mixed precision on cooperative matrices (tensor cores): f16 operands,
-    /// f32 sums, 64×64 tiles; only on adapters that have them (not in `ALL`).
+    /// f32 sums, 64×64 (or 32×32) tiles; only on adapters that have them (not in `ALL`).
     Coop,
 }
 
