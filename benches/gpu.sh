@@ -22,6 +22,18 @@
 #        0.1 s per row), MODEL_ITERS (default 10), EPOCHS (default 10).
 # Full logs go to $OUT; the summary table is printed last (and saved as
 # $OUT/table.md). Sized to stay well under 12 minutes on an H200.
+#
+# Prepared here (../shared/DEVICE.md: no Rust toolchain there): the loader
+# packages in .gl/, then
+#   cargo build --release --locked
+#   cargo test --release --locked --no-run --test conv_coop --test parity --test coop_shader --test gpu
+# and the binaries it names ("Executable tests/conv_coop.rs (target/release/deps/conv_coop-…)")
+# copied to .gpu/ with target/release/incept; the fine-tune also needs data/fmnist4 (copied, not a
+# link) and the base weights stored as f16 (`incept convert storage W --out .gpu/w16.safetensors
+# --f16`, 44 MB), more than one 64 MiB transfer holds together with the binaries: run STAGES="tests
+# lab model" first and STAGES=finetune next on the still-warm machine. tests/parity.rs reads
+# weights/inception_v3_notop.safetensors: the f16 file there gives the mixed-precision parity with
+# f16-stored BatchNorm parameters on top (its f32 tests then measure f16 storage).
 set -uo pipefail
 OUT=${OUT:-/tmp/incept-gpu}
 mkdir -p "$OUT"
