@@ -23,9 +23,9 @@ pub const COOP_SUBGROUPS: u32 = 4;
 pub const COOP_SUBGROUP_SIZES: [u32; 4] = [8, 16, 32, 64];
 
 /// Workgroup memory of one `conv2d_coop` workgroup with fragments of
-/// `tile`: two f16 stages of A (4·tile rows × 40) and B (32 rows × 4·tile
-/// + 8), the f32 epilogue scratch (4 × tile²) and the per-row pixel table
-/// (4·tile × vec4<i32>).
+/// `tile`: two f16 stages of A (4·tile rows of 40) and of B (32 rows of
+/// 4·tile plus 8), the f32 epilogue scratch (4 × tile²) and the per-row
+/// pixel table (4·tile × vec4<i32>).
 pub const fn workgroup_bytes(tile: u32) -> u32 {
     let (bm, bn, bk) = (4 * tile, 4 * tile, 32);
     2 * bm * (bk + 8) * 2 + 2 * bk * (bn + 8) * 2 + COOP_SUBGROUPS * tile * tile * 4 + bm * 16
