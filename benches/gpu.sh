@@ -7,7 +7,8 @@
 #             tests/conv_coop.rs, which need cooperative matrices);
 #   lab       the conv kernel lab at b8 224² (every variant checked against the
 #             Direct oracle, then timed; `coop` appears where the adapter has
-#             cooperative matrices) and the other lab families;
+#             cooperative matrices), the families in LAB_FAMILIES (default
+#             none; e.g. "conv-backward-input matmul") and libtorch's convs;
 #   model     `incept bench model` b32 at 224² and 299², --precision f32 and
 #             mixed, and libtorch on the same work with TF32 off and on;
 #   finetune  with INCEPT_FINETUNE_DATA and INCEPT_FINETUNE_WEIGHTS: the fmnist4
@@ -79,7 +80,7 @@ if want lab; then
   $bin bench kernels --list --image-size 224 > "$OUT/shapes.csv"
   stamp "conv kernel lab"
   $bin bench kernels --family conv --batch 8 --image-size 224 --min-time "$min_time" 2>&1 | tee "$OUT/incept_lab_conv.txt"
-  for f in conv-backward-input conv-backward-filter matmul batchnorm batchnorm-backward pool pool-backward; do
+  for f in ${LAB_FAMILIES:-}; do
     $bin bench kernels --family $f --batch 8 --image-size 224 --min-time "$min_time" 2>&1 | tee "$OUT/incept_lab_$f.txt"
   done
   stamp "libtorch conv shapes"
