@@ -1,39 +1,144 @@
 #!/usr/bin/env bash
-# One measurement run on a GPU machine (one prepared run, as GPU time is scarce): the
-# kernel tests on the GPU adapter, our conv variants on every InceptionV3 conv
-# shape and the whole model, libtorch on the same work (TF32 off and on), and,
-# when INCEPT_FINETUNE_DATA and INCEPT_FINETUNE_WEIGHTS are set, the fmnist4
-# fine-tune at 224². Logs go to $OUT; the tables are printed.
+# One measurement run on a GPU machine (one prepared run, as GPU time is
+# scarce; nothing is built there), f32 and mixed precision side by side:
+#
+#   tests     the test binaries in INCEPT_TEST_BINS (all their tests) and in
+#             INCEPT_IGNORED_TEST_BINS (only their ignored tests, e.g.
+#             tests/conv_coop.rs, which need cooperative matrices);
+#   lab       the conv kernel lab at b8 224² (every variant checked against the
+#             Direct oracle, then timed; `coop` appears where the adapter has
+#             cooperative matrices), the families in LAB_FAMILIES (default
+#             none; e.g. "conv-backward-input matmul") and libtorch's convs;
+#   model     `incept bench model` b32 at 224² and 299², --precision f32 and
+#             mixed, and libtorch on the same work with TF32 off and on;
+#   finetune  with INCEPT_FINETUNE_DATA and INCEPT_FINETUNE_WEIGHTS: the fmnist4
+#             fine-tune at 224² (10 epochs, seed 1) and its test evaluation,
+#             with each precision.
+#
+# usage: OUT=DIR bash benches/gpu.sh      (STAGES="tests lab model finetune" by default)
+# env:   INCEPT_BIN (default target/release/incept), INCEPT_TEST_BINS,
+#        INCEPT_IGNORED_TEST_BINS (prebuilt `cargo test --release --no-run`
+#        binaries), INCEPT_FINETUNE_DATA, INCEPT_FINETUNE_WEIGHTS, PYTHON
+#        (default python3, with torch + torchvision), LAB_MIN_TIME (default
+#        0.1 s per row), MODEL_ITERS (default 10), EPOCHS (default 10).
+# Full logs go to $OUT; the summary table is printed last (and saved as
+# $OUT/table.md). Sized to stay well under 12 minutes on an H200.
+#
+# Prepared here (../shared/DEVICE.md: no Rust toolchain there): the loader
+# packages in .gl/, then
+#   cargo build --release --locked
+#   cargo test --release --locked --no-run --test conv_coop --test parity --test coop_shader --test gpu
+# and the binaries it names ("Executable tests/conv_coop.rs (target/release/deps/conv_coop-…)")
+# copied to .gpu/ with target/release/incept; the fine-tune also needs data/fmnist4 (copied, not a
+# link) and the base weights stored as f16 (`incept convert storage W --out .gpu/w16.safetensors
+# --f16`, 44 MB), more than one 64 MiB transfer holds together with the binaries: run STAGES="tests
+# lab model" first and STAGES=finetune next on the still-warm machine. tests/parity.rs reads
+# weights/inception_v3_notop.safetensors: the f16 file there gives the mixed-precision parity with
+# f16-stored BatchNorm parameters on top (its f32 tests then measure f16 storage).
 set -uo pipefail
 OUT=${OUT:-/tmp/incept-gpu}
 mkdir -p "$OUT"
 bin=${INCEPT_BIN:-target/release/incept}
+py=${PYTHON:-python3}
+stages=" ${STAGES:-tests lab model finetune} "
+min_time=${LAB_MIN_TIME:-0.1}
+iters=${MODEL_ITERS:-10}
+epochs=${EPOCHS:-10}
+export PYTHONUNBUFFERED=1
+want() { [[ "$stages" == *" $1 "* ]]; }
+stamp() { echo "== $* ($(date -u +%H:%M:%S))"; }
+
 $bin devices 2>&1 | tee "$OUT/devices.txt"
-for t in ${INCEPT_TEST_BINS:-}; do
-  echo "== test binary $t"
-  "$t" --test-threads=4 2>&1 | tail -3
-done 2>&1 | tee "$OUT/tests.txt"
-$bin bench kernels --list --image-size 224 > "$OUT/shapes.csv"
-for algo in tiled tiled-large; do
-  $bin bench kernels --batch 8 --image-size 224 --algo $algo --min-time 0.2 --check 2>&1 | tee "$OUT/incept_kernels_$algo.txt"
-done
-# The other kernel-lab families, every variant checked against its oracle, then timed.
-for f in conv-backward-input conv-backward-filter matmul batchnorm batchnorm-backward pool pool-backward; do
-  $bin bench kernels --family $f --batch 8 --image-size 224 --min-time 0.2 2>&1 | tee "$OUT/incept_lab_$f.txt"
-done
-for algo in tiled tiled-large; do
-  for s in 224 299; do
-    echo "== INCEPT_CONV_ALGO=$algo"
-    INCEPT_CONV_ALGO=$algo $bin bench model --batch 32 --image-size $s --iters 5 2>&1
-  done
-done | tee "$OUT/incept_model.txt"
-PYTHONUNBUFFERED=1 python3 benches/libtorch/conv_shapes.py "$OUT/shapes.csv" --batch 8 2>&1 | tee "$OUT/libtorch_conv.txt"
-for s in 224 299; do
-  PYTHONUNBUFFERED=1 python3 benches/libtorch/inception.py --batch 32 --image-size $s 2>&1
-done | tee "$OUT/libtorch_model.txt"
-if [ -n "${INCEPT_FINETUNE_DATA:-}" ]; then
-  $bin train --data "$INCEPT_FINETUNE_DATA" --weights "$INCEPT_FINETUNE_WEIGHTS" --out /tmp/run224 \
-    --image-size 224 --epochs 10 --seed 1 2>&1 | tee "$OUT/finetune224.txt"
-  $bin evaluate --model /tmp/run224 --data "$INCEPT_FINETUNE_DATA/test" 2>&1 | tee -a "$OUT/finetune224.txt"
-  cp /tmp/run224/history.csv "$OUT/finetune224_history.csv"
+if ! grep -q "^selected: " "$OUT/devices.txt"; then
+  echo "gpu.sh: incept found no adapter; environment:" >&2
+  env | grep -E '^(VK_|LD_LIBRARY|NVIDIA)' >&2
+  exit 1
 fi
+# "usable for --precision mixed" appears in the selected adapter's description when it has the configuration.
+selected=$(sed -n 's/^selected: //p' "$OUT/devices.txt")
+if grep -F -A5 "] $selected" "$OUT/devices.txt" | grep -q "usable for --precision mixed"; then
+  precisions="f32 mixed"
+else
+  precisions="f32"
+  echo "gpu.sh: $selected has no usable cooperative-matrix configuration: f32 only" | tee -a "$OUT/devices.txt"
+fi
+
+if want tests; then
+  {
+    for t in ${INCEPT_TEST_BINS:-}; do
+      stamp "test binary $t"
+      "$t" --test-threads=4 2>&1 | tail -3
+    done
+    for t in ${INCEPT_IGNORED_TEST_BINS:-}; do
+      stamp "test binary $t --ignored"
+      "$t" --ignored --test-threads=1 --nocapture 2>&1 | tail -40
+    done
+  } 2>&1 | tee "$OUT/tests.txt"
+fi
+
+if want lab; then
+  $bin bench kernels --list --image-size 224 > "$OUT/shapes.csv"
+  stamp "conv kernel lab"
+  $bin bench kernels --family conv --batch 8 --image-size 224 --min-time "$min_time" 2>&1 | tee "$OUT/incept_lab_conv.txt"
+  for f in ${LAB_FAMILIES:-}; do
+    $bin bench kernels --family $f --batch 8 --image-size 224 --min-time "$min_time" 2>&1 | tee "$OUT/incept_lab_$f.txt"
+  done
+  stamp "libtorch conv shapes"
+  $py benches/libtorch/conv_shapes.py "$OUT/shapes.csv" --batch 8 2>&1 | tee "$OUT/libtorch_conv.txt"
+fi
+
+if want model; then
+  for s in 224 299; do
+    for p in $precisions; do
+      stamp "incept bench model b32 ${s}² --precision $p"
+      $bin bench model --batch 32 --image-size $s --iters "$iters" --precision $p 2>&1 | tee "$OUT/incept_model_${s}_$p.txt"
+    done
+    stamp "libtorch inception.py b32 ${s}²"
+    $py benches/libtorch/inception.py --batch 32 --image-size $s --iters "$iters" --device cuda 2>&1 | tee "$OUT/libtorch_model_$s.txt"
+  done
+fi
+
+if want finetune && [ -n "${INCEPT_FINETUNE_DATA:-}" ]; then
+  for p in $precisions; do
+    run=/tmp/incept-run224-$p
+    rm -rf "$run"
+    stamp "incept train 224² --precision $p"
+    $bin train --data "$INCEPT_FINETUNE_DATA" --weights "$INCEPT_FINETUNE_WEIGHTS" --out "$run" \
+      --image-size 224 --epochs "$epochs" --seed 1 --precision $p 2>&1 | tee "$OUT/finetune224_$p.txt"
+    $bin evaluate --model "$run" --data "$INCEPT_FINETUNE_DATA/test" --precision $p 2>&1 | tee -a "$OUT/finetune224_$p.txt"
+    cp "$run/history.csv" "$OUT/finetune224_${p}_history.csv"
+  done
+fi
+
+# The summary: one table of images/s (model), TFLOP/s over the conv shapes (lab) and test accuracy (fine-tune).
+{
+  echo "adapter: $selected   date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null
+  echo
+  echo "| work | ours f32 | ours mixed | libtorch TF32 off | libtorch TF32 on |"
+  echo "|---|---:|---:|---:|---:|"
+  rate() { [ -f "$2" ] && awk -v w="$1" 'index($0, w) == 1 { for (i = 2; i <= NF; i++) if ($i == "images/s") print $(i - 1) }' "$2" | head -1; }
+  torch() { [ -f "$3" ] && awk -v w="$1" -v v="$2" '$1 == "libtorch" && $2 == w && $3 == v { print $4 }' "$3" | head -1; }
+  for s in 224 299; do
+    for work in forward fine-tune; do
+      twork=$([ $work = forward ] && echo forward || echo step)
+      echo "| $work b32 ${s}² (images/s) | $(rate $work "$OUT/incept_model_${s}_f32.txt") | $(rate $work "$OUT/incept_model_${s}_mixed.txt") | $(torch $twork tf32-off "$OUT/libtorch_model_$s.txt") | $(torch $twork tf32-on "$OUT/libtorch_model_$s.txt") |"
+    done
+  done
+  if [ -f "$OUT/incept_lab_conv.txt" ]; then
+    # The lab's totals ("  NAME  N shapes  T ms  G GFLOP/s …") and conv_shapes.py's ("total: … = G GFLOP/s", TF32 off then on), as TFLOP/s.
+    lab() { awk -v v="$1" '$1 == v && $3 == "shapes" { printf "%.2f", $6 / 1000 }' "$OUT/incept_lab_conv.txt"; }
+    ltotal() { [ -f "$OUT/libtorch_conv.txt" ] && awk -v k="$1" '$1 == "total:" { n++; if (n == k) printf "%.2f", $(NF - 1) / 1000 }' "$OUT/libtorch_conv.txt"; }
+    echo "| conv, InceptionV3 shapes b8 224² (TFLOP/s; f32 = tiled-large) | $(lab tiled-large) | $(lab coop) | $(ltotal 1) | $(ltotal 2) |"
+  fi
+  acc() { [ -f "$1" ] && sed -n 's/^accuracy: //p' "$1" | tail -1; }
+  sec() { [ -f "$1" ] && awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next } { s += $c["seconds"]; n++ } END { if (n) printf "%.2f", s / n }' "$1"; }
+  if [ -n "${INCEPT_FINETUNE_DATA:-}" ] && want finetune; then
+    echo "| fmnist4 224² fine-tune, $epochs epochs seed 1: test accuracy | $(acc "$OUT/finetune224_f32.txt") | $(acc "$OUT/finetune224_mixed.txt") | | |"
+    echo "| the same: seconds per epoch | $(sec "$OUT/finetune224_f32_history.csv") | $(sec "$OUT/finetune224_mixed_history.csv") | | |"
+  fi
+  if [ -f "$OUT/tests.txt" ]; then
+    echo
+    grep -E "^test result|^== test binary" "$OUT/tests.txt"
+  fi
+} | tee "$OUT/table.md"

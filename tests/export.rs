@@ -59,6 +59,7 @@ fn make_run(dir: &Path) -> TensorMap {
         init: None,
         head_epochs: 0,
         fine_tune_lr: None,
+        precision: Default::default(),
     };
     std::fs::write(dir.join("run.json"), serde_json::to_string(&cfg).unwrap()).unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);

@@ -3,6 +3,7 @@
 mod common;
 use common::*;
 use incept::ops::elementwise as ew;
+use incept::gpu::Precision;
 use incept::{DType, Error, Gpu, GpuOptions, Tensor};
 
 #[test]
@@ -33,8 +34,21 @@ fn binding_a_tensor_beyond_max_storage_binding_is_a_limit_error() {
 
 #[test]
 fn an_unknown_adapter_name_lists_the_available_ones() {
-    let msg = Gpu::new(&GpuOptions { adapter: Some("no-such-adapter-xyz".into()) }).err().unwrap().to_string();
+    let msg = Gpu::new(&GpuOptions { adapter: Some("no-such-adapter-xyz".into()), ..GpuOptions::default() }).err().unwrap().to_string();
     assert!(msg.contains("no-such-adapter-xyz") && msg.contains("available"), "{msg}");
+}
+
+#[test]
+fn mixed_precision_opens_only_an_adapter_that_can_run_it() {
+    let f32_gpu = Gpu::new(&GpuOptions::default()).unwrap();
+    let mixed = Gpu::new(&GpuOptions { precision: Precision::Mixed, ..GpuOptions::default() });
+    match f32_gpu.coop_support() {
+        Ok(_) => assert_eq!(mixed.unwrap().precision(), Precision::Mixed),
+        Err(why) => {
+            let msg = mixed.err().expect("an adapter without cooperative matrices refuses --precision mixed").to_string();
+            assert!(msg.contains("--precision mixed") && msg.contains(f32_gpu.name()) && msg.contains(why), "{msg}");
+        }
+    }
 }
 
 #[test]

@@ -124,6 +124,10 @@ fn a_run_directory_is_refused_to_a_second_run_and_arguments_are_checked_before_w
     fails_with(train(&fresh, &["--head", "0"]), &["--head 0"]);
     fails_with(train(&fresh, &["--image-size", "20"]), &["--image-size 20"]);
     fails_with(train(&fresh, &["--unfreeze-last", "400"]), &["--unfreeze-last 400"]);
+    // Mixed precision where the adapter has no cooperative matrices: refused, naming the flag and what is missing.
+    if let Err(why) = incept::Gpu::shared().unwrap().coop_support() {
+        fails_with(train(&fresh, &["--precision", "mixed"]), &["--precision mixed", why]);
+    }
     let no_valid = tmp.path().join("no_valid");
     make_tree(&no_valid, &[("train", 1)]);
     fails_with(
@@ -187,6 +191,7 @@ fn resume_refuses_conflicting_flags_and_repairs_what_a_crash_left() {
     fails_with(resume(&["--batch", "4"]), &["--batch 4"]);
     fails_with(resume(&["--data", s(tmp.path())]), &["--data"]);
     fails_with(resume(&["--head", "16"]), &["--head 16"]);
+    fails_with(resume(&["--precision", "mixed"]), &["--precision Mixed", "conflicts"]);
     fails_with(resume(&["--epochs", "0"]), &["--epochs 0"]);
 
     // A damaged best checkpoint is noticed at the start, not after an epoch.

@@ -47,6 +47,7 @@ fn config(data: &Path, classes: &[&str], validation_split: Option<f64>, seed: u6
         init: None,
         head_epochs: 0,
         fine_tune_lr: None,
+        precision: Default::default(),
         dicom: Default::default(),
     }
 }

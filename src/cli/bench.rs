@@ -1,5 +1,6 @@
 //! `incept bench`: kernel and model throughput tables (measurements, not tests).
 
+use super::precision::PrecisionArgs;
 use clap::Subcommand;
 use incept::autograd as ag;
 use incept::models::InceptionV3;
@@ -79,6 +80,8 @@ pub enum BenchCommand {
         /// Directory for profile-forward.{json,png} and profile-finetune.{json,png}.
         #[arg(long, default_value = ".", requires = "profile")]
         profile_out: PathBuf,
+        #[command(flatten)]
+        precision: PrecisionArgs,
     },
 }
 
@@ -97,9 +100,9 @@ pub fn run(adapter: Option<String>, cmd: BenchCommand) -> Result<()> {
             incept::lab::print(&family, &gpu, &opts)
         }
         BenchCommand::Loader { data, image_size, batch, workers, no_augment, epochs } => loader(&data, image_size, batch, workers, !no_augment, epochs),
-        BenchCommand::Model { batch, image_size, unfreeze_last, weights, iters, profile, profile_out } => {
+        BenchCommand::Model { batch, image_size, unfreeze_last, weights, iters, profile, profile_out, precision } => {
             let profile_out = profile.then_some(profile_out);
-            model(&super::open_gpu(adapter)?, &ModelBench { batch, image: image_size, unfreeze_last, weights, iters }, profile_out.as_deref())
+            model(&super::open_gpu_with(adapter, precision.or_default())?, &ModelBench { batch, image: image_size, unfreeze_last, weights, iters }, profile_out.as_deref())
         }
     }
 }
@@ -131,7 +134,7 @@ fn model(gpu: &Gpu, b: &ModelBench, profile_out: Option<&Path>) -> Result<()> {
     let n = batch * image * image * 3;
     let x = Tensor::from_slice(gpu, &[batch, image, image, 3], &incept::reference::random(n, 1, 0.0, 1.0))?;
     println!("adapter: {}", gpu.name());
-    println!("InceptionV3 batch {batch}, {image}x{image}, last {} layers trainable", b.unfreeze_last);
+    println!("InceptionV3 batch {batch}, {image}x{image}, last {} layers trainable, precision {}", b.unfreeze_last, gpu.precision().name());
 
     let time = |label: &str, f: &mut dyn FnMut() -> Result<()>| -> Result<()> {
         f()?;

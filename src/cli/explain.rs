@@ -57,7 +57,7 @@ pub fn run(adapter: Option<String>, args: ExplainArgs) -> Result<()> {
         .map_err(|e| Error::Io { path: args.out.display().to_string(), reason: format!("cannot create the --out folder: {e}") })?;
     check_writable(&args.out.join(format!("{}{PICTURE_SUFFIX}", stems[0])))?;
 
-    let gpu = super::open_gpu(adapter)?;
+    let gpu = super::open_gpu_with(adapter, args.model.precision.or_default())?;
     let (cfg, model, _) = open_model(&gpu, &args.model)?;
     let s = cfg.image_size;
     let [_, h, w, c] = model.base.output_shapes(1, s, s)?[layer];

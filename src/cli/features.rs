@@ -2,6 +2,7 @@
 
 use clap::Args;
 use super::dicom::DicomArgs;
+use super::precision::PrecisionArgs;
 use incept::data::{DicomOptions, Preprocess, load_image_with};
 use incept::io::{HostTensor, StorageDtype, TensorMap, write_safetensors};
 use incept::models::InceptionV3;
@@ -30,6 +31,8 @@ pub struct FeaturesArgs {
     batch: usize,
     #[command(flatten)]
     dicom: DicomArgs,
+    #[command(flatten)]
+    precision: PrecisionArgs,
     #[arg(required = true)]
     images: Vec<PathBuf>,
 }
@@ -39,7 +42,7 @@ pub fn run(adapter: Option<String>, args: FeaturesArgs) -> incept::Result<()> {
         return Err(Error::Invalid("--batch must be at least 1".into()));
     }
     let dicom = args.dicom.over(DicomOptions::default());
-    let gpu = super::open_gpu(adapter)?;
+    let gpu = super::open_gpu_with(adapter, args.precision.or_default())?;
     let model = InceptionV3::from_safetensors(&gpu, &args.weights, 0)?;
     let layer = args.layer.as_deref().unwrap_or("mixed10");
     let s = args.image_size;

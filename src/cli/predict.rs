@@ -1,6 +1,7 @@
 //! `incept predict` and `incept evaluate`: a trained run applied to images.
 
 use clap::Args;
+use super::precision::PrecisionArgs;
 use incept::autograd as ag;
 use incept::data::folder::ImageFolder;
 use incept::data::image_file::load_rgb_with;
@@ -39,6 +40,8 @@ pub struct ModelArgs {
     /// Override the run's DICOM handling (run.json's by default).
     #[command(flatten)]
     pub(super) dicom: DicomArgs,
+    #[command(flatten)]
+    pub(super) precision: PrecisionArgs,
 }
 
 #[derive(Args)]
@@ -162,7 +165,7 @@ pub fn predict(adapter: Option<String>, args: PredictArgs) -> Result<()> {
     if let Some(out) = &args.out {
         check_writable(out)?;
     }
-    let gpu = super::open_gpu(adapter)?;
+    let gpu = super::open_gpu_with(adapter, args.model.precision.or_default())?;
     let (cfg, model, tta) = open_model(&gpu, &args.model)?;
     let predictions: Vec<Prediction> =
         classify(&gpu, &cfg, &model, &tta, &paths, args.model.batch)?.into_iter().map(|(_, p)| p).collect();
@@ -192,7 +195,7 @@ pub fn evaluate(adapter: Option<String>, args: EvaluateArgs) -> Result<()> {
     let png = args.out.clone().unwrap_or_else(|| args.model.model.join(CONFUSION_PNG));
     check_writable(&png)?;
     let dir = png.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
-    let gpu = super::open_gpu(adapter)?;
+    let gpu = super::open_gpu_with(adapter, args.model.precision.or_default())?;
     let (cfg, model, tta) = open_model(&gpu, &args.model)?;
     let folder = match (&args.data, args.split.as_deref()) {
         (Some(data), _) => {

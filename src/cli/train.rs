@@ -2,6 +2,7 @@
 
 use clap::Args;
 use super::dicom::DicomArgs;
+use super::precision::PrecisionArgs;
 use incept::data::{DicomOptions, Preprocess};
 use incept::data::folder::ImageFolder;
 use incept::data::split::stratified_split;
@@ -128,6 +129,8 @@ pub struct TrainArgs {
     bn_inference: bool,
     #[command(flatten)]
     dicom: DicomArgs,
+    #[command(flatten)]
+    precision: PrecisionArgs,
 }
 
 /// `path` made absolute and canonical, so the run does not depend on the
@@ -196,6 +199,7 @@ fn new_config(args: &TrainArgs, data: &Path) -> Result<TrainConfig> {
             Some(n) if n > 0 => Some(args.fine_tune_lr.unwrap_or_else(|| stages::default_fine_tune_lr(lr))),
             _ => args.fine_tune_lr,
         },
+        precision: args.precision.or_default(),
     })
 }
 
@@ -257,12 +261,21 @@ fn resume_config(args: &TrainArgs, dir: &Path) -> Result<TrainConfig> {
     }
     same!("--dicom-window", args.dicom.dicom_window.map(Some), cfg.dicom.window);
     same!("--dicom-frame", args.dicom.dicom_frame.map(Some), cfg.dicom.frame);
+    same!("--precision", args.precision.precision, cfg.precision);
     if let Some(epochs) = args.epochs {
         cfg.epochs = epochs;
     }
     // A speed setting only (results are the same either way): applied on resume.
     cfg.feature_cache &= !args.no_feature_cache;
     Ok(cfg)
+}
+
+/// The precision as the run summary states it.
+fn precision_summary(p: incept::gpu::Precision) -> &'static str {
+    match p {
+        incept::gpu::Precision::F32 => "f32",
+        incept::gpu::Precision::Mixed => "mixed (frozen base convolutions: f16 products, f32 sums, cooperative matrices)",
+    }
 }
 
 pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
@@ -279,9 +292,9 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
         }
         _ => return Err(Error::Invalid("give --data DIR --out RUN for a new run, or --resume RUN".into())),
     };
-    let gpu = super::open_gpu(adapter)?;
+    let gpu = super::open_gpu_with(adapter, cfg.precision)?;
     println!(
-        "incept train on {}: {} classes {:?}, {}x{} images, batch {}, {} epochs, last {} layers of the base trainable, preprocess {:?}, feature cache {}{}{}",
+        "incept train on {}: {} classes {:?}, {}x{} images, batch {}, {} epochs, last {} layers of the base trainable, preprocess {:?}, precision {}, feature cache {}{}{}",
         gpu.name(),
         cfg.classes.len(),
         cfg.classes,
@@ -291,6 +304,7 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
         cfg.total_epochs(),
         cfg.unfreeze_last,
         cfg.preprocess,
+        precision_summary(cfg.precision),
         if cfg.feature_cache { "on" } else { "off" },
         if cfg.bn_inference { ", BatchNorm in inference mode (--bn-inference)" } else { "" },
         match &cfg.weights {

@@ -67,7 +67,7 @@ pub fn describe(adapter: &wgpu::Adapter) -> String {
         "{name}\n  backend: {backend:?}   type: {ty:?}   driver: {driver} {driver_info}\n  \
          max buffer: {mb:.0} MiB   max storage binding: {msb:.0} MiB   storage buffers/stage: {nsb}\n  \
          workgroup storage: {wgs} B   invocations/workgroup: {inv}   workgroup size: {wx}x{wy}x{wz}   workgroups/dim: {wpd}\n  \
-         subgroup sizes: {smin}..{smax}   shader f16: {f16}   subgroups: {sg}   timestamps: {ts}",
+         subgroup sizes: {smin}..{smax}   shader f16: {f16}   subgroups: {sg}   timestamps: {ts}\n  {coop}",
         name = info.name,
         backend = info.backend,
         ty = info.device_type,
@@ -87,6 +87,7 @@ pub fn describe(adapter: &wgpu::Adapter) -> String {
         f16 = yes(f.contains(wgpu::Features::SHADER_F16)),
         sg = yes(f.contains(wgpu::Features::SUBGROUP)),
         ts = yes(f.contains(wgpu::Features::TIMESTAMP_QUERY)),
+        coop = super::coop::describe(&super::coop::CoopCaps::of(adapter)),
     )
 }
 

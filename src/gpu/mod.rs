@@ -10,14 +10,17 @@
 
 mod adapter;
 mod buffer;
+pub mod coop;
 mod kernel;
 mod pool;
+mod precision;
 pub mod profile;
 
 pub use adapter::{describe, list as list_adapters, ADAPTER_ENV};
 pub use buffer::{GpuBuffer, PooledBuffer};
 pub use kernel::{Kernel, KernelParams, PARAMS_SLOT, ParamsField, ParamsLayout, WORKGROUP_SIZE_OVERRIDE};
 pub use pool::PoolStats;
+pub use precision::Precision;
 pub use profile::{Profile, ProfileScope, ProfileSpan, Timing, Work};
 
 use crate::error::{Error, Result};
@@ -36,6 +39,9 @@ const MAX_PENDING_DISPATCHES: u32 = 2048;
 pub struct GpuOptions {
     /// Case-insensitive substring of the adapter name (overrides `INCEPT_ADAPTER`).
     pub adapter: Option<String>,
+    /// `Mixed` runs the frozen prefix's convolutions on cooperative
+    /// matrices; opening an adapter that cannot is an error (`--precision`).
+    pub precision: Precision,
 }
 
 /// Cheap-to-clone handle to the device context.
@@ -49,6 +55,9 @@ pub(crate) struct GpuInner {
     limits: wgpu::Limits,
     features: wgpu::Features,
     description: String,
+    /// How the cooperative-matrix kernels run here, or what the adapter lacks for them.
+    coop: std::result::Result<coop::CoopConfig, String>,
+    precision: Precision,
     pub(crate) pool: Arc<BufferPool>,
     /// Mappable buffers for readbacks, reused by size.
     staging: Mutex<std::collections::HashMap<u64, Vec<wgpu::Buffer>>>,
@@ -81,13 +90,29 @@ impl Gpu {
         let info = adapter.get_info();
         let description = adapter::describe(&adapter);
         let limits = adapter.limits();
-        let wanted = wgpu::Features::SHADER_F16 | wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP;
+        let coop = coop::mixed_precision_support(&coop::CoopCaps::of(&adapter));
+        if let (Precision::Mixed, Err(why)) = (opts.precision, &coop) {
+            return Err(Error::Adapter(format!("--precision mixed: adapter {} cannot run the mixed-precision kernels: {why}; use --precision f32", info.name)));
+        }
+        let wanted = wgpu::Features::SHADER_F16
+            | wgpu::Features::TIMESTAMP_QUERY
+            | wgpu::Features::SUBGROUP
+            | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
         let features = adapter.features() & wanted;
+        let experimental_features = if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+            // SAFETY: wgpu's experimental features may have bugs; the only one
+            // requested is cooperative matrices, used by conv2d_coop.wgsl alone
+            // (f32 shader modules do not change: naga declares the capabilities a
+            // module uses, not those the device allows).
+            unsafe { wgpu::ExperimentalFeatures::enabled() }
+        } else {
+            wgpu::ExperimentalFeatures::disabled()
+        };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("incept"),
             required_features: features,
             required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            experimental_features,
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
@@ -119,6 +144,8 @@ impl Gpu {
             limits,
             features,
             description,
+            coop,
+            precision: opts.precision,
             pool: Arc::new(BufferPool::default()),
             staging: Mutex::default(),
             pipelines: PipelineCache::default(),
@@ -153,6 +180,16 @@ impl Gpu {
     }
     pub fn features(&self) -> wgpu::Features {
         self.0.features
+    }
+    /// The fragment and subgroup size the cooperative-matrix kernels are
+    /// built with, or what the adapter lacks to run them (see
+    /// [`coop::mixed_precision_support`]).
+    pub fn coop_support(&self) -> std::result::Result<coop::CoopConfig, &str> {
+        self.0.coop.as_ref().copied().map_err(String::as_str)
+    }
+    /// The precision the device was opened with (`GpuOptions::precision`).
+    pub fn precision(&self) -> Precision {
+        self.0.precision
     }
     /// True on CPU adapters (lavapipe, WARP): kernels pick barrier-free,
     /// register-blocked variants there and shared-memory tiles elsewhere.

@@ -1,6 +1,8 @@
 //! Lab family `conv`: the forward convolution (+ReLU) at every distinct
 //! InceptionV3 conv shape; variants are `ConvAlgo::ALL` (the `Direct` oracle
-//! first), the pick is `ConvAlgo::for_conv` (`incept tune`'s measured choice, else the rule).
+//! first) and, on adapters with cooperative matrices, `ConvAlgo::Coop`
+//! (mixed precision, held to `MIXED_TOLERANCE`); the pick is
+//! `ConvAlgo::for_conv` (`incept tune`'s measured choice, else the rule).
 
 use super::{Family, Variant, distinct_layer_inputs};
 use crate::error::Result;
@@ -137,17 +139,19 @@ impl Family for ConvForward {
     fn inputs(gpu: &Gpu, s: &BatchedConv) -> Result<Vec<Tensor>> {
         Ok(vec![s.random(gpu, s.x_shape(), 0, 1.0)?, s.random(gpu, s.w_shape(), 1, 0.1)?])
     }
+    /// The f32 variants (`ConvAlgo::ALL`), then the mixed-precision one
+    /// where the adapter has cooperative matrices (`ConvAlgo::Coop`).
     fn variants() -> Vec<Variant<BatchedConv>> {
-        ConvAlgo::ALL
-            .into_iter()
-            .map(|algo| {
-                Variant::new(algo.name(), move |s: &BatchedConv, t: &[Tensor]| {
-                    let spec = ConvSpec { algo: Some(algo), relu: true, ..ConvSpec::new(s.conv.win) };
-                    Ok(vec![conv::conv2d_fused(&t[0], &t[1], &spec)?])
-                })
-                .only_if(move |s| algo.applies_to(&s.conv.win))
+        let variant = |algo: ConvAlgo| {
+            Variant::new(algo.name(), move |s: &BatchedConv, t: &[Tensor]| {
+                let spec = ConvSpec { algo: Some(algo), relu: true, ..ConvSpec::new(s.conv.win) };
+                Ok(vec![conv::conv2d_fused(&t[0], &t[1], &spec)?])
             })
-            .collect()
+            .only_if(move |s| algo.applies_to(&s.conv.win))
+        };
+        let mut all: Vec<_> = ConvAlgo::ALL.into_iter().map(variant).collect();
+        all.push(variant(ConvAlgo::Coop).only_on(|gpu| gpu.coop_support().is_ok()).with_tolerance(super::MIXED_TOLERANCE));
+        all
     }
     fn picked(gpu: &Gpu, s: &BatchedConv) -> &'static str {
         ConvAlgo::for_conv(gpu, &s.conv.key()).name()

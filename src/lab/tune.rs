@@ -1,6 +1,7 @@
-//! `incept tune`: the conv variant per shape from measurement. Every
+//! `incept tune`: the conv variant per shape from measurement. Every f32
 //! `ConvAlgo` is checked against the oracle and timed at every shape (as
-//! the lab does); the fastest that agrees is the shape's choice.
+//! the lab does); the fastest that agrees is the shape's choice. Mixed
+//! precision is the user's choice (`--precision`), never the tuner's.
 
 use super::conv::{BatchedConv, ConvForward};
 use super::{Family, TOLERANCE, error, time_runs};
@@ -25,7 +26,7 @@ pub fn tune_conv(gpu: &Gpu, shapes: &[BatchedConv], min_time: Duration, mut repo
         let oracle = ConvForward::oracle(s, &inputs)?;
         let mut best: Option<(&'static str, f64)> = None;
         let mut rule_ms = f64::NAN;
-        for v in variants.iter().filter(|v| (v.applies)(s)) {
+        for v in variants.iter().filter(|v| (v.applies)(s) && (v.available)(gpu) && v.tolerance <= TOLERANCE) {
             if error(&(v.run)(s, &inputs)?, &oracle)? > TOLERANCE {
                 continue;
             }

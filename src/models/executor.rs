@@ -36,7 +36,7 @@
 use super::graph::{Graph, LayerKind};
 use crate::autograd::{self as ag, Var};
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Precision};
 use crate::io::{HostTensor, TensorMap};
 use crate::ops::conv_sibling::{self, Destination, SiblingWeights};
 use crate::ops::window::Window2d;
@@ -671,7 +671,8 @@ impl Network {
     /// rule decide: on GPUs the convs keep their tiled kernels).
     fn plan_siblings(&self, chain: &[Option<Chain>], shapes: &[[usize; 4]], given: &[usize]) -> Vec<Option<(usize, bool)>> {
         let mut sibling = vec![None; chain.len()];
-        if !self.merge_siblings {
+        // The merged GEMM is f32 only: under mixed precision each frozen conv runs the cooperative-matrix kernel.
+        if !self.merge_siblings || self.gpu.precision() == Precision::Mixed {
             return sibling;
         }
         for (g, group) in self.siblings.iter().enumerate() {
@@ -741,7 +742,7 @@ impl Network {
                 None
             } else if let Some(c) = plan.chain[l] {
                 let input = self.materialize(values, layers[c.conv].inputs[0])?;
-                Some(self.fused_chain(c, input.value(), plan.dest[l], values, shapes)?)
+                Some(self.fused_chain(c, plan.tail[c.conv], input.value(), plan.dest[l], values, shapes)?)
             } else {
                 Some(self.layer(l, plan, values, shapes, x)?)
             };
@@ -808,8 +809,10 @@ impl Network {
     }
 
     /// conv → folded BatchNorm → ReLU (as far as the chain goes) in one
-    /// kernel, into a concatenation's slice when planned.
-    fn fused_chain(&self, c: Chain, x: &Tensor, dest: Option<(usize, usize)>, values: &mut [Option<Value>], shapes: &[[usize; 4]]) -> Result<Value> {
+    /// kernel, into a concatenation's slice when planned. Under
+    /// `--precision mixed` a chain of the frozen prefix (`in_tail` false)
+    /// runs the cooperative-matrix kernel; the tail stays f32.
+    fn fused_chain(&self, c: Chain, in_tail: bool, x: &Tensor, dest: Option<(usize, usize)>, values: &mut [Option<Value>], shapes: &[[usize; 4]]) -> Result<Value> {
         let (LayerKind::Conv2d { win, filters }, Params::Conv { kernel }) = (&self.graph.layers[c.conv].kind, &self.params[c.conv]) else {
             return Err(Error::Invalid(format!("layer {} is not a convolution", self.graph.layers[c.conv].name)));
         };
@@ -826,6 +829,7 @@ impl Network {
             scale: folded.as_ref().map(|f| &f.0),
             bias: folded.as_ref().map(|f| &f.1),
             relu: c.relu.is_some(),
+            algo: (self.gpu.precision() == Precision::Mixed && !in_tail).then_some(conv::ConvAlgo::Coop),
             ..conv::ConvSpec::new(*win)
         };
         match dest {

@@ -12,12 +12,20 @@
 //!   F(4×4, 3×3) for 3×3 stride-1 windows only (`ops::conv_winograd`):
 //!   transforms and 16 or 36 barrier-free batched GEMMs.
 //!
+//! A seventh, [`ConvAlgo::Coop`] (`ops::conv_coop`), computes it in mixed
+//! precision (f16 products, f32 sums) on cooperative matrices: never picked
+//! by the rules, the tuning cache or `INCEPT_CONV_ALGO` (it is not in
+//! [`ConvAlgo::ALL`], the f32 variants), only asked for by name — by the
+//! executor for the frozen prefix under `--precision mixed`, and by the
+//! kernel lab and its tests on adapters that have cooperative matrices.
+//!
 //! Each applies an optional per-channel epilogue `relu?(conv * scale + bias)`
 //! (folded inference BatchNorm) and can write into a channel slice of a wider
 //! NHWC tensor, so Inception blocks concatenate without a copy.
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel, Work};
+use crate::ops::conv_coop;
 use crate::ops::conv_tuning::{self, ConvKey};
 use crate::ops::conv_winograd::{self, OutputTile};
 use crate::{kernel, kernel_params};
@@ -49,6 +57,9 @@ pub enum ConvAlgo {
     Winograd,
     /// Winograd F(4×4, 3×3): 36 multiplies per 4×4 output tile instead of 144.
     Winograd4,
+    /// Mixed precision on cooperative matrices (tensor cores): f16 operands,
+    /// f32 sums, 64×64 (or 32×32) tiles; only on adapters that have them (not in `ALL`).
+    Coop,
 }
 
 /// Environment variable that forces a variant everywhere (benchmarks, comparisons).
@@ -69,6 +80,7 @@ impl ConvAlgo {
             ConvAlgo::TiledLarge => "tiled-large",
             ConvAlgo::Winograd => "winograd",
             ConvAlgo::Winograd4 => "winograd4",
+            ConvAlgo::Coop => "coop",
         }
     }
 
@@ -77,7 +89,7 @@ impl ConvAlgo {
     pub fn applies_to(self, win: &Window2d) -> bool {
         match self {
             ConvAlgo::Winograd | ConvAlgo::Winograd4 => ConvAlgo::winograd_applies(win),
-            ConvAlgo::Direct | ConvAlgo::RegisterBlocked | ConvAlgo::Tiled | ConvAlgo::TiledLarge => true,
+            ConvAlgo::Direct | ConvAlgo::RegisterBlocked | ConvAlgo::Tiled | ConvAlgo::TiledLarge | ConvAlgo::Coop => true,
         }
     }
 
@@ -159,7 +171,7 @@ impl ConvAlgo {
         match self {
             ConvAlgo::Winograd => Some(OutputTile::Two),
             ConvAlgo::Winograd4 => Some(OutputTile::Four),
-            ConvAlgo::Direct | ConvAlgo::RegisterBlocked | ConvAlgo::Tiled | ConvAlgo::TiledLarge => None,
+            ConvAlgo::Direct | ConvAlgo::RegisterBlocked | ConvAlgo::Tiled | ConvAlgo::TiledLarge | ConvAlgo::Coop => None,
         }
     }
 }
@@ -272,7 +284,7 @@ impl Geometry {
 
 kernel_params! {
     /// Mirrors `Params` in `shaders/conv2d_*.wgsl`.
-    struct Params {
+    pub(crate) struct Params {
         batch: u32,
         in_h: u32,
         in_w: u32,
@@ -388,6 +400,7 @@ fn launch(x: &Tensor, w: &Tensor, spec: &ConvSpec, g: &Geometry, out: &Tensor, o
         ConvAlgo::TiledLarge => return launch_tiled_large(g, &params, &reads, out, work),
         ConvAlgo::Winograd => return conv_winograd::launch(OutputTile::Two, g, &reads, out, out_stride, out_offset, epilogue),
         ConvAlgo::Winograd4 => return conv_winograd::launch(OutputTile::Four, g, &reads, out, out_stride, out_offset, epilogue),
+        ConvAlgo::Coop => return conv_coop::launch(g, &params, &reads, out, work),
     };
     gpu.with_work(work).launch(kernel, constants, &params, &reads, &[out], groups)
 }

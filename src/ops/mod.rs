@@ -6,6 +6,7 @@ pub mod batchnorm;
 pub mod concat;
 pub mod conv;
 pub mod conv_backward;
+pub mod conv_coop;
 pub mod conv_sibling;
 pub mod conv_tuning;
 mod conv_winograd;
@@ -46,6 +47,8 @@ pub const KERNELS: &[&Kernel] = &[
     &conv::CONV2D_TILED_LARGE,
     &conv::CONV2D_TILED_LARGE_VEC4,
     &conv::CONV2D_TILED_LARGE_REDUCE,
+    &conv_coop::CONV2D_COOP,
+    &conv_coop::CONV2D_COOP_VEC4,
     &conv_sibling::CONV2D_SIBLING,
     &conv_sibling::CONV2D_SIBLING_VEC4,
     &conv_winograd::WINOGRAD2_FILTER,

@@ -6,6 +6,7 @@ use super::callbacks::CallbackConfig;
 use super::class_weight::ClassWeights;
 use crate::data::{Augment, DicomOptions, Preprocess};
 use crate::error::{Error, Result};
+use crate::gpu::Precision;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -89,6 +90,11 @@ pub struct TrainConfig {
     /// The learning rate of the fine-tuning stage (set when `head_epochs` > 0).
     #[serde(default)]
     pub fine_tune_lr: Option<f64>,
+    /// `--precision`: the frozen base's convolutions in f32 or mixed (f16
+    /// products, f32 sums, on cooperative matrices); runs written before the
+    /// flag existed load as f32. A resumed run keeps it.
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl TrainConfig {

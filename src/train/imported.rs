@@ -97,6 +97,8 @@ pub fn run_config(file: &KerasFile, imported: &Imported, flags: &ImportFlags) ->
         callbacks: CallbackConfig::default(),
         class_weight: None,
         bn_inference: false,
+        // An imported run's own precision; predict and evaluate take --precision.
+        precision: Default::default(),
         init: None,
         head_epochs: 0,
         fine_tune_lr: None,
