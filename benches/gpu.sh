@@ -124,6 +124,10 @@ fi
       twork=$([ $work = forward ] && echo forward || echo step)
       echo "| $work b32 ${s}² (images/s) | $(rate $work "$OUT/incept_model_${s}_f32.txt") | $(rate $work "$OUT/incept_model_${s}_mixed.txt") | $(torch $twork tf32-off "$OUT/libtorch_model_$s.txt") | $(torch $twork tf32-on "$OUT/libtorch_model_$s.txt") |"
     done
+    # Peak memory of the step: incept's pool ("… images/s   peak N MiB"), torch.cuda.max_memory_allocated ("… ms/batch peak N MiB").
+    peak() { [ -f "$2" ] && awk -v w="$1" 'index($0, w) == 1 { for (i = 2; i <= NF; i++) if ($i == "peak") print $(i + 1) }' "$2" | head -1; }
+    tpeak() { [ -f "$3" ] && awk -v w="$1" -v v="$2" '$1 == "libtorch" && $2 == w && $3 == v { for (i = 4; i <= NF; i++) if ($i == "peak") print $(i + 1) }' "$3" | head -1; }
+    echo "| fine-tune step b32 ${s}² peak memory (MiB) | $(peak fine-tune "$OUT/incept_model_${s}_f32.txt") | $(peak fine-tune "$OUT/incept_model_${s}_mixed.txt") | $(tpeak step tf32-off "$OUT/libtorch_model_$s.txt") | $(tpeak step tf32-on "$OUT/libtorch_model_$s.txt") |"
   done
   if [ -f "$OUT/incept_lab_conv.txt" ]; then
     # The lab's totals ("  NAME  N shapes  T ms  G GFLOP/s …") and conv_shapes.py's ("total: … = G GFLOP/s", TF32 off then on), as TFLOP/s.

@@ -52,6 +52,25 @@ fn mixed_precision_opens_only_an_adapter_that_can_run_it() {
 }
 
 #[test]
+fn the_pool_counts_the_bytes_of_live_tensors_and_their_peak() {
+    let gpu = Gpu::new(&GpuOptions::default()).unwrap();
+    let (x, _) = rand_tensor(&gpu, &[3, 17, 17, 5], 1);
+    let bytes = x.byte_size();
+    let before = gpu.pool_stats().bytes_in_use;
+    assert!(before >= bytes, "{before} bytes in use with a {bytes}-byte tensor alive");
+    gpu.reset_peak_memory();
+    {
+        let y = ew::relu(&x).unwrap();
+        let z = ew::add(&y, &x).unwrap();
+        drop(y);
+        let _w = ew::scale(&z, 0.5).unwrap();
+        assert_eq!(gpu.pool_stats().bytes_in_use, before + 2 * bytes);
+    }
+    let s = gpu.pool_stats();
+    assert_eq!((s.bytes_in_use, s.peak_bytes_in_use), (before, before + 2 * bytes));
+}
+
+#[test]
 fn a_repeated_step_allocates_no_new_buffers_after_warm_up() {
     // A device of its own, so that other tests' allocations do not interfere.
     let gpu = Gpu::new(&GpuOptions::default()).unwrap();

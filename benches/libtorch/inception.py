@@ -16,9 +16,11 @@ and the faster one reported as `best`. CUDA: channels_last, timed with CUDA
 events, TF32 off (pure f32, like-for-like) and on.
 
 Output: `#` lines describe the run; each measurement is one line
-    libtorch WORK VARIANT IMAGES_PER_S images/s MS ms/batch
+    libtorch WORK VARIANT IMAGES_PER_S images/s MS ms/batch [peak MIB MiB]
 with WORK `forward` or `step` and VARIANT `nchw`, `channels_last`,
-`best:<layout>` (CPU) or `tf32-off`, `tf32-on` (CUDA).
+`best:<layout>` (CPU) or `tf32-off`, `tf32-on` (CUDA); on CUDA the peak is
+torch.cuda.max_memory_allocated over the timed iterations (incept's `bench
+model` prints its own pool's peak the same way).
 
 usage: python3 inception.py --batch 32 --image-size 224 [--device cpu --threads 2]
 """
@@ -76,29 +78,32 @@ def timer(dev):
         def timed(fn, iters):
             fn()
             torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
             for _ in range(iters):
                 fn()
             end.record()
             torch.cuda.synchronize()
-            return start.elapsed_time(end) / 1e3 / iters
+            return start.elapsed_time(end) / 1e3 / iters, torch.cuda.max_memory_allocated() / 2**20
     else:
         def timed(fn, iters):
             fn()
             start = time.perf_counter()
             for _ in range(iters):
                 fn()
-            return (time.perf_counter() - start) / iters
+            return (time.perf_counter() - start) / iters, None
     return timed
 
 
-def report(work, variant, batch, seconds):
-    print(f"libtorch {work} {variant} {batch / seconds:.2f} images/s {seconds * 1e3:.1f} ms/batch", flush=True)
+def report(work, variant, batch, seconds, peak_mib=None):
+    peak = "" if peak_mib is None else f" peak {peak_mib:.1f} MiB"
+    print(f"libtorch {work} {variant} {batch / seconds:.2f} images/s {seconds * 1e3:.1f} ms/batch{peak}", flush=True)
 
 
 def measure(dev, layout, batch, size, iters, timed):
-    """Times forward and fine-tune step in one memory layout; returns {work: seconds per batch}."""
+    """Times forward and fine-tune step in one memory layout; returns {work: (seconds per batch, peak MiB or None)};
+    the peak is torch.cuda.max_memory_allocated over the timed iterations (CUDA only)."""
     torch.manual_seed(0)
     fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
     net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False)
@@ -150,8 +155,8 @@ def main():
         for tf32 in (False, True):
             torch.backends.cuda.matmul.allow_tf32 = tf32
             torch.backends.cudnn.allow_tf32 = tf32
-            for work, s in measure(dev, "channels_last", args.batch, args.image_size, args.iters, timed).items():
-                report(work, f"tf32-{'on' if tf32 else 'off'}", args.batch, s)
+            for work, (s, peak) in measure(dev, "channels_last", args.batch, args.image_size, args.iters, timed).items():
+                report(work, f"tf32-{'on' if tf32 else 'off'}", args.batch, s, peak)
         return
     torch.set_num_threads(args.threads)
     layouts = [l for l in args.layouts.split(",") if l]
@@ -160,7 +165,7 @@ def main():
             raise SystemExit(f"--layouts {args.layouts!r}: expected nchw and/or channels_last")
     best = {}
     for layout in layouts:
-        for work, s in measure(dev, layout, args.batch, args.image_size, args.iters, timed).items():
+        for work, (s, _) in measure(dev, layout, args.batch, args.image_size, args.iters, timed).items():
             report(work, layout, args.batch, s)
             if work not in best or s < best[work][1]:
                 best[work] = (layout, s)

@@ -136,16 +136,20 @@ fn model(gpu: &Gpu, b: &ModelBench, profile_out: Option<&Path>) -> Result<()> {
     println!("adapter: {}", gpu.name());
     println!("InceptionV3 batch {batch}, {image}x{image}, last {} layers trainable, precision {}", b.unfreeze_last, gpu.precision().name());
 
+    // Peak: the most bytes of pooled buffers (every tensor, weights included)
+    // alive at once during the timed runs, as torch.cuda.max_memory_allocated counts.
     let time = |label: &str, f: &mut dyn FnMut() -> Result<()>| -> Result<()> {
         f()?;
         gpu.synchronize()?;
+        gpu.reset_peak_memory();
         let start = Instant::now();
         for _ in 0..b.iters.max(1) {
             f()?;
         }
         gpu.synchronize()?;
         let per = start.elapsed().as_secs_f64() / b.iters.max(1) as f64;
-        println!("{label:<34} {:>9.1} ms/batch {:>9.1} images/s", per * 1e3, batch as f64 / per);
+        let peak = gpu.pool_stats().peak_bytes_in_use as f64 / (1u64 << 20) as f64;
+        println!("{label:<34} {:>9.1} ms/batch {:>9.1} images/s   peak {peak:.1} MiB", per * 1e3, batch as f64 / per);
         Ok(())
     };
     let mut forward = || -> Result<()> {

@@ -199,6 +199,10 @@ impl Gpu {
     pub fn pool_stats(&self) -> PoolStats {
         self.0.pool.stats()
     }
+    /// Starts a new peak of `pool_stats().peak_bytes_in_use` from the bytes in use now.
+    pub fn reset_peak_memory(&self) {
+        self.0.pool.reset_peak()
+    }
     /// Frees idle pooled buffers.
     pub fn trim_pool(&self) {
         self.0.pool.trim()
