@@ -10,6 +10,7 @@
 //! variants (3×3 stride 1 only) are tested in tests/conv_winograd.rs.
 mod common;
 use common::*;
+use common::{ConvCase as Case, ConvOperands as Operands, conv_case as case};
 use incept::ops::conv::{self, ConvAlgo, ConvSpec};
 use incept::ops::{Padding, Window2d};
 use incept::reference::{conv as rc, to_f64};
@@ -19,24 +20,6 @@ use incept::{Gpu, Tensor};
 fn algos(c: &Case) -> impl Iterator<Item = ConvAlgo> {
     let win = c.win();
     ConvAlgo::ALL.into_iter().filter(move |a| a.applies_to(&win))
-}
-
-/// One convolution: input [batch, h, w, cin], filter [kh, kw, cin, cout].
-#[derive(Clone, Copy, Debug)]
-struct Case {
-    batch: usize,
-    h: usize,
-    w: usize,
-    cin: usize,
-    cout: usize,
-    kh: usize,
-    kw: usize,
-    stride: usize,
-    padding: Padding,
-}
-
-const fn case(batch: usize, (h, w): (usize, usize), cin: usize, cout: usize, (kh, kw): (usize, usize), stride: usize, padding: Padding) -> Case {
-    Case { batch, h, w, cin, cout, kh, kw, stride, padding }
 }
 
 use Padding::{Same, Valid};
@@ -74,26 +57,6 @@ const CASES: [Case; 24] = [
     case(3, (15, 15), 16, 12, (1, 1), 1, Valid),
 ];
 
-impl Case {
-    fn win(&self) -> Window2d {
-        Window2d::new(self.kh, self.kw, self.stride, self.padding)
-    }
-}
-
-/// Uploaded operands of a case and their host copies.
-struct Operands {
-    x: Tensor,
-    w: Tensor,
-    xh: Vec<f32>,
-    wh: Vec<f32>,
-}
-
-fn operands(gpu: &Gpu, c: &Case, seed: u64) -> Operands {
-    let (x, xh) = rand_tensor(gpu, &[c.batch, c.h, c.w, c.cin], seed);
-    let (w, wh) = rand_tensor(gpu, &[c.kh, c.kw, c.cin, c.cout], seed + 1);
-    Operands { x, w, xh, wh }
-}
-
 fn reference(c: &Case, ops: &Operands) -> (Vec<f64>, [usize; 4]) {
     rc::conv2d(&to_f64(&ops.xh), [c.batch, c.h, c.w, c.cin], &to_f64(&ops.wh), c.cout, &c.win())
 }
@@ -106,7 +69,7 @@ fn spec<'a>(c: &Case, algo: ConvAlgo) -> ConvSpec<'a> {
 fn every_variant_matches_reference_for_every_kernel_shape() {
     let gpu = gpu();
     for (i, c) in CASES.iter().enumerate() {
-        let ops = operands(&gpu, c, 10 * i as u64);
+        let ops = c.operands(&gpu, 10 * i as u64);
         let (want, shape) = reference(c, &ops);
         for algo in algos(c) {
             // Random, not pooled, output: an output row a variant skips keeps
@@ -122,7 +85,7 @@ fn every_variant_matches_reference_for_every_kernel_shape() {
 fn default_variant_matches_reference() {
     let gpu = gpu();
     let c = CASES[2];
-    let ops = operands(&gpu, &c, 3);
+    let ops = c.operands(&gpu, 3);
     let y = conv::conv2d(&ops.x, &ops.w, &c.win()).unwrap();
     assert_close("conv2d", &y.to_vec().unwrap(), &reference(&c, &ops).0);
 }
@@ -137,7 +100,7 @@ fn long_reduction_matches_reference() {
         case(1, (3, 3), 2048, 12, (1, 1), 2, Same),
     ];
     for (i, c) in cases.iter().enumerate() {
-        let ops = operands(&gpu, c, 100 + i as u64);
+        let ops = c.operands(&gpu, 100 + i as u64);
         let (want, _) = reference(c, &ops);
         for algo in algos(c) {
             let y = conv::conv2d_fused(&ops.x, &ops.w, &spec(c, algo)).unwrap();
@@ -156,7 +119,7 @@ fn fused_epilogue_matches_reference() {
 }
 
 fn fused_epilogue_case(gpu: &Gpu, c: Case) {
-    let ops = operands(gpu, &c, 200);
+    let ops = c.operands(gpu, 200);
     let (conv_ref, _) = reference(&c, &ops);
     let (scale, scale_h) = rand_tensor(gpu, &[c.cout], 201);
     let (bias, bias_h) = rand_tensor(gpu, &[c.cout], 202);
@@ -188,7 +151,7 @@ fn writes_only_its_channel_slice() {
 }
 
 fn writes_only_its_channel_slice_case(gpu: &Gpu, c: Case, ctotal: usize, offset: usize) {
-    let ops = operands(gpu, &c, 300);
+    let ops = c.operands(gpu, 300);
     let (conv_ref, [n, oh, ow, _]) = reference(&c, &ops);
     let (bias, bias_h) = rand_tensor(gpu, &[c.cout], 301);
     let want = rc::epilogue(&conv_ref, c.cout, None, Some(&to_f64(&bias_h)), true);

@@ -21,32 +21,15 @@
 //! the feature they fail, saying what it lacks.
 mod common;
 use common::*;
+use common::{ConvCase as Case, ConvOperands as Operands, conv_case as case};
 use half::f16;
 use incept::lab::MIXED_TOLERANCE;
 use incept::ops::conv::{self, ConvAlgo, ConvSpec};
-use incept::ops::{Padding, Window2d};
+use incept::ops::Padding;
 use incept::reference::{conv as rc, rel_l2, to_f64};
-use incept::{Gpu, Tensor};
+use incept::Gpu;
 
 const IGNORED: &str = "needs an adapter with f16 cooperative matrices (16x16x16 or 8x8x8)";
-
-/// One convolution: input [batch, h, w, cin], filter [kh, kw, cin, cout].
-#[derive(Clone, Copy, Debug)]
-struct Case {
-    batch: usize,
-    h: usize,
-    w: usize,
-    cin: usize,
-    cout: usize,
-    kh: usize,
-    kw: usize,
-    stride: usize,
-    padding: Padding,
-}
-
-const fn case(batch: usize, (h, w): (usize, usize), cin: usize, cout: usize, (kh, kw): (usize, usize), stride: usize, padding: Padding) -> Case {
-    Case { batch, h, w, cin, cout, kh, kw, stride, padding }
-}
 
 use Padding::{Same, Valid};
 
@@ -69,12 +52,6 @@ const CASES: [Case; 12] = [
     case(1, (8, 8), 2048, 12, (1, 1), 2, Same),
 ];
 
-impl Case {
-    fn win(&self) -> Window2d {
-        Window2d::new(self.kh, self.kw, self.stride, self.padding)
-    }
-}
-
 /// The adapter, which must have the kernel's cooperative-matrix configuration.
 fn coop_gpu() -> Gpu {
     let gpu = gpu();
@@ -87,19 +64,6 @@ fn coop_gpu() -> Gpu {
 /// The values rounded to f16 and back, as the kernel stages them.
 fn as_f16(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| f16::from_f32(x).to_f64()).collect()
-}
-
-struct Operands {
-    x: Tensor,
-    w: Tensor,
-    xh: Vec<f32>,
-    wh: Vec<f32>,
-}
-
-fn operands(gpu: &Gpu, c: &Case, seed: u64) -> Operands {
-    let (x, xh) = rand_tensor(gpu, &[c.batch, c.h, c.w, c.cin], seed);
-    let (w, wh) = rand_tensor(gpu, &[c.kh, c.kw, c.cin, c.cout], seed + 1);
-    Operands { x, w, xh, wh }
 }
 
 /// (reference of the f16-rounded operands, reference of the f32 operands), each through `epilogue`.
@@ -127,7 +91,7 @@ fn coop<'a>(c: &Case) -> ConvSpec<'a> {
 fn coop_matches_the_reference_at_every_inception_window() {
     let gpu = coop_gpu();
     for (i, c) in CASES.iter().enumerate() {
-        let ops = operands(&gpu, c, 20 * i as u64);
+        let ops = c.operands(&gpu, 20 * i as u64);
         let y = conv::conv2d_fused(&ops.x, &ops.w, &coop(c)).unwrap();
         let want = references(c, &ops, |y| y.to_vec());
         check(&format!("{c:?}"), &y.to_vec().unwrap(), &want);
@@ -139,7 +103,7 @@ fn coop_matches_the_reference_at_every_inception_window() {
 fn coop_applies_the_fused_epilogue() {
     let gpu = coop_gpu();
     for c in [CASES[0], CASES[2], CASES[8]] {
-        let ops = operands(&gpu, &c, 400);
+        let ops = c.operands(&gpu, 400);
         let (scale, scale_h) = rand_tensor(&gpu, &[c.cout], 401);
         let (bias, bias_h) = rand_tensor(&gpu, &[c.cout], 402);
         let (scale_h, bias_h) = (to_f64(&scale_h), to_f64(&bias_h));
@@ -157,7 +121,7 @@ fn coop_applies_the_fused_epilogue() {
 fn coop_writes_only_its_channel_slice() {
     let gpu = coop_gpu();
     for (c, ctotal, offset) in [(CASES[8], 23, 5), (CASES[2], 100, 12)] {
-        let ops = operands(&gpu, &c, 500);
+        let ops = c.operands(&gpu, 500);
         let (bias, bias_h) = rand_tensor(&gpu, &[c.cout], 501);
         let want = references(&c, &ops, |y| rc::epilogue(y, c.cout, None, Some(&to_f64(&bias_h)), true));
         let (oh, ow) = c.win().output_size(c.h, c.w).unwrap();
@@ -186,7 +150,7 @@ fn coop_writes_only_its_channel_slice() {
 fn coop_runs_only_where_the_adapter_has_cooperative_matrices() {
     let gpu = gpu();
     let c = CASES[9];
-    let ops = operands(&gpu, &c, 600);
+    let ops = c.operands(&gpu, 600);
     let launched = conv::conv2d_fused(&ops.x, &ops.w, &coop(&c)).and_then(|y| y.to_vec());
     match gpu.coop_support() {
         Ok(_) => assert_eq!(launched.unwrap().len(), c.batch * c.h * c.w * c.cout),

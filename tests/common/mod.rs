@@ -1,6 +1,7 @@
 //! Shared helpers for the GPU tests: the device, uploads and tolerances.
 #![allow(dead_code)]
 
+use incept::ops::{Padding, Window2d};
 use incept::reference::{random, rel_l2, rel_l2_f64};
 use incept::{Gpu, Tensor};
 
@@ -47,4 +48,43 @@ pub fn golden_images(batch: usize, size: usize) -> Vec<f32> {
         }
     }
     out
+}
+
+/// One convolution for the conv tests: input [batch, h, w, cin], filter [kh, kw, cin, cout].
+#[derive(Clone, Copy, Debug)]
+pub struct ConvCase {
+    pub batch: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cin: usize,
+    pub cout: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub padding: Padding,
+}
+
+pub const fn conv_case(batch: usize, (h, w): (usize, usize), cin: usize, cout: usize, (kh, kw): (usize, usize), stride: usize, padding: Padding) -> ConvCase {
+    ConvCase { batch, h, w, cin, cout, kh, kw, stride, padding }
+}
+
+/// A case's uploaded operands and their host copies.
+pub struct ConvOperands {
+    pub x: Tensor,
+    pub w: Tensor,
+    pub xh: Vec<f32>,
+    pub wh: Vec<f32>,
+}
+
+impl ConvCase {
+    pub fn win(&self) -> Window2d {
+        Window2d::new(self.kh, self.kw, self.stride, self.padding)
+    }
+
+    /// Random input (seed) and filter (seed + 1).
+    pub fn operands(&self, gpu: &Gpu, seed: u64) -> ConvOperands {
+        let (x, xh) = rand_tensor(gpu, &[self.batch, self.h, self.w, self.cin], seed);
+        let (w, wh) = rand_tensor(gpu, &[self.kh, self.kw, self.cin, self.cout], seed + 1);
+        ConvOperands { x, w, xh, wh }
+    }
 }
