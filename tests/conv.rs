@@ -160,15 +160,7 @@ fn writes_only_its_channel_slice_case(gpu: &Gpu, c: Case, ctotal: usize, offset:
         let s = ConvSpec { bias: Some(&bias), relu: true, ..spec(&c, algo) };
         conv::conv2d_into(&ops.x, &ops.w, &s, &out, offset).unwrap();
         let after = out.to_vec().unwrap();
-        let (mut slice, mut others, mut others_before) = (vec![], vec![], vec![]);
-        for (i, (&a, &b)) in after.iter().zip(&before).enumerate() {
-            if (offset..offset + c.cout).contains(&(i % ctotal)) {
-                slice.push(a);
-            } else {
-                others.push(a);
-                others_before.push(b);
-            }
-        }
+        let SliceWrite { slice, others, others_before } = split_channel_slice(&after, &before, ctotal, offset, c.cout);
         assert_close(&format!("{algo:?} slice"), &slice, &want);
         assert_eq!(others, others_before, "{algo:?} changed channels outside its slice");
     }

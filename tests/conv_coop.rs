@@ -129,15 +129,7 @@ fn coop_writes_only_its_channel_slice() {
         let s = ConvSpec { bias: Some(&bias), relu: true, ..coop(&c) };
         conv::conv2d_into(&ops.x, &ops.w, &s, &out, offset).unwrap();
         let after = out.to_vec().unwrap();
-        let (mut slice, mut others, mut others_before) = (vec![], vec![], vec![]);
-        for (i, (&a, &b)) in after.iter().zip(&before).enumerate() {
-            if (offset..offset + c.cout).contains(&(i % ctotal)) {
-                slice.push(a);
-            } else {
-                others.push(a);
-                others_before.push(b);
-            }
-        }
+        let SliceWrite { slice, others, others_before } = split_channel_slice(&after, &before, ctotal, offset, c.cout);
         check(&format!("{c:?} slice at {offset} of {ctotal}"), &slice, &want);
         assert_eq!(others, others_before, "{c:?}: channels outside the slice changed");
     }

@@ -88,3 +88,25 @@ impl ConvCase {
         ConvOperands { x, w, xh, wh }
     }
 }
+
+/// An NHWC tensor of `ctotal` channels read before and after a write into
+/// channels [offset, offset + cout): the slice as written, and every other
+/// channel after and before the write.
+pub struct SliceWrite {
+    pub slice: Vec<f32>,
+    pub others: Vec<f32>,
+    pub others_before: Vec<f32>,
+}
+
+pub fn split_channel_slice(after: &[f32], before: &[f32], ctotal: usize, offset: usize, cout: usize) -> SliceWrite {
+    let mut w = SliceWrite { slice: vec![], others: vec![], others_before: vec![] };
+    for (i, (&a, &b)) in after.iter().zip(before).enumerate() {
+        if (offset..offset + cout).contains(&(i % ctotal)) {
+            w.slice.push(a);
+        } else {
+            w.others.push(a);
+            w.others_before.push(b);
+        }
+    }
+    w
+}
