@@ -24,7 +24,7 @@
 //! NHWC tensor, so Inception blocks concatenate without a copy.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, Kernel, Work};
+use crate::gpu::{Gpu, Work};
 use crate::ops::conv_coop;
 use crate::ops::conv_tuning::{self, ConvKey};
 use crate::ops::conv_winograd::{self, OutputTile};
@@ -378,6 +378,23 @@ fn launch(x: &Tensor, w: &Tensor, spec: &ConvSpec, g: &Geometry, out: &Tensor, o
             algo => algo,
         },
     };
+    let (kernel, groups) = match algo {
+        ConvAlgo::Direct => (&CONV2D_DIRECT, gpu.groups_1d((rows * g.cout).div_ceil(DIRECT_GROUP) as u32)),
+        ConvAlgo::RegisterBlocked => return launch_register_blocked(g, win, &params, &reads, out, work),
+        ConvAlgo::Tiled => (&CONV2D_TILED, grid(gpu, rows.div_ceil(TILE), g.cout.div_ceil(TILE))),
+        ConvAlgo::TiledLarge => return launch_tiled_large(g, &params, &reads, out, work),
+        ConvAlgo::Winograd => return conv_winograd::launch(OutputTile::Two, g, &reads, out, out_stride, out_offset, epilogue),
+        ConvAlgo::Winograd4 => return conv_winograd::launch(OutputTile::Four, g, &reads, out, out_stride, out_offset, epilogue),
+        ConvAlgo::Coop => return conv_coop::launch(g, &params, &reads, out, work),
+    };
+    gpu.with_work(work).launch(kernel, &[], &params, &reads, &[out], groups)
+}
+
+/// The register-blocked conv: vec4 loads (and two row groups where
+/// [`blocked_layout`] takes them) when cin and cout allow, else scalar.
+fn launch_register_blocked(g: &Geometry, win: &Window2d, params: &Params, reads: &[&Tensor; 4], out: &Tensor, work: Work) -> Result<()> {
+    let gpu = reads[0].gpu();
+    let rows = g.rows();
     // vec4 loads need 16-byte aligned rows of x and w.
     let vec4 = g.cin.is_multiple_of(4) && g.cout.is_multiple_of(4);
     let (row_groups, lanes_m, lanes_n) = if vec4 {
@@ -387,22 +404,11 @@ fn launch(x: &Tensor, w: &Tensor, spec: &ConvSpec, g: &Geometry, out: &Tensor, o
         (1, m, n)
     };
     let padded = if reaches_padding(g, win) { 1.0 } else { 0.0 };
-    let blocked_vec4 = [("PADDED", padded), ("LANES_M", lanes_m as f64), ("LANES_N", lanes_n as f64), ("ROW_GROUPS", row_groups as f64)];
-    let blocked = &blocked_vec4[..3];
-    let (kernel, constants, groups): (&Kernel, &[(&str, f64)], [u32; 3]) = match algo {
-        ConvAlgo::Direct => (&CONV2D_DIRECT, &[], gpu.groups_1d((rows * g.cout).div_ceil(DIRECT_GROUP) as u32)),
-        ConvAlgo::RegisterBlocked => {
-            let (kernel, constants) = if vec4 { (&CONV2D_BLOCKED_VEC4, &blocked_vec4[..]) } else { (&CONV2D_BLOCKED, blocked) };
-            let groups = grid(gpu, rows.div_ceil(BLOCKED_ROWS * row_groups * lanes_m), g.cout.div_ceil(BLOCKED_COLS * lanes_n));
-            (kernel, constants, groups)
-        }
-        ConvAlgo::Tiled => (&CONV2D_TILED, &[], grid(gpu, rows.div_ceil(TILE), g.cout.div_ceil(TILE))),
-        ConvAlgo::TiledLarge => return launch_tiled_large(g, &params, &reads, out, work),
-        ConvAlgo::Winograd => return conv_winograd::launch(OutputTile::Two, g, &reads, out, out_stride, out_offset, epilogue),
-        ConvAlgo::Winograd4 => return conv_winograd::launch(OutputTile::Four, g, &reads, out, out_stride, out_offset, epilogue),
-        ConvAlgo::Coop => return conv_coop::launch(g, &params, &reads, out, work),
-    };
-    gpu.with_work(work).launch(kernel, constants, &params, &reads, &[out], groups)
+    let constants = [("PADDED", padded), ("LANES_M", lanes_m as f64), ("LANES_N", lanes_n as f64), ("ROW_GROUPS", row_groups as f64)];
+    // Only the vec4 entry point declares ROW_GROUPS.
+    let (kernel, constants) = if vec4 { (&CONV2D_BLOCKED_VEC4, &constants[..]) } else { (&CONV2D_BLOCKED, &constants[..3]) };
+    let groups = grid(gpu, rows.div_ceil(BLOCKED_ROWS * row_groups * lanes_m), g.cout.div_ceil(BLOCKED_COLS * lanes_n));
+    gpu.with_work(work).launch(kernel, constants, params, reads, &[out], groups)
 }
 
 /// Per-channel vectors the epilogue reads (scale, bias).
