@@ -10,7 +10,9 @@
 #             cooperative matrices), the families in LAB_FAMILIES (default
 #             none; e.g. "conv-backward-input matmul") and libtorch's convs;
 #   model     `incept bench model` b32 at 224² and 299², --precision f32 and
-#             mixed, and libtorch on the same work with TF32 off and on;
+#             mixed, f32 at 224² again with INCEPT_SHADER_CHECKS=off (shader
+#             modules without naga's runtime checks), and libtorch on the same
+#             work with TF32 off and on;
 #   finetune  with INCEPT_FINETUNE_DATA and INCEPT_FINETUNE_WEIGHTS: the fmnist4
 #             fine-tune at 224² (10 epochs, seed 1) and its test evaluation,
 #             with each precision.
@@ -93,6 +95,10 @@ if want model; then
       stamp "incept bench model b32 ${s}² --precision $p"
       $bin bench model --batch 32 --image-size $s --iters "$iters" --precision $p 2>&1 | tee "$OUT/incept_model_${s}_$p.txt"
     done
+    if [ $s = 224 ]; then
+      stamp "incept bench model b32 ${s}² --precision f32, shader checks off"
+      INCEPT_SHADER_CHECKS=off $bin bench model --batch 32 --image-size $s --iters "$iters" 2>&1 | tee "$OUT/incept_model_${s}_f32_unchecked.txt"
+    fi
     stamp "libtorch inception.py b32 ${s}²"
     $py benches/libtorch/inception.py --batch 32 --image-size $s --iters "$iters" --device cuda 2>&1 | tee "$OUT/libtorch_model_$s.txt"
   done
@@ -129,11 +135,15 @@ fi
     tpeak() { [ -f "$3" ] && awk -v w="$1" -v v="$2" '$1 == "libtorch" && $2 == w && $3 == v { for (i = 4; i <= NF; i++) if ($i == "peak") print $(i + 1) }' "$3" | head -1; }
     echo "| fine-tune step b32 ${s}² peak memory (MiB) | $(peak fine-tune "$OUT/incept_model_${s}_f32.txt") | $(peak fine-tune "$OUT/incept_model_${s}_mixed.txt") | $(tpeak step tf32-off "$OUT/libtorch_model_$s.txt") | $(tpeak step tf32-on "$OUT/libtorch_model_$s.txt") |"
   done
+  for work in forward fine-tune; do
+    echo "| $work b32 224², shader checks off (images/s) | $(rate $work "$OUT/incept_model_224_f32_unchecked.txt") | | | |"
+  done
   if [ -f "$OUT/incept_lab_conv.txt" ]; then
     # The lab's totals ("  NAME  N shapes  T ms  G GFLOP/s …") and conv_shapes.py's ("total: … = G GFLOP/s", TF32 off then on), as TFLOP/s.
     lab() { awk -v v="$1" '$1 == v && $3 == "shapes" { printf "%.2f", $6 / 1000 }' "$OUT/incept_lab_conv.txt"; }
     ltotal() { [ -f "$OUT/libtorch_conv.txt" ] && awk -v k="$1" '$1 == "total:" { n++; if (n == k) printf "%.2f", $(NF - 1) / 1000 }' "$OUT/libtorch_conv.txt"; }
-    echo "| conv, InceptionV3 shapes b8 224² (TFLOP/s; f32 = tiled-large) | $(lab tiled-large) | $(lab coop) | $(ltotal 1) | $(ltotal 2) |"
+    echo "| conv, InceptionV3 shapes b8 224² (TFLOP/s; f32 = the adapter's picks) | $(lab picked) | $(lab coop) | $(ltotal 1) | $(ltotal 2) |"
+    echo "| the same, tiled-large alone on every shape | $(lab tiled-large) | | | |"
   fi
   acc() { [ -f "$1" ] && sed -n 's/^accuracy: //p' "$1" | tail -1; }
   sec() { [ -f "$1" ] && awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next } { s += $c["seconds"]; n++ } END { if (n) printf "%.2f", s / n }' "$1"; }

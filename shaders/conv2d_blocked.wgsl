@@ -1,5 +1,6 @@
 // Forward 2-D convolution, register-blocked for CPU adapters (lavapipe):
-// no workgroup memory, no barriers.
+// no workgroup memory, no barriers (but for the small-depth entry point,
+// which stages its weights in workgroup memory once, behind one barrier).
 //
 //   out[b, oy, ox, out_offset + co] = relu?(conv(x, w)[b, oy, ox, co] * scale[co] + bias[co])
 //
@@ -33,7 +34,19 @@
 //                        layer but the first): x and w read as vec4, four
 //                        input channels per step, as a mat4x4 × vec4 per
 //                        accumulator;
-//   conv2d_blocked       any cin and cout, scalar loads.
+//   conv2d_blocked       any cin and cout, scalar loads;
+//   conv2d_blocked_stem  small depth K = kh*kw*cin (the first layer: 3×3×3):
+//                        the workgroup first copies its whole filter block,
+//                        K × LANES_N*16 channels, into workgroup memory as
+//                        vec4 (one barrier), then runs conv2d_blocked's loop
+//                        over 4 pixels × 16 channels per invocation (two
+//                        8-channel halves), with scalar input loads and vec4
+//                        weight reads from workgroup memory, the same address
+//                        for every lane of a row block. Each x value loaded
+//                        feeds 16 channels, and no weight comes from storage
+//                        inside the loop (conv2d_blocked: 8 scalar storage
+//                        loads per k). Its block must fit STEM_SLAB vec4,
+//                        which the launcher sets (and checks K against).
 // Why this shape on lavapipe: a workgroup runs as 8-wide SIMD on one CPU
 // thread, and Mesa 25.0 turns every storage load whose offset is not built
 // from constants alone (any offset inside a loop) into a loop over the 8
@@ -86,6 +99,9 @@ override PADDED: bool = true;
 // conv2d_blocked_vec4 only: 1 or 2 groups of ROWS pixels per invocation
 // sharing each weight load (2 halves the weight loads per FLOP).
 override ROW_GROUPS: u32 = 1u;
+
+// conv2d_blocked_stem only: vec4 capacity of the workgroup's filter block.
+override STEM_SLAB: u32 = 1024u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -285,4 +301,68 @@ fn conv2d_blocked(
         }
     }
     store_block(row0, col0, acc);
+}
+
+// conv2d_blocked_stem's filter block: row k of the [K, cout] weights, columns
+// wid.y*LANES_N*16 .. +LANES_N*16, at ws[k * 4 * LANES_N ..] (columns past
+// cout hold column cout - 1, computed and not stored).
+var<workgroup> ws: array<vec4<f32>, STEM_SLAB>;
+
+// One column half's share of a stem step: a pixel value times 8 channels' weights.
+fn mac_half(acc: ptr<function, array<vec4<f32>, ROWS * VECS>>, r: u32, a: f32, wv: array<vec4<f32>, VECS>) {
+    for (var v = 0u; v < VECS; v++) {
+        (*acc)[r * VECS + v] += a * wv[v];
+    }
+}
+
+@compute @workgroup_size(LANES_M * LANES_N)
+fn conv2d_blocked_stem(
+    @builtin(local_invocation_index) lane: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    // Each lane: ROWS pixels × two halves of 8 channels (acc0, acc1).
+    let block_vecs = 2u * VECS * LANES_N;
+    let block_col0 = wid.y * LANES_N * 8u * VECS;
+    for (var i = lane; i < p.depth * block_vecs; i += LANES_M * LANES_N) {
+        let k = i / block_vecs;
+        let c = min(vec4(block_col0 + 4u * (i % block_vecs)) + vec4(0u, 1u, 2u, 3u), vec4(p.cout - 1u)) + vec4(k * p.cout);
+        ws[i] = vec4(w[c.x], w[c.y], w[c.z], w[c.w]);
+    }
+    workgroupBarrier();
+
+    let row0 = (wid.x + wid.z * nwg.x) * LANES_M * ROWS + lane % LANES_M;
+    let jn = lane / LANES_M;
+    let col0 = block_col0 + jn * 8u * VECS;
+    let origins = group_origins(row0);
+    var acc0: array<vec4<f32>, ROWS * VECS>;
+    var acc1: array<vec4<f32>, ROWS * VECS>;
+    for (var ky = 0u; ky < p.kh; ky++) {
+        for (var kx = 0u; kx < p.kw; kx++) {
+            var taps: array<Tap, ROWS>;
+            for (var r = 0u; r < ROWS; r++) {
+                taps[r] = tap(origins[r], ky, kx);
+            }
+            var ws_at = (ky * p.kw + kx) * p.cin * block_vecs + jn * 2u * VECS;
+            for (var ci = 0u; ci < p.cin; ci++) {
+                var wv0: array<vec4<f32>, VECS>;
+                var wv1: array<vec4<f32>, VECS>;
+                for (var v = 0u; v < VECS; v++) {
+                    wv0[v] = ws[ws_at + v];
+                    wv1[v] = ws[ws_at + VECS + v];
+                }
+                for (var r = 0u; r < ROWS; r++) {
+                    var a = x[taps[r].at + ci];
+                    if (PADDED) {
+                        a *= taps[r].inside;
+                    }
+                    mac_half(&acc0, r, a, wv0);
+                    mac_half(&acc1, r, a, wv1);
+                }
+                ws_at += block_vecs;
+            }
+        }
+    }
+    store_block(row0, col0, acc0);
+    store_block(row0, col0 + 4u * VECS, acc1);
 }

@@ -5,6 +5,7 @@
 mod common;
 use common::*;
 use incept::ops::conv::{self, ConvAlgo, ConvSpec};
+use incept::ops::conv_tuning::ConvKey;
 use incept::ops::{Padding, Window2d};
 use incept::reference::{conv as rc, rel_l2, to_f64};
 use incept::{Gpu, Tensor};
@@ -157,19 +158,24 @@ fn other_windows_are_errors_when_forced() {
 }
 
 #[test]
-fn cpu_adapters_pick_winograd_by_output_size() {
+fn cpu_adapters_pick_winograd_by_output_size_and_every_adapter_stem_for_cin_3() {
     let gpu = gpu();
     if std::env::var_os(conv::CONV_ALGO_ENV).is_some() {
         return;
     }
     let same3 = Window2d::new(3, 3, 1, Same);
+    // Input size = output size with 'same' padding; cin 32 allows vec4 loads.
+    let key = |h, w, win: &Window2d| ConvKey::new(h, w, 32, 32, win);
     let on_cpu = |algo| if gpu.is_cpu() { algo } else { ConvAlgo::TiledLarge };
-    assert_eq!(ConvAlgo::rule(&gpu, &same3, 35, 35), on_cpu(ConvAlgo::Winograd4));
-    assert_eq!(ConvAlgo::rule(&gpu, &same3, 3, 5), on_cpu(ConvAlgo::Winograd4));
-    assert_eq!(ConvAlgo::rule(&gpu, &same3, 2, 2), on_cpu(ConvAlgo::Winograd));
-    assert_eq!(ConvAlgo::rule(&gpu, &same3, 1, 1), on_cpu(ConvAlgo::RegisterBlocked));
-    assert_eq!(ConvAlgo::rule(&gpu, &Window2d::new(3, 3, 2, Valid), 17, 17), on_cpu(ConvAlgo::RegisterBlocked));
-    assert_eq!(ConvAlgo::rule(&gpu, &Window2d::new(1, 7, 1, Same), 17, 17), on_cpu(ConvAlgo::RegisterBlocked));
+    assert_eq!(ConvAlgo::rule(&gpu, &key(35, 35, &same3)), on_cpu(ConvAlgo::Winograd4));
+    assert_eq!(ConvAlgo::rule(&gpu, &key(3, 5, &same3)), on_cpu(ConvAlgo::Winograd4));
+    assert_eq!(ConvAlgo::rule(&gpu, &key(2, 2, &same3)), on_cpu(ConvAlgo::Winograd));
+    assert_eq!(ConvAlgo::rule(&gpu, &key(1, 1, &same3)), on_cpu(ConvAlgo::RegisterBlocked));
+    assert_eq!(ConvAlgo::rule(&gpu, &key(35, 35, &Window2d::new(3, 3, 2, Valid))), on_cpu(ConvAlgo::RegisterBlocked));
+    assert_eq!(ConvAlgo::rule(&gpu, &key(17, 17, &Window2d::new(1, 7, 1, Same))), on_cpu(ConvAlgo::RegisterBlocked));
+    // The first layer (cin 3): Stem on every adapter.
+    let stem = ConvKey::new(299, 299, 3, 32, &Window2d::new(3, 3, 2, Valid));
+    assert_eq!(ConvAlgo::rule(&gpu, &stem), ConvAlgo::Stem);
 }
 
 /// 1024 → 1024 channels: the F(4×4) transformed filter (36·1024² floats,

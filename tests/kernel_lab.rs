@@ -3,13 +3,26 @@
 //! tolerance: f32's, or mixed precision's), and every oracle with the f64
 //! CPU reference.
 
+use incept::gpu::GpuOptions;
 use incept::Gpu;
 use incept::lab::{self, TOLERANCE};
 
 #[test]
 fn every_variant_of_every_family_agrees_with_its_oracle_and_the_reference() {
-    let gpu = Gpu::shared().unwrap();
-    let rows = lab::check_all_small(&gpu).unwrap();
+    check_every_variant(&Gpu::shared().unwrap());
+}
+
+/// The same with shader modules built without naga's runtime checks
+/// (`INCEPT_SHADER_CHECKS=off`): no kernel relies on them.
+#[test]
+fn every_variant_agrees_with_its_oracle_with_shader_checks_off() {
+    let gpu = Gpu::new(&GpuOptions { shader_checks: Some(false), ..GpuOptions::default() }).unwrap();
+    assert!(!gpu.shader_checks());
+    check_every_variant(&gpu);
+}
+
+fn check_every_variant(gpu: &Gpu) {
+    let rows = lab::check_all_small(gpu).unwrap();
     for family in lab::FAMILIES {
         assert!(rows.iter().any(|r| r.0 == *family), "family {family} was not checked");
     }

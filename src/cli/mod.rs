@@ -27,5 +27,5 @@ pub fn open_gpu(adapter: Option<String>) -> Result<Gpu> {
 /// cooperative matrices is an error naming the flag, the adapter and what it
 /// lacks, raised before the command writes anything.
 pub fn open_gpu_with(adapter: Option<String>, precision: Precision) -> Result<Gpu> {
-    Gpu::new(&GpuOptions { adapter, precision })
+    Gpu::new(&GpuOptions { adapter, precision, shader_checks: None })
 }

@@ -110,8 +110,9 @@ pub const PARAMS_SLOT: u64 = 256;
 type LayoutKey = (u32, u32, u64);
 type PipelineKey = (&'static str, &'static str, Vec<(&'static str, u64)>);
 
-#[derive(Default)]
 pub(crate) struct PipelineCache {
+    /// Whether modules keep naga's runtime checks (see `Gpu::shader_checks`).
+    checked: bool,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     layouts: Mutex<HashMap<LayoutKey, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<CachedPipeline>>>,
@@ -127,6 +128,14 @@ fn key(k: &Kernel, constants: &[(&'static str, f64)]) -> PipelineKey {
 }
 
 impl PipelineCache {
+    pub(crate) fn new(checked: bool) -> PipelineCache {
+        PipelineCache { checked, modules: Mutex::default(), layouts: Mutex::default(), pipelines: Mutex::default() }
+    }
+
+    pub(crate) fn checked(&self) -> bool {
+        self.checked
+    }
+
     /// The pipeline of a variant compiled before, if any.
     pub(crate) fn cached(&self, k: &Kernel, constants: &[(&'static str, f64)]) -> Option<Arc<CachedPipeline>> {
         self.pipelines.lock().unwrap().get(&key(k, constants)).cloned()
@@ -149,10 +158,20 @@ impl PipelineCache {
             .unwrap()
             .entry(k.file)
             .or_insert_with(|| {
-                device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(k.file),
-                    source: wgpu::ShaderSource::Wgsl(k.source.into()),
-                })
+                let desc = wgpu::ShaderModuleDescriptor { label: Some(k.file), source: wgpu::ShaderSource::Wgsl(k.source.into()) };
+                if self.checked {
+                    device.create_shader_module(desc)
+                } else {
+                    // SAFETY: asked for by the user (`INCEPT_SHADER_CHECKS=off`).
+                    // Every kernel indexes only inside its bindings (launchers
+                    // check that flat indices fit, kernels clamp or skip rows
+                    // and columns past the end), bounds its loops by its
+                    // parameters and divides by sizes the launchers never pass
+                    // as 0 (they return before dispatching empty work); the
+                    // kernel lab's check of every variant runs both ways
+                    // (tests/kernel_lab.rs).
+                    unsafe { device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) }
+                }
             })
             .clone();
         let (bgl, pl) = self

@@ -42,6 +42,23 @@ pub struct GpuOptions {
     /// `Mixed` runs the frozen prefix's convolutions on cooperative
     /// matrices; opening an adapter that cannot is an error (`--precision`).
     pub precision: Precision,
+    /// Whether shader modules keep naga's runtime checks; `None` reads
+    /// [`SHADER_CHECKS_ENV`], else keeps them (see [`Gpu::shader_checks`]).
+    pub shader_checks: Option<bool>,
+}
+
+/// Environment variable: `off` builds shader modules without naga's runtime
+/// checks (`on`, the default, keeps them); for measuring both, as issue 11 asks.
+pub const SHADER_CHECKS_ENV: &str = "INCEPT_SHADER_CHECKS";
+
+/// `INCEPT_SHADER_CHECKS` as a choice, or an error naming it.
+fn shader_checks_from_env() -> Result<Option<bool>> {
+    match std::env::var(SHADER_CHECKS_ENV).ok().as_deref() {
+        None | Some("") => Ok(None),
+        Some("on") => Ok(Some(true)),
+        Some("off") => Ok(Some(false)),
+        Some(other) => Err(Error::Adapter(format!("{SHADER_CHECKS_ENV}={other:?}: expected on or off"))),
+    }
 }
 
 /// Cheap-to-clone handle to the device context.
@@ -91,6 +108,12 @@ impl Gpu {
         let description = adapter::describe(&adapter);
         let limits = adapter.limits();
         let coop = coop::mixed_precision_support(&coop::CoopCaps::of(&adapter));
+        // Checks stay on unless asked off: without them lavapipe ran 18 % slower
+        // (DESIGN.md), and no GPU has been measured both ways yet.
+        let shader_checks = match opts.shader_checks {
+            Some(on) => on,
+            None => shader_checks_from_env()?.unwrap_or(true),
+        };
         if let (Precision::Mixed, Err(why)) = (opts.precision, &coop) {
             return Err(Error::Adapter(format!("--precision mixed: adapter {} cannot run the mixed-precision kernels: {why}; use --precision f32", info.name)));
         }
@@ -148,7 +171,7 @@ impl Gpu {
             precision: opts.precision,
             pool: Arc::new(BufferPool::default()),
             staging: Mutex::default(),
-            pipelines: PipelineCache::default(),
+            pipelines: PipelineCache::new(shader_checks),
             params_ring,
             pending: Mutex::new(Pending::default()),
             async_error,
@@ -190,6 +213,12 @@ impl Gpu {
     /// The precision the device was opened with (`GpuOptions::precision`).
     pub fn precision(&self) -> Precision {
         self.0.precision
+    }
+    /// Whether shader modules carry naga's runtime checks (bounds clamping
+    /// where the driver has no robust access of its own, loop bounding,
+    /// division guards); off only when asked (`INCEPT_SHADER_CHECKS=off`).
+    pub fn shader_checks(&self) -> bool {
+        self.0.pipelines.checked()
     }
     /// True on CPU adapters (lavapipe, WARP): kernels pick barrier-free,
     /// register-blocked variants there and shared-memory tiles elsewhere.

@@ -147,7 +147,7 @@ impl Family for ConvForward {
                 let spec = ConvSpec { algo: Some(algo), relu: true, ..ConvSpec::new(s.conv.win) };
                 Ok(vec![conv::conv2d_fused(&t[0], &t[1], &spec)?])
             })
-            .only_if(move |s| algo.applies_to(&s.conv.win))
+            .only_if(move |s| algo.applies_to(&s.conv.key()))
         };
         let mut all: Vec<_> = ConvAlgo::ALL.into_iter().map(variant).collect();
         all.push(variant(ConvAlgo::Coop).only_on(|gpu| gpu.coop_support().is_ok()).with_tolerance(super::MIXED_TOLERANCE));

@@ -270,7 +270,7 @@ pub fn check_small<F: Family>(gpu: &Gpu) -> Result<Vec<(String, &'static str, f6
 /// on the adapter's pick, then a total per variant. Fails after the table
 /// when some variant disagrees with the oracle.
 pub fn print_family<F: Family>(gpu: &Gpu, opts: &LabOptions) -> Result<()> {
-    println!("adapter: {}", gpu.name());
+    println!("adapter: {}{}", gpu.name(), if gpu.shader_checks() { "" } else { " (shader checks off)" });
     println!("family {}: {}; batch {}, {}x{} images", F::NAME, F::WHAT, opts.batch, opts.image, opts.image);
     println!("time: {TIMING}, at least {:.2} s per row", opts.min_time.as_secs_f64());
     println!("GB/s: minimum bytes moved (inputs read once, outputs written once) / time; error: relative L2 against the oracle; * = the adapter's pick");
@@ -287,12 +287,8 @@ pub fn print_family<F: Family>(gpu: &Gpu, opts: &LabOptions) -> Result<()> {
             r.bytes / r.seconds / 1e9
         );
     })?;
-    println!("totals per variant (over the shapes it ran):");
-    for name in available_variants::<F>(gpu).iter().map(|v| v.name) {
-        let mine: Vec<&Row> = rows.iter().filter(|r| r.variant == name).collect();
-        if mine.is_empty() {
-            continue;
-        }
+    println!("totals per variant (over the shapes it ran), and over the adapter's picks (what a model runs):");
+    let total = |name: &str, mine: &[&Row]| {
         let (flops, bytes, secs) = mine.iter().fold((0.0, 0.0, 0.0), |(f, b, t), r| (f + r.flops, b + r.bytes, t + r.seconds));
         let worst = mine.iter().map(|r| r.error).fold(0.0, f64::max);
         let picked = mine.iter().filter(|r| r.picked).count();
@@ -303,6 +299,16 @@ pub fn print_family<F: Family>(gpu: &Gpu, opts: &LabOptions) -> Result<()> {
             flops / secs / 1e9,
             bytes / secs / 1e9
         );
+    };
+    for name in available_variants::<F>(gpu).iter().map(|v| v.name) {
+        let mine: Vec<&Row> = rows.iter().filter(|r| r.variant == name).collect();
+        if !mine.is_empty() {
+            total(name, &mine);
+        }
+    }
+    let picks: Vec<&Row> = rows.iter().filter(|r| r.picked).collect();
+    if !picks.is_empty() {
+        total("picked", &picks);
     }
     match rows.iter().filter(|r| r.error.is_nan() || r.error > r.tolerance).max_by(|a, b| (a.error / a.tolerance).total_cmp(&(b.error / b.tolerance))) {
         Some(r) => Err(Error::Invalid(format!(

@@ -17,11 +17,10 @@ pub fn tune_conv(gpu: &Gpu, shapes: &[BatchedConv], min_time: Duration, mut repo
     let variants = ConvForward::variants();
     let mut out = Vec::new();
     for s in shapes {
-        let win = s.conv.win;
-        let rule = match win.output_size(s.conv.h, s.conv.w) {
-            Ok((oh, ow)) => ConvAlgo::rule(gpu, &win, oh, ow).name(),
-            Err(_) => continue,
-        };
+        if s.conv.win.output_size(s.conv.h, s.conv.w).is_err() {
+            continue;
+        }
+        let rule = ConvAlgo::rule(gpu, &s.conv.key()).name();
         let inputs = ConvForward::inputs(gpu, s)?;
         let oracle = ConvForward::oracle(s, &inputs)?;
         let mut best: Option<(&'static str, f64)> = None;

@@ -2,9 +2,11 @@
 //! rows M = batch·out_h·out_w output pixels, columns N = cout, depth
 //! K = kh·kw·cin (HWIO weights are already the [K, cout] matrix).
 //!
-//! Six variants compute the same thing, side by side:
+//! Seven variants compute the same thing, side by side:
 //! - [`ConvAlgo::Direct`]: one invocation per output element, the oracle;
 //! - [`ConvAlgo::RegisterBlocked`]: barrier-free register blocks for CPU adapters;
+//! - [`ConvAlgo::Stem`]: register blocks with the whole filter block staged
+//!   in workgroup memory, for small depth and cin (the first layer, cin = 3);
 //! - [`ConvAlgo::Tiled`]: shared-memory tiles for GPUs, the classic lesson;
 //! - [`ConvAlgo::TiledLarge`]: the SGEMM-style GPU kernel (128×64 tiles, 8×4
 //!   outputs per invocation, double buffering) with split-K for small grids;
@@ -35,6 +37,7 @@ use crate::tensor::{DType, Tensor};
 kernel!(CONV2D_DIRECT, "conv2d_direct.wgsl", "conv2d_direct", reads = 4, writes = 1, params = Params, workgroup = DIRECT_GROUP as u32);
 kernel!(CONV2D_BLOCKED, "conv2d_blocked.wgsl", "conv2d_blocked", reads = 4, writes = 1, params = Params);
 kernel!(CONV2D_BLOCKED_VEC4, "conv2d_blocked.wgsl", "conv2d_blocked_vec4", reads = 4, writes = 1, params = Params);
+kernel!(CONV2D_BLOCKED_STEM, "conv2d_blocked.wgsl", "conv2d_blocked_stem", reads = 4, writes = 1, params = Params);
 kernel!(CONV2D_TILED, "conv2d_tiled.wgsl", "conv2d_tiled", reads = 4, writes = 1, params = Params);
 kernel!(CONV2D_TILED_LARGE, "conv2d_tiled_large.wgsl", "conv2d_tiled_large", reads = 4, writes = 1, params = Params);
 kernel!(CONV2D_TILED_LARGE_VEC4, "conv2d_tiled_large.wgsl", "conv2d_tiled_large_vec4", reads = 4, writes = 1, params = Params);
@@ -47,6 +50,10 @@ pub enum ConvAlgo {
     Direct,
     /// Blocks of outputs per invocation, no workgroup memory (CPU adapters).
     RegisterBlocked,
+    /// RegisterBlocked's scalar loop with the workgroup's whole filter block
+    /// copied once into workgroup memory: for depths up to [`STEM_MAX_DEPTH`],
+    /// picked for the first layer (cin = 3, where vec4 loads do not apply).
+    Stem,
     /// Shared-memory tiles with barriers (GPUs): 64×64 tiles, 4×4 per invocation.
     Tiled,
     /// Large shared-memory tiles (128×64, 8×4 per invocation, vec4 reads,
@@ -68,14 +75,22 @@ pub const CONV_ALGO_ENV: &str = "INCEPT_CONV_ALGO";
 impl ConvAlgo {
     /// Every variant, the `Direct` oracle first: the kernel lab, the tests and
     /// `from_name` iterate this list, so a new variant is one line here.
-    pub const ALL: [ConvAlgo; 6] =
-        [ConvAlgo::Direct, ConvAlgo::RegisterBlocked, ConvAlgo::Tiled, ConvAlgo::TiledLarge, ConvAlgo::Winograd, ConvAlgo::Winograd4];
+    pub const ALL: [ConvAlgo; 7] = [
+        ConvAlgo::Direct,
+        ConvAlgo::RegisterBlocked,
+        ConvAlgo::Stem,
+        ConvAlgo::Tiled,
+        ConvAlgo::TiledLarge,
+        ConvAlgo::Winograd,
+        ConvAlgo::Winograd4,
+    ];
 
     /// The command-line name (`--algo`, `INCEPT_CONV_ALGO`, the kernel lab).
     pub fn name(self) -> &'static str {
         match self {
             ConvAlgo::Direct => "direct",
             ConvAlgo::RegisterBlocked => "blocked",
+            ConvAlgo::Stem => "stem",
             ConvAlgo::Tiled => "tiled",
             ConvAlgo::TiledLarge => "tiled-large",
             ConvAlgo::Winograd => "winograd",
@@ -84,11 +99,12 @@ impl ConvAlgo {
         }
     }
 
-    /// Whether the variant computes convolutions with this window (the
-    /// general ones all do; Winograd only 3×3 stride 1).
-    pub fn applies_to(self, win: &Window2d) -> bool {
+    /// Whether the variant computes this convolution (the general ones all
+    /// do; Winograd only 3×3 stride 1, Stem only depths up to [`STEM_MAX_DEPTH`]).
+    pub fn applies_to(self, key: &ConvKey) -> bool {
         match self {
-            ConvAlgo::Winograd | ConvAlgo::Winograd4 => ConvAlgo::winograd_applies(win),
+            ConvAlgo::Winograd | ConvAlgo::Winograd4 => ConvAlgo::winograd_applies(&key.window()),
+            ConvAlgo::Stem => key.kh * key.kw * key.cin <= STEM_MAX_DEPTH,
             ConvAlgo::Direct | ConvAlgo::RegisterBlocked | ConvAlgo::Tiled | ConvAlgo::TiledLarge | ConvAlgo::Coop => true,
         }
     }
@@ -105,27 +121,33 @@ impl ConvAlgo {
     /// say), else the measured choice of `incept tune` for this adapter and
     /// shape, else [`ConvAlgo::rule`].
     pub fn for_conv(gpu: &Gpu, key: &ConvKey) -> ConvAlgo {
-        let win = key.window();
         if let Some(algo) = ConvAlgo::forced()
-            && algo.applies_to(&win)
+            && algo.applies_to(key)
         {
             return algo;
         }
-        conv_tuning::tuned(gpu, key).unwrap_or_else(|| match win.output_size(key.h, key.w) {
-            Ok((out_h, out_w)) => ConvAlgo::rule(gpu, &win, out_h, out_w),
-            Err(_) => ConvAlgo::general(gpu),
-        })
+        conv_tuning::tuned(gpu, key).unwrap_or_else(|| ConvAlgo::rule(gpu, key))
     }
 
-    /// The built-in rule for a window `win` with an output of `out_h`×`out_w`
-    /// pixels per image. On CPU adapters, for 3×3 stride-1 windows, Winograd
-    /// by output size, as measured on lavapipe (BENCHMARKS.md): F(4×4) from
-    /// 3×3 outputs up (1.6–3.9× RegisterBlocked), F(2×2) at 2 (1.4–2.2×), none
-    /// for a single pixel (0.2–0.4×: the transforms and the padded tile cost
-    /// more than the 9 taps). Else the adapter's general-purpose variant.
-    pub fn rule(gpu: &Gpu, win: &Window2d, out_h: usize, out_w: usize) -> ConvAlgo {
+    /// The built-in rule for a convolution. Where cin rules out vec4 loads
+    /// (the first layer, cin = 3) and the depth is small, Stem, on every
+    /// adapter: on lavapipe 1.6–1.9× RegisterBlocked's scalar kernel at the
+    /// first layer (BENCHMARKS.md); on GPUs it avoids TiledLarge's 64-column
+    /// tile, half empty at cout = 32 (unmeasured there: `incept tune` decides
+    /// per shape once it has run). On CPU
+    /// adapters, for 3×3 stride-1 windows, Winograd by output size, as
+    /// measured on lavapipe: F(4×4) from 3×3 outputs up (1.6–3.9×
+    /// RegisterBlocked), F(2×2) at 2 (1.4–2.2×), none for a single pixel
+    /// (0.2–0.4×: the transforms and the padded tile cost more than the 9
+    /// taps). Else the adapter's general-purpose variant.
+    pub fn rule(gpu: &Gpu, key: &ConvKey) -> ConvAlgo {
+        let win = key.window();
+        if !key.cin.is_multiple_of(4) && ConvAlgo::Stem.applies_to(key) {
+            return ConvAlgo::Stem;
+        }
+        let Ok((out_h, out_w)) = win.output_size(key.h, key.w) else { return ConvAlgo::general(gpu) };
         match out_h.min(out_w) {
-            _ if !gpu.is_cpu() || !ConvAlgo::winograd_applies(win) => ConvAlgo::general(gpu),
+            _ if !gpu.is_cpu() || !ConvAlgo::winograd_applies(&win) => ConvAlgo::general(gpu),
             3.. => ConvAlgo::Winograd4,
             2 => ConvAlgo::Winograd,
             _ => ConvAlgo::RegisterBlocked,
@@ -171,7 +193,7 @@ impl ConvAlgo {
         match self {
             ConvAlgo::Winograd => Some(OutputTile::Two),
             ConvAlgo::Winograd4 => Some(OutputTile::Four),
-            ConvAlgo::Direct | ConvAlgo::RegisterBlocked | ConvAlgo::Tiled | ConvAlgo::TiledLarge | ConvAlgo::Coop => None,
+            ConvAlgo::Direct | ConvAlgo::RegisterBlocked | ConvAlgo::Stem | ConvAlgo::Tiled | ConvAlgo::TiledLarge | ConvAlgo::Coop => None,
         }
     }
 }
@@ -367,13 +389,14 @@ fn launch(x: &Tensor, w: &Tensor, spec: &ConvSpec, g: &Geometry, out: &Tensor, o
     let work = Work::new(flops, (x.numel() + w.numel() + rows * g.cout + epilogue_vectors(spec) * g.cout) as f64 * 4.0);
     // Absent epilogue operands: bind the filter in their slot; the kernel never reads it.
     let reads = [x, w, spec.scale.unwrap_or(w), spec.bias.unwrap_or(w)];
+    let key = ConvKey::new(g.in_h, g.in_w, g.cin, g.cout, win);
     let algo = match spec.algo {
-        Some(algo) if !algo.applies_to(win) => {
+        Some(algo) if !algo.applies_to(&key) => {
             return Err(Error::Shape(format!("conv2d: {algo:?} cannot compute window {win:?} (input {:?})", x.shape())));
         }
         Some(algo) => algo,
         // An automatic Winograd whose transformed filter would not fit a binding falls back.
-        None => match ConvAlgo::for_conv(gpu, &ConvKey::new(g.in_h, g.in_w, g.cin, g.cout, win)) {
+        None => match ConvAlgo::for_conv(gpu, &key) {
             algo if algo.winograd_tile().is_some_and(|tile| !conv_winograd::filter_fits(gpu, tile, g)) => ConvAlgo::general(gpu),
             algo => algo,
         },
@@ -381,6 +404,7 @@ fn launch(x: &Tensor, w: &Tensor, spec: &ConvSpec, g: &Geometry, out: &Tensor, o
     let (kernel, groups) = match algo {
         ConvAlgo::Direct => (&CONV2D_DIRECT, gpu.groups_1d((rows * g.cout).div_ceil(DIRECT_GROUP) as u32)),
         ConvAlgo::RegisterBlocked => return launch_register_blocked(g, win, &params, &reads, out, work),
+        ConvAlgo::Stem => return launch_stem(g, win, &params, &reads, out, work),
         ConvAlgo::Tiled => (&CONV2D_TILED, grid(gpu, rows.div_ceil(TILE), g.cout.div_ceil(TILE))),
         ConvAlgo::TiledLarge => return launch_tiled_large(g, &params, &reads, out, work),
         ConvAlgo::Winograd => return conv_winograd::launch(OutputTile::Two, g, &reads, out, out_stride, out_offset, epilogue),
@@ -409,6 +433,34 @@ fn launch_register_blocked(g: &Geometry, win: &Window2d, params: &Params, reads:
     let (kernel, constants) = if vec4 { (&CONV2D_BLOCKED_VEC4, &constants[..]) } else { (&CONV2D_BLOCKED, &constants[..3]) };
     let groups = grid(gpu, rows.div_ceil(BLOCKED_ROWS * row_groups * lanes_m), g.cout.div_ceil(BLOCKED_COLS * lanes_n));
     gpu.with_work(work).launch(kernel, constants, params, reads, &[out], groups)
+}
+
+/// Vec4 capacity of the Stem kernel's filter block in workgroup memory
+/// (16 KiB, WebGPU's default workgroup storage limit), set as its
+/// `STEM_SLAB` override.
+const STEM_SLAB: usize = 1024;
+/// Output channels of one Stem invocation (two halves of RegisterBlocked's 8).
+const STEM_COLS: usize = 2 * BLOCKED_COLS;
+const STEM_VEC4_PER_K: usize = STEM_COLS / 4;
+/// Largest depth kh·kw·cin Stem computes: a block of one lane's channels
+/// must fit [`STEM_SLAB`].
+pub const STEM_MAX_DEPTH: usize = STEM_SLAB / STEM_VEC4_PER_K;
+
+/// Stem: RegisterBlocked's lanes, with fewer channel lanes where the
+/// workgroup's filter block (depth × 8 channels per channel lane) would not
+/// fit [`STEM_SLAB`]; rows take the lanes given up.
+fn launch_stem(g: &Geometry, win: &Window2d, params: &Params, reads: &[&Tensor; 4], out: &Tensor, work: Work) -> Result<()> {
+    let gpu = reads[0].gpu();
+    let rows = g.rows();
+    let depth = params.depth as usize;
+    let (mut lanes_m, mut lanes_n) = blocked_lanes(rows, g.cout.div_ceil(2));
+    while lanes_n > 1 && depth * STEM_VEC4_PER_K * lanes_n > STEM_SLAB {
+        (lanes_m, lanes_n) = (lanes_m * 2, lanes_n / 2);
+    }
+    let padded = if reaches_padding(g, win) { 1.0 } else { 0.0 };
+    let constants = [("PADDED", padded), ("LANES_M", lanes_m as f64), ("LANES_N", lanes_n as f64), ("STEM_SLAB", STEM_SLAB as f64)];
+    let groups = grid(gpu, rows.div_ceil(BLOCKED_ROWS * lanes_m), g.cout.div_ceil(STEM_COLS * lanes_n));
+    gpu.with_work(work).launch(&CONV2D_BLOCKED_STEM, &constants, params, reads, &[out], groups)
 }
 
 /// Per-channel vectors the epilogue reads (scale, bias).

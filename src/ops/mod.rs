@@ -43,6 +43,7 @@ pub const KERNELS: &[&Kernel] = &[
     &conv::CONV2D_DIRECT,
     &conv::CONV2D_BLOCKED,
     &conv::CONV2D_BLOCKED_VEC4,
+    &conv::CONV2D_BLOCKED_STEM,
     &conv::CONV2D_TILED,
     &conv::CONV2D_TILED_LARGE,
     &conv::CONV2D_TILED_LARGE_VEC4,

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use incept::ops::{Padding, Window2d};
+use incept::ops::conv_tuning::ConvKey;
 use incept::reference::{random, rel_l2, rel_l2_f64};
 use incept::{Gpu, Tensor};
 
@@ -79,6 +80,11 @@ pub struct ConvOperands {
 impl ConvCase {
     pub fn win(&self) -> Window2d {
         Window2d::new(self.kh, self.kw, self.stride, self.padding)
+    }
+
+    /// The case as the variant rules and the tuning cache key it.
+    pub fn key(&self) -> ConvKey {
+        ConvKey::new(self.h, self.w, self.cin, self.cout, &self.win())
     }
 
     /// Random input (seed) and filter (seed + 1).
