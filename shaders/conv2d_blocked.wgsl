@@ -193,14 +193,29 @@ fn mac_group(acc: ptr<function, array<vec4<f32>, ROWS * VECS>>, taps: ptr<functi
     }
 }
 
-// Tap (ky, kx) of a group's pixels, offsets in vec4 units.
-fn group_taps_vec4(origins: array<Origin, ROWS>, ky: u32, kx: u32) -> array<Tap, ROWS> {
+// Tap (ky, kx) of a group's pixels.
+fn group_taps(origins: array<Origin, ROWS>, ky: u32, kx: u32) -> array<Tap, ROWS> {
     var taps: array<Tap, ROWS>;
     for (var r = 0u; r < ROWS; r++) {
         taps[r] = tap(origins[r], ky, kx);
+    }
+    return taps;
+}
+
+// The same, offsets in vec4 units.
+fn group_taps_vec4(origins: array<Origin, ROWS>, ky: u32, kx: u32) -> array<Tap, ROWS> {
+    var taps = group_taps(origins, ky, kx);
+    for (var r = 0u; r < ROWS; r++) {
         taps[r].at /= 4u;
     }
     return taps;
+}
+
+// Pixel r's input value `a` times 8 channels' weights, into its accumulators.
+fn mac_pixel(acc: ptr<function, array<vec4<f32>, ROWS * VECS>>, r: u32, a: f32, wv: array<vec4<f32>, VECS>) {
+    for (var v = 0u; v < VECS; v++) {
+        (*acc)[r * VECS + v] += a * wv[v];
+    }
 }
 
 // Origins of a group's pixels: rows row0, row0 + LANES_M, ...
@@ -276,10 +291,7 @@ fn conv2d_blocked(
     var acc: array<vec4<f32>, ROWS * VECS>;
     for (var ky = 0u; ky < p.kh; ky++) {
         for (var kx = 0u; kx < p.kw; kx++) {
-            var taps: array<Tap, ROWS>;
-            for (var r = 0u; r < ROWS; r++) {
-                taps[r] = tap(origins[r], ky, kx);
-            }
+            let taps = group_taps(origins, ky, kx);
             let k0 = (ky * p.kw + kx) * p.cin;
             for (var ci = 0u; ci < p.cin; ci++) {
                 let w_at = (k0 + ci) * p.cout;
@@ -293,9 +305,7 @@ fn conv2d_blocked(
                     if (PADDED) {
                         a *= taps[r].inside;
                     }
-                    for (var v = 0u; v < VECS; v++) {
-                        acc[r * VECS + v] += a * wv[v];
-                    }
+                    mac_pixel(&acc, r, a, wv);
                 }
             }
         }
@@ -307,13 +317,6 @@ fn conv2d_blocked(
 // wid.y*LANES_N*16 .. +LANES_N*16, at ws[k * 4 * LANES_N ..] (columns past
 // cout hold column cout - 1, computed and not stored).
 var<workgroup> ws: array<vec4<f32>, STEM_SLAB>;
-
-// One column half's share of a stem step: a pixel value times 8 channels' weights.
-fn mac_half(acc: ptr<function, array<vec4<f32>, ROWS * VECS>>, r: u32, a: f32, wv: array<vec4<f32>, VECS>) {
-    for (var v = 0u; v < VECS; v++) {
-        (*acc)[r * VECS + v] += a * wv[v];
-    }
-}
 
 @compute @workgroup_size(LANES_M * LANES_N)
 fn conv2d_blocked_stem(
@@ -339,10 +342,7 @@ fn conv2d_blocked_stem(
     var acc1: array<vec4<f32>, ROWS * VECS>;
     for (var ky = 0u; ky < p.kh; ky++) {
         for (var kx = 0u; kx < p.kw; kx++) {
-            var taps: array<Tap, ROWS>;
-            for (var r = 0u; r < ROWS; r++) {
-                taps[r] = tap(origins[r], ky, kx);
-            }
+            let taps = group_taps(origins, ky, kx);
             var ws_at = (ky * p.kw + kx) * p.cin * block_vecs + jn * 2u * VECS;
             for (var ci = 0u; ci < p.cin; ci++) {
                 var wv0: array<vec4<f32>, VECS>;
@@ -356,8 +356,8 @@ fn conv2d_blocked_stem(
                     if (PADDED) {
                         a *= taps[r].inside;
                     }
-                    mac_half(&acc0, r, a, wv0);
-                    mac_half(&acc1, r, a, wv1);
+                    mac_pixel(&acc0, r, a, wv0);
+                    mac_pixel(&acc1, r, a, wv1);
                 }
                 ws_at += block_vecs;
             }

@@ -133,7 +133,7 @@ fn model(gpu: &Gpu, b: &ModelBench, profile_out: Option<&Path>) -> Result<()> {
     };
     let n = batch * image * image * 3;
     let x = Tensor::from_slice(gpu, &[batch, image, image, 3], &incept::reference::random(n, 1, 0.0, 1.0))?;
-    println!("adapter: {}{}", gpu.name(), if gpu.shader_checks() { "" } else { " (shader checks off)" });
+    println!("adapter: {}", gpu.heading());
     println!("InceptionV3 batch {batch}, {image}x{image}, last {} layers trainable, precision {}", b.unfreeze_last, gpu.precision().name());
 
     // Peak: the most bytes of pooled buffers (every tensor, weights included)

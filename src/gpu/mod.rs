@@ -108,8 +108,9 @@ impl Gpu {
         let description = adapter::describe(&adapter);
         let limits = adapter.limits();
         let coop = coop::mixed_precision_support(&coop::CoopCaps::of(&adapter));
-        // Checks stay on unless asked off: without them lavapipe ran 18 % slower
-        // (DESIGN.md), and no GPU has been measured both ways yet.
+        // Checks stay on unless asked off: on lavapipe the whole model is within
+        // noise either way (BENCHMARKS.md, 2026-12-02), and no GPU has been
+        // measured both ways yet.
         let shader_checks = match opts.shader_checks {
             Some(on) => on,
             None => shader_checks_from_env()?.unwrap_or(true),
@@ -219,6 +220,11 @@ impl Gpu {
     /// division guards); off only when asked (`INCEPT_SHADER_CHECKS=off`).
     pub fn shader_checks(&self) -> bool {
         self.0.pipelines.checked()
+    }
+    /// The adapter's name as reports head it: with "(shader checks off)"
+    /// when they are, so figures measured that way say so.
+    pub fn heading(&self) -> String {
+        format!("{}{}", self.name(), if self.shader_checks() { "" } else { " (shader checks off)" })
     }
     /// True on CPU adapters (lavapipe, WARP): kernels pick barrier-free,
     /// register-blocked variants there and shared-memory tiles elsewhere.

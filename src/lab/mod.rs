@@ -270,7 +270,7 @@ pub fn check_small<F: Family>(gpu: &Gpu) -> Result<Vec<(String, &'static str, f6
 /// on the adapter's pick, then a total per variant. Fails after the table
 /// when some variant disagrees with the oracle.
 pub fn print_family<F: Family>(gpu: &Gpu, opts: &LabOptions) -> Result<()> {
-    println!("adapter: {}{}", gpu.name(), if gpu.shader_checks() { "" } else { " (shader checks off)" });
+    println!("adapter: {}", gpu.heading());
     println!("family {}: {}; batch {}, {}x{} images", F::NAME, F::WHAT, opts.batch, opts.image, opts.image);
     println!("time: {TIMING}, at least {:.2} s per row", opts.min_time.as_secs_f64());
     println!("GB/s: minimum bytes moved (inputs read once, outputs written once) / time; error: relative L2 against the oracle; * = the adapter's pick");

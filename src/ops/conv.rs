@@ -209,7 +209,7 @@ pub struct ConvSpec<'a> {
     pub bias: Option<&'a Tensor>,
     pub relu: bool,
     /// `None` picks [`ConvAlgo::for_conv`]; a variant that cannot compute the
-    /// window (see [`ConvAlgo::supports`]) is an error.
+    /// convolution (see [`ConvAlgo::applies_to`]) is an error.
     pub algo: Option<ConvAlgo>,
 }
 
@@ -392,7 +392,12 @@ fn launch(x: &Tensor, w: &Tensor, spec: &ConvSpec, g: &Geometry, out: &Tensor, o
     let key = ConvKey::new(g.in_h, g.in_w, g.cin, g.cout, win);
     let algo = match spec.algo {
         Some(algo) if !algo.applies_to(&key) => {
-            return Err(Error::Shape(format!("conv2d: {algo:?} cannot compute window {win:?} (input {:?})", x.shape())));
+            return Err(Error::Shape(format!(
+                "conv2d: {algo:?} cannot compute window {win:?} at depth {} (input {:?}, filter {:?})",
+                params.depth,
+                x.shape(),
+                w.shape()
+            )));
         }
         Some(algo) => algo,
         // An automatic Winograd whose transformed filter would not fit a binding falls back.
@@ -446,14 +451,16 @@ const STEM_VEC4_PER_K: usize = STEM_COLS / 4;
 /// must fit [`STEM_SLAB`].
 pub const STEM_MAX_DEPTH: usize = STEM_SLAB / STEM_VEC4_PER_K;
 
-/// Stem: RegisterBlocked's lanes, with fewer channel lanes where the
-/// workgroup's filter block (depth × 8 channels per channel lane) would not
-/// fit [`STEM_SLAB`]; rows take the lanes given up.
+/// Stem: RegisterBlocked's lane rule applied to blocks of [`STEM_COLS`]
+/// channels (as if cout were half as wide in its 8-channel blocks), with
+/// fewer channel lanes where the workgroup's filter block (depth ×
+/// [`STEM_COLS`] channels per channel lane) would not fit [`STEM_SLAB`];
+/// rows take the lanes given up.
 fn launch_stem(g: &Geometry, win: &Window2d, params: &Params, reads: &[&Tensor; 4], out: &Tensor, work: Work) -> Result<()> {
     let gpu = reads[0].gpu();
     let rows = g.rows();
     let depth = params.depth as usize;
-    let (mut lanes_m, mut lanes_n) = blocked_lanes(rows, g.cout.div_ceil(2));
+    let (mut lanes_m, mut lanes_n) = blocked_lanes(rows, g.cout.div_ceil(STEM_COLS / BLOCKED_COLS));
     while lanes_n > 1 && depth * STEM_VEC4_PER_K * lanes_n > STEM_SLAB {
         (lanes_m, lanes_n) = (lanes_m * 2, lanes_n / 2);
     }
