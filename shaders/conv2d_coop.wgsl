@@ -4,16 +4,20 @@
 //
 //   out[b, oy, ox, out_offset + co] = relu?(conv(x, w)[b, oy, ox, co] * scale[co] + bias[co])
 //
-// Layouts (f32 in memory): x NHWC [batch, in_h, in_w, cin]; w HWIO
+// Layouts: x NHWC [batch, in_h, in_w, cin]; w HWIO
 // [kh, kw, cin, cout], i.e. a row-major [K = kh*kw*cin, cout] matrix; scale
 // and bias [cout]; out NHWC [batch, out_h, out_w, out_stride] written only in
 // channels [out_offset, out_offset + cout). Taps outside the input read zero
 // padding. When scale or bias is absent the launcher binds another read-only
-// tensor in its slot and clears the matching `epilogue` bit. x and w are
-// rounded to f16 (round to nearest) as they are staged: values beyond f16's
+// tensor in its slot and clears the matching `epilogue` bit. w, scale and
+// bias are f32; x and out are f32 or f16 (the element aliases XElem and
+// OutElem below: f32 in this file, rewritten by the launcher for the frozen
+// prefix's f16 storage, see ops::conv_coop). x and w are rounded to f16
+// (round to nearest) as they are staged: values beyond f16's
 // range (±65504) are not representable, which the frozen InceptionV3 prefix
 // (post-ReLU activations, raw filters; the BatchNorm scale is applied in f32
-// by the epilogue) stays far from. Products are summed in f32.
+// by the epilogue) stays far from. Products are summed in f32, and the
+// epilogue runs in f32 before the result is stored as OutElem.
 //
 // Implicit GEMM: row m = b*out_h*out_w + oy*out_w + ox, column co, and
 // k = (ky*kw + kx)*cin + ci. The A tile (BM rows × BK of k) is gathered from
@@ -84,6 +88,11 @@ const EPILOGUE_SCALE: u32 = 1u;
 const EPILOGUE_BIAS: u32 = 2u;
 const EPILOGUE_RELU: u32 = 4u;
 
+// Element types of x and out in memory (the launcher rewrites these two lines
+// for f16 storage).
+alias XElem = f32;
+alias OutElem = f32;
+
 // Fragment size (the 8×8 variant's launcher rewrites these four lines).
 const FRAG: u32 = 16u;
 alias FragA = coop_mat16x16<f16, A>;
@@ -108,14 +117,14 @@ override SUBGROUP_SIZE: u32 = 32u;
 override GROUP: u32 = SUBGROUPS * SUBGROUP_SIZE;
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<XElem>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 // The same buffers seen as vec4 (conv2d_coop_vec4 only).
-@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> x4: array<vec4<XElem>>;
 @group(0) @binding(2) var<storage, read> w4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> scale: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<OutElem>;
 
 var<workgroup> a_tile: array<f16, 2u * A_STAGE>; // [stage][m][k]
 var<workgroup> b_tile: array<f16, 2u * B_STAGE>; // [stage][k][n]
@@ -190,7 +199,7 @@ fn x_at(q: vec4<i32>, t: Tap) -> i32 {
 fn load_a_vec4(q: vec4<i32>, t: Tap) -> vec4<f32> {
     let at = x_at(q, t);
     if (at >= 0) {
-        return x4[u32(at) / 4u];
+        return vec4<f32>(x4[u32(at) / 4u]);
     }
     return vec4(0.0);
 }
@@ -202,7 +211,7 @@ fn load_a(q: vec4<i32>, t: Tap) -> vec4<f32> {
     for (var c = 0u; c < 4u; c++) {
         let at = x_at(q, u);
         if (at >= 0) {
-            v[c] = x[u32(at)];
+            v[c] = f32(x[u32(at)]);
         }
         u = advance(u, 1u);
     }
@@ -289,7 +298,7 @@ fn write_fragments(lid: u32, tile: Tile, fi: u32, fj: u32) {
         let m = tile.m + (s / 2u) * (2u * FRAG) + fi * FRAG + r;
         let n = tile.n + (s % 2u) * (2u * FRAG) + fj * FRAG + c;
         if (m < p.rows && n < p.cout) {
-            out[m * p.out_stride + p.out_offset + n] = epilogue(c_scratch[e], n);
+            out[m * p.out_stride + p.out_offset + n] = OutElem(epilogue(c_scratch[e], n));
         }
     }
 }

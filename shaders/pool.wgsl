@@ -1,4 +1,4 @@
-// Pooling over NHWC f32 tensors x: [n, h, w, c] with a kh×kw window, strides
+// Pooling over NHWC tensors x: [n, h, w, c] with a kh×kw window, strides
 // (stride_h, stride_w) and top/left padding (pad_top, pad_left; 0 for 'valid'):
 //   max_pool_forward          y[n, oy, ox, off + ch] = max of the window's in-bounds taps;
 //                             y is [n, oh, ow, out_channels], so the result can land in a
@@ -10,6 +10,11 @@
 //   avg_pool_backward         dx[n, iy, ix, ch] = Σ dy[o] / count(o) over the windows o covering (iy, ix)
 //   global_avg_pool           y[n, ch] = mean over h·w of x[n, ·, ·, ch]
 //   global_avg_pool_backward  dx[n, iy, ix, ch] = dy[n, ch] / (h·w)
+// Element types: everything is f32, except the two forward kernels' input
+// and output (`src`, `dst`), whose types are the aliases SrcElem and DstElem:
+// f32 here, and f16 in the variants the launcher derives for the frozen
+// prefix's f16 storage under --precision mixed (ops::pool, gpu::variant).
+// Sums are taken in f32 either way; a maximum is exact in any type.
 // Tiling: one invocation per output element (forward, argmax, global mean over
 // (n, ch)) or per input element (the backward gathers, so no atomics), 256 per
 // workgroup, channel fastest so neighbouring invocations touch neighbouring
@@ -99,9 +104,11 @@ fn dy_index(n: u32, oy: u32, ox: u32, ch: u32) -> u32 {
     return ((n * p.oh + oy) * p.ow + ox) * p.c + ch;
 }
 
-// ---- one input, one f32 output ----
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+// ---- forward: one input, one output of the activations' element types ----
+alias SrcElem = f32;
+alias DstElem = f32;
+@group(0) @binding(1) var<storage, read> src: array<SrcElem>;
+@group(0) @binding(2) var<storage, read_write> dst: array<DstElem>;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn max_pool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -112,13 +119,13 @@ fn max_pool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let o = unflatten(i, p.oh, p.ow);
     let s = window(o.y, o.x);
     // Every window holds at least one in-bounds tap ('same' pads less than a window).
-    var best = x[x_index(o.n, s.y0, s.x0, o.ch)];
+    var best = f32(src[x_index(o.n, s.y0, s.x0, o.ch)]);
     for (var iy = s.y0; iy < s.y1; iy++) {
         for (var ix = s.x0; ix < s.x1; ix++) {
-            best = max(best, x[x_index(o.n, iy, ix, o.ch)]);
+            best = max(best, f32(src[x_index(o.n, iy, ix, o.ch)]));
         }
     }
-    y[((o.n * p.oh + o.y) * p.ow + o.x) * p.out_channels + p.channel_offset + o.ch] = best;
+    dst[((o.n * p.oh + o.y) * p.ow + o.x) * p.out_channels + p.channel_offset + o.ch] = DstElem(best);
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -132,11 +139,15 @@ fn avg_pool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     var sum = 0.0;
     for (var iy = s.y0; iy < s.y1; iy++) {
         for (var ix = s.x0; ix < s.x1; ix++) {
-            sum += x[x_index(o.n, iy, ix, o.ch)];
+            sum += f32(src[x_index(o.n, iy, ix, o.ch)]);
         }
     }
-    y[i] = sum / f32((s.y1 - s.y0) * (s.x1 - s.x0));
+    dst[i] = DstElem(sum / f32((s.y1 - s.y0) * (s.x1 - s.x0)));
 }
+
+// ---- one f32 input, one f32 output ----
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
 // x is the upstream gradient dy [n, oh, ow, c], y the input gradient dx [n, h, w, c].
 @compute @workgroup_size(WORKGROUP_SIZE)

@@ -1,5 +1,6 @@
-//! `Tensor`: a shape and a GPU buffer of 32-bit elements (f32 data, or u32
-//! for labels and counters). Activations are NHWC, convolution weights HWIO.
+//! `Tensor`: a shape and a GPU buffer of f32 data, u32 labels and counters,
+//! or f16 activations (the frozen prefix's storage under `--precision
+//! mixed`). Activations are NHWC, convolution weights HWIO.
 //!
 //! Tensors are immutable values shared by reference counting; ops allocate
 //! fresh outputs from the device's buffer pool. The few in-place updates
@@ -13,6 +14,19 @@ use std::sync::Arc;
 pub enum DType {
     F32,
     U32,
+    /// IEEE half precision, two per 32-bit word; only kernels that declare
+    /// `enable f16` read or write it (see `gpu::variant`).
+    F16,
+}
+
+impl DType {
+    /// Bytes per element.
+    pub const fn size(self) -> u64 {
+        match self {
+            DType::F32 | DType::U32 => 4,
+            DType::F16 => 2,
+        }
+    }
 }
 
 /// A pooled buffer (back to the pool when the last tensor using it drops) and its device.
@@ -37,8 +51,11 @@ impl std::fmt::Debug for Tensor {
 impl Tensor {
     /// An uninitialised tensor: the kernel that fills it must write every element.
     pub fn empty(gpu: &Gpu, shape: &[usize], dtype: DType) -> Result<Tensor> {
+        if dtype == DType::F16 && !gpu.features().contains(wgpu::Features::SHADER_F16) {
+            return Err(Error::Adapter(format!("{}: f16 tensors need f16 in shaders (SHADER_F16), which this adapter lacks", gpu.name())));
+        }
         let numel: usize = shape.iter().product();
-        let buffer = gpu.alloc(numel as u64 * 4, &|| format!("tensor of shape {shape:?}"))?;
+        let buffer = gpu.alloc(numel as u64 * dtype.size(), &|| format!("{dtype:?} tensor of shape {shape:?}"))?;
         Ok(Tensor { shape: shape.to_vec(), dtype, storage: Arc::new(Storage { buffer, gpu: gpu.clone() }) })
     }
 
@@ -80,12 +97,33 @@ impl Tensor {
         self.gpu().write(self.buffer(), bytemuck::cast_slice(data))
     }
 
-    pub fn to_vec(&self) -> Result<Vec<f32>> {
-        if self.dtype != DType::F32 {
-            return Err(Error::Invalid(format!("to_vec on a {:?} tensor of shape {:?}", self.dtype, self.shape)));
+    /// An f16 tensor holding `data` rounded to the nearest f16.
+    pub fn from_slice_f16(gpu: &Gpu, shape: &[usize], data: &[f32]) -> Result<Tensor> {
+        check_len(shape, data.len())?;
+        let t = Tensor::empty(gpu, shape, DType::F16)?;
+        let mut halves: Vec<half::f16> = data.iter().map(|&v| half::f16::from_f32(v)).collect();
+        // Buffer writes go in whole 32-bit words.
+        if halves.len() % 2 == 1 {
+            halves.push(half::f16::ZERO);
         }
-        let bytes = self.gpu().read(self.buffer(), self.byte_size())?;
-        Ok(bytemuck::pod_collect_to_vec(&bytes))
+        gpu.write(t.buffer(), bytemuck::cast_slice(&halves))?;
+        Ok(t)
+    }
+
+    /// The values of an f32 tensor, or of an f16 one widened to f32.
+    pub fn to_vec(&self) -> Result<Vec<f32>> {
+        match self.dtype {
+            DType::F32 => {
+                let bytes = self.gpu().read(self.buffer(), self.byte_size())?;
+                Ok(bytemuck::pod_collect_to_vec(&bytes))
+            }
+            DType::F16 => {
+                let bytes = self.gpu().read(self.buffer(), self.byte_size())?;
+                let halves: Vec<half::f16> = bytemuck::pod_collect_to_vec(&bytes);
+                Ok(halves.into_iter().map(f32::from).collect())
+            }
+            DType::U32 => Err(Error::Invalid(format!("to_vec on a {:?} tensor of shape {:?}", self.dtype, self.shape))),
+        }
     }
 
     pub fn to_vec_u32(&self) -> Result<Vec<u32>> {
@@ -122,11 +160,12 @@ impl Tensor {
 
     /// Copies `src`'s contents into this tensor (same element count), in recorded order.
     pub fn copy_from(&self, src: &Tensor) -> Result<()> {
-        if src.numel() != self.numel() {
-            return Err(Error::Shape(format!("copy_from: {:?} into {:?}", src.shape, self.shape)));
+        if src.numel() != self.numel() || src.dtype != self.dtype {
+            return Err(Error::Shape(format!("copy_from: {:?} {:?} into {:?} {:?}", src.dtype, src.shape, self.dtype, self.shape)));
         }
         if self.numel() > 0 {
-            self.gpu().copy(src.buffer(), 0, self.buffer(), 0, self.byte_size());
+            // Copies go in whole words; both buffers are allocated in whole words.
+            self.gpu().copy(src.buffer(), 0, self.buffer(), 0, self.byte_size().next_multiple_of(4));
         }
         Ok(())
     }
@@ -171,7 +210,7 @@ impl Tensor {
         self.dtype
     }
     pub fn byte_size(&self) -> u64 {
-        self.numel() as u64 * 4
+        self.numel() as u64 * self.dtype.size()
     }
     pub fn gpu(&self) -> &Gpu {
         &self.storage.gpu

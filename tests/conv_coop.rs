@@ -26,8 +26,8 @@ use half::f16;
 use incept::lab::MIXED_TOLERANCE;
 use incept::ops::conv::{self, ConvAlgo, ConvSpec};
 use incept::ops::Padding;
-use incept::reference::{conv as rc, rel_l2, to_f64};
-use incept::Gpu;
+use incept::reference::{conv as rc, random, rel_l2, to_f64};
+use incept::{Gpu, Tensor};
 
 const IGNORED: &str = "needs an adapter with f16 cooperative matrices (16x16x16 or 8x8x8)";
 
@@ -132,6 +132,52 @@ fn coop_writes_only_its_channel_slice() {
         let SliceWrite { slice, others, others_before } = split_channel_slice(&after, &before, ctotal, offset, c.cout);
         check(&format!("{c:?} slice at {offset} of {ctotal}"), &slice, &want);
         assert_eq!(others, others_before, "{c:?}: channels outside the slice changed");
+    }
+}
+
+/// The f16 storage forms (the frozen prefix under `--precision mixed`): x
+/// read from f16, the result written to f16 (into a channel slice), or both.
+/// An f16 input is already rounded, so the f16-rounded reference is the same;
+/// an f16 output rounds each element to nearest, at most 2^-11 of it, so its
+/// relative L2 against the rounded reference is at most 2^-11 (plus the f32 sums').
+#[test]
+#[ignore = "needs an adapter with f16 cooperative matrices (16x16x16 or 8x8x8)"]
+fn coop_reads_and_writes_f16_storage() {
+    let gpu = coop_gpu();
+    let half_ulp = 2f64.powi(-11);
+    for (i, c) in [CASES[0], CASES[2], CASES[3], CASES[8], CASES[9], CASES[10]].into_iter().enumerate() {
+        let ops = c.operands(&gpu, 700 + 10 * i as u64);
+        let x16 = Tensor::from_slice_f16(&gpu, &[c.batch, c.h, c.w, c.cin], &ops.xh).unwrap();
+        let (bias, bias_h) = rand_tensor(&gpu, &[c.cout], 701 + 10 * i as u64);
+        let (rounded, exact) = references(&c, &ops, |y| rc::epilogue(y, c.cout, None, Some(&to_f64(&bias_h)), true));
+        let (oh, ow) = c.win().output_size(c.h, c.w).unwrap();
+        let (ctotal, offset) = (c.cout + 9, 5);
+        let s = ConvSpec { bias: Some(&bias), relu: true, ..coop(&c) };
+        for (x, x_name) in [(&ops.x, "f32"), (&x16, "f16")] {
+            for out_f16 in [false, true] {
+                if x_name == "f32" && !out_f16 {
+                    continue; // the f32 form, tested above
+                }
+                let what = format!("{c:?} {x_name} in, {} out", if out_f16 { "f16" } else { "f32" });
+                let before = random(c.batch * oh * ow * ctotal, 702 + i as u64, -1.0, 1.0);
+                let shape = [c.batch, oh, ow, ctotal];
+                let out = if out_f16 { Tensor::from_slice_f16(&gpu, &shape, &before) } else { Tensor::from_slice(&gpu, &shape, &before) }.unwrap();
+                let before = out.to_vec().unwrap();
+                conv::conv2d_into(x, &ops.w, &s, &out, offset).unwrap();
+                let after = out.to_vec().unwrap();
+                let SliceWrite { slice, others, others_before } = split_channel_slice(&after, &before, ctotal, offset, c.cout);
+                assert_eq!(others, others_before, "{what}: channels outside the slice changed");
+                if out_f16 {
+                    let err = rel_l2(&slice, &rounded);
+                    assert!(err <= half_ulp + 1e-6, "{what}: relative L2 {err:.3e} > 2^-11 against the f16-rounded operands");
+                    let err = rel_l2(&slice, &exact);
+                    println!("{what}: relative L2 {err:.2e} against the f32 operands");
+                    assert!(err <= MIXED_TOLERANCE, "{what}: relative L2 error {err:.3e} > {MIXED_TOLERANCE:e} against the f32 operands");
+                } else {
+                    check(&what, &slice, &(rounded.clone(), exact.clone()));
+                }
+            }
+        }
     }
 }
 

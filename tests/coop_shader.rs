@@ -1,5 +1,6 @@
 //! The cooperative-matrix conv kernel (shaders/conv2d_coop.wgsl, with 16×16
-//! fragments, and the 8×8 variant the launcher derives from it) through
+//! fragments over f32 activations, and every form the launcher derives from
+//! it: 8×8 fragments, f16 input and/or output) through
 //! naga, without a GPU: parsed, validated with the capabilities it needs (and
 //! refused without them), specialised for every subgroup size the launcher
 //! can set, and written to SPIR-V with the capabilities wgpu's Vulkan
@@ -9,15 +10,21 @@
 //! are checked against it here too.
 
 use incept::gpu::coop::{COOP_SUBGROUP_SIZES, COOP_SUBGROUPS, COOP_TILES, workgroup_bytes};
-use incept::ops::conv_coop::{self, SUBGROUP_SIZE_OVERRIDE};
+use incept::ops::conv_coop::{self, CoopVariant, SUBGROUP_SIZE_OVERRIDE};
+use incept::DType;
 use naga::back::spv;
 use naga::valid::{Capabilities, ModuleInfo, ValidationFlags, Validator};
 
-/// The module with fragments of `tile`, and its source.
-fn parse(tile: u32) -> (naga::Module, &'static str) {
-    let source = conv_coop::source(tile).unwrap();
-    let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| panic!("conv2d_coop.wgsl ({tile}x{tile}): {}", e.emit_to_string(source)));
+/// The module of a form, and its source.
+fn parse(v: CoopVariant) -> (naga::Module, String) {
+    let source = v.source().unwrap();
+    let module = naga::front::wgsl::parse_str(&source).unwrap_or_else(|e| panic!("conv2d_coop.wgsl {v:?}: {}", e.emit_to_string(&source)));
     (module, source)
+}
+
+/// The form over f32 activations with fragments of `tile`.
+fn f32_form(tile: u32) -> CoopVariant {
+    CoopVariant { tile, x: DType::F32, out: DType::F32 }
 }
 
 /// What wgpu validates a module with on a device with these features.
@@ -69,25 +76,27 @@ fn binding_map() -> spv::BindingMap {
 
 #[test]
 fn the_kernel_validates_with_cooperative_matrices_f16_and_subgroups_only() {
-    for tile in COOP_TILES {
-        let (module, source) = parse(tile);
-        validate(&module, source, capabilities()).unwrap_or_else(|e| panic!("conv2d_coop.wgsl ({tile}x{tile}) does not validate: {e}"));
+    let forms = CoopVariant::all();
+    assert_eq!(forms.len(), 2 * COOP_TILES.len() * 2, "both element types in and out per fragment size");
+    for v in forms {
+        let (module, source) = parse(v);
+        validate(&module, &source, capabilities()).unwrap_or_else(|e| panic!("conv2d_coop.wgsl {v:?} does not validate: {e}"));
         for missing in [Capabilities::COOPERATIVE_MATRIX, Capabilities::SHADER_FLOAT16, Capabilities::SUBGROUP] {
-            assert!(validate(&module, source, capabilities() - missing).is_err(), "conv2d_coop.wgsl ({tile}x{tile}) validates without {missing:?}");
+            assert!(validate(&module, &source, capabilities() - missing).is_err(), "conv2d_coop.wgsl {v:?} validates without {missing:?}");
         }
     }
 }
 
 #[test]
-fn every_fragment_size_entry_point_and_subgroup_size_writes_spirv() {
-    for tile in COOP_TILES {
-        writes_spirv(tile);
+fn every_form_entry_point_and_subgroup_size_writes_spirv() {
+    for v in CoopVariant::all() {
+        writes_spirv(v);
     }
 }
 
-fn writes_spirv(tile: u32) {
-    let (module, source) = parse(tile);
-    let info = validate(&module, source, capabilities()).unwrap();
+fn writes_spirv(v: CoopVariant) {
+    let (module, source) = parse(v);
+    let info = validate(&module, &source, capabilities()).unwrap();
     // Both buffer policies wgpu uses on Vulkan (with and without robustBufferAccess2).
     for buffer in [naga::proc::BoundsCheckPolicy::Restrict, naga::proc::BoundsCheckPolicy::Unchecked] {
         let options = spv::Options {
@@ -104,17 +113,17 @@ fn writes_spirv(tile: u32) {
             binding_map: binding_map(),
             ..spv::Options::default()
         };
-        for kernel in conv_coop::kernels(tile).unwrap() {
+        for kernel in v.kernels().unwrap() {
             for size in COOP_SUBGROUP_SIZES {
                 let constants: naga::back::PipelineConstants = conv_coop::constants(size).iter().map(|(n, v)| (n.to_string(), *v)).collect();
                 let (specialised, specialised_info) =
                     naga::back::pipeline_constants::process_overrides(&module, &info, Some((naga::ShaderStage::Compute, kernel.entry)), &constants)
-                        .unwrap_or_else(|e| panic!("{} ({tile}x{tile}) with {SUBGROUP_SIZE_OVERRIDE} = {size}: {e}", kernel.entry));
+                        .unwrap_or_else(|e| panic!("{} {v:?} with {SUBGROUP_SIZE_OVERRIDE} = {size}: {e}", kernel.entry));
                 let ep = specialised.entry_points.iter().find(|e| e.name == kernel.entry).expect("entry point");
-                assert_eq!(ep.workgroup_size, [COOP_SUBGROUPS * size, 1, 1], "{} ({tile}x{tile}) with subgroups of {size}", kernel.entry);
+                assert_eq!(ep.workgroup_size, [COOP_SUBGROUPS * size, 1, 1], "{} {v:?} with subgroups of {size}", kernel.entry);
                 let pipeline = spv::PipelineOptions { shader_stage: naga::ShaderStage::Compute, entry_point: kernel.entry.to_string() };
                 let words = spv::write_vec(&specialised, &specialised_info, &options, Some(&pipeline))
-                    .unwrap_or_else(|e| panic!("{} ({tile}x{tile}) with subgroups of {size}: SPIR-V: {e}", kernel.entry));
+                    .unwrap_or_else(|e| panic!("{} {v:?} with subgroups of {size}: SPIR-V: {e}", kernel.entry));
                 assert_eq!(words.first(), Some(&0x0723_0203), "{}: not a SPIR-V module", kernel.entry);
                 // The cooperative-matrix capability is declared (OpCapability = 17, CooperativeMatrixKHR = 6022).
                 assert!(words.windows(2).any(|w| w == [(2 << 16) | 17, 6022]), "{}: no OpCapability CooperativeMatrixKHR", kernel.entry);
@@ -135,7 +144,7 @@ fn shader_const(module: &naga::Module, name: &str) -> u32 {
 #[test]
 fn the_rust_constants_describe_the_shader() {
     for tile in COOP_TILES {
-        let (module, _) = parse(tile);
+        let (module, _) = parse(f32_form(tile));
         assert_eq!(shader_const(&module, "FRAG"), tile);
         assert_eq!(shader_const(&module, "BM") as usize, conv_coop::tile_size(tile));
         assert_eq!(shader_const(&module, "BN") as usize, conv_coop::tile_size(tile));

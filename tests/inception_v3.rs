@@ -150,3 +150,29 @@ fn forward_from_a_frozen_boundary_is_bit_identical() {
     // Moving statistics were updated identically by the training step.
     assert_eq!(direct.to_tensor_map().unwrap()["batch_normalization_93/moving_variance"].data, cached.to_tensor_map().unwrap()["batch_normalization_93/moving_variance"].data);
 }
+
+/// Which values `--precision mixed` stores in f16 (planned on any adapter):
+/// the frozen prefix's activations, pools and block outputs that only frozen
+/// convolutions and pools read; never a value the trainable tail or the
+/// caller reads (the boundary, the output), nor anything in the tail.
+#[test]
+fn mixed_precision_stores_only_frozen_values_in_f16() {
+    let gpu = gpu();
+    let tuned = InceptionV3::from_tensor_map(&gpu, &random_weights(11), 15).unwrap();
+    let half = tuned.f16_storage_layers(2, 75, 75).unwrap();
+    let has = |name: &str| half.iter().any(|h| h == name);
+    // mixed9 is read by frozen convolutions and mixed10's average pool only; mixed9_0 is a slice of it.
+    for name in ["activation", "max_pooling2d", "average_pooling2d", "mixed0", "mixed4", "mixed8", "mixed9", "mixed9_0", "activation_86"] {
+        assert!(has(name), "{name} is not stored in f16: {half:?}");
+    }
+    // average_pooling2d_8 is read by the trainable conv2d_93, conv2d_85 by the trainable
+    // batch_normalization_85 (both are the boundary); the rest is the tail.
+    for name in ["average_pooling2d_8", "conv2d_85", "activation_85", "batch_normalization_85", "mixed10"] {
+        assert!(!has(name), "{name} is stored in f16: {half:?}");
+    }
+    // Frozen throughout: only the output (the caller reads it) and the slices written into it stay f32.
+    let frozen = InceptionV3::from_tensor_map(&gpu, &random_weights(11), 0).unwrap();
+    let all = frozen.f16_storage_layers(2, 75, 75).unwrap();
+    assert!(all.iter().any(|h| h == "mixed9") && !all.iter().any(|h| h == "mixed10" || h == "mixed9_1"), "{all:?}");
+    assert!(all.len() > half.len(), "{} values in f16 when frozen, {} with a trainable tail", all.len(), half.len());
+}

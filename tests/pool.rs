@@ -1,12 +1,15 @@
 //! Pooling: GPU against the f64 CPU reference for InceptionV3's windows and
 //! general ones at odd sizes, every backward against finite differences of
-//! its forward reference, channel-slice output, and shape errors.
+//! its forward reference, channel-slice output, the forward kernels' f16
+//! storage forms (the frozen prefix under `--precision mixed`), and shape errors.
 mod common;
 use common::*;
 use incept::ops::pool as pl;
 use incept::ops::{Padding, Window2d};
 use incept::reference::{self as r, pool as rp};
+use half::f16;
 use incept::Tensor;
+use incept::tensor::DType;
 
 fn windows() -> Vec<Window2d> {
     vec![
@@ -168,6 +171,62 @@ fn max_pool_into_writes_only_its_channel_slice() {
     }
 }
 
+/// `data` in a tensor of `dtype` (f32, or f16 rounded to nearest) and the values it holds.
+fn stored(gpu: &incept::Gpu, shape: &[usize], data: &[f32], dtype: DType) -> (Tensor, Vec<f32>) {
+    let t = match dtype {
+        DType::F16 => Tensor::from_slice_f16(gpu, shape, data),
+        _ => Tensor::from_slice(gpu, shape, data),
+    }
+    .unwrap();
+    let held = t.to_vec().unwrap();
+    (t, held)
+}
+
+/// Every mix of f32 and f16 input and output: a maximum is exact (then
+/// rounded once if the output is f16), a mean is summed in f32 and rounded
+/// once (at most 2^-11 of each element), and a pooled slice leaves the other
+/// channels of an f16 tensor as they were.
+#[test]
+fn forward_kernels_read_and_write_f16() {
+    let gpu = gpu();
+    let half_ulp = 2f64.powi(-11);
+    for (src, dst) in [(DType::F16, DType::F32), (DType::F32, DType::F16), (DType::F16, DType::F16)] {
+        for (wi, win) in windows().iter().enumerate() {
+            for (si, xs) in shapes().into_iter().enumerate().step_by(3) {
+                let what = format!("{win:?} on {src:?} {xs:?} into {dst:?}");
+                let data = r::random(xs.iter().product(), (wi * 100 + si) as u64, -3.0, 3.0);
+                let (x, held) = stored(&gpu, &xs, &data, src);
+                let (max_want, ys) = rp::max_pool2d(&r::to_f64(&held), xs, win);
+                let (avg_want, _) = rp::avg_pool2d(&r::to_f64(&held), xs, win);
+                let total = ys[3] + 4;
+                let before = r::random(ys[0] * ys[1] * ys[2] * total, 9, -1.0, 1.0);
+                let (out, before) = stored(&gpu, &[ys[0], ys[1], ys[2], total], &before, dst);
+                pl::max_pool2d_into(&x, win, &out, 3).unwrap();
+                let after = out.to_vec().unwrap();
+                for (i, (&a, &b)) in after.iter().zip(&before).enumerate() {
+                    let (ch, o) = (i % total, i / total);
+                    if (3..3 + ys[3]).contains(&ch) {
+                        let want = max_want[o * ys[3] + ch - 3] as f32;
+                        let want = if dst == DType::F16 { f16::from_f32(want).to_f32() } else { want };
+                        assert_eq!(a, want, "max {what}: element {i}");
+                    } else {
+                        assert_eq!(a, b, "max {what}: channel {ch} outside the slice changed");
+                    }
+                }
+                let avg = if dst == DType::F16 { Tensor::empty(&gpu, &ys, DType::F16) } else { Tensor::empty(&gpu, &ys, DType::F32) }.unwrap();
+                pl::avg_pool2d_into(&x, win, &avg).unwrap();
+                let got = avg.to_vec().unwrap();
+                if dst == DType::F16 {
+                    let err = r::rel_l2(&got, &avg_want);
+                    assert!(err <= half_ulp + 1e-6, "avg {what}: relative L2 {err:.3e} > 2^-11");
+                } else {
+                    assert_close(&format!("avg {what}"), &got, &avg_want);
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn bad_shapes_are_errors_not_panics() {
     let gpu = gpu();
@@ -191,6 +250,11 @@ fn bad_shapes_are_errors_not_panics() {
     assert!(err.contains("offset 4") && err.contains("[2, 4, 4, 8]"), "{err}");
     assert!(pl::max_pool2d_into(&x, &win, &Tensor::zeros(&gpu, &[2, 5, 4, 8]).unwrap(), 0).is_err(), "spatial mismatch");
     assert!(pl::max_pool2d_into(&x, &win, &Tensor::zeros(&gpu, &[2, 4, 4, 8]).unwrap(), 3).is_ok());
+    let err = pl::avg_pool2d_into(&x, &win, &Tensor::zeros(&gpu, &[2, 4, 4, 6]).unwrap()).unwrap_err().to_string();
+    assert!(err.contains("[2, 4, 4, 6]") && err.contains("[2, 4, 4, 5]"), "{err}");
+    let labels = Tensor::zeros_u32(&gpu, &[2, 9, 9, 5]).unwrap();
+    let err = pl::avg_pool2d_into(&labels, &win, &Tensor::zeros(&gpu, &[2, 4, 4, 5]).unwrap()).unwrap_err().to_string();
+    assert!(err.contains("f32 or f16") && err.contains("U32"), "{err}");
 }
 
 /// More than 65535 workgroups of 256: the grid folds into y and every element is still written once.

@@ -15,6 +15,7 @@ mod kernel;
 mod pool;
 mod precision;
 pub mod profile;
+pub mod variant;
 
 pub use adapter::{describe, list as list_adapters, ADAPTER_ENV};
 pub use buffer::{GpuBuffer, PooledBuffer};

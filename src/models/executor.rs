@@ -21,6 +21,10 @@
 //!   conv, a max pool or another Concatenate write straight into their channel
 //!   slice of the outermost concatenation, so concatenation copies nothing;
 //! - no value is kept past its last reader;
+//! - under `--precision mixed`, values of the frozen prefix that only frozen
+//!   fused convolutions (the cooperative-matrix kernel) and pools read are
+//!   stored in f16, half the bytes of f32 (`f16_storage`); values the tail,
+//!   the caller or any other kernel reads stay f32;
 //! - when one batch's largest activation would exceed the storage-binding
 //!   limit, the frozen part runs in batch chunks and only its boundary values
 //!   are joined;
@@ -191,6 +195,8 @@ struct Plan {
     sibling: Vec<Option<(usize, bool)>>,
     /// Where a layer writes its output inside a root concatenation.
     dest: Vec<Option<(usize, usize)>>,
+    /// The layer's value is stored in f16 (a slice: its root concatenation is).
+    half: Vec<bool>,
 }
 
 impl Plan {
@@ -660,7 +666,75 @@ impl Network {
             }
         }
         let sibling = self.plan_siblings(&chain, shapes, given);
-        Plan { grad, tail, chain, batch_stats, sibling, dest }
+        let mut plan = Plan { grad, tail, chain, batch_stats, sibling, dest, half: vec![false; layers.len()] };
+        if self.gpu.precision() == Precision::Mixed {
+            plan.half = self.f16_storage(&plan, given, wanted);
+        }
+        plan
+    }
+
+    /// Which values a plan under `--precision mixed` stores in f16: those of
+    /// frozen fused chains, pools and concatenations (not given, not wanted)
+    /// whose every reader is a frozen fused chain (run by the
+    /// cooperative-matrix kernel, which reads f16) or a frozen pool. A root
+    /// concatenation is f16 only if every input of it and of the
+    /// concatenations nested in it writes its slice in place (copies into a
+    /// slice are f32) and none of them is wanted; its slices share its type.
+    /// Chains, pools and concatenations whose value stays f32 still read f16
+    /// inputs where those are.
+    fn f16_storage(&self, plan: &Plan, given: &[usize], wanted: &[usize]) -> Vec<bool> {
+        let layers = &self.graph.layers;
+        let runs_chain = |l: usize| plan.chain[l].is_some_and(|c| c.output() == l) && plan.sibling[l].is_none();
+        let reads_f16 = |r: usize| !plan.tail[r] && (runs_chain(r) || matches!(layers[r].kind, LayerKind::MaxPool(_) | LayerKind::AvgPool(_)));
+        let writes_f16 = |l: usize| {
+            !plan.tail[l]
+                && !given.contains(&l)
+                && !wanted.contains(&l)
+                && (runs_chain(l) || matches!(layers[l].kind, LayerKind::MaxPool(_) | LayerKind::AvgPool(_) | LayerKind::Concat))
+        };
+        let mut readers: Vec<Vec<usize>> = vec![Vec::new(); layers.len()];
+        for r in (0..layers.len()).filter(|r| !given.contains(r)) {
+            for i in self.reads(plan, r) {
+                readers[i].push(r);
+            }
+        }
+        let root_of = |l: usize| plan.dest[l].map_or(l, |(root, _)| root);
+        // A concatenation tree stays f32 if any concatenation in it copies an input or any member is wanted or cannot write f16.
+        let mut tree_ok = vec![true; layers.len()];
+        for (l, layer) in layers.iter().enumerate() {
+            let root = root_of(l);
+            if plan.dest[l].is_some() && !writes_f16(l) {
+                tree_ok[root] = false;
+            }
+            if matches!(layer.kind, LayerKind::Concat) && layer.inputs.iter().any(|&i| plan.dest[i].is_none()) {
+                tree_ok[root] = false;
+            }
+        }
+        let mut half = vec![false; layers.len()];
+        for l in (0..layers.len()).filter(|&l| plan.dest[l].is_none()) {
+            let tree = !matches!(layers[l].kind, LayerKind::Concat) || tree_ok[l];
+            half[l] = tree && writes_f16(l) && readers[l].iter().all(|&r| reads_f16(r));
+        }
+        for l in 0..layers.len() {
+            half[l] = half[root_of(l)];
+        }
+        half
+    }
+
+    /// The layers whose values a forward pass over `n` `h`×`w` images
+    /// (inference, nothing recorded, the frozen prefix's boundary kept as
+    /// for `frozen_boundary`) stores in f16 under `--precision mixed`,
+    /// whatever precision this device was opened with: Keras names in creation order.
+    pub fn f16_storage_layers(&self, n: usize, h: usize, w: usize) -> Result<Vec<String>> {
+        let shapes = self.output_shapes(n, h, w)?;
+        let tail = self.tail();
+        let out = shapes.len() - 1;
+        let boundary: Vec<usize> = (0..shapes.len()).filter(|&l| !tail[l] && (l == out || self.consumers[l].iter().any(|&c| tail[c]))).collect();
+        let mut plan = ag::no_grad(|| self.plan_split(false, &shapes, &[], &boundary, tail));
+        // Mixed precision merges no siblings.
+        plan.sibling = vec![None; shapes.len()];
+        let half = self.f16_storage(&plan, &[], &boundary);
+        Ok(half.iter().enumerate().filter(|&(_, &h)| h).map(|(l, _)| self.graph.layers[l].name.clone()).collect())
     }
 
     /// The sibling groups that run merged: where merging is on, each member
@@ -742,7 +816,7 @@ impl Network {
                 None
             } else if let Some(c) = plan.chain[l] {
                 let input = self.materialize(values, layers[c.conv].inputs[0])?;
-                Some(self.fused_chain(c, plan.tail[c.conv], input.value(), plan.dest[l], values, shapes)?)
+                Some(self.fused_chain(c, plan, input.value(), values, shapes)?)
             } else {
                 Some(self.layer(l, plan, values, shapes, x)?)
             };
@@ -788,14 +862,29 @@ impl Network {
                 let x = input(values)?;
                 match plan.dest[l] {
                     Some((root, offset)) => {
-                        let out = self.root_tensor(root, values, shapes)?;
+                        let out = self.root_tensor(root, plan, values, shapes)?;
                         pool::max_pool2d_into(x.value(), win, &out, offset)?;
                         Value::Slice { root, offset, width: shapes[l][3] }
+                    }
+                    // f16 in or out (the frozen prefix under mixed precision): nothing to record.
+                    None if involves_f16(plan, l, &x) => {
+                        let out = Tensor::empty(&self.gpu, &shapes[l], storage_type(plan, l))?;
+                        pool::max_pool2d_into(x.value(), win, &out, 0)?;
+                        Value::Var(Var::constant(out))
                     }
                     None => Value::Var(ag::max_pool2d(&x, *win)?),
                 }
             }
-            (LayerKind::AvgPool(win), _) => Value::Var(ag::avg_pool2d(&input(values)?, *win)?),
+            (LayerKind::AvgPool(win), _) => {
+                let x = input(values)?;
+                if involves_f16(plan, l, &x) {
+                    let out = Tensor::empty(&self.gpu, &shapes[l], storage_type(plan, l))?;
+                    pool::avg_pool2d_into(x.value(), win, &out)?;
+                    Value::Var(Var::constant(out))
+                } else {
+                    Value::Var(ag::avg_pool2d(&x, *win)?)
+                }
+            }
             (LayerKind::Concat, _) => self.concat(l, plan, values, shapes)?,
             (LayerKind::Add, _) => {
                 let mut sum = input(values)?;
@@ -810,9 +899,11 @@ impl Network {
 
     /// conv → folded BatchNorm → ReLU (as far as the chain goes) in one
     /// kernel, into a concatenation's slice when planned. Under
-    /// `--precision mixed` a chain of the frozen prefix (`in_tail` false)
-    /// runs the cooperative-matrix kernel; the tail stays f32.
-    fn fused_chain(&self, c: Chain, in_tail: bool, x: &Tensor, dest: Option<(usize, usize)>, values: &mut [Option<Value>], shapes: &[[usize; 4]]) -> Result<Value> {
+    /// `--precision mixed` a chain of the frozen prefix runs the
+    /// cooperative-matrix kernel (reading and writing f16 where the plan
+    /// stores values so); the tail stays f32.
+    fn fused_chain(&self, c: Chain, plan: &Plan, x: &Tensor, values: &mut [Option<Value>], shapes: &[[usize; 4]]) -> Result<Value> {
+        let (in_tail, dest) = (plan.tail[c.conv], plan.dest[c.output()]);
         let (LayerKind::Conv2d { win, filters }, Params::Conv { kernel }) = (&self.graph.layers[c.conv].kind, &self.params[c.conv]) else {
             return Err(Error::Invalid(format!("layer {} is not a convolution", self.graph.layers[c.conv].name)));
         };
@@ -834,11 +925,15 @@ impl Network {
         };
         match dest {
             Some((root, offset)) => {
-                let out = self.root_tensor(root, values, shapes)?;
+                let out = self.root_tensor(root, plan, values, shapes)?;
                 conv::conv2d_into(x, kernel.value(), &spec, &out, offset)?;
                 Ok(Value::Slice { root, offset, width: *filters })
             }
-            None => Ok(Value::Var(Var::constant(conv::conv2d_fused(x, kernel.value(), &spec)?))),
+            None => {
+                let out = Tensor::empty(&self.gpu, &shapes[c.output()], storage_type(plan, c.output()))?;
+                conv::conv2d_into(x, kernel.value(), &spec, &out, 0)?;
+                Ok(Value::Var(Var::constant(out)))
+            }
         }
     }
 
@@ -858,7 +953,7 @@ impl Network {
             let (tensor, offset) = match plan.dest[out] {
                 Some((root, offset)) => {
                     values[out] = Some(Value::Slice { root, offset, width: shapes[out][3] });
-                    (self.root_tensor(root, values, shapes)?, offset)
+                    (self.root_tensor(root, plan, values, shapes)?, offset)
                 }
                 None => {
                     let t = Tensor::empty(&self.gpu, &shapes[out], DType::F32)?;
@@ -905,11 +1000,11 @@ impl Network {
     }
 
     /// The output buffer of a root concatenation, allocated on first use.
-    fn root_tensor(&self, root: usize, values: &mut [Option<Value>], shapes: &[[usize; 4]]) -> Result<Tensor> {
+    fn root_tensor(&self, root: usize, plan: &Plan, values: &mut [Option<Value>], shapes: &[[usize; 4]]) -> Result<Tensor> {
         if let Some(Value::Var(v)) = &values[root] {
             return Ok(v.value().clone());
         }
-        let t = Tensor::empty(&self.gpu, &shapes[root], DType::F32)?;
+        let t = Tensor::empty(&self.gpu, &shapes[root], storage_type(plan, root))?;
         values[root] = Some(Value::Var(Var::constant(t.clone())));
         Ok(t)
     }
@@ -921,7 +1016,7 @@ impl Network {
             return Ok(Value::Var(ag::concat_channels(&parts.iter().collect::<Vec<_>>())?));
         }
         let (root, base) = plan.dest[l].unwrap_or((l, 0));
-        let out = self.root_tensor(root, values, shapes)?;
+        let out = self.root_tensor(root, plan, values, shapes)?;
         // Inputs that did not write their slice themselves are copied in.
         let mut offset = base;
         for &i in &layer.inputs {
@@ -974,6 +1069,17 @@ fn sibling_groups(graph: &Graph, consumers: &[Vec<usize>], trainable: &[bool]) -
         }
     }
     groups
+}
+
+/// The element type a plan stores layer `l`'s value in.
+fn storage_type(plan: &Plan, l: usize) -> DType {
+    if plan.half[l] { DType::F16 } else { DType::F32 }
+}
+
+/// Whether layer `l` reads or writes an f16 value (never a differentiated
+/// layer: the plan stores f16 only what frozen layers read).
+fn involves_f16(plan: &Plan, l: usize, input: &Var) -> bool {
+    plan.half[l] || input.value().dtype() == DType::F16
 }
 
 /// Images `[start, start + len)` of an NHWC batch.

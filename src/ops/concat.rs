@@ -29,6 +29,9 @@ fn split_last(t: &Tensor) -> Result<(usize, usize)> {
 }
 
 fn copy(src: &Tensor, dst: &Tensor, rows: usize, width: usize, src_offset: usize, dst_offset: usize) -> Result<()> {
+    if src.dtype() != DType::F32 || dst.dtype() != DType::F32 {
+        return Err(Error::Shape(format!("channel copies are f32 only: {:?} {:?} into {:?} {:?}", src.dtype(), src.shape(), dst.dtype(), dst.shape())));
+    }
     let p = Params {
         rows: rows as u32,
         width: width as u32,
@@ -97,6 +100,9 @@ pub fn concat_batch(parts: &[&Tensor]) -> Result<Tensor> {
     let tail = &first.shape()[1..];
     if let Some(p) = parts.iter().find(|p| p.shape().get(1..) != Some(tail)) {
         return Err(Error::Shape(format!("concat_batch: shapes {:?} and {:?} differ after the batch axis", first.shape(), p.shape())));
+    }
+    if let Some(p) = parts.iter().find(|p| p.dtype() != first.dtype()) {
+        return Err(Error::Shape(format!("concat_batch: a {:?} and a {:?} tensor", first.dtype(), p.dtype())));
     }
     let mut shape = first.shape().to_vec();
     shape[0] = parts.iter().map(|p| p.shape()[0]).sum();

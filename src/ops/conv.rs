@@ -246,9 +246,10 @@ pub fn conv2d_fused(x: &Tensor, w: &Tensor, spec: &ConvSpec) -> Result<Tensor> {
 pub fn conv2d_into(x: &Tensor, w: &Tensor, spec: &ConvSpec, out: &Tensor, channel_offset: usize) -> Result<()> {
     let g = Geometry::new(x, w, spec)?;
     let [on, oh, ow, ctotal] = out.dims4()?;
-    if [on, oh, ow] != [g.batch, g.out_h, g.out_w] || channel_offset + g.cout > ctotal || out.dtype() != DType::F32 {
+    if [on, oh, ow] != [g.batch, g.out_h, g.out_w] || channel_offset + g.cout > ctotal || !activation_type_fits(spec, out.dtype()) {
         return Err(Error::Shape(format!(
-            "conv2d_into: output {:?} cannot hold [{}, {}, {}, {}] at channel offset {channel_offset}",
+            "conv2d_into: {:?} output {:?} cannot hold [{}, {}, {}, {}] at channel offset {channel_offset}",
+            out.dtype(),
             out.shape(),
             g.batch,
             g.out_h,
@@ -257,6 +258,13 @@ pub fn conv2d_into(x: &Tensor, w: &Tensor, spec: &ConvSpec, out: &Tensor, channe
         )));
     }
     launch(x, w, spec, &g, out, ctotal, channel_offset)
+}
+
+/// Whether an input or output of this element type can be read or written:
+/// f32 always, f16 (the frozen prefix's storage under `--precision mixed`)
+/// by the cooperative-matrix kernel only.
+fn activation_type_fits(spec: &ConvSpec, dtype: DType) -> bool {
+    dtype == DType::F32 || (dtype == DType::F16 && spec.algo == Some(ConvAlgo::Coop))
 }
 
 /// Checked sizes of one convolution.
@@ -278,8 +286,8 @@ impl Geometry {
         let (Ok([batch, in_h, in_w, cin]), Ok([kh, kw, wcin, cout])) = (x.dims4(), w.dims4()) else {
             return Err(Error::Shape(format!("conv2d needs a 4-D NHWC input and a 4-D HWIO filter: {}", shapes())));
         };
-        if x.dtype() != DType::F32 || w.dtype() != DType::F32 {
-            return Err(Error::Shape(format!("conv2d needs f32 tensors: {}", shapes())));
+        if !activation_type_fits(spec, x.dtype()) || w.dtype() != DType::F32 {
+            return Err(Error::Shape(format!("conv2d needs an f32 filter and an f32 input (f16 only with the cooperative-matrix kernel): {}", shapes())));
         }
         if [kh, kw] != [spec.win.kh, spec.win.kw] || wcin != cin || cin == 0 {
             return Err(Error::Shape(format!("conv2d: filter does not fit the input and window: {}", shapes())));
@@ -386,7 +394,8 @@ fn launch(x: &Tensor, w: &Tensor, spec: &ConvSpec, g: &Geometry, out: &Tensor, o
     };
     // A multiply-add per output element and step of depth; bytes: inputs, filter, output slice, epilogue.
     let flops = 2.0 * (rows * g.cout) as f64 * params.depth as f64;
-    let work = Work::new(flops, (x.numel() + w.numel() + rows * g.cout + epilogue_vectors(spec) * g.cout) as f64 * 4.0);
+    let out_bytes = (rows * g.cout) as u64 * out.dtype().size();
+    let work = Work::new(flops, (x.byte_size() + w.byte_size() + out_bytes + (epilogue_vectors(spec) * g.cout) as u64 * 4) as f64);
     // Absent epilogue operands: bind the filter in their slot; the kernel never reads it.
     let reads = [x, w, spec.scale.unwrap_or(w), spec.bias.unwrap_or(w)];
     let key = ConvKey::new(g.in_h, g.in_w, g.cin, g.cout, win);

@@ -5,17 +5,19 @@
 //! `gpu::coop::mixed_precision_support` accepts; elsewhere launching it is an
 //! error naming what the adapter lacks.
 //!
-//! Two fragment sizes, one source: the file is the 16×16×16 kernel (64×64
-//! output tiles); the 8×8×8 one (32×32 tiles, for adapters that list only
-//! 8×8×8 f16 configurations) is the same file with its four fragment-size
-//! lines rewritten ([`source`]).
+//! One source, several compiled forms (`gpu::variant`): the file is the
+//! 16×16×16 kernel (64×64 output tiles) over f32 x and out; the 8×8×8 one
+//! (32×32 tiles, for adapters that list only 8×8×8 f16 configurations) and
+//! the forms that read or write f16 activations (the frozen prefix's storage
+//! under `--precision mixed`) are the same file with its fragment-size or
+//! element-type lines rewritten ([`CoopVariant`]).
 
 use super::conv::{Geometry, Params, grid};
 use crate::error::{Error, Result};
-use crate::gpu::{Kernel, KernelParams, Work};
+use crate::gpu::variant::{self, wgsl_type};
+use crate::gpu::{Kernel, Work};
 use crate::kernel;
-use crate::tensor::Tensor;
-use std::sync::LazyLock;
+use crate::tensor::{DType, Tensor};
 
 kernel!(CONV2D_COOP, "conv2d_coop.wgsl", "conv2d_coop", reads = 4, writes = 1, params = Params);
 kernel!(CONV2D_COOP_VEC4, "conv2d_coop.wgsl", "conv2d_coop_vec4", reads = 4, writes = 1, params = Params);
@@ -31,56 +33,80 @@ const FRAGMENT_LINES: [&str; 4] = [
     "alias FragB = coop_mat16x16<f16, B>;",
     "alias FragC = coop_mat16x16<f32, C>;",
 ];
+/// The lines of the file that fix the element types of x and out, as written (f32).
+const X_LINE: &str = "alias XElem = f32;";
+const OUT_LINE: &str = "alias OutElem = f32;";
 
-/// The 8×8×8 kernel's source: the file with its fragment-size lines for 8.
-/// Fails (in the shader tests, at the first launch) if the file no longer
-/// holds each line exactly once.
-fn source_8x8() -> std::result::Result<String, String> {
-    let mut s = CONV2D_COOP.source.to_string();
-    for line in FRAGMENT_LINES {
-        if s.matches(line).count() != 1 {
-            return Err(format!("{}: expected the line {line:?} exactly once", CONV2D_COOP.file));
+/// One compiled form of the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CoopVariant {
+    /// Fragment side: 16 or 8.
+    pub tile: u32,
+    /// Element type of the input x: f32 or f16.
+    pub x: DType,
+    /// Element type of the output: f32 or f16.
+    pub out: DType,
+}
+
+impl CoopVariant {
+    /// Every form the launcher can build: both fragment sizes, f32 or f16 in and out.
+    pub fn all() -> Vec<CoopVariant> {
+        let types = [DType::F32, DType::F16];
+        let mut all = Vec::new();
+        for tile in crate::gpu::coop::COOP_TILES {
+            for x in types {
+                for out in types {
+                    all.push(CoopVariant { tile, x, out });
+                }
+            }
         }
-        s = s.replacen(line, &line.replace("16u", "8u").replace("coop_mat16x16", "coop_mat8x8"), 1);
+        all
     }
-    Ok(s)
-}
 
-static SOURCE_8X8: LazyLock<std::result::Result<String, String>> = LazyLock::new(source_8x8);
-
-/// The WGSL of the kernel with fragments of `tile` (16 or 8).
-pub fn source(tile: u32) -> Result<&'static str> {
-    match tile {
-        16 => Ok(CONV2D_COOP.source),
-        8 => SOURCE_8X8.as_deref().map_err(|e| Error::Invalid(e.clone())),
-        _ => Err(Error::Invalid(format!("conv2d_coop: no kernel with {tile}x{tile} fragments (16 or 8)"))),
+    /// The file's own form: 16×16 fragments, f32 in and out.
+    fn is_base(&self) -> bool {
+        *self == CoopVariant { tile: 16, x: DType::F32, out: DType::F32 }
     }
-}
 
-/// The 8×8 kernels: built once from [`source`], under a module name of their own.
-static KERNELS_8X8: LazyLock<Result<[Kernel; 2]>> = LazyLock::new(|| {
-    let source = source(8)?;
-    let kernel = |entry| Kernel {
-        file: "conv2d_coop.wgsl (8x8 fragments)",
-        source,
-        entry,
-        reads: 4,
-        writes: 1,
-        params: &<Params as KernelParams>::LAYOUT,
-        workgroup_size: None,
-    };
-    Ok([kernel(CONV2D_COOP.entry), kernel(CONV2D_COOP_VEC4.entry)])
-});
+    fn check(&self) -> Result<()> {
+        let activation = |t: DType| matches!(t, DType::F32 | DType::F16);
+        if !matches!(self.tile, 16 | 8) || !activation(self.x) || !activation(self.out) {
+            return Err(Error::Invalid(format!("conv2d_coop: no kernel for {self:?} (16x16 or 8x8 fragments, f32 or f16 in and out)")));
+        }
+        Ok(())
+    }
 
-/// (scalar-load kernel, vec4-load kernel) with fragments of `tile`.
-pub fn kernels(tile: u32) -> Result<[&'static Kernel; 2]> {
-    match tile {
-        16 => Ok([&CONV2D_COOP, &CONV2D_COOP_VEC4]),
-        8 => match &*KERNELS_8X8 {
-            Ok([scalar, vec4]) => Ok([scalar, vec4]),
-            Err(e) => Err(Error::Invalid(e.to_string())),
-        },
-        _ => Err(Error::Invalid(format!("conv2d_coop: no kernel with {tile}x{tile} fragments (16 or 8)"))),
+    /// The module's label: the file and what differs from it.
+    fn label(&self) -> String {
+        let (t, x, out) = (self.tile, wgsl_type(self.x), wgsl_type(self.out));
+        format!("{} ({t}x{t} fragments, {x} in, {out} out)", CONV2D_COOP.file)
+    }
+
+    fn rewrites(&self) -> Vec<(&'static str, String)> {
+        let mut r = Vec::new();
+        if self.tile != 16 {
+            let t = self.tile;
+            r.extend(FRAGMENT_LINES.map(|line| (line, line.replace("16u", &format!("{t}u")).replace("coop_mat16x16", &format!("coop_mat{t}x{t}")))));
+        }
+        r.push((X_LINE, format!("alias XElem = {};", wgsl_type(self.x))));
+        r.push((OUT_LINE, format!("alias OutElem = {};", wgsl_type(self.out))));
+        r
+    }
+
+    /// The WGSL of this form (for validation without a device).
+    pub fn source(&self) -> Result<String> {
+        self.check()?;
+        variant::rewrite(&CONV2D_COOP, &self.rewrites())
+    }
+
+    /// (scalar-load kernel, vec4-load kernel) of this form.
+    pub fn kernels(&self) -> Result<[&'static Kernel; 2]> {
+        self.check()?;
+        if self.is_base() {
+            return Ok([&CONV2D_COOP, &CONV2D_COOP_VEC4]);
+        }
+        let (label, rewrites) = (self.label(), self.rewrites());
+        Ok([variant::variant(&CONV2D_COOP, &label, &rewrites)?, variant::variant(&CONV2D_COOP_VEC4, &label, &rewrites)?])
     }
 }
 
@@ -100,7 +126,7 @@ pub(crate) fn launch(g: &Geometry, params: &Params, reads: &[&Tensor; 4], out: &
     let config = gpu.coop_support().map_err(|why| {
         Error::Adapter(format!("conv2d: the cooperative-matrix kernel cannot run on {}: {why}; use --precision f32", gpu.name()))
     })?;
-    let [scalar, vec4] = kernels(config.tile)?;
+    let [scalar, vec4] = CoopVariant { tile: config.tile, x: reads[0].dtype(), out: out.dtype() }.kernels()?;
     // vec4 loads need 16-byte aligned rows of x and w.
     let kernel = if g.cin.is_multiple_of(4) && g.cout.is_multiple_of(4) { vec4 } else { scalar };
     let side = tile_size(config.tile);

@@ -3,8 +3,13 @@
 //! their backward passes. Backward passes gather per input element, so no
 //! float atomics are needed; max pooling's backward first recomputes each
 //! window's argmax (the first maximal tap in row-major window order).
+//!
+//! The forward kernels also read and write f16 tensors (the frozen prefix's
+//! storage under `--precision mixed`) through variants of the shader with
+//! other element types (`gpu::variant`); `*_into` take any mix of f32 and f16.
 
 use crate::error::{Error, Result};
+use crate::gpu::variant::{variant, wgsl_type};
 use crate::gpu::{Gpu, Kernel};
 use crate::{kernel, kernel_params};
 use crate::ops::window::{Padding, Window2d};
@@ -92,7 +97,28 @@ fn nhwc(op: &str, what: &str, t: &Tensor) -> Result<[usize; 4]> {
     if t.dtype() != DType::F32 {
         return Err(Error::Shape(format!("{op}: {what} must be f32, got {:?} of shape {:?}", t.dtype(), t.shape())));
     }
+    activation(op, what, t)
+}
+
+/// The 4-D shape of an f32 or f16 tensor, or an error naming the op.
+fn activation(op: &str, what: &str, t: &Tensor) -> Result<[usize; 4]> {
+    if !matches!(t.dtype(), DType::F32 | DType::F16) {
+        return Err(Error::Shape(format!("{op}: {what} must be f32 or f16, got {:?} of shape {:?}", t.dtype(), t.shape())));
+    }
     t.dims4().map_err(|_| Error::Shape(format!("{op}: {what} must be 4-D NHWC, got shape {:?}", t.shape())))
+}
+
+/// A forward kernel (`base`) for `src` and `dst` of these element types.
+fn forward_kernel(base: &'static Kernel, src: DType, dst: DType) -> Result<&'static Kernel> {
+    if (src, dst) == (DType::F32, DType::F32) {
+        return Ok(base);
+    }
+    let (s, d) = (wgsl_type(src), wgsl_type(dst));
+    variant(
+        base,
+        &format!("{} ({s} in, {d} out)", base.file),
+        &[("alias SrcElem = f32;", format!("alias SrcElem = {s};")), ("alias DstElem = f32;", format!("alias DstElem = {d};"))],
+    )
 }
 
 fn expect_shape(op: &str, what: &str, t: &Tensor, want: &[usize]) -> Result<()> {
@@ -112,10 +138,11 @@ pub fn max_pool2d(x: &Tensor, win: &Window2d) -> Result<Tensor> {
 /// Max pooling written into channels `[channel_offset, channel_offset + c)` of
 /// `out` [n, oh, ow, C] (C ≥ channel_offset + c), leaving the other channels
 /// untouched: Inception blocks concatenate branches this way without a copy.
+/// `x` and `out` may each be f32 or f16.
 pub fn max_pool2d_into(x: &Tensor, win: &Window2d, out: &Tensor, channel_offset: usize) -> Result<()> {
-    let g = Geometry::new(nhwc("max_pool2d_into", "input", x)?, win)?;
+    let g = Geometry::new(activation("max_pool2d_into", "input", x)?, win)?;
     let [n, oh, ow, c] = g.y_shape;
-    let out_shape = nhwc("max_pool2d_into", "output", out)?;
+    let out_shape = activation("max_pool2d_into", "output", out)?;
     if out_shape[..3] != [n, oh, ow] || channel_offset + c > out_shape[3] {
         return Err(Error::Shape(format!(
             "max_pool2d_into: pooled shape {:?} does not fit at channel offset {channel_offset} of output {out_shape:?}",
@@ -123,7 +150,7 @@ pub fn max_pool2d_into(x: &Tensor, win: &Window2d, out: &Tensor, channel_offset:
         )));
     }
     let p = Params { out_channels: out_shape[3] as u32, channel_offset: channel_offset as u32, ..g.params };
-    launch(&MAX_POOL_FORWARD, &p, &[x], &[out])
+    launch(forward_kernel(&MAX_POOL_FORWARD, x.dtype(), out.dtype())?, &p, &[x], &[out])
 }
 
 /// Gradient of `max_pool2d` with respect to `x`: each output's gradient goes
@@ -146,6 +173,15 @@ pub fn avg_pool2d(x: &Tensor, win: &Window2d) -> Result<Tensor> {
     let y = Tensor::empty(x.gpu(), &g.y_shape, DType::F32)?;
     launch(&AVG_POOL_FORWARD, &g.params, &[x], &[&y])?;
     Ok(y)
+}
+
+/// [`avg_pool2d`] into `out` (the pooled shape); `x` and `out` may each be f32 or f16.
+pub fn avg_pool2d_into(x: &Tensor, win: &Window2d, out: &Tensor) -> Result<()> {
+    let g = Geometry::new(activation("avg_pool2d_into", "input", x)?, win)?;
+    if activation("avg_pool2d_into", "output", out)? != g.y_shape {
+        return Err(Error::Shape(format!("avg_pool2d_into: output has shape {:?}, expected {:?}", out.shape(), g.y_shape)));
+    }
+    launch(forward_kernel(&AVG_POOL_FORWARD, x.dtype(), out.dtype())?, &g.params, &[x], &[out])
 }
 
 pub fn avg_pool2d_backward(dy: &Tensor, win: &Window2d, x_shape: [usize; 4]) -> Result<Tensor> {
