@@ -7,8 +7,9 @@ use incept::gpu::Precision;
 /// No clap default: `train --resume` must know whether it was given.
 #[derive(Args, Clone, Copy, Default)]
 pub struct PrecisionArgs {
-    /// Arithmetic of the frozen base's convolutions: f32, or mixed (f16 products summed in f32 on
-    /// cooperative matrices, i.e. tensor cores; only on adapters that have them, see `incept devices`) [default: f32].
+    /// Arithmetic of the frozen base: f32, or mixed (its convolutions multiply f16 operands and sum
+    /// in f32 on cooperative matrices, i.e. tensor cores, and its activations are stored in f16; only on
+    /// adapters that have them, see `incept devices`) [default: f32].
     #[arg(long, value_enum)]
     pub precision: Option<Precision>,
 }

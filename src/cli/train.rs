@@ -274,7 +274,7 @@ fn resume_config(args: &TrainArgs, dir: &Path) -> Result<TrainConfig> {
 fn precision_summary(p: incept::gpu::Precision) -> &'static str {
     match p {
         incept::gpu::Precision::F32 => "f32",
-        incept::gpu::Precision::Mixed => "mixed (frozen base convolutions: f16 products, f32 sums, cooperative matrices)",
+        incept::gpu::Precision::Mixed => "mixed (frozen base: f16 products, f32 sums, cooperative matrices; activations stored in f16)",
     }
 }
 

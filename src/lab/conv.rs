@@ -1,8 +1,11 @@
 //! Lab family `conv`: the forward convolution (+ReLU) at every distinct
 //! InceptionV3 conv shape; variants are `ConvAlgo::ALL` (the `Direct` oracle
 //! first) and, on adapters with cooperative matrices, `ConvAlgo::Coop`
-//! (mixed precision, held to `MIXED_TOLERANCE`); the pick is
-//! `ConvAlgo::for_conv` (`incept tune`'s measured choice, else the rule).
+//! (mixed precision, held to `MIXED_TOLERANCE`) over f32 activations
+//! (`coop`) and over f16 ones (`coop-f16`, the form the frozen prefix runs
+//! under `--precision mixed`); the pick is `ConvAlgo::for_conv` (`incept
+//! tune`'s measured choice, else the rule). The bytes column counts f32
+//! activations for every variant.
 
 use super::{Family, Variant, distinct_layer_inputs};
 use crate::error::Result;
@@ -12,7 +15,8 @@ use crate::ops::conv::{self, ConvAlgo, ConvSpec};
 use crate::ops::conv_tuning::ConvKey;
 use crate::ops::window::{Padding, Window2d};
 use crate::reference::random;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
+use std::sync::Mutex;
 
 /// One convolution of the network: input spatial size, channels, window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -113,6 +117,33 @@ impl BatchedConv {
     }
 }
 
+/// `ConvAlgo::Coop` reading and writing f16 storage, as the frozen prefix
+/// runs under `--precision mixed`. The f16 copy of a shape's input is made
+/// on the variant's first run on it (the oracle check), so the timed runs
+/// convolve only.
+fn coop_f16() -> Variant<BatchedConv> {
+    // (the f32 input, its f16 copy); holding the input keeps its buffer from being reused for another.
+    let copy: Mutex<Option<(Tensor, Tensor)>> = Mutex::new(None);
+    Variant::new("coop-f16", move |s: &BatchedConv, t: &[Tensor]| {
+        let x16 = {
+            let mut copy = copy.lock().unwrap();
+            match &*copy {
+                Some((x, x16)) if x.same_buffer(&t[0]) => x16.clone(),
+                _ => {
+                    let x16 = Tensor::from_slice_f16(t[0].gpu(), t[0].shape(), &t[0].to_vec()?)?;
+                    *copy = Some((t[0].clone(), x16.clone()));
+                    x16
+                }
+            }
+        };
+        let spec = ConvSpec { algo: Some(ConvAlgo::Coop), relu: true, ..ConvSpec::new(s.conv.win) };
+        let out = Tensor::empty(t[0].gpu(), &s.y_shape(), DType::F16)?;
+        conv::conv2d_into(&x16, &t[1], &spec, &out, 0)?;
+        Ok(vec![out])
+    })
+    .only_if(|s| ConvAlgo::Coop.applies_to(&s.conv.key()))
+}
+
 /// Forward convolution with a ReLU epilogue (as InceptionV3's fused inference runs it).
 pub struct ConvForward;
 
@@ -150,7 +181,9 @@ impl Family for ConvForward {
             .only_if(move |s| algo.applies_to(&s.conv.key()))
         };
         let mut all: Vec<_> = ConvAlgo::ALL.into_iter().map(variant).collect();
-        all.push(variant(ConvAlgo::Coop).only_on(|gpu| gpu.coop_support().is_ok()).with_tolerance(super::MIXED_TOLERANCE));
+        let coop_available = |gpu: &Gpu| gpu.coop_support().is_ok();
+        all.push(variant(ConvAlgo::Coop).only_on(coop_available).with_tolerance(super::MIXED_TOLERANCE));
+        all.push(coop_f16().only_on(coop_available).with_tolerance(super::MIXED_TOLERANCE));
         all
     }
     fn picked(gpu: &Gpu, s: &BatchedConv) -> &'static str {
