@@ -6,8 +6,9 @@
 #             INCEPT_IGNORED_TEST_BINS (only their ignored tests, e.g.
 #             tests/conv_coop.rs, which need cooperative matrices);
 #   lab       the conv kernel lab at b8 224² (every variant checked against the
-#             Direct oracle, then timed; `coop` appears where the adapter has
-#             cooperative matrices), the families in LAB_FAMILIES (default
+#             Direct oracle, then timed; `coop` and `coop-f16`, over f32 and f16
+#             activations, appear where the adapter has cooperative matrices),
+#             the families in LAB_FAMILIES (default
 #             none; e.g. "conv-backward-input matmul") and libtorch's convs;
 #   model     `incept bench model` b32 at 224² and 299², --precision f32 and
 #             mixed, f32 at 224² again with INCEPT_SHADER_CHECKS=off (shader
@@ -142,8 +143,8 @@ fi
     # The lab's totals ("  NAME  N shapes  T ms  G GFLOP/s …") and conv_shapes.py's ("total: … = G GFLOP/s", TF32 off then on), as TFLOP/s.
     lab() { awk -v v="$1" '$1 == v && $3 == "shapes" { printf "%.2f", $6 / 1000 }' "$OUT/incept_lab_conv.txt"; }
     ltotal() { [ -f "$OUT/libtorch_conv.txt" ] && awk -v k="$1" '$1 == "total:" { n++; if (n == k) printf "%.2f", $(NF - 1) / 1000 }' "$OUT/libtorch_conv.txt"; }
-    echo "| conv, InceptionV3 shapes b8 224² (TFLOP/s; f32 = the adapter's picks) | $(lab picked) | $(lab coop) | $(ltotal 1) | $(ltotal 2) |"
-    echo "| the same, tiled-large alone on every shape | $(lab tiled-large) | | | |"
+    echo "| conv, InceptionV3 shapes b8 224² (TFLOP/s; f32 = the adapter's picks, mixed = coop-f16, the model's form) | $(lab picked) | $(lab coop-f16) | $(ltotal 1) | $(ltotal 2) |"
+    echo "| the same, tiled-large alone on every shape; coop over f32 activations | $(lab tiled-large) | $(lab coop) | | |"
   fi
   acc() { [ -f "$1" ] && sed -n 's/^accuracy: //p' "$1" | tail -1; }
   sec() { [ -f "$1" ] && awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next } { s += $c["seconds"]; n++ } END { if (n) printf "%.2f", s / n }' "$1"; }
