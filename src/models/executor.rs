@@ -680,8 +680,8 @@ impl Network {
     /// concatenation is f16 only if every input of it and of the
     /// concatenations nested in it writes its slice in place (copies into a
     /// slice are f32) and none of them is wanted; its slices share its type.
-    /// Chains, pools and concatenations whose value stays f32 still read f16
-    /// inputs where those are.
+    /// Chains and pools whose value stays f32 still read f16 inputs where
+    /// those are (the cooperative-matrix kernel and the pools take either).
     fn f16_storage(&self, plan: &Plan, given: &[usize], wanted: &[usize]) -> Vec<bool> {
         let layers = &self.graph.layers;
         let runs_chain = |l: usize| plan.chain[l].is_some_and(|c| c.output() == l) && plan.sibling[l].is_none();
