@@ -101,3 +101,25 @@ fn uploads_and_readbacks_respect_recorded_order() {
     assert_eq!(y.to_vec().unwrap(), vec![1.0, 0.0, 3.0, 0.0]);
     assert_eq!(a.to_vec().unwrap(), vec![-9.0, 9.0, -9.0, 9.0]);
 }
+
+/// f16 tensors (the frozen prefix's storage under `--precision mixed`): half
+/// the bytes, each value rounded to the nearest f16 on upload and widened
+/// exactly on readback, odd lengths included; copies keep them, and a copy
+/// between element types is refused.
+#[test]
+fn f16_tensors_hold_rounded_values_in_half_the_bytes() {
+    let gpu = Gpu::new(&GpuOptions::default()).unwrap();
+    let data: Vec<f32> = incept::reference::random(21, 3, -100.0, 100.0);
+    let t = Tensor::from_slice_f16(&gpu, &[3, 7], &data).unwrap();
+    assert_eq!((t.dtype(), t.byte_size()), (DType::F16, 42));
+    let want: Vec<f32> = data.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
+    assert!(want.iter().zip(&data).any(|(a, b)| a != b), "the data must need rounding");
+    assert_eq!(t.to_vec().unwrap(), want);
+    assert_eq!(t.deep_copy().unwrap().to_vec().unwrap(), want);
+    let other = Tensor::empty(&gpu, &[3, 7], DType::F16).unwrap();
+    other.copy_from(&t).unwrap();
+    assert_eq!(other.to_vec().unwrap(), want);
+    let f32_copy = Tensor::zeros(&gpu, &[3, 7]).unwrap();
+    let msg = f32_copy.copy_from(&t).unwrap_err().to_string();
+    assert!(msg.contains("F16") && msg.contains("F32"), "{msg}");
+}
