@@ -112,18 +112,14 @@ impl Tensor {
 
     /// The values of an f32 tensor, or of an f16 one widened to f32.
     pub fn to_vec(&self) -> Result<Vec<f32>> {
-        match self.dtype {
-            DType::F32 => {
-                let bytes = self.gpu().read(self.buffer(), self.byte_size())?;
-                Ok(bytemuck::pod_collect_to_vec(&bytes))
-            }
-            DType::F16 => {
-                let bytes = self.gpu().read(self.buffer(), self.byte_size())?;
-                let halves: Vec<half::f16> = bytemuck::pod_collect_to_vec(&bytes);
-                Ok(halves.into_iter().map(f32::from).collect())
-            }
-            DType::U32 => Err(Error::Invalid(format!("to_vec on a {:?} tensor of shape {:?}", self.dtype, self.shape))),
+        if self.dtype == DType::U32 {
+            return Err(Error::Invalid(format!("to_vec on a {:?} tensor of shape {:?}", self.dtype, self.shape)));
         }
+        let bytes = self.gpu().read(self.buffer(), self.byte_size())?;
+        Ok(match self.dtype {
+            DType::F16 => bytemuck::pod_collect_to_vec::<u8, half::f16>(&bytes).into_iter().map(f32::from).collect(),
+            _ => bytemuck::pod_collect_to_vec(&bytes),
+        })
     }
 
     pub fn to_vec_u32(&self) -> Result<Vec<u32>> {

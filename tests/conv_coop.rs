@@ -27,7 +27,7 @@ use incept::lab::MIXED_TOLERANCE;
 use incept::ops::conv::{self, ConvAlgo, ConvSpec};
 use incept::ops::Padding;
 use incept::reference::{conv as rc, random, rel_l2, to_f64};
-use incept::{Gpu, Tensor};
+use incept::{DType, Gpu, Tensor};
 
 const IGNORED: &str = "needs an adapter with f16 cooperative matrices (16x16x16 or 8x8x8)";
 
@@ -160,9 +160,7 @@ fn coop_reads_and_writes_f16_storage() {
                 }
                 let what = format!("{c:?} {x_name} in, {} out", if out_f16 { "f16" } else { "f32" });
                 let before = random(c.batch * oh * ow * ctotal, 702 + i as u64, -1.0, 1.0);
-                let shape = [c.batch, oh, ow, ctotal];
-                let out = if out_f16 { Tensor::from_slice_f16(&gpu, &shape, &before) } else { Tensor::from_slice(&gpu, &shape, &before) }.unwrap();
-                let before = out.to_vec().unwrap();
+                let (out, before) = stored_tensor(&gpu, &[c.batch, oh, ow, ctotal], &before, if out_f16 { DType::F16 } else { DType::F32 });
                 conv::conv2d_into(x, &ops.w, &s, &out, offset).unwrap();
                 let after = out.to_vec().unwrap();
                 let SliceWrite { slice, others, others_before } = split_channel_slice(&after, &before, ctotal, offset, c.cout);

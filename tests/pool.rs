@@ -171,17 +171,6 @@ fn max_pool_into_writes_only_its_channel_slice() {
     }
 }
 
-/// `data` in a tensor of `dtype` (f32, or f16 rounded to nearest) and the values it holds.
-fn stored(gpu: &incept::Gpu, shape: &[usize], data: &[f32], dtype: DType) -> (Tensor, Vec<f32>) {
-    let t = match dtype {
-        DType::F16 => Tensor::from_slice_f16(gpu, shape, data),
-        _ => Tensor::from_slice(gpu, shape, data),
-    }
-    .unwrap();
-    let held = t.to_vec().unwrap();
-    (t, held)
-}
-
 /// Every mix of f32 and f16 input and output: a maximum is exact (then
 /// rounded once if the output is f16), a mean is summed in f32 and rounded
 /// once (at most 2^-11 of each element), and a pooled slice leaves the other
@@ -195,12 +184,12 @@ fn forward_kernels_read_and_write_f16() {
             for (si, xs) in shapes().into_iter().enumerate().step_by(3) {
                 let what = format!("{win:?} on {src:?} {xs:?} into {dst:?}");
                 let data = r::random(xs.iter().product(), (wi * 100 + si) as u64, -3.0, 3.0);
-                let (x, held) = stored(&gpu, &xs, &data, src);
+                let (x, held) = stored_tensor(&gpu, &xs, &data, src);
                 let (max_want, ys) = rp::max_pool2d(&r::to_f64(&held), xs, win);
                 let (avg_want, _) = rp::avg_pool2d(&r::to_f64(&held), xs, win);
                 let total = ys[3] + 4;
                 let before = r::random(ys[0] * ys[1] * ys[2] * total, 9, -1.0, 1.0);
-                let (out, before) = stored(&gpu, &[ys[0], ys[1], ys[2], total], &before, dst);
+                let (out, before) = stored_tensor(&gpu, &[ys[0], ys[1], ys[2], total], &before, dst);
                 pl::max_pool2d_into(&x, win, &out, 3).unwrap();
                 let after = out.to_vec().unwrap();
                 for (i, (&a, &b)) in after.iter().zip(&before).enumerate() {
@@ -213,7 +202,7 @@ fn forward_kernels_read_and_write_f16() {
                         assert_eq!(a, b, "max {what}: channel {ch} outside the slice changed");
                     }
                 }
-                let avg = if dst == DType::F16 { Tensor::empty(&gpu, &ys, DType::F16) } else { Tensor::empty(&gpu, &ys, DType::F32) }.unwrap();
+                let avg = Tensor::empty(&gpu, &ys, dst).unwrap();
                 pl::avg_pool2d_into(&x, win, &avg).unwrap();
                 let got = avg.to_vec().unwrap();
                 if dst == DType::F16 {

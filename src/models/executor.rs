@@ -410,8 +410,7 @@ impl Network {
     fn boundary_of(&self, x: &Tensor, tail: &[bool]) -> Result<Boundary> {
         let [n, h, w, _] = self.check_input(x)?;
         let shapes = self.output_shapes(n, h, w)?;
-        let out = shapes.len() - 1;
-        let layers: Vec<usize> = (0..shapes.len()).filter(|&l| !tail[l] && (l == out || self.consumers[l].iter().any(|&c| tail[c]))).collect();
+        let layers = self.boundary_layers(tail);
         let chunk = self.batch_chunk(&shapes, n)?;
         let mut parts: Vec<Vec<Tensor>> = vec![Vec::new(); layers.len()];
         ag::no_grad(|| -> Result<()> {
@@ -437,6 +436,17 @@ impl Network {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Boundary { input_shape: [n, h, w, self.input_channels], tensors })
+    }
+
+    /// Whether layer `l` lies outside `tail` and is read by it (or is the
+    /// network's output): a value of the boundary between the two.
+    fn is_boundary(&self, l: usize, tail: &[bool]) -> bool {
+        !tail[l] && (l == self.graph.layers.len() - 1 || self.consumers[l].iter().any(|&c| tail[c]))
+    }
+
+    /// The boundary layers of `tail`, in creation order.
+    fn boundary_layers(&self, tail: &[bool]) -> Vec<usize> {
+        (0..self.graph.layers.len()).filter(|&l| self.is_boundary(l, tail)).collect()
     }
 
     /// The output computed from a frozen-prefix boundary, exactly as
@@ -507,9 +517,7 @@ impl Network {
             values[l] = Some(Value::Var(v));
         }
         let plan = self.plan_split(training, &shapes, &given_layers, &[out], tail);
-        if let Some(missing) = (0..shapes.len()).find(|&l| {
-            !plan.tail[l] && !given_layers.contains(&l) && (l == out || self.consumers[l].iter().any(|&c| plan.tail[c]))
-        }) {
+        if let Some(missing) = (0..shapes.len()).find(|&l| !given_layers.contains(&l) && self.is_boundary(l, &plan.tail)) {
             return Err(Error::Invalid(format!("the boundary lacks the value of {}", self.graph.layers[missing].name)));
         }
         self.execute(None, &plan, &shapes, &mut values, &[out], Pass::Tail)?;
@@ -728,8 +736,7 @@ impl Network {
     pub fn f16_storage_layers(&self, n: usize, h: usize, w: usize) -> Result<Vec<String>> {
         let shapes = self.output_shapes(n, h, w)?;
         let tail = self.tail();
-        let out = shapes.len() - 1;
-        let boundary: Vec<usize> = (0..shapes.len()).filter(|&l| !tail[l] && (l == out || self.consumers[l].iter().any(|&c| tail[c]))).collect();
+        let boundary = self.boundary_layers(&tail);
         let mut plan = ag::no_grad(|| self.plan_split(false, &shapes, &[], &boundary, tail));
         // Mixed precision merges no siblings.
         plan.sibling = vec![None; shapes.len()];

@@ -4,7 +4,7 @@
 use incept::ops::{Padding, Window2d};
 use incept::ops::conv_tuning::ConvKey;
 use incept::reference::{random, rel_l2, rel_l2_f64};
-use incept::{Gpu, Tensor};
+use incept::{DType, Gpu, Tensor};
 
 /// Tolerance for f32 kernels against f64 references (DESIGN.md: ≤ 1e-4).
 pub const TOL: f64 = 1e-4;
@@ -20,6 +20,17 @@ pub fn rand_tensor(gpu: &Gpu, shape: &[usize], seed: u64) -> (Tensor, Vec<f32>) 
     let n: usize = shape.iter().product();
     let data = random(n, seed, -1.0, 1.0);
     (Tensor::from_slice(gpu, shape, &data).unwrap(), data)
+}
+
+/// `data` in a tensor of `dtype` (f32, or f16 rounded to nearest) and the values it holds.
+pub fn stored_tensor(gpu: &Gpu, shape: &[usize], data: &[f32], dtype: DType) -> (Tensor, Vec<f32>) {
+    let t = match dtype {
+        DType::F16 => Tensor::from_slice_f16(gpu, shape, data),
+        _ => Tensor::from_slice(gpu, shape, data),
+    }
+    .unwrap();
+    let held = t.to_vec().unwrap();
+    (t, held)
 }
 
 #[track_caller]
