@@ -14,7 +14,7 @@ use common::{ConvCase as Case, ConvOperands as Operands, conv_case as case};
 use incept::ops::conv::{self, ConvAlgo, ConvSpec};
 use incept::ops::{Padding, Window2d};
 use incept::reference::{conv as rc, to_f64};
-use incept::{Gpu, Tensor};
+use incept::{DType, Gpu, Tensor};
 
 /// The variants that compute the case (Winograd: 3×3 stride 1 only, tests/conv_winograd.rs covers it in depth; Stem: small depth).
 fn algos(c: &Case) -> impl Iterator<Item = ConvAlgo> {
@@ -199,4 +199,16 @@ fn bad_shapes_are_errors() {
     assert!(into(&wrong_size, 0).contains("[1, 4, 3, 10]"));
     assert!(into(&x, 0).contains("[1, 5, 5, 3]"));
     conv::conv2d_into(&x, &w, &ConvSpec::new(win), &wide, 6).unwrap();
+
+    // f16 activations are for the cooperative-matrix kernel alone: every f32 variant refuses them, naming the type.
+    let x16 = Tensor::from_slice_f16(&gpu, &[1, 5, 5, 3], &x.to_vec().unwrap()).unwrap();
+    let out16 = Tensor::empty(&gpu, &[1, 3, 3, 4], DType::F16).unwrap();
+    let out32 = Tensor::zeros(&gpu, &[1, 3, 3, 4]).unwrap();
+    for algo in [None].into_iter().chain(ConvAlgo::ALL.map(Some)) {
+        let spec = ConvSpec { algo, ..ConvSpec::new(win) };
+        let msg = conv::conv2d_into(&x16, &w, &spec, &out32, 0).unwrap_err().to_string();
+        assert!(msg.contains("f16 only with the cooperative-matrix kernel"), "{algo:?}: {msg}");
+        let msg = conv::conv2d_into(&x, &w, &spec, &out16, 0).unwrap_err().to_string();
+        assert!(msg.contains("F16 output"), "{algo:?}: {msg}");
+    }
 }
