@@ -3,7 +3,7 @@
 use super::precision::PrecisionArgs;
 use clap::Subcommand;
 use incept::autograd as ag;
-use incept::models::InceptionV3;
+use super::base::BaseArgs;
 use incept::ops::optim::{AdamConfig, adam_step};
 use incept::ops::pool;
 use incept::report::ProfileReport;
@@ -58,7 +58,7 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 2)]
         epochs: usize,
     },
-    /// Images/s of the InceptionV3 forward pass (frozen, fused) and of a fine-tune step
+    /// Images/s of the base's forward pass (frozen, fused) and of a fine-tune step
     /// (forward in training mode, GAP → Dense head, cross-entropy, backward, Adam).
     Model {
         #[arg(long, default_value_t = 32)]
@@ -67,9 +67,8 @@ pub enum BenchCommand {
         image_size: usize,
         #[arg(long, default_value_t = 15)]
         unfreeze_last: usize,
-        /// Weights (safetensors); random Keras initialisation when absent (same speed).
-        #[arg(long)]
-        weights: Option<PathBuf>,
+        #[command(flatten)]
+        base: BaseArgs,
         /// Timed iterations of each (after one warm-up).
         #[arg(long, default_value_t = 3)]
         iters: usize,
@@ -100,9 +99,9 @@ pub fn run(adapter: Option<String>, cmd: BenchCommand) -> Result<()> {
             incept::lab::print(&family, &gpu, &opts)
         }
         BenchCommand::Loader { data, image_size, batch, workers, no_augment, epochs } => loader(&data, image_size, batch, workers, !no_augment, epochs),
-        BenchCommand::Model { batch, image_size, unfreeze_last, weights, iters, profile, profile_out, precision } => {
+        BenchCommand::Model { batch, image_size, unfreeze_last, base, iters, profile, profile_out, precision } => {
             let profile_out = profile.then_some(profile_out);
-            model(&super::open_gpu_with(adapter, precision.or_default())?, &ModelBench { batch, image: image_size, unfreeze_last, weights, iters }, profile_out.as_deref())
+            model(&super::open_gpu_with(adapter, precision.or_default())?, &ModelBench { batch, image: image_size, unfreeze_last, base, iters }, profile_out.as_deref())
         }
     }
 }
@@ -121,20 +120,20 @@ struct ModelBench {
     batch: usize,
     image: usize,
     unfreeze_last: usize,
-    weights: Option<PathBuf>,
+    base: BaseArgs,
     iters: usize,
 }
 
 fn model(gpu: &Gpu, b: &ModelBench, profile_out: Option<&Path>) -> Result<()> {
     let (batch, image) = (b.batch, b.image);
-    let net = match &b.weights {
-        Some(p) => InceptionV3::from_safetensors(gpu, p, b.unfreeze_last)?,
-        None => InceptionV3::random(gpu, 0, b.unfreeze_last)?,
-    };
+    let net = b.base.load(gpu, b.unfreeze_last)?;
+    net.backbone().check_size(image, image)?;
     let n = batch * image * image * 3;
     let x = Tensor::from_slice(gpu, &[batch, image, image, 3], &incept::reference::random(n, 1, 0.0, 1.0))?;
     println!("adapter: {}", gpu.heading());
-    println!("InceptionV3 batch {batch}, {image}x{image}, last {} layers trainable, precision {}", b.unfreeze_last, gpu.precision().name());
+    println!("{} batch {batch}, {image}x{image}, last {} layers trainable, precision {}", net.backbone().title(), b.unfreeze_last, gpu.precision().name());
+    let output = net.graph().layers.last().map(|l| l.name.clone()).unwrap_or_default();
+    let features = net.backbone().feature_channels();
 
     // Peak: the most bytes of pooled buffers (every tensor, weights included)
     // alive at once during the timed runs, as torch.cuda.max_memory_allocated counts.
@@ -153,7 +152,7 @@ fn model(gpu: &Gpu, b: &ModelBench, profile_out: Option<&Path>) -> Result<()> {
         Ok(())
     };
     let mut forward = || -> Result<()> {
-        let y = net.infer_layers(&x, &["mixed10"])?;
+        let y = net.infer_layers(&x, &[output.as_str()])?;
         let _scope = gpu.profile_scope("global_average_pooling2d");
         drop(pool::global_avg_pool(&y[0])?);
         Ok(())
@@ -162,7 +161,7 @@ fn model(gpu: &Gpu, b: &ModelBench, profile_out: Option<&Path>) -> Result<()> {
 
     // A fine-tune step as the Keras recipe runs it: head GAP → Dense(4) → softmax CE, Adam on every trainable weight.
     let classes = 4;
-    let head_w = ag::Var::parameter(Tensor::from_slice(gpu, &[2048, classes], &incept::reference::random(2048 * classes, 2, -0.05, 0.05))?, true);
+    let head_w = ag::Var::parameter(Tensor::from_slice(gpu, &[features, classes], &incept::reference::random(features * classes, 2, -0.05, 0.05))?, true);
     let head_b = ag::Var::parameter(Tensor::zeros(gpu, &[classes])?, true);
     let mut targets = vec![0.0f32; batch * classes];
     for i in 0..batch {

@@ -7,7 +7,7 @@ use incept::data::load_rgb_with;
 use incept::explain::{GradCam, class_gradients, grad_cam, output_stems};
 use incept::io::atomic::check_writable;
 use incept::io::{HostTensor, StorageDtype, TensorMap, write_safetensors};
-use incept::models::inception_v3;
+use incept::models::base::layer_index;
 use incept::report::grad_cam::{GradCamPicture, save_grad_cam_png};
 use incept::train::{TrainConfig, run_dir};
 use incept::{Error, Result, Tensor};
@@ -28,9 +28,10 @@ pub struct ExplainArgs {
     /// Explain this class (one of the run's class names); default: each image's predicted class.
     #[arg(long)]
     class: Option<String>,
-    /// Layer of the base whose output is explained, by its Keras name (mixed7, conv2d_93, …).
-    #[arg(long, default_value = "mixed10")]
-    layer: String,
+    /// Layer of the base whose output is explained, by its Keras name (mixed7, conv2d_93,
+    /// block_13_expand_relu, …) [default: the base's output: mixed10, out_relu, top_activation].
+    #[arg(long)]
+    layer: Option<String>,
     /// Image files, or folders searched recursively for images.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
@@ -42,8 +43,10 @@ pub fn run(adapter: Option<String>, args: ExplainArgs) -> Result<()> {
     if args.model.tta != 1 {
         return Err(Error::Invalid(format!("--tta {}: test-time augmentation applies to predict and evaluate, not explain", args.model.tta)));
     }
-    let layer = inception_v3::layer_index(&args.layer)?;
     let run_cfg = run_dir::load_config(&args.model.model)?;
+    let graph = run_cfg.backbone.graph();
+    let layer_name = args.layer.clone().unwrap_or_else(|| graph.layers.last().map(|l| l.name.clone()).unwrap_or_default());
+    let layer = layer_index(run_cfg.backbone, &graph, &layer_name)?;
     let class = args.class.as_deref().map(|name| class_index(&run_cfg.classes, name)).transpose()?;
     let paths = collect_images(&args.inputs)?;
     if paths.is_empty() {
@@ -62,7 +65,7 @@ pub fn run(adapter: Option<String>, args: ExplainArgs) -> Result<()> {
     let s = cfg.image_size;
     let [_, h, w, c] = model.base.output_shapes(1, s, s)?[layer];
     if h * w == 1 {
-        eprintln!("warning: {} is 1x1 at the run's image size {s}: the map is a single value; an earlier layer (e.g. mixed7) gives a finer one", args.layer);
+        eprintln!("warning: {layer_name} is 1x1 at the run's image size {s}: the map is a single value; an earlier layer gives a finer one");
     }
     let classes = cfg.classes.len();
     let per_pass = model.base.images_per_binding(args.model.batch, s, s)?;
@@ -86,15 +89,15 @@ pub fn run(adapter: Option<String>, args: ExplainArgs) -> Result<()> {
             let stem = &stems[i];
             let picture = args.out.join(format!("{stem}{PICTURE_SUFFIX}"));
             let map = args.out.join(format!("{stem}{MAP_SUFFIX}"));
-            save_map(&map, &cam, &paths[i], &args, &cfg, &shown)?;
-            save_picture(&picture, &cam, &images[k], &paths[i], &args.layer, &cfg, &shown)?;
+            save_map(&map, &cam, &paths[i], &layer_name, &cfg, &shown)?;
+            save_picture(&picture, &cam, &images[k], &paths[i], &layer_name, &cfg, &shown)?;
             println!(
                 "{}\tpredicted {} ({:.4})\tGrad-CAM of {} at {} ({h}x{w}): {}",
                 paths[i].display(),
                 cfg.classes[shown.predicted],
                 probabilities[shown.predicted],
                 cfg.classes[shown.class],
-                args.layer,
+                layer_name,
                 picture.display()
             );
         }
@@ -119,13 +122,13 @@ fn class_index(classes: &[String], name: &str) -> Result<usize> {
 }
 
 /// The raw map [h, w] and the channel weights [c], with what they are in the metadata.
-fn save_map(path: &Path, cam: &GradCam, image: &Path, args: &ExplainArgs, cfg: &TrainConfig, shown: &Shown<'_>) -> Result<()> {
+fn save_map(path: &Path, cam: &GradCam, image: &Path, layer: &str, cfg: &TrainConfig, shown: &Shown<'_>) -> Result<()> {
     let mut tensors = TensorMap::new();
     tensors.insert("gradcam".into(), HostTensor { shape: vec![cam.height, cam.width], data: cam.map.clone() });
     tensors.insert("channel_weights".into(), HostTensor { shape: vec![cam.channel_weights.len()], data: cam.channel_weights.clone() });
     let metadata = BTreeMap::from([
         ("image".to_string(), image.display().to_string()),
-        ("layer".to_string(), args.layer.clone()),
+        ("layer".to_string(), layer.to_string()),
         ("class".to_string(), cfg.classes[shown.class].clone()),
         ("class_index".to_string(), shown.class.to_string()),
         ("logit".to_string(), shown.logit.to_string()),

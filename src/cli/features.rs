@@ -5,7 +5,7 @@ use super::dicom::DicomArgs;
 use super::precision::PrecisionArgs;
 use incept::data::{DicomOptions, Preprocess, load_image_with};
 use incept::io::{HostTensor, StorageDtype, TensorMap, write_safetensors};
-use incept::models::InceptionV3;
+use incept::models::{Backbone, Base, WeightsFile};
 use incept::ops::pool;
 use incept::{Error, Tensor};
 use std::collections::BTreeMap;
@@ -13,10 +13,14 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct FeaturesArgs {
-    /// Weights (safetensors, Keras names).
+    /// Weights (safetensors, Keras names); the file says which backbone it holds.
     #[arg(long)]
     weights: PathBuf,
-    /// Layer whose output to keep (e.g. mixed7, conv2d_93); default: global average pool of mixed10.
+    /// Refuse a weights file of another backbone.
+    #[arg(long, value_enum)]
+    backbone: Option<Backbone>,
+    /// Layer whose output to keep (e.g. mixed7, block_13_expand_relu); default: the global
+    /// average pool of the base's output (mixed10, out_relu, top_activation).
     #[arg(long)]
     layer: Option<String>,
     #[arg(long, default_value_t = 224)]
@@ -24,8 +28,9 @@ pub struct FeaturesArgs {
     /// Output safetensors file: tensor `features` [images, ...], file names in the metadata.
     #[arg(long)]
     out: PathBuf,
-    #[arg(long, value_enum, default_value_t = Preprocess::Rescale)]
-    preprocess: Preprocess,
+    /// [default: what the weights file says its network expects]
+    #[arg(long, value_enum)]
+    preprocess: Option<Preprocess>,
     /// Images per forward pass.
     #[arg(long, default_value_t = 8)]
     batch: usize,
@@ -43,15 +48,18 @@ pub fn run(adapter: Option<String>, args: FeaturesArgs) -> incept::Result<()> {
     }
     let dicom = args.dicom.over(DicomOptions::default());
     let gpu = super::open_gpu_with(adapter, args.precision.or_default())?;
-    let model = InceptionV3::from_safetensors(&gpu, &args.weights, 0)?;
-    let layer = args.layer.as_deref().unwrap_or("mixed10");
+    let file = WeightsFile::read_expecting(&args.weights, args.backbone)?;
+    let preprocess = args.preprocess.unwrap_or(file.preprocess);
+    let model = Base::from_tensor_map(&gpu, file.backbone, &file.base, 0)?;
+    let output = model.graph().layers.last().map(|l| l.name.clone()).unwrap_or_default();
+    let layer = args.layer.as_deref().unwrap_or(&output);
     let s = args.image_size;
     let mut rows: Vec<f32> = Vec::new();
     let mut per_image: Vec<usize> = Vec::new();
     for chunk in args.images.chunks(args.batch) {
         let mut pixels = Vec::with_capacity(chunk.len() * s * s * 3);
         for path in chunk {
-            pixels.extend(load_image_with(path, s, args.preprocess, &dicom)?);
+            pixels.extend(load_image_with(path, s, preprocess, &dicom)?);
         }
         let x = Tensor::from_slice(&gpu, &[chunk.len(), s, s, 3], &pixels)?;
         let mut y = model.infer_layers(&x, &[layer])?.remove(0);
@@ -66,12 +74,13 @@ pub fn run(adapter: Option<String>, args: FeaturesArgs) -> incept::Result<()> {
     let mut tensors = TensorMap::new();
     tensors.insert("features".into(), HostTensor { shape: shape.clone(), data: rows });
     let names: Vec<String> = args.images.iter().map(|p| p.display().to_string()).collect();
-    let preprocess = format!("{:?}", args.preprocess).to_lowercase();
+    let preprocess = preprocess.name();
     let metadata = BTreeMap::from([
         ("images".to_string(), serde_json::to_string(&names).expect("strings serialise")),
-        ("layer".to_string(), args.layer.clone().unwrap_or_else(|| "global_average_pooling(mixed10)".into())),
+        ("backbone".to_string(), file.backbone.name().to_string()),
+        ("layer".to_string(), args.layer.clone().unwrap_or_else(|| format!("global_average_pooling({output})"))),
         ("image_size".to_string(), s.to_string()),
-        ("preprocess".to_string(), preprocess.clone()),
+        ("preprocess".to_string(), preprocess.to_string()),
         ("dicom".to_string(), dicom.describe()),
     ]);
     write_safetensors(&args.out, &tensors, StorageDtype::F32, &metadata)?;

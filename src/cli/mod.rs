@@ -1,5 +1,6 @@
 //! Command handlers.
 
+pub mod base;
 pub mod bench;
 pub mod convert;
 pub mod data;

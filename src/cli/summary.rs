@@ -1,16 +1,15 @@
 //! `incept summary`: the Keras-style layer table.
 
+use super::base::BaseArgs;
 use clap::Args;
-use incept::models::InceptionV3;
-use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct SummaryArgs {
-    /// Weights (safetensors, Keras names); random Keras initialisation when absent.
+    #[command(flatten)]
+    base: BaseArgs,
+    /// Input side [default: the backbone's native size: 299 for InceptionV3, 224 for the others].
     #[arg(long)]
-    weights: Option<PathBuf>,
-    #[arg(long, default_value_t = 299)]
-    image_size: usize,
+    image_size: Option<usize>,
     /// Trainable tail: the last N layers as Keras lists them (`model.layers[-N:]`).
     #[arg(long, default_value_t = 15)]
     unfreeze_last: usize,
@@ -18,12 +17,10 @@ pub struct SummaryArgs {
 
 pub fn run(adapter: Option<String>, args: SummaryArgs) -> incept::Result<()> {
     let gpu = super::open_gpu(adapter)?;
-    let model = match &args.weights {
-        Some(path) => InceptionV3::from_safetensors(&gpu, path, args.unfreeze_last)?,
-        None => InceptionV3::random(&gpu, 0, args.unfreeze_last)?,
-    };
-    let rows = model.summary(args.image_size)?;
-    println!("Model: InceptionV3 (include_top=False), input {0}x{0}x3", args.image_size);
+    let model = args.base.load(&gpu, args.unfreeze_last)?;
+    let size = args.image_size.unwrap_or(model.backbone().native_size());
+    let rows = model.summary(size)?;
+    println!("Model: {} (include_top=False), input {size}x{size}x3", model.backbone().title());
     println!("{:>4}  {:<26} {:<20} {:<22} {:>10}  Trainable", "#", "Layer", "Type", "Output shape", "Param #");
     for r in &rows {
         let [_, h, w, c] = r.output_shape;

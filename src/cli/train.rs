@@ -6,6 +6,7 @@ use super::precision::PrecisionArgs;
 use incept::data::{DicomOptions, Preprocess};
 use incept::data::folder::ImageFolder;
 use incept::data::split::stratified_split;
+use incept::models::{Backbone, WeightsFile};
 use incept::train::callbacks::{CallbackConfig, Monitor};
 use incept::train::fit::{self, RunSummary};
 use incept::train::profile::ProfileSteps;
@@ -30,6 +31,10 @@ pub struct TrainArgs {
     /// Train the base from Keras's random initialisation instead of pretrained weights.
     #[arg(long, conflicts_with = "init")]
     random_init: bool,
+    /// The base network. With --weights it is the file's (a file of another backbone is
+    /// refused); with --init, that run's; with --random-init it picks one [default: inception_v3].
+    #[arg(long, value_enum)]
+    backbone: Option<Backbone>,
     /// Start from the best weights (base and head) of the run in this directory, with a
     /// fresh optimizer: e.g. stage 1 `--unfreeze-last 0`, then stage 2
     /// `--unfreeze-last 15 --lr 1e-5 --init STAGE1`. Its classes, --head and --preprocess must be this run's.
@@ -77,7 +82,8 @@ pub struct TrainArgs {
     /// Disable shear/zoom/flip augmentation.
     #[arg(long)]
     no_augment: bool,
-    /// [default: rescale]
+    /// How pixels are scaled [default: what the weights file says it was trained on
+    /// (rescale for InceptionV3 and MobileNetV2, lite for EfficientNet-Lite0)].
     #[arg(long, value_enum)]
     preprocess: Option<Preprocess>,
     /// [default: 0]
@@ -142,11 +148,25 @@ fn canonical(flag: &str, path: &Path) -> Result<PathBuf> {
 /// The configuration of a new run from the flags, defaults filled in.
 fn new_config(args: &TrainArgs, data: &Path) -> Result<TrainConfig> {
     let init = args.init.as_deref().map(|d| canonical("--init", d)).transpose()?;
-    let weights = match (&args.weights, args.random_init, &init) {
-        (Some(w), _, _) => Some(canonical("--weights", w)?),
+    // The backbone and its preprocessing come from what the base is built from.
+    let (weights, backbone, preprocess) = match (&args.weights, args.random_init, &init) {
+        (Some(w), _, _) => {
+            let path = canonical("--weights", w)?;
+            let file = WeightsFile::read_expecting(&path, args.backbone)?;
+            (Some(path), file.backbone, file.preprocess)
+        }
         // The base comes from the --init run; its run.json says where that run's base came from.
-        (None, false, Some(dir)) => run_dir::load_config(dir)?.weights,
-        (None, true, _) => None,
+        (None, false, Some(dir)) => {
+            let theirs = run_dir::load_config(dir)?;
+            if let Some(b) = args.backbone.filter(|&b| b != theirs.backbone) {
+                return Err(Error::Invalid(format!("--backbone {b}: the --init run {} is a {} run", dir.display(), theirs.backbone)));
+            }
+            (theirs.weights, theirs.backbone, theirs.preprocess)
+        }
+        (None, true, _) => {
+            let backbone = args.backbone.unwrap_or(Backbone::InceptionV3);
+            (None, backbone, backbone.default_preprocess())
+        }
         (None, false, None) => return Err(Error::Invalid("give --weights FILE (pretrained base), --random-init, or --init RUN".into())),
     };
     let data = canonical("--data", data)?;
@@ -172,6 +192,7 @@ fn new_config(args: &TrainArgs, data: &Path) -> Result<TrainConfig> {
     let class_weight = class_weight::resolve(args.class_weight.as_deref().unwrap_or("none"), &classes, &counts)?;
     Ok(TrainConfig {
         data,
+        backbone,
         weights,
         image_size: args.image_size.unwrap_or(defaults::IMAGE_SIZE),
         batch: args.batch.unwrap_or(defaults::BATCH),
@@ -184,7 +205,7 @@ fn new_config(args: &TrainArgs, data: &Path) -> Result<TrainConfig> {
         shear_degrees: defaults::SHEAR_DEGREES,
         zoom: defaults::ZOOM,
         horizontal_flip: true,
-        preprocess: args.preprocess.unwrap_or(Preprocess::Rescale),
+        preprocess: args.preprocess.unwrap_or(preprocess),
         seed,
         feature_cache: !args.no_feature_cache,
         dicom: args.dicom.over(DicomOptions::default()),
@@ -226,6 +247,7 @@ fn resume_config(args: &TrainArgs, dir: &Path) -> Result<TrainConfig> {
     same!("--data", args.data.as_deref().map(|d| canonical("--data", d)).transpose()?, cfg.data);
     same!("--weights", args.weights.as_deref().map(|w| canonical("--weights", w).map(Some)).transpose()?, cfg.weights);
     same!("--random-init", args.random_init.then_some(None::<PathBuf>), cfg.weights);
+    same!("--backbone", args.backbone, cfg.backbone);
     same!("--image-size", args.image_size, cfg.image_size);
     same!("--batch", args.batch, cfg.batch);
     same!("--unfreeze-last", args.unfreeze_last, cfg.unfreeze_last);
@@ -294,8 +316,9 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
     };
     let gpu = super::open_gpu_with(adapter, cfg.precision)?;
     println!(
-        "incept train on {}: {} classes {:?}, {}x{} images, batch {}, {} epochs, last {} layers of the base trainable, preprocess {:?}, precision {}, feature cache {}{}{}",
+        "incept train on {}: {} base, {} classes {:?}, {}x{} images, batch {}, {} epochs, last {} layers of the base trainable, preprocess {:?}, precision {}, feature cache {}{}{}",
         gpu.name(),
+        cfg.backbone.title(),
         cfg.classes.len(),
         cfg.classes,
         cfg.image_size,

@@ -18,6 +18,8 @@ pub enum Preprocess {
     Rescale,
     /// x / 127.5 − 1 → [−1, 1] (keras.applications.inception_v3.preprocess_input).
     Inception,
+    /// (x − 127) / 128 → [−0.99, 1] (EfficientNet-Lite's MEAN_RGB 127, STDDEV_RGB 128).
+    Lite,
 }
 
 impl Preprocess {
@@ -26,6 +28,7 @@ impl Preprocess {
         match self {
             Preprocess::Rescale => "rescale",
             Preprocess::Inception => "inception",
+            Preprocess::Lite => "lite",
         }
     }
 
@@ -34,6 +37,7 @@ impl Preprocess {
         match self {
             Preprocess::Rescale => "x = pixel * (1/255), RGB in [0, 1]",
             Preprocess::Inception => "x = pixel / 127.5 - 1, RGB in [-1, 1]",
+            Preprocess::Lite => "x = (pixel - 127) / 128, RGB in [-0.99, 1]",
         }
     }
 
@@ -43,11 +47,13 @@ impl Preprocess {
 
     /// Maps a pixel value in [0, 255] with Keras's float32 arithmetic:
     /// `x *= float32(1/255)` (ImageDataGenerator.standardize) or
-    /// `x /= 127.5; x -= 1` (preprocess_input, mode 'tf').
+    /// `x /= 127.5; x -= 1` (preprocess_input, mode 'tf') or
+    /// `(x - 127) / 128` (EfficientNet-Lite's reference input pipeline).
     pub fn scale(self, v: f32) -> f32 {
         match self {
             Preprocess::Rescale => v * (1.0f64 / 255.0) as f32,
             Preprocess::Inception => v / 127.5 - 1.0,
+            Preprocess::Lite => (v - 127.0) / 128.0,
         }
     }
 }

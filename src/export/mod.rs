@@ -13,8 +13,8 @@ pub mod tfjs;
 use crate::data::Preprocess;
 use crate::error::{Error, Result};
 use crate::io::TensorMap;
+use crate::models::Backbone;
 use crate::models::graph::Graph;
-use crate::models::inception_v3_graph::inception_v3_graph;
 use crate::train::checkpoint::{self, BEST, LAST};
 use crate::train::run_dir::{self, RUN_CONFIG};
 use crate::train::classifier::Classifier;
@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 /// A trained classifier on the host: the base's layer graph and weights, the
 /// Dense head, and what the run recorded about its inputs and classes.
 pub struct ExportModel {
+    pub backbone: Backbone,
     pub graph: Graph,
     /// Base weights with Keras 3 names (`conv2d_5/kernel`, …).
     pub base: TensorMap,
@@ -40,7 +41,7 @@ pub struct ExportModel {
 
 impl ExportModel {
     /// Reads `run_dir/run.json` and its `best` or `last` checkpoint; checks
-    /// every base weight against the InceptionV3 table and the head's layer
+    /// every base weight against the backbone's table and the head's layer
     /// sizes against each other and the run's classes. Errors name the file.
     pub fn from_run(run_dir: &Path, which: &str) -> Result<ExportModel> {
         let file = match which {
@@ -74,7 +75,8 @@ impl ExportModel {
             .map(|k| Ok((take(format!("{}/kernel", dense_name(k)))?, take(format!("{}/bias", dense_name(k)))?)))
             .collect::<Result<Vec<_>>>()?;
         Ok(ExportModel {
-            graph: inception_v3_graph(),
+            backbone: cfg.backbone,
+            graph: cfg.backbone.graph(),
             base,
             dense,
             image_size: cfg.image_size,
@@ -94,6 +96,7 @@ impl ExportModel {
     /// Metadata every export carries: preprocessing, classes, input size.
     pub fn metadata(&self, layout: &str) -> Vec<(String, String)> {
         vec![
+            ("incept.backbone".into(), self.backbone.name().into()),
             ("incept.preprocess".into(), self.preprocess.name().into()),
             ("incept.preprocess_formula".into(), self.preprocess.formula().into()),
             ("incept.classes".into(), serde_json::Value::from(self.classes.clone()).to_string()),

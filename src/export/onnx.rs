@@ -16,14 +16,13 @@
 //! Dropout is the identity at inference and is left out.
 
 use super::onnx_proto::{
-    AttributeProto, AttributeType, Dimension, DimensionValue, FLOAT, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
+    AttributeProto, AttributeType, Dimension, DimensionValue, FLOAT, GraphProto, INT64, ModelProto, NodeProto, OperatorSetIdProto,
     StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto, type_proto,
 };
 use super::ExportModel;
 use crate::error::{Error, Result};
 use crate::io::HostTensor;
-use crate::models::executor::BN_EPSILON;
-use crate::models::graph::LayerKind;
+use crate::models::graph::{BatchNormSpec, LayerKind};
 use crate::ops::window::Window2d;
 use crate::train::head::dense_name;
 use prost::Message;
@@ -78,44 +77,61 @@ pub fn to_onnx(model: &ExportModel, nchw: bool) -> Result<OnnxModel> {
                     "input_nchw".to_string()
                 }
             }
-            LayerKind::Conv2d { filters, win } => {
+            LayerKind::Conv2d { win, .. } | LayerKind::DepthwiseConv2d { win } => {
                 let [_, h, w, cin] = in_shape(0).ok_or_else(|| Error::Invalid(format!("layer {name} has no input")))?;
-                let kernel = model.base_weight(&format!("{name}/kernel"))?;
-                let expected = [win.kh, win.kw, cin, *filters];
+                let depthwise = matches!(layer.kind, LayerKind::DepthwiseConv2d { .. });
+                let (var, cout) = match layer.kind {
+                    LayerKind::Conv2d { filters, .. } => ("kernel", filters),
+                    _ => ("depthwise_kernel", cin),
+                };
+                let kernel = model.base_weight(&format!("{name}/{var}"))?;
+                let expected = if depthwise { [win.kh, win.kw, cin, 1] } else { [win.kh, win.kw, cin, cout] };
                 if kernel.shape != expected {
-                    return Err(Error::Shape(format!("weight '{name}/kernel' has shape {:?}, expected {expected:?}", kernel.shape)));
+                    return Err(Error::Shape(format!("weight '{name}/{var}' has shape {:?}, expected {expected:?}", kernel.shape)));
                 }
                 let mut consumers = graph.consumers(l);
                 let bn = match (consumers.next(), consumers.next()) {
-                    (Some(c), None) if graph.layers[c].kind == LayerKind::BatchNorm => Some(c),
+                    (Some(c), None) => match graph.layers[c].kind {
+                        LayerKind::BatchNorm(spec) => Some((c, spec)),
+                        _ => None,
+                    },
                     _ => None,
                 };
                 let (scale, bias) = match bn {
-                    Some(c) => {
-                        let (scale, bias) = fold(model, &graph.layers[c].name, *filters)?;
+                    Some((c, spec)) => {
+                        let (scale, bias) = fold(model, &graph.layers[c].name, &spec, cout)?;
                         (Some(scale), Some(bias))
                     }
                     None => (None, None),
                 };
-                let weight = b.init(format!("{name}/kernel"), &[*filters, cin, win.kh, win.kw], &hwio_to_oihw(kernel, scale.as_deref()));
+                // ONNX's depthwise convolution is a grouped one: `cin` groups of one channel, weight [cin, 1, kh, kw].
+                let (dims, data) = if depthwise {
+                    ([cin, 1, win.kh, win.kw], depthwise_to_c1hw(kernel, scale.as_deref()))
+                } else {
+                    ([cout, cin, win.kh, win.kw], hwio_to_oihw(kernel, scale.as_deref()))
+                };
+                let weight = b.init(format!("{name}/{var}"), &dims, &data);
                 let mut inputs = vec![input(0)?, weight];
                 if let Some(bias) = bias {
-                    inputs.push(b.init(format!("{name}/bias"), &[*filters], &bias));
+                    inputs.push(b.init(format!("{name}/bias"), &[cout], &bias));
                 }
-                let attrs = vec![
+                let mut attrs = vec![
                     ints("kernel_shape", &[win.kh as i64, win.kw as i64]),
                     ints("strides", &[win.stride_h as i64, win.stride_w as i64]),
                     ints("pads", &pads(win, h, w)?),
                 ];
-                let out = bn.map_or(name.clone(), |c| graph.layers[c].name.clone());
+                if depthwise {
+                    attrs.push(int("group", cin as i64));
+                }
+                let out = bn.map_or(name.clone(), |(c, _)| graph.layers[c].name.clone());
                 b.node("Conv", &name, inputs, &out, attrs);
-                if let Some(c) = bn {
+                if let Some((c, _)) = bn {
                     tensor[c] = Some(out.clone());
                     folded_batchnorms += 1;
                 }
                 out
             }
-            LayerKind::BatchNorm => {
+            LayerKind::BatchNorm(spec) => {
                 let c = in_shape(0).map_or(0, |s| s[3]);
                 let get = |var: &str| -> Result<&HostTensor> {
                     let t = model.base_weight(&format!("{name}/{var}"))?;
@@ -124,19 +140,32 @@ pub fn to_onnx(model: &ExportModel, nchw: bool) -> Result<OnnxModel> {
                     }
                     Ok(t)
                 };
+                let gamma = if spec.scale { get("gamma")?.data.clone() } else { vec![1.0; c] };
                 let (beta, mean, var) = (get("beta")?, get("moving_mean")?, get("moving_variance")?);
                 let inputs = vec![
                     input(0)?,
-                    b.init(format!("{name}/gamma"), &[c], &vec![1.0; c]),
+                    b.init(format!("{name}/gamma"), &[c], &gamma),
                     b.init(format!("{name}/beta"), &[c], &beta.data),
                     b.init(format!("{name}/moving_mean"), &[c], &mean.data),
                     b.init(format!("{name}/moving_variance"), &[c], &var.data),
                 ];
-                b.node("BatchNormalization", &name, inputs, &name, vec![float("epsilon", BN_EPSILON)]);
+                b.node("BatchNormalization", &name, inputs, &name, vec![float("epsilon", spec.epsilon)]);
                 name
             }
             LayerKind::Relu => {
                 b.node("Relu", &name, vec![input(0)?], &name, vec![]);
+                name
+            }
+            LayerKind::Relu6 => {
+                let bounds = [b.init(format!("{name}/min"), &[], &[0.0]), b.init(format!("{name}/max"), &[], &[6.0])];
+                b.node("Clip", &name, vec![input(0)?, bounds[0].clone(), bounds[1].clone()], &name, vec![]);
+                name
+            }
+            LayerKind::ZeroPad([top, bottom, left, right]) => {
+                // NCHW: [n, c, top, left] before, [n, c, bottom, right] after.
+                let amounts = [0, 0, *top, *left, 0, 0, *bottom, *right].map(|p| p as i64);
+                let pads = b.init_i64(format!("{name}/pads"), &amounts);
+                b.node("Pad", &name, vec![input(0)?, pads], &name, vec![]);
                 name
             }
             LayerKind::MaxPool(win) | LayerKind::AvgPool(win) => {
@@ -190,9 +219,9 @@ pub fn to_onnx(model: &ExportModel, nchw: bool) -> Result<OnnxModel> {
     let parameters = b.parameters;
     let graph = GraphProto {
         node: b.nodes,
-        name: "incept_inception_v3_classifier".into(),
+        name: format!("incept_{}_classifier", model.backbone.name()),
         initializer: b.initializers,
-        doc_string: format!("Keras InceptionV3 base + Dense head fine-tuned by incept; classes {:?}", model.classes),
+        doc_string: format!("{} base + Dense head fine-tuned by incept; classes {:?}", model.backbone.title(), model.classes),
         input: vec![value_info(INPUT, &input_shape)],
         output: vec![value_info(OUTPUT, &output_shape)],
     };
@@ -205,7 +234,8 @@ pub fn to_onnx(model: &ExportModel, nchw: bool) -> Result<OnnxModel> {
         domain: String::new(),
         model_version: 1,
         doc_string: format!(
-            "InceptionV3 classifier exported by incept. Input '{INPUT}' {layout} float32, preprocessed as: {}. Output '{OUTPUT}': softmax over {classes} classes.",
+            "{} classifier exported by incept. Input '{INPUT}' {layout} float32, preprocessed as: {}. Output '{OUTPUT}': softmax over {classes} classes.",
+            model.backbone.title(),
             model.preprocess.formula()
         ),
         graph: Some(graph),
@@ -226,6 +256,18 @@ impl Builder {
         self.nodes.push(NodeProto { input, output: vec![output.into()], name: name.into(), op_type: op.into(), domain: String::new(), attribute });
     }
 
+    /// Adds a 1-D int64 initializer (a shape or pad amounts, not a parameter); returns its name.
+    fn init_i64(&mut self, name: String, data: &[i64]) -> String {
+        self.initializers.push(TensorProto {
+            dims: vec![data.len() as i64],
+            data_type: INT64,
+            name: name.clone(),
+            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        });
+        name
+    }
+
     /// Adds a float32 initializer; returns its name.
     fn init(&mut self, name: String, dims: &[usize], data: &[f32]) -> String {
         self.parameters += data.len();
@@ -241,7 +283,7 @@ impl Builder {
 }
 
 /// (scale, bias) per channel of BatchNormalization `bn` in inference mode, in f64 rounded to f32.
-fn fold(model: &ExportModel, bn: &str, channels: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+fn fold(model: &ExportModel, bn: &str, spec: &BatchNormSpec, channels: usize) -> Result<(Vec<f32>, Vec<f32>)> {
     let get = |var: &str| -> Result<&[f32]> {
         let t = model.base_weight(&format!("{bn}/{var}"))?;
         if t.shape != [channels] {
@@ -249,8 +291,10 @@ fn fold(model: &ExportModel, bn: &str, channels: usize) -> Result<(Vec<f32>, Vec
         }
         Ok(&t.data)
     };
+    let gamma = if spec.scale { Some(get("gamma")?) } else { None };
     let (beta, mean, var) = (get("beta")?, get("moving_mean")?, get("moving_variance")?);
-    let scale: Vec<f64> = var.iter().map(|&v| 1.0 / (v as f64 + BN_EPSILON as f64).sqrt()).collect();
+    let scale: Vec<f64> =
+        (0..channels).map(|c| gamma.map_or(1.0, |g| g[c] as f64) / (var[c] as f64 + spec.epsilon as f64).sqrt()).collect();
     let bias = (0..channels).map(|c| (beta[c] as f64 - mean[c] as f64 * scale[c]) as f32).collect();
     Ok((scale.into_iter().map(|s| s as f32).collect(), bias))
 }
@@ -266,6 +310,21 @@ fn hwio_to_oihw(kernel: &HostTensor, scale: Option<&[f32]>) -> Vec<f32> {
                 for x in 0..kw {
                     out.push(kernel.data[((y * kw + x) * cin + i) * cout + o] * s);
                 }
+            }
+        }
+    }
+    out
+}
+
+/// Depthwise kernel `[kh, kw, c, 1]` → `[c, 1, kh, kw]`, each channel multiplied by its `scale`.
+fn depthwise_to_c1hw(kernel: &HostTensor, scale: Option<&[f32]>) -> Vec<f32> {
+    let [kh, kw, c] = [kernel.shape[0], kernel.shape[1], kernel.shape[2]];
+    let mut out = Vec::with_capacity(kernel.data.len());
+    for ch in 0..c {
+        let s = scale.map_or(1.0, |s| s[ch]);
+        for y in 0..kh {
+            for x in 0..kw {
+                out.push(kernel.data[(y * kw + x) * c + ch] * s);
             }
         }
     }

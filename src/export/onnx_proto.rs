@@ -106,6 +106,8 @@ pub struct AttributeProto {
 
 /// `TensorProto.DataType` values used here.
 pub const FLOAT: i32 = 1;
+/// `TensorProto.DataType.INT64`.
+pub const INT64: i32 = 7;
 
 #[derive(Clone, PartialEq, Message)]
 pub struct TensorProto {

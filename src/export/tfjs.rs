@@ -1,8 +1,9 @@
 //! TF.js layers-model export: `model.json` (a Keras 2 style functional
 //! topology, as tfjs-layers 4.x deserialises it, plus the weights manifest)
 //! and 4 MiB weight shards `group1-shardKofN.bin`. The base's layer graph is
-//! walked into Keras layers in `model.layers` order (Conv2D without bias,
-//! BatchNormalization(scale=False), Activation, pooling, Concatenate), then
+//! walked into Keras layers in `model.layers` order (Conv2D and
+//! DepthwiseConv2D without bias, BatchNormalization, Activation, ReLU(6),
+//! ZeroPadding2D, pooling, Concatenate, Add), then
 //! the head: GlobalAveragePooling2D → [Dense(relu) → Dropout]* → Dense(softmax).
 //! Weights keep their Keras 3 names, so `incept convert tfjs` reads the base
 //! back bit for bit (float32 storage).
@@ -14,7 +15,6 @@ use super::ExportModel;
 use crate::error::{Error, Result};
 use crate::io::tfjs::{Quantization, WeightEntry, WeightGroup};
 use crate::io::HostTensor;
-use crate::models::executor::BN_EPSILON;
 use crate::models::graph::LayerKind;
 use crate::ops::Padding;
 use crate::train::head::dense_name;
@@ -65,21 +65,39 @@ pub fn to_tfjs(model: &ExportModel, storage: TfjsStorage) -> Result<TfjsExport> 
                     "Conv2D",
                     json!({
                         "filters": filters, "kernel_size": [win.kh, win.kw], "strides": [win.stride_h, win.stride_w],
-                        "padding": padding(win.padding), "data_format": "channels_last", "dilation_rate": [1, 1],
+                        "padding": padding(name, win.padding)?, "data_format": "channels_last", "dilation_rate": [1, 1],
                         "activation": "linear", "use_bias": false,
                     }),
                 )
             }
-            LayerKind::BatchNorm => {
-                for var in crate::io::keras_inception_v3::BN_VARIABLES {
+            LayerKind::DepthwiseConv2d { win } => {
+                weights.push(weight("depthwise_kernel")?);
+                (
+                    "DepthwiseConv2D",
+                    json!({
+                        "kernel_size": [win.kh, win.kw], "strides": [win.stride_h, win.stride_w], "depth_multiplier": 1,
+                        "padding": padding(name, win.padding)?, "data_format": "channels_last", "dilation_rate": [1, 1],
+                        "activation": "linear", "use_bias": false,
+                    }),
+                )
+            }
+            LayerKind::BatchNorm(spec) => {
+                for var in spec.variables() {
                     weights.push(weight(var)?);
                 }
-                ("BatchNormalization", json!({"axis": -1, "momentum": 0.99, "epsilon": BN_EPSILON as f64, "center": true, "scale": false}))
+                (
+                    "BatchNormalization",
+                    json!({"axis": -1, "momentum": spec.momentum as f64, "epsilon": spec.epsilon as f64, "center": true, "scale": spec.scale}),
+                )
             }
             LayerKind::Relu => ("Activation", json!({"activation": "relu"})),
+            LayerKind::Relu6 => ("ReLU", json!({"max_value": 6.0, "negative_slope": 0.0, "threshold": 0.0})),
+            LayerKind::ZeroPad([top, bottom, left, right]) => {
+                ("ZeroPadding2D", json!({"padding": [[top, bottom], [left, right]], "data_format": "channels_last"}))
+            }
             LayerKind::MaxPool(win) | LayerKind::AvgPool(win) => (
                 if matches!(layer.kind, LayerKind::MaxPool(_)) { "MaxPooling2D" } else { "AveragePooling2D" },
-                json!({"pool_size": [win.kh, win.kw], "strides": [win.stride_h, win.stride_w], "padding": padding(win.padding), "data_format": "channels_last"}),
+                json!({"pool_size": [win.kh, win.kw], "strides": [win.stride_h, win.stride_w], "padding": padding(name, win.padding)?, "data_format": "channels_last"}),
             ),
             LayerKind::Concat => ("Concatenate", json!({"axis": -1})),
             LayerKind::Add => ("Add", json!({})),
@@ -139,7 +157,7 @@ pub fn to_tfjs(model: &ExportModel, storage: TfjsStorage) -> Result<TfjsExport> 
         "modelTopology": {
             "class_name": "Model",
             "config": {
-                "name": "incept_inception_v3_classifier",
+                "name": format!("incept_{}_classifier", model.backbone.name()),
                 "layers": layers,
                 "input_layers": [[graph.layers[0].name, 0, 0]],
                 "output_layers": [[prev, 0, 0]],
@@ -161,10 +179,13 @@ fn keras_layer(class: &str, name: &str, mut config: Value, inbound_nodes: Value)
     json!({"class_name": class, "name": name, "config": config, "inbound_nodes": inbound_nodes})
 }
 
-fn padding(p: Padding) -> &'static str {
+/// Keras's name of layer `name`'s padding. Keras layers have no explicit
+/// padding of their own: a graph pads explicitly through ZeroPadding2D layers.
+fn padding(name: &str, p: Padding) -> Result<&'static str> {
     match p {
-        Padding::Same => "same",
-        Padding::Valid => "valid",
+        Padding::Same => Ok("same"),
+        Padding::Valid => Ok("valid"),
+        Padding::Explicit { .. } => Err(Error::Invalid(format!("layer {name}: explicit padding has no Keras form (a ZeroPadding2D layer before a 'valid' one has)"))),
     }
 }
 

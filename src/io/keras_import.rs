@@ -11,7 +11,6 @@ use super::keras_inception_v3::{BN_VARIABLES, bn_name, check_weights, conv_name,
 use super::keras_weights::{KerasFile, WeightedLayer, describe};
 use super::{HostTensor, TensorMap};
 use crate::error::{Error, Result};
-use crate::train::classifier::FEATURES;
 use crate::train::head::dense_name;
 
 /// InceptionV3's weights, and the head's when the file has one.
@@ -82,7 +81,7 @@ pub fn map_inception_v3(file: &KerasFile) -> Result<Imported> {
         let kernel = take(file, conv, &["kernel"], &[spec.kernel_shape()], &conv_name(k))?;
         base.insert(format!("{}/kernel", conv_name(k)), kernel.into_iter().next().unwrap_or_else(empty));
         let shapes = vec![vec![spec.cout]; BN_VARIABLES.len()];
-        for (var, t) in BN_VARIABLES.iter().zip(take(file, bn, &BN_VARIABLES, &shapes, &bn_name(k))?) {
+        for (var, t) in BN_VARIABLES.iter().zip(take(file, bn, BN_VARIABLES, &shapes, &bn_name(k))?) {
             base.insert(format!("{}/{var}", bn_name(k)), t);
         }
     }
@@ -143,10 +142,12 @@ fn take(file: &KerasFile, layer: &WeightedLayer, names: &[&str], shapes: &[Vec<u
 /// (the first InceptionV3's pooled features); with a config, its
 /// activations must be incept's: ReLU after every hidden layer, softmax last.
 fn map_head(file: &KerasFile, dense: &[&WeightedLayer]) -> Result<(TensorMap, Vec<usize>, usize)> {
+    // Keras imports are InceptionV3 files: the head reads its pooled mixed10.
+    let features = crate::models::Backbone::InceptionV3.feature_channels();
     let mut head = TensorMap::new();
-    let mut widths = vec![FEATURES];
+    let mut widths = vec![features];
     for (j, layer) in dense.iter().enumerate() {
-        let fan_in = *widths.last().unwrap_or(&FEATURES);
+        let fan_in = *widths.last().unwrap_or(&features);
         let units = layer.vars.iter().find(|(n, _)| n == "kernel").and_then(|(_, t)| t.shape.get(1).copied()).unwrap_or(0);
         let tensors = take(file, layer, &["kernel", "bias"], &[vec![fan_in, units], vec![units]], &dense_name(j))?;
         if units == 0 {

@@ -99,8 +99,9 @@ fn table(graph: &Graph) -> Table {
                     l = layer.inputs[0];
                     continue;
                 }
-                // The ReLU and BatchNorm after a conv stand for it.
-                LayerKind::Relu | LayerKind::BatchNorm | LayerKind::Add => {
+                // The ReLU and BatchNorm after a conv stand for it (the other
+                // kinds are not in InceptionV3; they would stand for what they read).
+                LayerKind::Relu | LayerKind::BatchNorm(_) | LayerKind::Add | LayerKind::DepthwiseConv2d { .. } | LayerKind::Relu6 | LayerKind::ZeroPad(_) => {
                     l = layer.inputs[0];
                     continue;
                 }
@@ -146,7 +147,7 @@ pub fn bn_name(k: usize) -> String {
 }
 
 /// The BatchNormalization variables of InceptionV3 (scale=False: no gamma).
-pub use crate::models::executor::BN_VARIABLES;
+pub const BN_VARIABLES: &[&str] = crate::models::inception_v3_graph::BATCH_NORM.variables();
 
 impl ConvSpec {
     /// HWIO kernel shape.

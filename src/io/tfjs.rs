@@ -422,7 +422,7 @@ pub fn inception_v3_weights(model: &TfjsModel) -> Result<(TensorMap, Vec<String>
     let mut out = TensorMap::new();
     for (k, spec) in inception::convs().iter().enumerate() {
         take(convs[k], &inception::conv_name(k), &["kernel"], &spec.kernel_shape(), &mut out)?;
-        take(bns[k], &inception::bn_name(k), &BN_VARIABLES, &[spec.cout], &mut out)?;
+        take(bns[k], &inception::bn_name(k), BN_VARIABLES, &[spec.cout], &mut out)?;
     }
     Ok((out, dropped))
 }

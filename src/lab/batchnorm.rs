@@ -7,16 +7,18 @@ use super::{Family, Variant, distinct_layer_inputs, read_back};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::models::graph::LayerKind;
-use crate::models::executor::BN_EPSILON;
 use crate::ops::batchnorm::{self as bn, BatchStats};
 use crate::reference::{batchnorm as reference, random};
 use crate::tensor::Tensor;
+
+/// InceptionV3's BatchNormalization epsilon, the shapes' own.
+const BN_EPSILON: f32 = crate::models::inception_v3_graph::BATCH_NORM.epsilon;
 
 /// NHWC [n, h, w, c]: normalised per channel over n·h·w rows.
 pub type BnShape = [usize; 4];
 
 fn shapes(n: usize, image: usize) -> Result<Vec<BnShape>> {
-    Ok(distinct_layer_inputs(n, image, |k| matches!(k, LayerKind::BatchNorm).then_some(()))?.into_iter().map(|((), s)| s).collect())
+    Ok(distinct_layer_inputs(n, image, |k| matches!(k, LayerKind::BatchNorm(_)).then_some(()))?.into_iter().map(|((), s)| s).collect())
 }
 
 fn small_shapes() -> Vec<BnShape> {

@@ -9,8 +9,7 @@
 use super::{Family, Variant};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::models::inception_v3::inception_v3_shapes;
-use crate::models::inception_v3_graph::inception_v3_graph;
+use crate::models::Backbone;
 use crate::models::graph::LayerKind;
 use crate::ops::conv::{self, ConvAlgo, ConvSpec};
 use crate::ops::conv_sibling::{self, Destination, MAX_BRANCHES, SiblingWeights};
@@ -94,8 +93,7 @@ impl Family for ConvSiblings {
     const WHAT: &'static str = "sibling conv2d (one input, one window) + folded BN + ReLU per branch; FLOPs = 2·n·oh·ow·(sum of widths)·kh·kw·cin";
 
     fn shapes(n: usize, image: usize) -> Result<Vec<SiblingShape>> {
-        let graph = inception_v3_graph();
-        let shapes = inception_v3_shapes(&graph, n, image, image)?;
+        let (graph, shapes) = super::layer_shapes(Backbone::InceptionV3, n, image)?;
         let mut out: Vec<SiblingShape> = Vec::new();
         for (win, convs) in graph.sibling_convs() {
             for chunk in convs.chunks(MAX_BRANCHES).filter(|c| c.len() >= 2) {

@@ -21,8 +21,8 @@ pub mod tune;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::models::graph::LayerKind;
-use crate::models::inception_v3::inception_v3_shapes;
-use crate::models::inception_v3_graph::inception_v3_graph;
+use crate::models::Backbone;
+use crate::models::graph::Graph;
 use crate::tensor::Tensor;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -117,8 +117,7 @@ pub trait Family {
 /// The distinct (selected kind, input shape) pairs of the InceptionV3 layers
 /// that `select` picks, at batch `n` and `image`² pixels, in creation order.
 pub fn distinct_layer_inputs<T: PartialEq>(n: usize, image: usize, select: impl Fn(&LayerKind) -> Option<T>) -> Result<Vec<(T, [usize; 4])>> {
-    let graph = inception_v3_graph();
-    let shapes = inception_v3_shapes(&graph, n, image, image)?;
+    let (graph, shapes) = layer_shapes(Backbone::InceptionV3, n, image)?;
     let mut out: Vec<(T, [usize; 4])> = Vec::new();
     for layer in &graph.layers {
         if let Some(kind) = select(&layer.kind) {
@@ -129,6 +128,14 @@ pub fn distinct_layer_inputs<T: PartialEq>(n: usize, image: usize, select: impl 
         }
     }
     Ok(out)
+}
+
+/// `backbone`'s graph and its layers' output shapes at batch `n` and `image`² pixels.
+pub fn layer_shapes(backbone: Backbone, n: usize, image: usize) -> Result<(Graph, Vec<[usize; 4]>)> {
+    backbone.check_size(image, image)?;
+    let graph = backbone.graph();
+    let shapes = graph.output_shapes(n, image, image, 3)?;
+    Ok((graph, shapes))
 }
 
 /// Reads tensors back as f64.

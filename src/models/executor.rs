@@ -37,41 +37,38 @@
 //! update) only when training AND the layer is trainable, moving statistics
 //! otherwise.
 
-use super::graph::{Graph, LayerKind};
+use super::graph::{BatchNormSpec, Graph, LayerKind};
 use crate::autograd::{self as ag, Var};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Precision};
 use crate::io::{HostTensor, TensorMap};
 use crate::ops::conv_sibling::{self, Destination, SiblingWeights};
-use crate::ops::window::Window2d;
-use crate::ops::{batchnorm, concat, conv, pool};
+use crate::ops::window::{Padding, Window2d};
+use crate::ops::{Act, batchnorm, concat, conv, depthwise, pool};
 use crate::tensor::{DType, Tensor};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// Keras BatchNormalization settings of the models incept runs.
-pub const BN_EPSILON: f32 = 1e-3;
-pub const BN_MOMENTUM: f32 = 0.99;
-/// The variables of a BatchNormalization(scale=False): no gamma.
-pub const BN_VARIABLES: [&str; 3] = ["beta", "moving_mean", "moving_variance"];
-
 /// The Keras weight table of a graph: `(LAYER/VARIABLE, shape)` in creation
-/// order — a Conv2D's HWIO `kernel`, a BatchNormalization(scale=False)'s
-/// `beta`, `moving_mean` and `moving_variance`.
+/// order — a Conv2D's HWIO `kernel`, a DepthwiseConv2D's `depthwise_kernel`
+/// `[kh, kw, channels, 1]`, a BatchNormalization's (`gamma`,) `beta`,
+/// `moving_mean` and `moving_variance`.
 pub fn weight_table(graph: &Graph, input_channels: usize) -> Result<Vec<(String, Vec<usize>)>> {
     // Channel counts do not depend on the spatial size: a large-enough probe will do.
     let shapes = graph.output_shapes(1, 512, 512, input_channels)?;
     let mut table = Vec::new();
     for layer in &graph.layers {
+        let channels_in = || shapes[layer.inputs[0]][3];
         match &layer.kind {
             LayerKind::Conv2d { filters, win } => {
-                let cin = shapes[layer.inputs[0]][3];
-                table.push((format!("{}/kernel", layer.name), vec![win.kh, win.kw, cin, *filters]));
+                table.push((format!("{}/kernel", layer.name), vec![win.kh, win.kw, channels_in(), *filters]));
             }
-            LayerKind::BatchNorm => {
-                let c = shapes[layer.inputs[0]][3];
-                for var in BN_VARIABLES {
-                    table.push((format!("{}/{var}", layer.name), vec![c]));
+            LayerKind::DepthwiseConv2d { win } => {
+                table.push((format!("{}/depthwise_kernel", layer.name), vec![win.kh, win.kw, channels_in(), 1]));
+            }
+            LayerKind::BatchNorm(spec) => {
+                for var in spec.variables() {
+                    table.push((format!("{}/{var}", layer.name), vec![channels_in()]));
                 }
             }
             _ => {}
@@ -82,8 +79,22 @@ pub fn weight_table(graph: &Graph, input_channels: usize) -> Result<Vec<(String,
 
 enum Params {
     None,
+    /// A Conv2D's or DepthwiseConv2D's kernel.
     Conv { kernel: Var },
-    BatchNorm { beta: Var, moving_mean: Tensor, moving_var: Tensor, folded: Option<(Tensor, Tensor)> },
+    BatchNorm { spec: BatchNormSpec, gamma: Option<Var>, beta: Var, moving_mean: Tensor, moving_var: Tensor, folded: Option<(Tensor, Tensor)> },
+}
+
+impl Params {
+    /// The weights training changes by gradient, with their variable names.
+    fn trainable(&self) -> Vec<(&'static str, &Var)> {
+        match self {
+            Params::Conv { kernel } if kernel.requires_grad() => vec![("kernel", kernel)],
+            Params::BatchNorm { gamma, beta, .. } if beta.requires_grad() => {
+                gamma.iter().map(|g| ("gamma", g)).chain([("beta", beta)]).collect()
+            }
+            _ => vec![],
+        }
+    }
 }
 
 /// One row of the Keras-style summary.
@@ -152,9 +163,14 @@ enum Value {
     Slice { root: usize, offset: usize, width: usize },
 }
 
-/// A conv with the BatchNorm and ReLU that follow it alone, run as one kernel.
+/// A conv (Conv2D or DepthwiseConv2D) with the ZeroPadding2D before it and
+/// the BatchNorm and ReLU (or ReLU6) after it, where each is the other's
+/// only reader, run as one kernel: the padding folded into the conv's
+/// window, the BatchNorm into a per-channel scale and bias, the ReLU into
+/// the epilogue.
 #[derive(Clone, Copy)]
 struct Chain {
+    pad: Option<usize>,
     conv: usize,
     bn: Option<usize>,
     relu: Option<usize>,
@@ -164,6 +180,15 @@ impl Chain {
     /// The layer whose value the chain produces.
     fn output(&self) -> usize {
         self.relu.or(self.bn).unwrap_or(self.conv)
+    }
+
+    /// The layer whose value the chain reads.
+    fn input(&self, graph: &Graph) -> usize {
+        graph.layers[self.pad.unwrap_or(self.conv)].inputs[0]
+    }
+
+    fn members(&self) -> impl Iterator<Item = usize> {
+        [self.pad, Some(self.conv), self.bn, self.relu].into_iter().flatten()
     }
 }
 
@@ -232,13 +257,24 @@ impl Network {
         for (l, layer) in graph.layers.iter().enumerate() {
             params.push(match layer.kind {
                 LayerKind::Conv2d { .. } => Params::Conv { kernel: Var::parameter(upload(format!("{}/kernel", layer.name))?, trainable[l]) },
-                LayerKind::BatchNorm => {
+                LayerKind::DepthwiseConv2d { .. } => {
+                    Params::Conv { kernel: Var::parameter(upload(format!("{}/depthwise_kernel", layer.name))?, trainable[l]) }
+                }
+                LayerKind::BatchNorm(spec) => {
+                    let gamma = if spec.scale { Some(upload(format!("{}/gamma", layer.name))?) } else { None };
                     let beta = upload(format!("{}/beta", layer.name))?;
                     let moving_mean = upload(format!("{}/moving_mean", layer.name))?;
                     let moving_var = upload(format!("{}/moving_variance", layer.name))?;
                     // Frozen statistics never change: fold them once.
-                    let folded = if trainable[l] { None } else { Some(batchnorm::fold_batchnorm(&beta, &moving_mean, &moving_var, BN_EPSILON)?) };
-                    Params::BatchNorm { beta: Var::parameter(beta, trainable[l]), moving_mean, moving_var, folded }
+                    let folded = if trainable[l] { None } else { Some(fold(&spec, gamma.as_ref(), &beta, &moving_mean, &moving_var)?) };
+                    Params::BatchNorm {
+                        spec,
+                        gamma: gamma.map(|g| Var::parameter(g, trainable[l])),
+                        beta: Var::parameter(beta, trainable[l]),
+                        moving_mean,
+                        moving_var,
+                        folded,
+                    }
                 }
                 _ => Params::None,
             });
@@ -308,11 +344,9 @@ impl Network {
     pub fn trainable_params(&self) -> Vec<(String, Var)> {
         let mut out = Vec::new();
         for &l in &self.keras_order {
-            let name = &self.graph.layers[l].name;
-            match &self.params[l] {
-                Params::Conv { kernel } if kernel.requires_grad() => out.push((format!("{name}/kernel"), kernel.clone())),
-                Params::BatchNorm { beta, .. } if beta.requires_grad() => out.push((format!("{name}/beta"), beta.clone())),
-                _ => {}
+            let layer = &self.graph.layers[l].name;
+            for (var, v) in self.params[l].trainable() {
+                out.push((format!("{layer}/{var}"), v.clone()));
             }
         }
         out
@@ -325,9 +359,13 @@ impl Network {
         for (l, layer) in self.graph.layers.iter().enumerate() {
             match &self.params[l] {
                 Params::Conv { kernel } => {
-                    map.insert(format!("{}/kernel", layer.name), host(kernel.value())?);
+                    let var = if matches!(layer.kind, LayerKind::DepthwiseConv2d { .. }) { "depthwise_kernel" } else { "kernel" };
+                    map.insert(format!("{}/{var}", layer.name), host(kernel.value())?);
                 }
-                Params::BatchNorm { beta, moving_mean, moving_var, .. } => {
+                Params::BatchNorm { gamma, beta, moving_mean, moving_var, .. } => {
+                    if let Some(gamma) = gamma {
+                        map.insert(format!("{}/gamma", layer.name), host(gamma.value())?);
+                    }
                     map.insert(format!("{}/beta", layer.name), host(beta.value())?);
                     map.insert(format!("{}/moving_mean", layer.name), host(moving_mean)?);
                     map.insert(format!("{}/moving_variance", layer.name), host(moving_var)?);
@@ -357,9 +395,9 @@ impl Network {
                         let p = kernel.value().numel();
                         (p, if self.trainable[l] { p } else { 0 })
                     }
-                    Params::BatchNorm { beta, .. } => {
+                    Params::BatchNorm { spec, beta, .. } => {
                         let c = beta.value().numel();
-                        (3 * c, if self.trainable[l] { c } else { 0 })
+                        (spec.variables().len() * c, if self.trainable[l] { spec.trainable_variables().len() * c } else { 0 })
                     }
                     Params::None => (0, 0),
                 };
@@ -623,31 +661,42 @@ impl Network {
         let recording = ag::is_recording();
         let grad: Vec<bool> = tail.iter().map(|&t| recording && t).collect();
         let batch_stats: Vec<bool> =
-            (0..layers.len()).map(|l| training && self.trainable[l] && matches!(layers[l].kind, LayerKind::BatchNorm)).collect();
+            (0..layers.len()).map(|l| training && self.trainable[l] && matches!(layers[l].kind, LayerKind::BatchNorm(_))).collect();
 
         let mut chain = vec![None; layers.len()];
         for (l, layer) in layers.iter().enumerate() {
-            if !matches!(layer.kind, LayerKind::Conv2d { .. }) || grad[l] {
+            let valid_window = match layer.kind {
+                LayerKind::Conv2d { win, .. } | LayerKind::DepthwiseConv2d { win } => win.padding == Padding::Valid,
+                _ => continue,
+            };
+            if grad[l] {
                 continue;
             }
-            // Extend conv → BN → ReLU along sole-consumer edges, stopping at a
+            // Extend pad → conv → BN → ReLU along sole-consumer edges, stopping at a
             // layer that must keep its own value or lies across the prefix/tail split.
             let joins = |next: usize| !grad[next] && tail[next] == tail[l] && !given.contains(&next);
             let ends_here = |at: usize| wanted.contains(&at);
-            let mut c = Chain { conv: l, bn: None, relu: None };
+            let input = layer.inputs[0];
+            let pad = (valid_window
+                && matches!(layers[input].kind, LayerKind::ZeroPad(_))
+                && self.consumers[input] == [l]
+                && joins(input)
+                && !ends_here(input))
+            .then_some(input);
+            let mut c = Chain { pad, conv: l, bn: None, relu: None };
             let mut at = l;
             if !ends_here(at)
-                && let Some(bn) = self.sole_consumer(at, |k| matches!(k, LayerKind::BatchNorm)).filter(|&bn| joins(bn) && !batch_stats[bn])
+                && let Some(bn) = self.sole_consumer(at, |k| matches!(k, LayerKind::BatchNorm(_))).filter(|&bn| joins(bn) && !batch_stats[bn])
             {
                 c.bn = Some(bn);
                 at = bn;
             }
             if !ends_here(at)
-                && let Some(relu) = self.sole_consumer(at, |k| matches!(k, LayerKind::Relu)).filter(|&r| joins(r))
+                && let Some(relu) = self.sole_consumer(at, |k| matches!(k, LayerKind::Relu | LayerKind::Relu6)).filter(|&r| joins(r))
             {
                 c.relu = Some(relu);
             }
-            for member in [Some(c.conv), c.bn, c.relu].into_iter().flatten() {
+            for member in c.members() {
                 chain[member] = Some(c);
             }
         }
@@ -662,9 +711,10 @@ impl Network {
             let (root, base) = dest[c].unwrap_or((c, 0));
             let mut offset = base;
             for &i in &layer.inputs {
+                // Depthwise kernels write whole tensors only.
                 let produced_in_place = match layers[i].kind {
                     LayerKind::MaxPool(_) | LayerKind::Concat => !grad[i],
-                    _ => chain[i].is_some_and(|ch| ch.output() == i),
+                    _ => chain[i].is_some_and(|ch| ch.output() == i && matches!(layers[ch.conv].kind, LayerKind::Conv2d { .. })),
                 };
                 let once = self.consumers[i].len() == 1 && layer.inputs.iter().filter(|&&j| j == i).count() == 1;
                 if produced_in_place && once && !given.contains(&i) {
@@ -692,7 +742,10 @@ impl Network {
     /// those are (the cooperative-matrix kernel and the pools take either).
     fn f16_storage(&self, plan: &Plan, given: &[usize], wanted: &[usize]) -> Vec<bool> {
         let layers = &self.graph.layers;
-        let runs_chain = |l: usize| plan.chain[l].is_some_and(|c| c.output() == l) && plan.sibling[l].is_none();
+        // Chains of a Conv2D run the cooperative-matrix kernel, which takes f16; depthwise kernels are f32 only.
+        let runs_chain = |l: usize| {
+            plan.chain[l].is_some_and(|c| c.output() == l && matches!(layers[c.conv].kind, LayerKind::Conv2d { .. })) && plan.sibling[l].is_none()
+        };
         let reads_f16 = |r: usize| !plan.tail[r] && (runs_chain(r) || matches!(layers[r].kind, LayerKind::MaxPool(_) | LayerKind::AvgPool(_)));
         let writes_f16 = |l: usize| {
             !plan.tail[l]
@@ -760,7 +813,7 @@ impl Network {
             let chains: Option<Vec<Chain>> = group.members.iter().map(|&(conv, bn)| chain[conv].filter(|c| c.conv == conv && c.bn == bn)).collect();
             let Some(chains) = chains else { continue };
             let given_member = chains.iter().any(|c| [Some(c.conv), c.bn, c.relu].into_iter().flatten().any(|m| given.contains(&m)));
-            let [_, h, w, cin] = shapes[self.graph.layers[chains[0].conv].inputs[0]];
+            let [_, h, w, cin] = shapes[chains[0].input(&self.graph)];
             let widths: Vec<usize> = chains.iter().map(|c| shapes[c.conv][3]).collect();
             if given_member || !conv_sibling::applies(&self.gpu, h, w, cin, &widths, &group.win) {
                 continue;
@@ -779,7 +832,7 @@ impl Network {
     fn reads(&self, plan: &Plan, l: usize) -> Vec<usize> {
         match plan.chain[l] {
             Some(_) if plan.sibling[l].is_some_and(|(_, runs)| !runs) => vec![],
-            Some(c) if c.output() == l => vec![self.graph.layers[c.conv].inputs[0]],
+            Some(c) if c.output() == l => vec![c.input(&self.graph)],
             Some(_) => vec![],
             None => self.graph.layers[l].inputs.clone(),
         }
@@ -822,7 +875,7 @@ impl Network {
                 }
                 None
             } else if let Some(c) = plan.chain[l] {
-                let input = self.materialize(values, layers[c.conv].inputs[0])?;
+                let input = self.materialize(values, c.input(&self.graph))?;
                 Some(self.fused_chain(c, plan, input.value(), values, shapes)?)
             } else {
                 Some(self.layer(l, plan, values, shapes, x)?)
@@ -854,15 +907,18 @@ impl Network {
                 Value::Var(Var::constant(x.clone()))
             }
             (LayerKind::Relu, _) => Value::Var(ag::relu(&input(values)?)?),
+            (LayerKind::Relu6, _) => Value::Var(ag::relu6(&input(values)?)?),
+            (LayerKind::ZeroPad(pads), _) => Value::Var(ag::zero_pad2d(&input(values)?, *pads)?),
             (LayerKind::Conv2d { win, .. }, Params::Conv { kernel }) => Value::Var(ag::conv2d(&input(values)?, kernel, *win)?),
-            (LayerKind::BatchNorm, Params::BatchNorm { beta, moving_mean, moving_var, .. }) => {
+            (LayerKind::DepthwiseConv2d { win }, Params::Conv { kernel }) => Value::Var(ag::depthwise_conv2d(&input(values)?, kernel, *win)?),
+            (LayerKind::BatchNorm(_), Params::BatchNorm { spec, gamma, beta, moving_mean, moving_var, .. }) => {
                 let x = input(values)?;
                 Value::Var(if plan.batch_stats[l] {
-                    let (y, stats) = ag::batch_norm_train(&x, beta, BN_EPSILON)?;
-                    batchnorm::update_moving_stats(moving_mean, moving_var, &stats, BN_MOMENTUM)?;
+                    let (y, stats) = ag::batch_norm_train(&x, gamma.as_ref(), beta, spec.epsilon)?;
+                    batchnorm::update_moving_stats(moving_mean, moving_var, &stats, spec.momentum)?;
                     y
                 } else {
-                    ag::batch_norm_inference(&x, beta, moving_mean, moving_var, BN_EPSILON)?
+                    ag::batch_norm_inference(&x, gamma.as_ref(), beta, moving_mean, moving_var, spec.epsilon)?
                 })
             }
             (LayerKind::MaxPool(win), _) => {
@@ -904,43 +960,79 @@ impl Network {
         })
     }
 
-    /// conv → folded BatchNorm → ReLU (as far as the chain goes) in one
-    /// kernel, into a concatenation's slice when planned. Under
-    /// `--precision mixed` a chain of the frozen prefix runs the
+    /// pad → conv → folded BatchNorm → ReLU (as far as the chain goes) in
+    /// one kernel, into a concatenation's slice when planned. Under
+    /// `--precision mixed` a Conv2D chain of the frozen prefix runs the
     /// cooperative-matrix kernel (reading and writing f16 where the plan
-    /// stores values so); the tail stays f32.
+    /// stores values so); the tail and depthwise convolutions stay f32.
     fn fused_chain(&self, c: Chain, plan: &Plan, x: &Tensor, values: &mut [Option<Value>], shapes: &[[usize; 4]]) -> Result<Value> {
         let (in_tail, dest) = (plan.tail[c.conv], plan.dest[c.output()]);
-        let (LayerKind::Conv2d { win, filters }, Params::Conv { kernel }) = (&self.graph.layers[c.conv].kind, &self.params[c.conv]) else {
-            return Err(Error::Invalid(format!("layer {} is not a convolution", self.graph.layers[c.conv].name)));
+        let layer = &self.graph.layers[c.conv];
+        let Params::Conv { kernel } = &self.params[c.conv] else {
+            return Err(Error::Invalid(format!("layer {} ({}) has no kernel loaded", layer.name, layer.kind.keras_class())));
         };
         let folded = match c.bn.map(|bn| &self.params[bn]) {
             None => None,
             Some(Params::BatchNorm { folded: Some((s, b)), .. }) => Some((s.clone(), b.clone())),
             // Trainable BatchNorm in inference mode: its statistics may have moved, fold now.
-            Some(Params::BatchNorm { beta, moving_mean, moving_var, folded: None }) => {
-                Some(batchnorm::fold_batchnorm(beta.value(), moving_mean, moving_var, BN_EPSILON)?)
+            Some(Params::BatchNorm { spec, gamma, beta, moving_mean, moving_var, folded: None }) => {
+                Some(fold(spec, gamma.as_ref().map(Var::value), beta.value(), moving_mean, moving_var)?)
             }
-            Some(_) => return Err(Error::Invalid(format!("the layer after {} is not a BatchNormalization", self.graph.layers[c.conv].name))),
+            Some(_) => return Err(Error::Invalid(format!("the layer after {} is not a BatchNormalization", layer.name))),
         };
-        let spec = conv::ConvSpec {
-            scale: folded.as_ref().map(|f| &f.0),
-            bias: folded.as_ref().map(|f| &f.1),
-            relu: c.relu.is_some(),
-            algo: (self.gpu.precision() == Precision::Mixed && !in_tail).then_some(conv::ConvAlgo::Coop),
-            ..conv::ConvSpec::new(*win)
-        };
-        match dest {
-            Some((root, offset)) => {
-                let out = self.root_tensor(root, plan, values, shapes)?;
-                conv::conv2d_into(x, kernel.value(), &spec, &out, offset)?;
-                Ok(Value::Slice { root, offset, width: *filters })
+        let act = self.chain_act(c);
+        let out_of_place = || Tensor::empty(&self.gpu, &shapes[c.output()], storage_type(plan, c.output()));
+        match layer.kind {
+            LayerKind::Conv2d { win, filters } => {
+                let spec = conv::ConvSpec {
+                    scale: folded.as_ref().map(|f| &f.0),
+                    bias: folded.as_ref().map(|f| &f.1),
+                    act,
+                    algo: (self.gpu.precision() == Precision::Mixed && !in_tail).then_some(conv::ConvAlgo::Coop),
+                    ..conv::ConvSpec::new(self.chain_window(c, win))
+                };
+                match dest {
+                    Some((root, offset)) => {
+                        let out = self.root_tensor(root, plan, values, shapes)?;
+                        conv::conv2d_into(x, kernel.value(), &spec, &out, offset)?;
+                        Ok(Value::Slice { root, offset, width: filters })
+                    }
+                    None => {
+                        let out = out_of_place()?;
+                        conv::conv2d_into(x, kernel.value(), &spec, &out, 0)?;
+                        Ok(Value::Var(Var::constant(out)))
+                    }
+                }
             }
-            None => {
-                let out = Tensor::empty(&self.gpu, &shapes[c.output()], storage_type(plan, c.output()))?;
-                conv::conv2d_into(x, kernel.value(), &spec, &out, 0)?;
+            LayerKind::DepthwiseConv2d { win } => {
+                let spec = depthwise::DepthwiseSpec {
+                    scale: folded.as_ref().map(|f| &f.0),
+                    bias: folded.as_ref().map(|f| &f.1),
+                    act,
+                    ..depthwise::DepthwiseSpec::new(self.chain_window(c, win))
+                };
+                let out = out_of_place()?;
+                depthwise::depthwise_conv2d_into(x, kernel.value(), &spec, &out)?;
                 Ok(Value::Var(Var::constant(out)))
             }
+            _ => Err(Error::Invalid(format!("layer {} ({}) is not a convolution", layer.name, layer.kind.keras_class()))),
+        }
+    }
+
+    /// The epilogue of the chain's ReLU or ReLU6, if it has one.
+    fn chain_act(&self, c: Chain) -> Act {
+        match c.relu.map(|r| &self.graph.layers[r].kind) {
+            None => Act::Linear,
+            Some(LayerKind::Relu6) => Act::Relu6,
+            Some(_) => Act::Relu,
+        }
+    }
+
+    /// The conv's window with the chain's ZeroPadding2D folded in (the conv is 'valid' then).
+    fn chain_window(&self, c: Chain, win: Window2d) -> Window2d {
+        match c.pad.map(|p| &self.graph.layers[p].kind) {
+            Some(&LayerKind::ZeroPad([top, bottom, left, right])) => Window2d { padding: Padding::Explicit { top, bottom, left, right }, ..win },
+            _ => win,
         }
     }
 
@@ -953,7 +1045,7 @@ impl Network {
             .iter()
             .map(|&(conv, _)| plan.chain[conv].ok_or_else(|| Error::Invalid(format!("{}: not planned as a fused chain", self.graph.layers[conv].name))))
             .collect::<Result<Vec<_>>>()?;
-        let input = self.materialize(values, self.graph.layers[chains[0].conv].inputs[0])?;
+        let input = self.materialize(values, chains[0].input(&self.graph))?;
         let mut outs = Vec::with_capacity(chains.len());
         for c in &chains {
             let out = c.output();
@@ -968,9 +1060,9 @@ impl Network {
                     (t, 0)
                 }
             };
-            outs.push((tensor, offset, c.relu.is_some()));
+            outs.push((tensor, offset, self.chain_act(*c)));
         }
-        let dests: Vec<Destination> = outs.iter().map(|(out, channel_offset, relu)| Destination { out, channel_offset: *channel_offset, relu: *relu }).collect();
+        let dests: Vec<Destination> = outs.iter().map(|(out, channel_offset, act)| Destination { out, channel_offset: *channel_offset, act: *act }).collect();
         let weights = self.sibling_weights(group)?;
         conv_sibling::conv2d_siblings(input.value(), &weights, group.win, &dests)?;
         // A kept slice is copied out now: its concatenation may be freed before the caller reads it.
@@ -1060,7 +1152,7 @@ impl Network {
 fn sibling_groups(graph: &Graph, consumers: &[Vec<usize>], trainable: &[bool]) -> Vec<SiblingGroup> {
     let layers = &graph.layers;
     let frozen_bn = |conv: usize| match consumers[conv].as_slice() {
-        [bn] if matches!(layers[*bn].kind, LayerKind::BatchNorm) && !trainable[*bn] => Some(*bn),
+        [bn] if matches!(layers[*bn].kind, LayerKind::BatchNorm(_)) && !trainable[*bn] => Some(*bn),
         _ => None,
     };
     let mut groups = Vec::new();
@@ -1076,6 +1168,11 @@ fn sibling_groups(graph: &Graph, consumers: &[Vec<usize>], trainable: &[bool]) -
         }
     }
     groups
+}
+
+/// A BatchNormalization in inference mode as a per-channel (scale, bias).
+fn fold(spec: &BatchNormSpec, gamma: Option<&Tensor>, beta: &Tensor, moving_mean: &Tensor, moving_var: &Tensor) -> Result<(Tensor, Tensor)> {
+    batchnorm::fold_batchnorm(gamma, beta, moving_mean, moving_var, spec.epsilon)
 }
 
 /// The element type a plan stores layer `l`'s value in.

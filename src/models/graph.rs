@@ -5,15 +5,45 @@
 use crate::error::{Error, Result};
 use crate::ops::window::Window2d;
 
+/// A Keras BatchNormalization layer's settings (axis −1, center=True).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchNormSpec {
+    /// `scale=True`: a learned gamma multiplies the normalised value
+    /// (MobileNetV2, EfficientNet); `scale=False`: γ = 1 (InceptionV3).
+    pub scale: bool,
+    pub epsilon: f32,
+    /// Weight of the old moving statistics in their update.
+    pub momentum: f32,
+}
+
+impl BatchNormSpec {
+    /// The variables Keras stores for this layer, in Keras's order.
+    pub const fn variables(&self) -> &'static [&'static str] {
+        if self.scale { &["gamma", "beta", "moving_mean", "moving_variance"] } else { &["beta", "moving_mean", "moving_variance"] }
+    }
+
+    /// The variables training changes by gradient (the rest are moving statistics).
+    pub fn trainable_variables(&self) -> &'static [&'static str] {
+        if self.scale { &["gamma", "beta"] } else { &["beta"] }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum LayerKind {
     Input,
     /// Conv2D(use_bias=False) with `filters` outputs.
     Conv2d { filters: usize, win: Window2d },
-    /// BatchNormalization(scale=False): beta, moving mean and variance.
-    BatchNorm,
+    /// DepthwiseConv2D(depth_multiplier=1, use_bias=False): one `kh`×`kw`
+    /// filter per channel.
+    DepthwiseConv2d { win: Window2d },
+    /// BatchNormalization: (gamma,) beta, moving mean and variance.
+    BatchNorm(BatchNormSpec),
     /// Activation('relu').
     Relu,
+    /// ReLU(max_value=6): min(max(x, 0), 6).
+    Relu6,
+    /// ZeroPadding2D(((top, bottom), (left, right))): `[top, bottom, left, right]`.
+    ZeroPad([usize; 4]),
     MaxPool(Window2d),
     AvgPool(Window2d),
     /// Concatenate along channels.
@@ -28,8 +58,11 @@ impl LayerKind {
         match self {
             LayerKind::Input => "InputLayer",
             LayerKind::Conv2d { .. } => "Conv2D",
-            LayerKind::BatchNorm => "BatchNormalization",
+            LayerKind::DepthwiseConv2d { .. } => "DepthwiseConv2D",
+            LayerKind::BatchNorm(_) => "BatchNormalization",
             LayerKind::Relu => "Activation",
+            LayerKind::Relu6 => "ReLU",
+            LayerKind::ZeroPad(_) => "ZeroPadding2D",
             LayerKind::MaxPool(_) => "MaxPooling2D",
             LayerKind::AvgPool(_) => "AveragePooling2D",
             LayerKind::Concat => "Concatenate",
@@ -95,14 +128,18 @@ impl Graph {
     pub fn output_shapes(&self, n: usize, h: usize, w: usize, channels: usize) -> Result<Vec<[usize; 4]>> {
         let mut shapes: Vec<[usize; 4]> = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
-            let inputs: Vec<[usize; 4]> = layer.inputs.iter().map(|&i| shapes[i]).collect();
+            let inputs = layer
+                .inputs
+                .iter()
+                .map(|&i| shapes.get(i).copied().ok_or_else(|| Error::Invalid(format!("layer {} reads layer index {i}, which is not created before it", layer.name))))
+                .collect::<Result<Vec<[usize; 4]>>>()?;
             let shape = match (&layer.kind, inputs.first().copied()) {
                 (LayerKind::Input, _) => [n, h, w, channels],
                 (LayerKind::Conv2d { filters, win }, Some([n, h, w, _])) => {
                     let (oh, ow) = win.output_size(h, w).map_err(|e| self.shape_error(layer, e))?;
                     [n, oh, ow, *filters]
                 }
-                (LayerKind::MaxPool(win) | LayerKind::AvgPool(win), Some([n, h, w, c])) => {
+                (LayerKind::DepthwiseConv2d { win } | LayerKind::MaxPool(win) | LayerKind::AvgPool(win), Some([n, h, w, c])) => {
                     let (oh, ow) = win.output_size(h, w).map_err(|e| self.shape_error(layer, e))?;
                     [n, oh, ow, c]
                 }
@@ -118,7 +155,8 @@ impl Graph {
                     }
                     first
                 }
-                (LayerKind::BatchNorm | LayerKind::Relu, Some(s)) => s,
+                (LayerKind::ZeroPad([top, bottom, left, right]), Some([n, h, w, c])) => [n, h + top + bottom, w + left + right, c],
+                (LayerKind::BatchNorm(_) | LayerKind::Relu | LayerKind::Relu6, Some(s)) => s,
                 (_, None) => return Err(Error::Invalid(format!("layer {} has no input", layer.name))),
             };
             shapes.push(shape);

@@ -2,8 +2,11 @@
 //! built in the same order as keras/src/applications/inception_v3.py so that
 //! auto-generated names and weight order match Keras exactly.
 
-use super::graph::{Graph, LayerKind, Namer};
+use super::graph::{BatchNormSpec, Graph, LayerKind, Namer};
 use crate::ops::window::{Padding, Window2d};
+
+/// Keras `conv2d_bn`'s BatchNormalization: scale=False (no gamma), epsilon 1e-3, momentum 0.99.
+pub const BATCH_NORM: BatchNormSpec = BatchNormSpec { scale: false, epsilon: 1e-3, momentum: 0.99 };
 
 struct Builder {
     g: Graph,
@@ -15,7 +18,7 @@ impl Builder {
     fn conv_bn(&mut self, x: usize, filters: usize, kh: usize, kw: usize, stride: usize, padding: Padding) -> usize {
         let win = Window2d { kh, kw, stride_h: stride, stride_w: stride, padding };
         let conv = self.g.add(self.names.next("conv2d"), LayerKind::Conv2d { filters, win }, vec![x]);
-        let bn = self.g.add(self.names.next("batch_normalization"), LayerKind::BatchNorm, vec![conv]);
+        let bn = self.g.add(self.names.next("batch_normalization"), LayerKind::BatchNorm(BATCH_NORM), vec![conv]);
         self.g.add(self.names.next("activation"), LayerKind::Relu, vec![bn])
     }
 

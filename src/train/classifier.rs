@@ -7,15 +7,11 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::io::TensorMap;
 use crate::io::word_hash::WordHash;
-use crate::models::InceptionV3;
-use crate::models::Boundary;
+use crate::models::{Base, Boundary, WeightsFile};
 use crate::tensor::Tensor;
 
-/// Width of the pooled features the head reads (InceptionV3's mixed10 channels).
-pub const FEATURES: usize = 2048;
-
 pub struct Classifier {
-    pub base: InceptionV3,
+    pub base: Base,
     pub head: Head,
     /// Run the base in inference mode even while training (`--bn-inference`):
     /// BatchNorm layers use and keep their moving statistics; dropout in the
@@ -27,10 +23,13 @@ impl Classifier {
     /// A new classifier: pretrained (or randomly initialised) base, fresh head.
     pub fn new(gpu: &Gpu, cfg: &TrainConfig) -> Result<Classifier> {
         let base = match &cfg.weights {
-            Some(path) => InceptionV3::from_safetensors(gpu, path, cfg.unfreeze_last)?,
-            None => InceptionV3::random(gpu, cfg.seed, cfg.unfreeze_last)?,
+            Some(path) => {
+                let file = WeightsFile::read_expecting(path, Some(cfg.backbone))?;
+                Base::from_tensor_map(gpu, file.backbone, &file.base, cfg.unfreeze_last).map_err(|e| in_file(path, e))?
+            }
+            None => Base::random(gpu, cfg.backbone, cfg.seed, cfg.unfreeze_last)?,
         };
-        let head = Head::new(gpu, FEATURES, &cfg.head, cfg.classes.len(), cfg.dropout, cfg.seed ^ 0x5eed)?;
+        let head = Head::new(gpu, cfg.backbone.feature_channels(), &cfg.head, cfg.classes.len(), cfg.dropout, cfg.seed ^ 0x5eed)?;
         Ok(Classifier { base, head, bn_inference: cfg.bn_inference })
     }
 
@@ -39,7 +38,7 @@ impl Classifier {
     pub fn from_tensor_map(gpu: &Gpu, cfg: &TrainConfig, weights: &TensorMap) -> Result<Classifier> {
         let (head_map, base_map) = split(weights);
         check_head(cfg, &head_map)?;
-        let base = InceptionV3::from_tensor_map(gpu, &base_map, cfg.unfreeze_last)?;
+        let base = Base::from_tensor_map(gpu, cfg.backbone, &base_map, cfg.unfreeze_last)?;
         let head = Head::from_tensor_map(gpu, &head_map, cfg.head.len() + 1, cfg.dropout)?;
         Ok(Classifier { base, head, bn_inference: cfg.bn_inference })
     }
@@ -50,7 +49,7 @@ impl Classifier {
     pub fn check_tensor_map(cfg: &TrainConfig, weights: &TensorMap) -> Result<()> {
         let (head_map, base_map) = split(weights);
         check_head(cfg, &head_map)?;
-        crate::io::keras_inception_v3::check_weights(&base_map)
+        cfg.backbone.check_weights(&base_map)
     }
 
     /// Logits [N, classes] for NHWC images.
@@ -117,6 +116,10 @@ impl Classifier {
     }
 }
 
+fn in_file(path: &std::path::Path, e: Error) -> Error {
+    Error::Io { path: path.display().to_string(), reason: e.to_string() }
+}
+
 /// (head `dense*`, base) of a checkpoint's weights, Adam's moments left out.
 fn split(weights: &TensorMap) -> (TensorMap, TensorMap) {
     weights.iter().filter(|(k, _)| !k.starts_with("optimizer/")).map(|(k, v)| (k.clone(), v.clone())).partition(|(k, _)| k.starts_with("dense"))
@@ -126,7 +129,7 @@ fn split(weights: &TensorMap) -> (TensorMap, TensorMap) {
 /// that `cfg` (its `--head` widths and its classes) describes, each with the
 /// shape it implies: a checkpoint from another configuration never loads.
 fn check_head(cfg: &TrainConfig, head: &TensorMap) -> Result<()> {
-    let expected = head::weight_shapes(FEATURES, &cfg.head, cfg.classes.len());
+    let expected = head::weight_shapes(cfg.backbone.feature_channels(), &cfg.head, cfg.classes.len());
     let describe = || format!("--head {} with {} classes", cfg.head_flag(), cfg.classes.len());
     for (name, shape) in &expected {
         match head.get(name) {

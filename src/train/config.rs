@@ -7,11 +7,9 @@ use super::class_weight::ClassWeights;
 use crate::data::{Augment, DicomOptions, Preprocess};
 use crate::error::{Error, Result};
 use crate::gpu::Precision;
+use crate::models::Backbone;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-
-/// InceptionV3's smallest input side (Keras's `input_shape` minimum).
-pub const MIN_IMAGE_SIZE: usize = 75;
 
 /// What `incept train` fills in for a flag not given (the tutorial's recipe,
 /// Keras's defaults); also the settings of a run imported from Keras.
@@ -33,6 +31,10 @@ pub mod defaults {
 pub struct TrainConfig {
     /// Dataset root, absolute and canonical.
     pub data: PathBuf,
+    /// The base network (the weights file's, or `--backbone` with
+    /// `--random-init`); runs written before there was a choice are InceptionV3.
+    #[serde(default = "inception_v3")]
+    pub backbone: Backbone,
     /// Pretrained base weights; `None` trains the base from Keras's random initialisation.
     pub weights: Option<PathBuf>,
     pub image_size: usize,
@@ -103,8 +105,9 @@ impl TrainConfig {
     /// allocated or written. Errors name the flag.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Invalid(m));
-        if self.image_size < MIN_IMAGE_SIZE {
-            return bad(format!("--image-size {}: InceptionV3 needs at least {MIN_IMAGE_SIZE}", self.image_size));
+        let min = self.backbone.min_size();
+        if self.image_size < min {
+            return bad(format!("--image-size {}: {} needs at least {min}", self.image_size, self.backbone.title()));
         }
         if self.batch == 0 {
             return bad("--batch 0: a batch needs at least 1 image".into());
@@ -187,4 +190,8 @@ impl TrainConfig {
 
 fn on() -> bool {
     true
+}
+
+fn inception_v3() -> Backbone {
+    Backbone::InceptionV3
 }

@@ -26,7 +26,7 @@ use crate::autograd::Var;
 use crate::data::{Batch, Epoch, Loader, Preprocess};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::models::InceptionV3;
+use crate::models::Base;
 use crate::models::Boundary;
 use crate::tensor::{DType, Tensor};
 use std::path::PathBuf;
@@ -190,7 +190,7 @@ impl FeatureCache {
     /// in batch order) and stored; the others are gathered from the cache and
     /// must have an entry (see [`cached`](Self::cached)). Returns the boundary
     /// and the number of positions gathered.
-    pub fn boundary(&mut self, model: &InceptionV3, samples: &[usize], decoded: &[bool], images: Option<&Tensor>) -> Result<(Boundary, usize)> {
+    pub fn boundary(&mut self, model: &Base, samples: &[usize], decoded: &[bool], images: Option<&Tensor>) -> Result<(Boundary, usize)> {
         if samples.len() != decoded.len() || samples.is_empty() {
             return Err(Error::Invalid(format!("feature cache: {} samples with {} decoded flags", samples.len(), decoded.len())));
         }

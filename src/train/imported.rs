@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::io::TensorMap;
 use crate::io::keras_import::Imported;
 use crate::io::keras_weights::KerasFile;
+use crate::models::Backbone;
 use crate::report::history::History;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -76,6 +77,7 @@ pub fn run_config(file: &KerasFile, imported: &Imported, flags: &ImportFlags) ->
     let source = canonical("the Keras file", &file.path)?;
     let cfg = TrainConfig {
         data: data.unwrap_or_else(|| source.clone()),
+        backbone: Backbone::InceptionV3,
         weights: Some(source),
         image_size,
         batch: defaults::BATCH,

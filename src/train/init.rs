@@ -21,6 +21,9 @@ use std::path::Path;
 pub fn init_weights(dir: &Path, cfg: &TrainConfig) -> Result<TensorMap> {
     let theirs = run_dir::load_config(dir)?;
     let refuse = |what: String| Err(Error::Invalid(format!("--init {}: {what}", dir.display())));
+    if theirs.backbone != cfg.backbone {
+        return refuse(format!("it is a {} run, this run's base is {}", theirs.backbone.name(), cfg.backbone.name()));
+    }
     if theirs.classes != cfg.classes {
         return refuse(format!("its classes {:?} differ from this run's {:?}; the head would predict the wrong classes", theirs.classes, cfg.classes));
     }

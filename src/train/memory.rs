@@ -9,7 +9,6 @@
 //! holds at once; on a CPU adapter (lavapipe) device buffers live in host
 //! memory too and are counted there.
 
-use super::classifier::FEATURES;
 use super::config::TrainConfig;
 use super::head;
 use crate::error::{Error, Result};
@@ -104,14 +103,15 @@ pub fn check_training_fits(gpu: &Gpu, cfg: &TrainConfig, prefetch: usize) -> Res
     // The input is only copied from (the base slices it into chunks), never bound whole.
     check_buffer(gpu, || format!("{}: one batch of input images [{b}, {s}, {s}, 3]", batch_flags()), input, false)?;
     let mut head_params: u128 = 0;
-    for (name, shape) in head::weight_shapes(FEATURES, &cfg.head, cfg.classes.len()) {
+    let features = cfg.backbone.feature_channels();
+    for (name, shape) in head::weight_shapes(features, &cfg.head, cfg.classes.len()) {
         let n: u128 = shape.iter().map(|&d| d as u128).product();
         head_params += n;
         check_buffer(gpu, || format!("--head {}: Dense weight '{name}' {shape:?}", cfg.head_flag()), n * F32, true)?;
     }
-    let widest = cfg.head.iter().copied().max().unwrap_or(0).max(FEATURES);
+    let widest = cfg.head.iter().copied().max().unwrap_or(0).max(features);
     check_buffer(gpu, || format!("--batch {b} × --head {}: a Dense layer's output [{b}, {widest}]", cfg.head_flag()), b as u128 * widest as u128 * F32, true)?;
-    let base = crate::io::keras_inception_v3::parameter_count() as u128 * F32;
+    let base = cfg.backbone.parameter_count() as u128 * F32;
     // Host: decoded batches in flight (prefetch + the one in use + the one
     // being uploaded); the head generated on the host, then its weights and
     // both Adam moments read back for every checkpoint; the base likewise.
@@ -138,7 +138,7 @@ pub fn check_training_fits(gpu: &Gpu, cfg: &TrainConfig, prefetch: usize) -> Res
 pub fn check_activations_fit(gpu: &Gpu, batch: usize, image_size: usize, per_image_shapes: &[[usize; 4]]) -> Result<()> {
     let Some(largest) = per_image_shapes.iter().max_by_key(|s| s[1] as u128 * s[2] as u128 * s[3] as u128) else { return Ok(()) };
     let bytes = largest[1] as u128 * largest[2] as u128 * largest[3] as u128 * F32;
-    check_buffer(gpu, || format!("--image-size {image_size}: one image's largest InceptionV3 activation {largest:?}"), bytes, true)?;
+    check_buffer(gpu, || format!("--image-size {image_size}: one image's largest activation {largest:?}"), bytes, true)?;
     if gpu.is_cpu() {
         // A chunk's largest activation fills at most one binding; a block's
         // input, output and branch outputs are alive together.
