@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "incept", version, about = "Fine-tune InceptionV3 on any GPU through wgpu")]
+#[command(name = "incept", version, about = "Fine-tune a pretrained image model (InceptionV3, MobileNetV2, EfficientNet-Lite0) on any GPU through wgpu")]
 struct Cli {
     /// Use the adapter whose name contains this text (case-insensitive).
     #[arg(long, global = true, env = incept::gpu::ADAPTER_ENV)]
@@ -22,15 +22,17 @@ enum Command {
     /// Benchmarks (measurements printed as tables, never assertions).
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
-    /// Keras-style layer table of InceptionV3 with output shapes, parameters and trainable flags.
+    /// Keras-style layer table of a backbone with output shapes, parameters and trainable flags.
     Summary(cli::summary::SummaryArgs),
-    /// Outputs of a named layer (default: global average pool of mixed10) for each image.
+    /// Outputs of a named layer (default: global average pool of the base's output) for each image.
     Features(cli::features::FeaturesArgs),
-    /// Fine-tune InceptionV3 on a class-per-folder dataset (the Keras transfer-learning recipe).
+    /// Fine-tune a pretrained base on a class-per-folder dataset (the Keras transfer-learning recipe).
     // Boxed: its many flags would make every other command's value as large.
     Train(Box<cli::train::TrainArgs>),
     /// Classify images with a trained run.
     Predict(cli::predict::PredictArgs),
+    /// Top-k classes of each image from a weights file's own pretrained head (ImageNet).
+    Classify(cli::classify::ClassifyArgs),
     /// Accuracy, per-class precision/recall/F1 and the confusion matrix on a labelled split.
     Evaluate(cli::predict::EvaluateArgs),
     /// Grad-CAM: which parts of each image drove a trained run's class score (picture + raw map per image).
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Convert(cmd) => cli::convert::run(cmd),
         Command::Train(args) => cli::train::run(adapter, *args),
         Command::Predict(args) => cli::predict::predict(adapter, args),
+        Command::Classify(args) => cli::classify::run(adapter, args),
         Command::Evaluate(args) => cli::predict::evaluate(adapter, args),
         Command::Explain(args) => cli::explain::run(adapter, args),
         Command::Data(cmd) => cli::data::run(cmd),

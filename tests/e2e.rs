@@ -104,7 +104,7 @@ fn bad_inputs_fail_clearly_before_training() {
 
 #[test]
 fn features_of_images_match_the_model_and_name_the_files() {
-    use incept::models::inception_v3::InceptionV3;
+    use incept::models::{Backbone, Base};
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     make_tree(&data, &[("x", 1)]);
@@ -122,7 +122,7 @@ fn features_of_images_match_the_model_and_name_the_files() {
 
     // The same numbers as the library's own forward pass on the same pixels.
     let gpu = incept::Gpu::shared().unwrap();
-    let model = InceptionV3::from_safetensors(&gpu, &w, 0).unwrap();
+    let model = Base::from_tensor_map(&gpu, Backbone::InceptionV3, &incept::io::read_safetensors(&w).unwrap(), 0).unwrap();
     let mut pixels = Vec::new();
     for p in &imgs {
         pixels.extend(incept::data::load_image(p, 75, incept::data::Preprocess::Rescale).unwrap());

@@ -9,6 +9,7 @@ use incept::autograd as ag;
 use incept::io::{HostTensor, TensorMap};
 use incept::models::executor::weight_table;
 use incept::models::graph::{Graph, LayerKind};
+use incept::models::inception_v3_graph::BATCH_NORM as BN;
 use incept::models::Network;
 use incept::ops::{Padding, Window2d};
 use incept::reference::random;
@@ -23,7 +24,7 @@ fn residual_graph() -> Graph {
     let mut g = Graph::default();
     let input = g.add("input".into(), LayerKind::Input, vec![]);
     let c0 = g.add("conv_a".into(), conv(6, 3, 1, Same), vec![input]);
-    let b0 = g.add("bn_a".into(), LayerKind::BatchNorm, vec![c0]);
+    let b0 = g.add("bn_a".into(), LayerKind::BatchNorm(BN), vec![c0]);
     let a = g.add("relu_a".into(), LayerKind::Relu, vec![b0]);
     // A conv followed by ReLU with no BatchNorm, added back to its input.
     let c1 = g.add("conv_b".into(), conv(6, 1, 1, Valid), vec![a]);
@@ -31,13 +32,13 @@ fn residual_graph() -> Graph {
     let sum = g.add("add".into(), LayerKind::Add, vec![a, b]);
     let pool = g.add("pool".into(), LayerKind::MaxPool(Window2d::new(3, 3, 2, Valid)), vec![sum]);
     let c2 = g.add("conv_c".into(), conv(4, 3, 2, Valid), vec![sum]);
-    let b2 = g.add("bn_c".into(), LayerKind::BatchNorm, vec![c2]);
+    let b2 = g.add("bn_c".into(), LayerKind::BatchNorm(BN), vec![c2]);
     let r2 = g.add("relu_c".into(), LayerKind::Relu, vec![b2]);
     // A bare conv (no BatchNorm, no ReLU) as a concatenation input.
     let c3 = g.add("conv_d".into(), conv(5, 3, 2, Valid), vec![sum]);
     let cat = g.add("concat".into(), LayerKind::Concat, vec![pool, r2, c3]);
     let c4 = g.add("conv_e".into(), conv(7, 1, 1, Same), vec![cat]);
-    let b4 = g.add("bn_e".into(), LayerKind::BatchNorm, vec![c4]);
+    let b4 = g.add("bn_e".into(), LayerKind::BatchNorm(BN), vec![c4]);
     g.add("relu_e".into(), LayerKind::Relu, vec![b4]);
     g
 }

@@ -11,11 +11,10 @@ use common::*;
 use incept::autograd as ag;
 use incept::explain::{class_gradients, grad_cam};
 use incept::io::{HostTensor, TensorMap};
-use incept::models::executor::{BN_EPSILON, BN_VARIABLES};
+use incept::models::base::layer_index;
 use incept::models::graph::{Graph, LayerKind};
-use incept::models::inception_v3::{layer_index, random_weights};
 use incept::models::inception_v3_graph::inception_v3_graph;
-use incept::models::InceptionV3;
+use incept::models::{Backbone, Base};
 use incept::reference::{self as r, random, rel_l2_f64, to_f64};
 use incept::train::head::{Head, dense_name};
 use incept::train::Classifier;
@@ -29,7 +28,7 @@ const CLASSES: usize = 3;
 /// random so no layer is the identity) with its last 15 layers trainable,
 /// and a random head.
 fn model(gpu: &incept::Gpu) -> Classifier {
-    let mut w: TensorMap = random_weights(21);
+    let mut w: TensorMap = Backbone::InceptionV3.random_weights(21);
     for (k, (name, t)) in w.iter_mut().enumerate() {
         let (lo, hi) = match name.rsplit('/').next() {
             Some("beta") => (-0.2, 0.2),
@@ -40,10 +39,14 @@ fn model(gpu: &incept::Gpu) -> Classifier {
         *t = HostTensor { shape: t.shape.clone(), data: random(t.data.len(), 1000 + k as u64, lo, hi) };
     }
     Classifier {
-        base: InceptionV3::from_tensor_map(gpu, &w, 15).unwrap(),
+        base: Base::from_tensor_map(gpu, Backbone::InceptionV3, &w, 15).unwrap(),
         head: Head::new(gpu, 2048, &[32], CLASSES, 0.3, 22).unwrap(),
         bn_inference: false,
     }
+}
+
+fn inception_layer(name: &str) -> incept::Result<usize> {
+    layer_index(Backbone::InceptionV3, &inception_v3_graph(), name)
 }
 
 /// Two different 75² images in [0, 1].
@@ -73,9 +76,9 @@ fn reference_logits(graph: &Graph, weights: &TensorMap, given: &Values, tail: &[
         let (x, xs) = &values[&layer.inputs[0]];
         let out = match &layer.kind {
             LayerKind::Conv2d { filters, win } => r::conv::conv2d(x, *xs, &w(format!("{}/kernel", layer.name)), *filters, win),
-            LayerKind::BatchNorm => {
-                let [beta, mean, var] = BN_VARIABLES.map(|v| w(format!("{}/{v}", layer.name)));
-                (r::batchnorm::batchnorm_inference(x, &beta, &mean, &var, BN_EPSILON as f64), *xs)
+            LayerKind::BatchNorm(spec) => {
+                let [beta, mean, var] = ["beta", "moving_mean", "moving_variance"].map(|v| w(format!("{}/{v}", layer.name)));
+                (r::batchnorm::batchnorm_inference(x, &beta, &mean, &var, spec.epsilon as f64), *xs)
             }
             LayerKind::Relu => (r::elementwise::relu(x), *xs),
             LayerKind::MaxPool(win) => r::pool::max_pool2d(x, *xs, win),
@@ -113,7 +116,7 @@ fn check_layer(name: &str, coords: usize) -> (usize, [usize; 4]) {
     let gpu = gpu();
     let m = model(&gpu);
     let x = images(&gpu);
-    let layer = layer_index(name).unwrap();
+    let layer = inception_layer(name).unwrap();
     let found = class_gradients(&m, &x, layer, None).unwrap();
     // The forward from the layer is the model's forward.
     let plain = ag::no_grad(|| m.logits(&x, false, 0)).unwrap().value().to_vec().unwrap();
@@ -206,7 +209,7 @@ fn a_boundary_joined_from_batch_chunks_is_the_same() {
     let gpu = gpu();
     let mut m = model(&gpu);
     let x = images(&gpu);
-    let layer = layer_index("conv2d_32").unwrap();
+    let layer = inception_layer("conv2d_32").unwrap();
     let whole = m.base.boundary_at(&x, layer).unwrap();
     // 37x37x64 floats per image is the largest activation at 75²: one image per chunk.
     m.base.set_binding_limit(37 * 37 * 64 * 4 + 16);
@@ -223,12 +226,12 @@ fn a_chosen_class_is_explained_and_unknown_layers_are_named() {
     let gpu = gpu();
     let m = model(&gpu);
     let x = images(&gpu);
-    let layer = layer_index("mixed7").unwrap();
+    let layer = inception_layer("mixed7").unwrap();
     let found = class_gradients(&m, &x, layer, Some(2)).unwrap();
     assert_eq!(found.classes, [2, 2]);
     assert_eq!(found.predicted.len(), 2);
     assert!(class_gradients(&m, &x, layer, Some(CLASSES)).is_err());
-    let err = layer_index("mixed11").unwrap_err().to_string();
+    let err = inception_layer("mixed11").unwrap_err().to_string();
     assert!(err.contains("mixed11") && err.contains("mixed0 … mixed10") && err.contains("conv2d … conv2d_93"), "{err}");
 }
 

@@ -5,7 +5,7 @@
 use incept::data::Preprocess;
 use incept::export::onnx_proto::{DimensionValue, ModelProto, type_proto};
 use incept::io::{HostTensor, StorageDtype, TensorMap, write_safetensors};
-use incept::models::inception_v3::random_weights;
+use incept::models::Backbone;
 use incept::train::TrainConfig;
 use incept::train::checkpoint::TrainState;
 use prost::Message;
@@ -63,7 +63,7 @@ fn make_run(dir: &Path) -> TensorMap {
     };
     std::fs::write(dir.join("run.json"), serde_json::to_string(&cfg).unwrap()).unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
-    let mut weights = random_weights(3);
+    let mut weights = Backbone::InceptionV3.random_weights(3);
     for (name, t) in weights.iter_mut() {
         if name.ends_with("moving_variance") {
             t.data.iter_mut().for_each(|v| *v = rng.random_range(0.5..2.0));

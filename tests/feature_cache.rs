@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use incept::data::Preprocess;
 use incept::io::{StorageDtype, write_safetensors};
-use incept::models::inception_v3::{InceptionV3, random_weights};
+use incept::models::{Backbone, Base};
 use incept::models::Boundary;
 use incept::reference::random;
 use incept::train::feature_cache::{Budget, CacheKey, FeatureCache};
@@ -50,7 +50,7 @@ const ROOMY: Budget = Budget { device_bytes: 1 << 30, host_bytes: 1 << 30 };
 /// the result must equal the prefix computed on [2, 0, 3] directly.
 fn check_gather(budget: Budget, on_device: bool) {
     let gpu = gpu();
-    let model = InceptionV3::from_tensor_map(&gpu, &random_weights(5), 15).unwrap();
+    let model = Base::from_tensor_map(&gpu, Backbone::InceptionV3, &Backbone::InceptionV3.random_weights(5), 15).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let mut cache = FeatureCache::new(&gpu, key(1), files(tmp.path(), 5), budget);
     assert_eq!(cache.cached(), [false; 5]);
@@ -91,7 +91,7 @@ fn falls_back_to_the_host_over_the_device_budget() {
 #[test]
 fn caches_only_what_the_host_budget_holds() {
     let gpu = gpu();
-    let model = InceptionV3::from_tensor_map(&gpu, &random_weights(5), 15).unwrap();
+    let model = Base::from_tensor_map(&gpu, Backbone::InceptionV3, &Backbone::InceptionV3.random_weights(5), 15).unwrap();
     let per_image: u64 =
         model.frozen_boundary(&images(&gpu, &[0])).unwrap().tensors.iter().map(|(_, t)| t.byte_size()).sum();
     let tmp = tempfile::tempdir().unwrap();
@@ -105,7 +105,7 @@ fn caches_only_what_the_host_budget_holds() {
 #[test]
 fn a_new_key_or_a_changed_file_invalidates() {
     let gpu = gpu();
-    let model = InceptionV3::from_tensor_map(&gpu, &random_weights(5), 15).unwrap();
+    let model = Base::from_tensor_map(&gpu, Backbone::InceptionV3, &Backbone::InceptionV3.random_weights(5), 15).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let paths = files(tmp.path(), 3);
     let mut cache = FeatureCache::new(&gpu, key(1), paths.clone(), ROOMY);
@@ -142,7 +142,7 @@ fn frozen_weights_hash_tells_models_apart_but_not_training_steps() {
     use incept::train::head::Head;
     let gpu = gpu();
     let classifier = |weights: u64, unfreeze: usize| Classifier {
-        base: InceptionV3::from_tensor_map(&gpu, &random_weights(weights), unfreeze).unwrap(),
+        base: Base::from_tensor_map(&gpu, Backbone::InceptionV3, &Backbone::InceptionV3.random_weights(weights), unfreeze).unwrap(),
         head: Head::new(&gpu, 2048, &[8], 2, 0.0, 1).unwrap(),
         bn_inference: false,
     };
@@ -207,7 +207,7 @@ fn cached_and_uncached_training_give_the_same_history() {
     // 10 training images (batches of 4, 4, 2), 6 validation images.
     make_tree(&data, &[("train", 5), ("valid", 3)]);
     let weights = tmp.path().join("base.safetensors");
-    write_safetensors(&weights, &random_weights(3), StorageDtype::F16, &BTreeMap::new()).unwrap();
+    write_safetensors(&weights, &Backbone::InceptionV3.random_weights(3), StorageDtype::F16, &BTreeMap::new()).unwrap();
 
     for (augment, train_hits) in [(&[][..], 0), (&["--no-augment"][..], 10)] {
         let run = |name: &str, extra: &[&str]| train(&data, &weights, &tmp.path().join(name), &[augment, extra].concat());

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use incept::autograd as ag;
 use incept::io::TensorMap;
-use incept::models::inception_v3::{random_weights, InceptionV3};
+use incept::models::{Backbone, Base};
 use incept::reference::random;
 use incept::Tensor;
 
@@ -16,7 +16,7 @@ fn input(gpu: &incept::Gpu, n: usize, s: usize, seed: u64) -> Tensor {
 #[test]
 fn summary_matches_keras_counts() {
     let gpu = gpu();
-    let model = InceptionV3::from_tensor_map(&gpu, &random_weights(1), 15).unwrap();
+    let model = Base::from_tensor_map(&gpu, Backbone::InceptionV3, &Backbone::InceptionV3.random_weights(1), 15).unwrap();
     let rows = model.summary(299).unwrap();
     assert_eq!(rows.len(), 311);
     assert_eq!(rows[0].class, "InputLayer");
@@ -35,12 +35,12 @@ fn summary_matches_keras_counts() {
 #[test]
 fn fused_frozen_path_equals_the_plain_layer_path() {
     let gpu = gpu();
-    let weights = random_weights(2);
+    let weights = Backbone::InceptionV3.random_weights(2);
     let x = input(&gpu, 2, 75, 3);
-    let frozen = InceptionV3::from_tensor_map(&gpu, &weights, 0).unwrap();
+    let frozen = Base::from_tensor_map(&gpu, Backbone::InceptionV3, &weights, 0).unwrap();
     let fused = frozen.infer_layers(&x, &["mixed0", "mixed9_0", "mixed10"]).unwrap();
     // Every layer trainable and recording: plain conv, BN, ReLU and copying concatenation.
-    let plain_model = InceptionV3::from_tensor_map(&gpu, &weights, 311).unwrap();
+    let plain_model = Base::from_tensor_map(&gpu, Backbone::InceptionV3, &weights, 311).unwrap();
     let plain = plain_model.forward(&x, false).unwrap();
     let want = plain.value().to_vec().unwrap();
     assert_close("mixed10 fused vs plain", &fused[2].to_vec().unwrap(), &incept::reference::to_f64(&want));
@@ -51,10 +51,10 @@ fn fused_frozen_path_equals_the_plain_layer_path() {
 #[test]
 fn batch_chunking_gives_the_same_outputs_and_gradients() {
     let gpu = gpu();
-    let weights = random_weights(4);
+    let weights = Backbone::InceptionV3.random_weights(4);
     let x = input(&gpu, 3, 75, 5);
     let run = |limit: Option<u64>| {
-        let mut model = InceptionV3::from_tensor_map(&gpu, &weights, 15).unwrap();
+        let mut model = Base::from_tensor_map(&gpu, Backbone::InceptionV3, &weights, 15).unwrap();
         if let Some(l) = limit {
             model.set_binding_limit(l);
         }
@@ -76,7 +76,7 @@ fn batch_chunking_gives_the_same_outputs_and_gradients() {
 #[test]
 fn keras2_numbering_loads_by_position() {
     let gpu = gpu();
-    let k3 = random_weights(7);
+    let k3 = Backbone::InceptionV3.random_weights(7);
     let mut k2 = TensorMap::new();
     for (name, t) in &k3 {
         let (layer, var) = name.split_once('/').unwrap();
@@ -91,43 +91,43 @@ fn keras2_numbering_loads_by_position() {
         k2.insert(renamed, t.clone());
     }
     let x = input(&gpu, 1, 75, 8);
-    let a = InceptionV3::from_tensor_map(&gpu, &k3, 0).unwrap().infer_layers(&x, &["mixed10"]).unwrap();
-    let b = InceptionV3::from_tensor_map(&gpu, &k2, 0).unwrap().infer_layers(&x, &["mixed10"]).unwrap();
+    let a = Base::from_tensor_map(&gpu, Backbone::InceptionV3, &k3, 0).unwrap().infer_layers(&x, &["mixed10"]).unwrap();
+    let b = Base::from_tensor_map(&gpu, Backbone::InceptionV3, &k2, 0).unwrap().infer_layers(&x, &["mixed10"]).unwrap();
     assert_eq!(a[0].to_vec().unwrap(), b[0].to_vec().unwrap());
 }
 
 #[test]
 fn bad_weights_and_inputs_are_clear_errors() {
     let gpu = gpu();
-    let mut w = random_weights(9);
+    let mut w = Backbone::InceptionV3.random_weights(9);
     w.remove("batch_normalization_17/moving_mean");
-    let msg = InceptionV3::from_tensor_map(&gpu, &w, 0).err().unwrap().to_string();
+    let msg = Base::from_tensor_map(&gpu, Backbone::InceptionV3, &w, 0).err().unwrap().to_string();
     assert!(msg.contains("batch_normalization_17/moving_mean"), "{msg}");
-    let mut w = random_weights(9);
+    let mut w = Backbone::InceptionV3.random_weights(9);
     w.get_mut("conv2d_5/kernel").unwrap().shape = vec![1, 1, 192, 65];
-    let msg = InceptionV3::from_tensor_map(&gpu, &w, 0).err().unwrap().to_string();
+    let msg = Base::from_tensor_map(&gpu, Backbone::InceptionV3, &w, 0).err().unwrap().to_string();
     assert!(msg.contains("conv2d_5/kernel") && msg.contains("[1, 1, 192, 64]"), "{msg}");
-    let model = InceptionV3::from_tensor_map(&gpu, &random_weights(9), 0).unwrap();
+    let model = Base::from_tensor_map(&gpu, Backbone::InceptionV3, &Backbone::InceptionV3.random_weights(9), 0).unwrap();
     assert!(model.infer_layers(&input(&gpu, 1, 74, 1), &["mixed10"]).err().unwrap().to_string().contains("75"));
     assert!(model.infer_layers(&input(&gpu, 1, 75, 1), &["mixed11"]).err().unwrap().to_string().contains("mixed11"));
-    assert!(InceptionV3::from_tensor_map(&gpu, &random_weights(9), 312).is_err());
+    assert!(Base::from_tensor_map(&gpu, Backbone::InceptionV3, &Backbone::InceptionV3.random_weights(9), 312).is_err());
 }
 
 #[test]
 fn forward_from_a_frozen_boundary_is_bit_identical() {
     let gpu = gpu();
-    let weights = random_weights(10);
+    let weights = Backbone::InceptionV3.random_weights(10);
     let x = input(&gpu, 3, 75, 11);
     let targets = Tensor::from_slice(&gpu, &[3, 2048], &random(3 * 2048, 12, 0.0, 1.0)).unwrap();
     // Two identical models, so BatchNorm moving statistics evolve alike in both.
-    let direct = InceptionV3::from_tensor_map(&gpu, &weights, 15).unwrap();
-    let mut cached = InceptionV3::from_tensor_map(&gpu, &weights, 15).unwrap();
+    let direct = Base::from_tensor_map(&gpu, Backbone::InceptionV3, &weights, 15).unwrap();
+    let mut cached = Base::from_tensor_map(&gpu, Backbone::InceptionV3, &weights, 15).unwrap();
     // One image per chunk: the boundary is joined from chunks, as for large images.
     cached.set_binding_limit(37 * 37 * 64 * 4 + 16);
     let boundary = cached.frozen_boundary(&x).unwrap();
     assert!(!boundary.tensors.is_empty());
 
-    let inference = |m: &InceptionV3, from_boundary: bool| {
+    let inference = |m: &Base, from_boundary: bool| {
         ag::no_grad(|| if from_boundary { m.forward_from_boundary(&boundary, false) } else { m.forward(&x, false) })
             .unwrap()
             .value()
@@ -136,7 +136,7 @@ fn forward_from_a_frozen_boundary_is_bit_identical() {
     };
     assert_eq!(inference(&direct, false), inference(&cached, true), "inference from the boundary");
 
-    let step = |m: &InceptionV3, from_boundary: bool| {
+    let step = |m: &Base, from_boundary: bool| {
         let y = if from_boundary { m.forward_from_boundary(&boundary, true) } else { m.forward(&x, true) }.unwrap();
         let (loss, _) = ag::softmax_cross_entropy(&ag::global_avg_pool(&y).unwrap(), &targets).unwrap();
         let grads = loss.backward().unwrap();
@@ -158,7 +158,7 @@ fn forward_from_a_frozen_boundary_is_bit_identical() {
 #[test]
 fn mixed_precision_stores_only_frozen_values_in_f16() {
     let gpu = gpu();
-    let tuned = InceptionV3::from_tensor_map(&gpu, &random_weights(11), 15).unwrap();
+    let tuned = Base::from_tensor_map(&gpu, Backbone::InceptionV3, &Backbone::InceptionV3.random_weights(11), 15).unwrap();
     let half = tuned.f16_storage_layers(2, 75, 75).unwrap();
     let has = |name: &str| half.iter().any(|h| h == name);
     // mixed9 is read by frozen convolutions and mixed10's average pool only; mixed9_0 is a slice of it.
@@ -171,7 +171,7 @@ fn mixed_precision_stores_only_frozen_values_in_f16() {
         assert!(!has(name), "{name} is stored in f16: {half:?}");
     }
     // Frozen throughout: only the output (the caller reads it) and the slices written into it stay f32.
-    let frozen = InceptionV3::from_tensor_map(&gpu, &random_weights(11), 0).unwrap();
+    let frozen = Base::from_tensor_map(&gpu, Backbone::InceptionV3, &Backbone::InceptionV3.random_weights(11), 0).unwrap();
     let all = frozen.f16_storage_layers(2, 75, 75).unwrap();
     assert!(all.iter().any(|h| h == "mixed9") && !all.iter().any(|h| h == "mixed10" || h == "mixed9_1"), "{all:?}");
     assert!(all.len() > half.len(), "{} values in f16 when frozen, {} with a trainable tail", all.len(), half.len());

@@ -27,7 +27,7 @@ use incept::lab::MIXED_TOLERANCE;
 use incept::{Gpu, GpuOptions, Tensor};
 use incept::io::synthetic::synthetic_inception_v3_weights;
 use incept::io::{HostTensor, TensorMap, read_safetensors};
-use incept::models::inception_v3::InceptionV3;
+use incept::models::{Backbone, Base};
 use incept::ops::pool::global_avg_pool;
 use incept::reference::{rel_l2, to_f64};
 use std::path::{Path, PathBuf};
@@ -93,7 +93,7 @@ fn check_parity_on(gpu: &Gpu, weights_name: &str, weights: &TensorMap, size: usi
     let worst = as_stored(&images).iter().zip(stored_input).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(worst <= 1e-6, "golden_images differs from the golden input by up to {worst:e}");
 
-    let model = InceptionV3::from_tensor_map(gpu, weights, 0).expect("building InceptionV3");
+    let model = Base::from_tensor_map(gpu, Backbone::InceptionV3, weights, 0).expect("building InceptionV3");
     let x = Tensor::from_slice(gpu, &input_shape, &images).unwrap();
     let mut outputs = model.infer_layers(&x, &LAYERS).expect("InceptionV3 inference");
     let features = global_avg_pool(&outputs[2]).unwrap();

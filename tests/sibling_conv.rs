@@ -8,7 +8,7 @@
 mod common;
 use common::*;
 use incept::autograd as ag;
-use incept::models::inception_v3::{random_weights, InceptionV3};
+use incept::models::{Backbone, Base};
 use incept::ops::conv::{self, ConvAlgo, ConvSpec};
 use incept::ops::conv_sibling::{conv2d_siblings, Destination, SiblingWeights};
 use incept::ops::{Padding, Window2d};
@@ -229,8 +229,8 @@ fn images(gpu: &Gpu, n: usize, seed: u64) -> Tensor {
 }
 
 /// InceptionV3 (last 15 layers trainable) with sibling merging on or off.
-fn model(gpu: &Gpu, seed: u64, merge: bool) -> InceptionV3 {
-    let mut m = InceptionV3::from_tensor_map(gpu, &random_weights(seed), 15).unwrap();
+fn model(gpu: &Gpu, seed: u64, merge: bool) -> Base {
+    let mut m = Base::from_tensor_map(gpu, Backbone::InceptionV3, &Backbone::InceptionV3.random_weights(seed), 15).unwrap();
     m.set_sibling_merge(merge);
     m
 }
@@ -248,7 +248,7 @@ fn inception_v3_with_merged_siblings_equals_the_separate_convolutions() {
         assert!(groups.contains(&vec!["conv2d_5".to_string(), "conv2d_6".into(), "conv2d_8".into()]), "{groups:?}");
         assert!(groups.iter().all(|g| g.len() == 3 || g.len() == 2), "{groups:?}");
     }
-    let infer = |m: &InceptionV3| ag::no_grad(|| m.forward(&x, false)).unwrap().value().to_vec().unwrap();
+    let infer = |m: &Base| ag::no_grad(|| m.forward(&x, false)).unwrap().value().to_vec().unwrap();
     let (a, b) = (infer(&merged), infer(&separate));
     assert!(b.iter().any(|&v| v != 0.0));
     // Same kernels' summation order (every InceptionV3 1×1 has cin and cout divisible by 4).
@@ -256,7 +256,7 @@ fn inception_v3_with_merged_siblings_equals_the_separate_convolutions() {
     assert_eq!(a, b, "inference, bit for bit");
 
     let targets = Tensor::from_slice(&gpu, &[2, 2048], &random(2 * 2048, 4, 0.0, 1.0)).unwrap();
-    let step = |m: &InceptionV3, from_boundary: bool| {
+    let step = |m: &Base, from_boundary: bool| {
         let y = if from_boundary { m.forward_from_boundary(&m.frozen_boundary(&x).unwrap(), true) } else { m.forward(&x, true) }.unwrap();
         let (loss, _) = ag::softmax_cross_entropy(&ag::global_avg_pool(&y).unwrap(), &targets).unwrap();
         let grads = loss.backward().unwrap();

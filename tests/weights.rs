@@ -6,6 +6,7 @@
 
 use half::f16;
 use incept::io::keras_inception_v3::{self as iv3, TOTAL_PARAMETERS};
+use incept::models::Backbone;
 use incept::io::tfjs::{decode_weights, parse_model_json};
 use incept::io::{HostTensor, StorageDtype, TensorMap, convert_inception_v3, read_safetensors, write_safetensors};
 use serde_json::{Value, json};
@@ -267,7 +268,7 @@ fn inception_v3_table_has_94_convs_and_keras_parameter_count() {
     assert_eq!(2 * channels, 34_432);
     assert_eq!(kernels + 3 * channels, TOTAL_PARAMETERS);
     assert_eq!(iv3::parameter_count(), 21_802_784);
-    let weights = iv3::expected_weights();
+    let weights = Backbone::InceptionV3.weight_table();
     assert_eq!(weights.len(), 4 * iv3::num_convs());
     assert_eq!(weights.iter().map(|(_, s)| s.iter().product::<usize>()).sum::<usize>(), 21_802_784);
     assert!(weights.iter().all(|(n, _)| !n.contains("gamma")));
@@ -321,22 +322,22 @@ fn inception_v3_table_is_self_consistent() {
 
 #[test]
 fn check_weights_names_the_first_mismatch() {
-    let mut w: TensorMap = iv3::expected_weights()
+    let mut w: TensorMap = Backbone::InceptionV3.weight_table()
         .into_iter()
         .map(|(n, s)| {
             let len = s.iter().product();
             (n, HostTensor { shape: s, data: vec![0.5; len] })
         })
         .collect();
-    iv3::check_weights(&w).unwrap();
+    Backbone::InceptionV3.check_weights(&w).unwrap();
     w.get_mut("conv2d_32/kernel").unwrap().shape = vec![7, 1, 128, 128];
-    assert!(err_text(iv3::check_weights(&w)).contains("conv2d_32/kernel"));
+    assert!(err_text(Backbone::InceptionV3.check_weights(&w)).contains("conv2d_32/kernel"));
     w.get_mut("conv2d_32/kernel").unwrap().shape = vec![1, 7, 128, 128];
     w.insert("batch_normalization_4/gamma".into(), HostTensor { shape: vec![192], data: vec![1.0; 192] });
-    assert!(err_text(iv3::check_weights(&w)).contains("batch_normalization_4/gamma"));
+    assert!(err_text(Backbone::InceptionV3.check_weights(&w)).contains("batch_normalization_4/gamma"));
     w.remove("batch_normalization_4/gamma");
     w.remove("batch_normalization_60/moving_mean");
-    assert!(err_text(iv3::check_weights(&w)).contains("batch_normalization_60/moving_mean"));
+    assert!(err_text(Backbone::InceptionV3.check_weights(&w)).contains("batch_normalization_60/moving_mean"));
 }
 
 // ---------------------------------------------------------------- synthetic InceptionV3 in TF.js
@@ -522,7 +523,7 @@ fn converts_synthetic_inception_v3_to_keras3_names() {
     let text = report.to_string();
     assert!(text.contains("mixed10") && text.contains("376 tensors"), "{text}");
     let back = read_safetensors(&dir.join("inception_v3_notop.safetensors")).unwrap();
-    iv3::check_weights(&back).unwrap();
+    Backbone::InceptionV3.check_weights(&back).unwrap();
     assert!(back == synthetic().want, "converted weights differ from the synthetic model's");
     let listing: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(listing.len(), 3, "{listing:?}");

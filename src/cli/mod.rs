@@ -2,6 +2,7 @@
 
 pub mod base;
 pub mod bench;
+pub mod classify;
 pub mod convert;
 pub mod data;
 pub mod dicom;

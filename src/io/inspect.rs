@@ -8,7 +8,7 @@
 //! from the manifest's paths), ONNX (a protobuf ModelProto), Keras HDF5
 //! (.h5, .weights.h5) and Keras 3 .keras zip archives.
 
-use super::keras_inception_v3::{check_weights, convs, conv_name};
+use super::keras_inception_v3::{convs, conv_name};
 use super::safetensors_io::decode_safetensors;
 use super::{TensorMap, tfjs};
 use super::hdf5_file::{H5, HDF5_SIGNATURE};
@@ -17,7 +17,8 @@ use super::keras_import::map_inception_v3;
 use super::keras_weights::{KerasFile, read_keras_file};
 use crate::error::{Error, Result};
 use crate::export::onnx_proto::{self, ModelProto};
-use crate::models::inception_v3::keras3_names;
+use crate::models::Backbone;
+use crate::models::weights_file::{HEAD_LAYER, KEY_BACKBONE, KEY_PREPROCESS};
 use crate::train::head::dense_name;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -99,29 +100,45 @@ fn inspect_safetensors(path: &Path, bytes: &[u8]) -> Result<Report> {
     tensors.sort_by(|a, b| a.name.cmp(&b.name));
     // BTreeMap order: sorted by key.
     let metadata: Vec<(String, String)> = metadata.into_iter().collect();
-    let mut model = describe_keras_weights(&weights);
+    let mut model = describe_keras_weights(&weights, metadata.iter().find(|(k, _)| k == KEY_BACKBONE).map(|(_, v)| v.as_str()));
     if weights.keys().any(|k| k.starts_with("optimizer/")) || metadata.iter().any(|(k, _)| k == "incept_train_state") {
         model.push_str("; an incept training checkpoint (with Adam moments and loop state)");
     }
     // A run's checkpoint: the preprocessing is in run.json beside it.
     let run_json = path.parent().map(|d| d.join(crate::train::run_dir::RUN_CONFIG));
+    let recorded = metadata.iter().find(|(k, _)| k == KEY_PREPROCESS).map(|(_, v)| v.clone());
     let preprocess = match run_json.as_deref().filter(|p| p.is_file()).map(|p| p.parent().map(crate::train::run_dir::load_config)) {
         Some(Some(Ok(cfg))) => format!("{} ({}), from the run's run.json", cfg.preprocess.name(), cfg.preprocess.formula()),
-        _ => "not recorded in the file".into(),
+        _ => match recorded {
+            Some(name) => format!("{name}, from the file's metadata"),
+            None => "not recorded in the file".into(),
+        },
     };
     Ok(Report { path: path.to_path_buf(), format: "safetensors".into(), tensors, model, preprocess, metadata, unread: None })
 }
 
-/// Base and head in Keras naming (HWIO kernels, BatchNorm unfolded).
-fn describe_keras_weights(weights: &TensorMap) -> String {
-    let base: TensorMap = weights.iter().filter(|(k, _)| !k.starts_with("dense") && !k.starts_with("optimizer/")).map(|(k, v)| (k.clone(), v.clone())).collect();
-    let base_ok = keras3_names(&base).and_then(|b| check_weights(&b));
-    let head = describe_head(|name| weights.get(name).map(|t| t.shape.clone()));
+/// Base and head in Keras naming (HWIO kernels, BatchNorm unfolded): the
+/// backbone the metadata names (`backbone`), else the one whose weight names
+/// the tensors carry; a tuned head `dense*` or a pretrained `predictions` head.
+fn describe_keras_weights(weights: &TensorMap, backbone: Option<&str>) -> String {
+    let pretrained = format!("{HEAD_LAYER}/kernel");
+    let is_head = |k: &str| k.starts_with("dense") || k.starts_with(&format!("{HEAD_LAYER}/")) || k.starts_with("optimizer/");
+    let base: TensorMap = weights.iter().filter(|(k, _)| !is_head(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let backbone = match backbone.map(Backbone::from_name) {
+        Some(Ok(b)) => b,
+        Some(Err(e)) => return format!("metadata '{KEY_BACKBONE}': {e}"),
+        None => Backbone::recognise(&base).unwrap_or(Backbone::InceptionV3),
+    };
+    let title = backbone.title();
+    let base_ok = backbone.canonical_names(&base).and_then(|b| backbone.check_weights(&b));
+    let head = describe_head(|name| weights.get(name).map(|t| t.shape.clone())).or_else(|| {
+        weights.get(&pretrained).map(|k| format!("pretrained {HEAD_LAYER} Dense {}", k.shape.iter().map(usize::to_string).collect::<Vec<_>>().join("→")))
+    });
     match (base_ok, head) {
-        (Ok(()), Some(head)) => format!("InceptionV3 base (include_top=False) + head {head}"),
-        (Ok(()), None) => "InceptionV3 base (include_top=False)".into(),
-        (Err(e), Some(head)) => format!("head {head}; the rest is not the InceptionV3 base: {e}"),
-        (Err(e), None) => format!("not InceptionV3: {e}"),
+        (Ok(()), Some(head)) => format!("{title} base (include_top=False) + head {head}"),
+        (Ok(()), None) => format!("{title} base (include_top=False)"),
+        (Err(e), Some(head)) => format!("head {head}; the rest is not the {title} base: {e}"),
+        (Err(e), None) => format!("not {title}: {e}"),
     }
 }
 

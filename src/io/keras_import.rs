@@ -7,7 +7,8 @@
 //! head, Dense layers in layer order, as `dense`, `dense_1`, … The first
 //! mismatch is named with the file and the tensor.
 
-use super::keras_inception_v3::{BN_VARIABLES, bn_name, check_weights, conv_name, convs};
+use super::keras_inception_v3::{BN_VARIABLES, bn_name, conv_name, convs};
+use crate::models::Backbone;
 use super::keras_weights::{KerasFile, WeightedLayer, describe};
 use super::{HostTensor, TensorMap};
 use crate::error::{Error, Result};
@@ -85,7 +86,7 @@ pub fn map_inception_v3(file: &KerasFile) -> Result<Imported> {
             base.insert(format!("{}/{var}", bn_name(k)), t);
         }
     }
-    check_weights(&base).map_err(|e| bad(file, e))?;
+    Backbone::InceptionV3.check_weights(&base).map_err(|e| bad(file, e))?;
     let (head, hidden, classes) = map_head(file, &dense_layers)?;
     for (name, t) in base.iter().chain(&head) {
         if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {

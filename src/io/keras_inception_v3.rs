@@ -15,9 +15,6 @@
 //! convolutions by their creation counter and check each one against this
 //! table: kernel shape, stride, padding, and where its input comes from.
 
-use super::TensorMap;
-use crate::error::{Error, Result};
-use crate::models::executor::weight_table;
 use crate::models::graph::{Graph, LayerKind};
 use crate::models::inception_v3_graph::inception_v3_graph;
 use crate::ops::Padding;
@@ -161,50 +158,8 @@ impl ConvSpec {
     }
 }
 
-/// Every weight of the model in creation order: `conv2d_k/kernel` then
-/// `batch_normalization_k/{beta,moving_mean,moving_variance}` for each k
-/// (the executor's weight table of the InceptionV3 graph).
-pub fn expected_weights() -> Vec<(String, Vec<usize>)> {
-    // The graph is a constant of the program (its shapes are tested), so this cannot fail.
-    weight_table(&inception_v3_graph(), 3).expect("InceptionV3's own graph has a weight table")
-}
-
 /// Total parameters the table describes (Keras counts moving statistics too).
 pub fn parameter_count() -> usize {
     convs().iter().map(ConvSpec::parameters).sum()
 }
 
-/// Checks that `weights` holds exactly the Keras 3 InceptionV3 weights with
-/// the right shapes; the error names the first weight that is missing, has
-/// the wrong shape or data length, or is not part of the model.
-pub fn check_weights(weights: &TensorMap) -> Result<()> {
-    let expected = expected_weights();
-    for (name, shape) in &expected {
-        let Some(t) = weights.get(name) else {
-            return Err(Error::Invalid(format!("InceptionV3 weight '{name}' {shape:?} is missing")));
-        };
-        if &t.shape != shape {
-            return Err(Error::Shape(format!(
-                "InceptionV3 weight '{name}' has shape {:?}, expected {shape:?}",
-                t.shape
-            )));
-        }
-        if t.data.len() != t.numel() {
-            return Err(Error::Shape(format!(
-                "InceptionV3 weight '{name}' has {} values for shape {:?}",
-                t.data.len(),
-                t.shape
-            )));
-        }
-    }
-    if weights.len() != expected.len() {
-        let known: std::collections::HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
-        let extra = weights.keys().find(|n| !known.contains(n.as_str())).map_or("?", |n| n.as_str());
-        return Err(Error::Invalid(format!(
-            "'{extra}' is not a weight of InceptionV3 without top ({} weights given, {} expected)",
-            weights.len(),
-            expected.len()
-        )));
-    }
-    Ok(())
-}

@@ -29,7 +29,7 @@
 use super::keras_inception_v3::{bn_name, conv_name, convs};
 use super::{HostTensor, TensorMap};
 
-/// Every InceptionV3 weight (Keras 3 names, as `check_weights` expects) from the formula above.
+/// Every InceptionV3 weight (Keras 3 names, as `Backbone::check_weights` expects) from the formula above.
 pub fn synthetic_inception_v3_weights() -> TensorMap {
     let mut out = TensorMap::new();
     for (k, spec) in convs().iter().enumerate() {
@@ -60,13 +60,12 @@ pub fn synthetic_inception_v3_weights() -> TensorMap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::keras_inception_v3::check_weights;
 
     /// Values printed by numpy (float64 formula, `.astype(np.float32)`).
     #[test]
     fn formula_values_match_numpy() {
         let w = synthetic_inception_v3_weights();
-        check_weights(&w).unwrap();
+        crate::models::Backbone::InceptionV3.check_weights(&w).unwrap();
         let at = |name: &str, i: usize| w[name].data[i];
         for (name, i, want) in [
             ("conv2d/kernel", 0, 0.0f32),

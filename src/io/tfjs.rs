@@ -16,6 +16,7 @@
 use super::keras_inception_v3::{self as inception, BN_VARIABLES, num_convs};
 use super::{HostTensor, StorageDtype, TensorMap, write_safetensors};
 use crate::error::{Error, Result};
+use crate::models::Backbone;
 use crate::ops::Padding;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -323,7 +324,7 @@ fn short(v: f32) -> String {
 pub fn convert_inception_v3(model_json: &Path, weights_bin: &Path, out: &Path, f16: bool) -> Result<ConversionReport> {
     let model = load_tfjs(model_json, weights_bin)?;
     let (weights, dropped) = inception_v3_weights(&model).map_err(|e| io_err(model_json, e))?;
-    inception::check_weights(&weights)?;
+    Backbone::InceptionV3.check_weights(&weights)?;
     let storage = if f16 { StorageDtype::F16 } else { StorageDtype::F32 };
     let mut metadata = BTreeMap::new();
     metadata.insert("model".to_string(), "keras InceptionV3 include_top=False".to_string());
@@ -331,7 +332,8 @@ pub fn convert_inception_v3(model_json: &Path, weights_bin: &Path, out: &Path, f
     let source = format!("tfjs layers model, keras {}", model.keras_version.as_deref().unwrap_or("unknown"));
     metadata.insert("source".to_string(), source);
     let file_bytes = write_safetensors(out, &weights, storage, &metadata)?;
-    let stats = inception::expected_weights()
+    let stats = Backbone::InceptionV3
+        .weight_table()
         .into_iter()
         .map(|(name, shape)| {
             let d = &weights[&name].data;

@@ -28,6 +28,16 @@ impl Prediction {
         }
         best
     }
+
+    /// Indices of the `k` most probable classes, most probable first (ties:
+    /// lower index first; NaN last).
+    pub fn top_k(&self, k: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.probabilities.len()).collect();
+        let key = |i: usize| if self.probabilities[i].is_nan() { f32::NEG_INFINITY } else { self.probabilities[i] };
+        order.sort_by(|&a, &b| key(b).total_cmp(&key(a)).then(a.cmp(&b)));
+        order.truncate(k);
+        order
+    }
 }
 
 /// The CSV bytes; fails, naming the image, when a prediction does not have
@@ -94,6 +104,25 @@ pub fn save_predictions_csv(path: &Path, classes: &[String], predictions: &[Pred
     let text = predictions_csv(classes, predictions)
         .map_err(|e| Error::Io { path: path.display().to_string(), reason: e.to_string() })?;
     write_atomic(path, &text)
+}
+
+/// The `k` most probable classes of each prediction as CSV rows
+/// `path,rank,index,name,probability` (rank 1 first; ties keep class
+/// order), for a pretrained head's classes (`incept classify`).
+pub fn top_k_csv(classes: &[String], predictions: &[Prediction], k: usize) -> Result<Vec<u8>> {
+    let mut out = b"path,rank,index,name,probability\n".to_vec();
+    for p in predictions {
+        if p.probabilities.len() != classes.len() {
+            return Err(Error::Invalid(format!("prediction for {} has {} probabilities but there are {} classes", p.path.display(), p.probabilities.len(), classes.len())));
+        }
+        for (rank, i) in p.top_k(k).into_iter().enumerate() {
+            out.extend(field(p.path.as_os_str().as_encoded_bytes()));
+            let _ = write!(out, ",{},{i},", rank + 1);
+            out.extend(field(classes[i].as_bytes()));
+            let _ = writeln!(out, ",{}", p.probabilities[i]);
+        }
+    }
+    Ok(out)
 }
 
 /// `text` as one CSV field: quoted, with quotes doubled, when it needs to be.

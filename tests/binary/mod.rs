@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use incept::io::{StorageDtype, write_safetensors};
-use incept::models::inception_v3::random_weights;
+use incept::models::Backbone;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -44,7 +44,7 @@ pub fn make_tree(root: &Path, per_split: &[(&str, usize)]) {
 
 pub fn weights(dir: &Path) -> PathBuf {
     let path = dir.join("base.safetensors");
-    write_safetensors(&path, &random_weights(3), StorageDtype::F16, &BTreeMap::new()).unwrap();
+    write_safetensors(&path, &Backbone::InceptionV3.random_weights(3), StorageDtype::F16, &BTreeMap::new()).unwrap();
     path
 }
 
