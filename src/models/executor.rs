@@ -44,7 +44,7 @@ use crate::gpu::{Gpu, Precision};
 use crate::io::{HostTensor, TensorMap};
 use crate::ops::conv_sibling::{self, Destination, SiblingWeights};
 use crate::ops::window::Window2d;
-use crate::ops::{batchnorm, concat, conv, pool};
+use crate::ops::{Act, batchnorm, concat, conv, pool};
 use crate::tensor::{DType, Tensor};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -926,7 +926,7 @@ impl Network {
         let spec = conv::ConvSpec {
             scale: folded.as_ref().map(|f| &f.0),
             bias: folded.as_ref().map(|f| &f.1),
-            relu: c.relu.is_some(),
+            act: if c.relu.is_some() { Act::Relu } else { Act::Linear },
             algo: (self.gpu.precision() == Precision::Mixed && !in_tail).then_some(conv::ConvAlgo::Coop),
             ..conv::ConvSpec::new(*win)
         };
@@ -968,9 +968,9 @@ impl Network {
                     (t, 0)
                 }
             };
-            outs.push((tensor, offset, c.relu.is_some()));
+            outs.push((tensor, offset, if c.relu.is_some() { Act::Relu } else { Act::Linear }));
         }
-        let dests: Vec<Destination> = outs.iter().map(|(out, channel_offset, relu)| Destination { out, channel_offset: *channel_offset, relu: *relu }).collect();
+        let dests: Vec<Destination> = outs.iter().map(|(out, channel_offset, act)| Destination { out, channel_offset: *channel_offset, act: *act }).collect();
         let weights = self.sibling_weights(group)?;
         conv_sibling::conv2d_siblings(input.value(), &weights, group.win, &dests)?;
         // A kept slice is copied out now: its concatenation may be freed before the caller reads it.
