@@ -2,7 +2,7 @@
 // cores): implicit GEMM with f16 operands staged through workgroup memory and
 // f32 accumulation in FRAG×FRAG×FRAG (16, or 8) cooperative-matrix multiply-adds.
 //
-//   out[b, oy, ox, out_offset + co] = relu?(conv(x, w)[b, oy, ox, co] * scale[co] + bias[co])
+//   out[b, oy, ox, out_offset + co] = act(conv(x, w)[b, oy, ox, co] * scale[co] + bias[co])
 //
 // Layouts: x NHWC [batch, in_h, in_w, cin]; w HWIO
 // [kh, kw, cin, cout], i.e. a row-major [K = kh*kw*cin, cout] matrix; scale
@@ -79,7 +79,7 @@ struct Params {
     depth: u32,      // kh * kw * cin
     out_stride: u32, // channels of the output tensor
     out_offset: u32, // first output channel written
-    epilogue: u32,   // bit 0: multiply by scale, bit 1: add bias, bit 2: ReLU
+    epilogue: u32,   // bit 0: multiply by scale, bit 1: add bias, bit 2: ReLU (max 0), bit 3: cap at 6 (ReLU6 = bits 2 and 3)
     k_split: u32,    // unused here
     splits: u32,     // unused here
 }
@@ -87,6 +87,7 @@ struct Params {
 const EPILOGUE_SCALE: u32 = 1u;
 const EPILOGUE_BIAS: u32 = 2u;
 const EPILOGUE_RELU: u32 = 4u;
+const EPILOGUE_CAP6: u32 = 8u;
 
 // Element types of x and out in memory (the launcher rewrites these two lines
 // for f16 storage).
@@ -142,6 +143,9 @@ fn epilogue(v: f32, co: u32) -> f32 {
     }
     if ((p.epilogue & EPILOGUE_RELU) != 0u) {
         r = max(r, 0.0);
+    }
+    if ((p.epilogue & EPILOGUE_CAP6) != 0u) {
+        r = min(r, 6.0);
     }
     return r;
 }

@@ -3,7 +3,7 @@
 //
 //   out[b, oy, ox, out_offset + co] =
 //       epilogue(Σ_{ky, kx, ci} x[b, oy*sh + ky - pad_top, ox*sw + kx - pad_left, ci] * w[ky, kx, ci, co], co)
-//   epilogue(v, co) = relu?(v * scale[co] + bias[co])   (each part optional, see `epilogue` below)
+//   epilogue(v, co) = act(v * scale[co] + bias[co])   (each part optional, see `epilogue` below)
 //
 // Layouts (f32): x NHWC [batch, in_h, in_w, cin]; w HWIO [kh, kw, cin, cout],
 // i.e. a row-major [K = kh*kw*cin, cout] matrix; scale and bias [cout];
@@ -35,7 +35,7 @@ struct Params {
     depth: u32,      // kh * kw * cin
     out_stride: u32, // channels of the output tensor
     out_offset: u32, // first output channel written
-    epilogue: u32,   // bit 0: multiply by scale, bit 1: add bias, bit 2: ReLU
+    epilogue: u32,   // bit 0: multiply by scale, bit 1: add bias, bit 2: ReLU (max 0), bit 3: cap at 6 (ReLU6 = bits 2 and 3)
     k_split: u32,    // k per split-K slice (conv2d_tiled_large only)
     splits: u32,     // split-K slices (conv2d_tiled_large_reduce only)
 }
@@ -43,6 +43,7 @@ struct Params {
 const EPILOGUE_SCALE: u32 = 1u;
 const EPILOGUE_BIAS: u32 = 2u;
 const EPILOGUE_RELU: u32 = 4u;
+const EPILOGUE_CAP6: u32 = 8u;
 
 // Invocations per workgroup, set from the Rust launcher (`kernel!(…, workgroup = …)`);
 // the default is the value it sets.
@@ -65,6 +66,9 @@ fn epilogue(v: f32, co: u32) -> f32 {
     }
     if ((p.epilogue & EPILOGUE_RELU) != 0u) {
         r = max(r, 0.0);
+    }
+    if ((p.epilogue & EPILOGUE_CAP6) != 0u) {
+        r = min(r, 6.0);
     }
     return r;
 }

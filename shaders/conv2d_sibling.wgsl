@@ -3,7 +3,8 @@
 // one GEMM over their filters concatenated along output channels, each
 // branch's channels routed in the epilogue to its own destination.
 //
-//   y[m, co]  = conv(x, w)[m, co] * scale[co] + bias[co], ReLU'd when branch b's bit of relu_mask is set
+//   y[m, co]  = act_b(conv(x, w)[m, co] * scale[co] + bias[co]), act_b = branch b's activation:
+//               max(·, 0) when its bit of relu_mask is set, then min(·, 6) when its bit of cap6_mask is (ReLU6)
 //   out_d[m * dest_stride[b] + dest_offset[b] + co - branch_start[b]] = y[m, co]
 //
 // for merged column co in branch b (branch_start[b] <= co < branch_end[b]),
@@ -56,7 +57,7 @@ struct Params {
     pad_left: u32,
     rows: u32,      // batch * out_h * out_w
     relu_mask: u32, // bit b: branch b applies ReLU
-    pad: u32,       // unused: aligns the branch table below to 16 bytes
+    cap6_mask: u32, // bit b: branch b then caps at 6 (ReLU6); also aligns the branch table below to 16 bytes
     // Per branch b (unused entries: block_start = block_end = the grid's y size, never matched).
     block_start: vec4<u32>, // first column block (workgroup y) of the branch
     block_end: vec4<u32>,   // one past its last
@@ -127,11 +128,14 @@ fn first_column(b: u32, block: u32, lane: u32) -> u32 {
     return p.branch_start[b] + ((block - p.block_start[b]) * LANES_N + lane / LANES_M) * COLS;
 }
 
-fn epilogue(v: vec4<f32>, co: vec4<u32>, relu: bool) -> vec4<f32> {
+fn epilogue(v: vec4<f32>, co: vec4<u32>, relu: bool, cap6: bool) -> vec4<f32> {
     var r = v * vec4(scale[co.x], scale[co.y], scale[co.z], scale[co.w]);
     r = r + vec4(bias[co.x], bias[co.y], bias[co.z], bias[co.w]);
     if (relu) {
         r = max(r, vec4(0.0));
+    }
+    if (cap6) {
+        r = min(r, vec4(6.0));
     }
     return r;
 }
@@ -144,6 +148,7 @@ fn store_block(b: u32, row0: u32, col0: u32, acc: array<vec4<f32>, ROWS * VECS>)
     let stride = p.dest_stride[b];
     let end = p.branch_end[b];
     let relu = ((p.relu_mask >> b) & 1u) != 0u;
+    let cap6 = ((p.cap6_mask >> b) & 1u) != 0u;
     var ys: array<vec4<f32>, ROWS * VECS>;
     var ats: array<u32, ROWS>;
     var rows = 0u;
@@ -157,7 +162,7 @@ fn store_block(b: u32, row0: u32, col0: u32, acc: array<vec4<f32>, ROWS * VECS>)
         ats[r] = row * stride + p.dest_offset[b] - p.branch_start[b];
         for (var v = 0u; v < VECS; v++) {
             let co = col0 + 4u * v;
-            ys[r * VECS + v] = epilogue(acc[r * VECS + v], min(vec4(co) + vec4(0u, 1u, 2u, 3u), vec4(p.cout - 1u)), relu);
+            ys[r * VECS + v] = epilogue(acc[r * VECS + v], min(vec4(co) + vec4(0u, 1u, 2u, 3u), vec4(p.cout - 1u)), relu, cap6);
         }
     }
     let cols = min(COLS, end - min(col0, end));

@@ -2,7 +2,7 @@
 // large shared-memory tiles, an 8×4 register block per invocation, vec4
 // workgroup-memory reads, double buffering and an optional split of K.
 //
-//   out[b, oy, ox, out_offset + co] = relu?(conv(x, w)[b, oy, ox, co] * scale[co] + bias[co])
+//   out[b, oy, ox, out_offset + co] = act(conv(x, w)[b, oy, ox, co] * scale[co] + bias[co])
 //
 // Layouts (f32): x NHWC [batch, in_h, in_w, cin]; w HWIO [kh, kw, cin, cout],
 // i.e. a row-major [K = kh*kw*cin, cout] matrix; scale and bias [cout];
@@ -67,7 +67,7 @@ struct Params {
     depth: u32,      // kh * kw * cin
     out_stride: u32, // channels of the output tensor
     out_offset: u32, // first output channel written
-    epilogue: u32,   // bit 0: multiply by scale, bit 1: add bias, bit 2: ReLU
+    epilogue: u32,   // bit 0: multiply by scale, bit 1: add bias, bit 2: ReLU (max 0), bit 3: cap at 6 (ReLU6 = bits 2 and 3)
     k_split: u32,    // k per split (a multiple of BK; >= depth without a split)
     splits: u32,     // number of splits (read by the reduction only)
 }
@@ -75,6 +75,7 @@ struct Params {
 const EPILOGUE_SCALE: u32 = 1u;
 const EPILOGUE_BIAS: u32 = 2u;
 const EPILOGUE_RELU: u32 = 4u;
+const EPILOGUE_CAP6: u32 = 8u;
 
 const BM: u32 = 128u;
 const BN: u32 = 64u;
@@ -112,6 +113,9 @@ fn epilogue(v: f32, co: u32) -> f32 {
     }
     if ((p.epilogue & EPILOGUE_RELU) != 0u) {
         r = max(r, 0.0);
+    }
+    if ((p.epilogue & EPILOGUE_CAP6) != 0u) {
+        r = min(r, 6.0);
     }
     return r;
 }

@@ -3,7 +3,7 @@
 //   F(2×2, 3×3): 4×4 transformed tiles, 16 multiplies per 2×2 output tile instead of 36;
 //   F(4×4, 3×3): 6×6 transformed tiles, 36 multiplies per 4×4 output tile instead of 144.
 //
-//   out[b, oy, ox, out_offset + co] = relu?(conv(x, w)[b, oy, ox, co] * scale[co] + bias[co])
+//   out[b, oy, ox, out_offset + co] = act(conv(x, w)[b, oy, ox, co] * scale[co] + bias[co])
 //
 // Four passes, each its own entry point (winograd2_* for F(2×2), winograd4_* for F(4×4)):
 //   *_filter        U[ξ][ci][co] = (G g Gᵀ)[ξ] for the 3×3 filter g of (ci, co);
@@ -58,12 +58,13 @@ struct Params {
     col_blocks: u32,   // GEMM channel blocks per point ξ
     out_stride: u32,   // channels of the output tensor
     out_offset: u32,   // first output channel written
-    epilogue: u32,     // bit 0: multiply by scale, bit 1: add bias, bit 2: ReLU
+    epilogue: u32,     // bit 0: multiply by scale, bit 1: add bias, bit 2: ReLU (max 0), bit 3: cap at 6 (ReLU6 = bits 2 and 3)
 }
 
 const EPILOGUE_SCALE: u32 = 1u;
 const EPILOGUE_BIAS: u32 = 2u;
 const EPILOGUE_RELU: u32 = 4u;
+const EPILOGUE_CAP6: u32 = 8u;
 
 override WORKGROUP_SIZE: u32 = 64u; // the transforms' 1-D workgroup (Rust: conv_winograd::GROUP)
 
@@ -395,6 +396,9 @@ fn epilogue(v: vec4<f32>, co: vec4<u32>) -> vec4<f32> {
     }
     if ((p.epilogue & EPILOGUE_RELU) != 0u) {
         r = max(r, vec4(0.0));
+    }
+    if ((p.epilogue & EPILOGUE_CAP6) != 0u) {
+        r = min(r, vec4(6.0));
     }
     return r;
 }

@@ -12,7 +12,7 @@ mod common;
 use common::*;
 use common::{ConvCase as Case, ConvOperands as Operands, conv_case as case};
 use incept::ops::conv::{self, ConvAlgo, ConvSpec};
-use incept::ops::{Padding, Window2d};
+use incept::ops::{Act, Padding, Window2d};
 use incept::reference::{conv as rc, to_f64};
 use incept::{DType, Gpu, Tensor};
 
@@ -23,11 +23,17 @@ fn algos(c: &Case) -> impl Iterator<Item = ConvAlgo> {
 }
 
 use Padding::{Same, Valid};
+/// Keras ZeroPadding2D((0, 1), (0, 1)) before a 'valid' conv (MobileNetV2's stride-2 blocks).
+const PAD_0101: Padding = Padding::Explicit { top: 0, bottom: 1, left: 0, right: 1 };
+/// More rows above than below, a column on the left only.
+const PAD_2110: Padding = Padding::Explicit { top: 2, bottom: 1, left: 1, right: 0 };
 
 /// Every kernel shape of InceptionV3 at small odd sizes; cout 70 and the
 /// 675-row batch cross the variants' column and row block edges. The last
-/// six have cin and cout divisible by 4, as the vec4 register-blocked kernel needs.
-const CASES: [Case; 25] = [
+/// six have cin and cout divisible by 4, as the vec4 register-blocked kernel
+/// needs. Then explicit, asymmetric padding (scalar and vec4 loads, strides 1
+/// and 2, 3×3 where Winograd applies, K above and below TiledLarge's split).
+const CASES: [Case; 30] = [
     case(1, (9, 9), 3, 8, (3, 3), 2, Valid),
     case(3, (8, 8), 5, 7, (1, 1), 1, Same),
     case(1, (7, 11), 17, 13, (3, 3), 1, Same),
@@ -58,6 +64,11 @@ const CASES: [Case; 25] = [
     // 16 rows, depth 153: Stem's 4 × 2 lanes would need 1224 vec4 of filter
     // block, over its 1024, so it runs 8 × 1.
     case(1, (4, 4), 17, 20, (3, 3), 1, Same),
+    case(1, (8, 8), 17, 11, (3, 3), 2, PAD_0101),
+    case(3, (7, 9), 8, 12, (3, 3), 1, PAD_2110),
+    case(2, (6, 7), 5, 7, (3, 5), 1, PAD_2110),
+    case(1, (9, 9), 20, 16, (3, 3), 2, PAD_2110),
+    case(2, (7, 7), 4, 8, (1, 1), 2, PAD_0101),
 ];
 
 fn reference(c: &Case, ops: &Operands) -> (Vec<f64>, [usize; 4]) {
@@ -127,18 +138,45 @@ fn fused_epilogue_case(gpu: &Gpu, c: Case) {
     let (scale, scale_h) = rand_tensor(gpu, &[c.cout], 201);
     let (bias, bias_h) = rand_tensor(gpu, &[c.cout], 202);
     let (scale_h, bias_h) = (to_f64(&scale_h), to_f64(&bias_h));
-    for (with_scale, with_bias, relu) in [(true, true, true), (true, true, false), (false, true, true), (true, false, false), (false, false, true)] {
-        let want = rc::epilogue(&conv_ref, c.cout, with_scale.then_some(&scale_h[..]), with_bias.then_some(&bias_h[..]), relu);
+    for (with_scale, with_bias, act) in [(true, true, Act::Relu), (true, true, Act::Linear), (false, true, Act::Relu6), (true, false, Act::Relu6), (false, false, Act::Relu)] {
+        let want = rc::epilogue(&conv_ref, c.cout, with_scale.then_some(&scale_h[..]), with_bias.then_some(&bias_h[..]), act);
         for algo in algos(&c) {
             let s = ConvSpec {
                 scale: with_scale.then_some(&scale),
                 bias: with_bias.then_some(&bias),
-                relu,
+                act,
                 ..spec(&c, algo)
             };
             let y = conv::conv2d_fused(&ops.x, &ops.w, &s).unwrap();
-            let what = format!("{algo:?} {c:?} scale {with_scale} bias {with_bias} relu {relu}");
+            let what = format!("{algo:?} {c:?} scale {with_scale} bias {with_bias} act {}", act.name());
             assert_close(&what, &y.to_vec().unwrap(), &want);
+        }
+    }
+}
+
+/// ReLU6 in every variant's epilogue, on inputs scaled so that the
+/// convolution spans about [-10, 10]: both ends are clipped (at 0 and 6).
+#[test]
+fn relu6_clips_at_zero_and_six_in_every_variant() {
+    let gpu = gpu();
+    // Scalar and vec4 loads; TiledLarge's direct path (K = 27) and split K (K = 189, 324); explicit padding.
+    let cases = [CASES[0], CASES[21], CASES[26], case(2, (6, 6), 36, 12, (3, 3), 2, PAD_0101), case(2, (5, 5), 36, 8, (3, 3), 1, Same)];
+    for (i, c) in cases.iter().enumerate() {
+        let ops = c.operands(&gpu, 700 + 10 * i as u64);
+        let (y, shape) = reference(c, &ops);
+        let k = 10.0 / y.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let xh: Vec<f32> = ops.xh.iter().map(|&v| (v as f64 * k) as f32).collect();
+        let x = Tensor::from_slice(&gpu, &[c.batch, c.h, c.w, c.cin], &xh).unwrap();
+        let (y, _) = rc::conv2d(&to_f64(&xh), [c.batch, c.h, c.w, c.cin], &to_f64(&ops.wh), c.cout, &c.win());
+        let want = rc::epilogue(&y, c.cout, None, None, Act::Relu6);
+        let capped = want.iter().filter(|&&v| v == 6.0).count();
+        assert!(capped > 0 && want.contains(&0.0), "{c:?}: the case must reach both ends");
+        for algo in algos(c) {
+            let (out, _) = rand_tensor(&gpu, &shape, 701);
+            conv::conv2d_into(&x, &ops.w, &ConvSpec { act: Act::Relu6, ..spec(c, algo) }, &out, 0).unwrap();
+            let got = out.to_vec().unwrap();
+            assert_close(&format!("{algo:?} {c:?} relu6"), &got, &want);
+            assert_eq!(got.iter().filter(|&&v| v == 6.0).count(), capped, "{algo:?} {c:?}: outputs capped at 6");
         }
     }
 }
@@ -157,10 +195,10 @@ fn writes_only_its_channel_slice_case(gpu: &Gpu, c: Case, ctotal: usize, offset:
     let ops = c.operands(gpu, 300);
     let (conv_ref, [n, oh, ow, _]) = reference(&c, &ops);
     let (bias, bias_h) = rand_tensor(gpu, &[c.cout], 301);
-    let want = rc::epilogue(&conv_ref, c.cout, None, Some(&to_f64(&bias_h)), true);
+    let want = rc::epilogue(&conv_ref, c.cout, None, Some(&to_f64(&bias_h)), Act::Relu);
     for algo in algos(&c) {
         let (out, before) = rand_tensor(gpu, &[n, oh, ow, ctotal], 302);
-        let s = ConvSpec { bias: Some(&bias), relu: true, ..spec(&c, algo) };
+        let s = ConvSpec { bias: Some(&bias), act: Act::Relu, ..spec(&c, algo) };
         conv::conv2d_into(&ops.x, &ops.w, &s, &out, offset).unwrap();
         let after = out.to_vec().unwrap();
         let SliceWrite { slice, others, others_before } = split_channel_slice(&after, &before, ctotal, offset, c.cout);

@@ -21,8 +21,16 @@ fn cases() -> Vec<([usize; 4], usize, Window2d)> {
         ([1, 9, 7, 5], 4, Window2d::new(7, 1, 1, Same)),
         ([1, 8, 8, 3], 5, Window2d { kh: 3, kw: 1, stride_h: 2, stride_w: 1, padding: Valid }),
         ([2, 5, 11, 4], 3, Window2d::new(1, 1, 2, Same)),
+        // Explicit asymmetric padding (Keras ZeroPadding2D then 'valid').
+        ([2, 8, 8, 5], 4, Window2d::new(3, 3, 2, PAD_0101)),
+        ([1, 7, 9, 4], 8, Window2d::new(3, 3, 1, PAD_2110)),
+        ([3, 6, 7, 3], 5, Window2d { kh: 3, kw: 5, stride_h: 2, stride_w: 1, padding: PAD_2110 }),
     ]
 }
+
+/// Keras ZeroPadding2D((0, 1), (0, 1)) (MobileNetV2's stride-2 blocks) and a lopsided one.
+const PAD_0101: Padding = Padding::Explicit { top: 0, bottom: 1, left: 0, right: 1 };
+const PAD_2110: Padding = Padding::Explicit { top: 2, bottom: 1, left: 1, right: 0 };
 
 fn w_shape(xs: [usize; 4], cout: usize, win: &Window2d) -> [usize; 4] {
     [win.kh, win.kw, xs[3], cout]
@@ -45,6 +53,8 @@ fn cpu_backward_matches_finite_differences() {
         ([1, 7, 4, 2], 2, Window2d::new(7, 1, 1, Same)),
         ([2, 4, 5, 3], 2, Window2d::new(1, 1, 2, Valid)),
         ([1, 6, 7, 2], 2, Window2d::new(5, 5, 1, Same)),
+        ([1, 6, 6, 2], 2, Window2d::new(3, 3, 2, PAD_0101)),
+        ([2, 5, 4, 2], 3, Window2d::new(3, 3, 1, PAD_2110)),
     ];
     for (i, (xs, cout, win)) in small.into_iter().enumerate() {
         let seed = 10 * i as u64;

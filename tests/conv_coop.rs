@@ -25,7 +25,7 @@ use common::{ConvCase as Case, ConvOperands as Operands, conv_case as case};
 use half::f16;
 use incept::lab::MIXED_TOLERANCE;
 use incept::ops::conv::{self, ConvAlgo, ConvSpec};
-use incept::ops::Padding;
+use incept::ops::{Act, Padding};
 use incept::reference::{conv as rc, random, rel_l2, to_f64};
 use incept::{DType, Gpu, Tensor};
 
@@ -107,11 +107,11 @@ fn coop_applies_the_fused_epilogue() {
         let (scale, scale_h) = rand_tensor(&gpu, &[c.cout], 401);
         let (bias, bias_h) = rand_tensor(&gpu, &[c.cout], 402);
         let (scale_h, bias_h) = (to_f64(&scale_h), to_f64(&bias_h));
-        for (with_scale, with_bias, relu) in [(true, true, true), (false, true, false), (true, false, true)] {
-            let s = ConvSpec { scale: with_scale.then_some(&scale), bias: with_bias.then_some(&bias), relu, ..coop(&c) };
+        for (with_scale, with_bias, act) in [(true, true, Act::Relu), (false, true, Act::Linear), (true, false, Act::Relu6)] {
+            let s = ConvSpec { scale: with_scale.then_some(&scale), bias: with_bias.then_some(&bias), act, ..coop(&c) };
             let y = conv::conv2d_fused(&ops.x, &ops.w, &s).unwrap();
-            let want = references(&c, &ops, |y| rc::epilogue(y, c.cout, with_scale.then_some(&scale_h[..]), with_bias.then_some(&bias_h[..]), relu));
-            check(&format!("{c:?} scale {with_scale} bias {with_bias} relu {relu}"), &y.to_vec().unwrap(), &want);
+            let want = references(&c, &ops, |y| rc::epilogue(y, c.cout, with_scale.then_some(&scale_h[..]), with_bias.then_some(&bias_h[..]), act));
+            check(&format!("{c:?} scale {with_scale} bias {with_bias} act {}", act.name()), &y.to_vec().unwrap(), &want);
         }
     }
 }
@@ -123,10 +123,10 @@ fn coop_writes_only_its_channel_slice() {
     for (c, ctotal, offset) in [(CASES[8], 23, 5), (CASES[2], 100, 12)] {
         let ops = c.operands(&gpu, 500);
         let (bias, bias_h) = rand_tensor(&gpu, &[c.cout], 501);
-        let want = references(&c, &ops, |y| rc::epilogue(y, c.cout, None, Some(&to_f64(&bias_h)), true));
+        let want = references(&c, &ops, |y| rc::epilogue(y, c.cout, None, Some(&to_f64(&bias_h)), Act::Relu));
         let (oh, ow) = c.win().output_size(c.h, c.w).unwrap();
         let (out, before) = rand_tensor(&gpu, &[c.batch, oh, ow, ctotal], 502);
-        let s = ConvSpec { bias: Some(&bias), relu: true, ..coop(&c) };
+        let s = ConvSpec { bias: Some(&bias), act: Act::Relu, ..coop(&c) };
         conv::conv2d_into(&ops.x, &ops.w, &s, &out, offset).unwrap();
         let after = out.to_vec().unwrap();
         let SliceWrite { slice, others, others_before } = split_channel_slice(&after, &before, ctotal, offset, c.cout);
@@ -149,10 +149,10 @@ fn coop_reads_and_writes_f16_storage() {
         let ops = c.operands(&gpu, 700 + 10 * i as u64);
         let x16 = Tensor::from_slice_f16(&gpu, &[c.batch, c.h, c.w, c.cin], &ops.xh).unwrap();
         let (bias, bias_h) = rand_tensor(&gpu, &[c.cout], 701 + 10 * i as u64);
-        let (rounded, exact) = references(&c, &ops, |y| rc::epilogue(y, c.cout, None, Some(&to_f64(&bias_h)), true));
+        let (rounded, exact) = references(&c, &ops, |y| rc::epilogue(y, c.cout, None, Some(&to_f64(&bias_h)), Act::Relu));
         let (oh, ow) = c.win().output_size(c.h, c.w).unwrap();
         let (ctotal, offset) = (c.cout + 9, 5);
-        let s = ConvSpec { bias: Some(&bias), relu: true, ..coop(&c) };
+        let s = ConvSpec { bias: Some(&bias), act: Act::Relu, ..coop(&c) };
         for (x, x_name) in [(&ops.x, "f32"), (&x16, "f16")] {
             for out_f16 in [false, true] {
                 if x_name == "f32" && !out_f16 {

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use incept::ops::conv::{self, ConvAlgo, ConvSpec};
 use incept::ops::conv_tuning::ConvKey;
-use incept::ops::{Padding, Window2d};
+use incept::ops::{Act, Padding, Window2d};
 use incept::reference::{conv as rc, rel_l2, to_f64};
 use incept::{Gpu, Tensor};
 
@@ -91,12 +91,12 @@ fn fused_epilogue_matches_reference() {
         let (scale, scale_h) = rand_tensor(&gpu, &[c.cout], 201);
         let (bias, bias_h) = rand_tensor(&gpu, &[c.cout], 202);
         let (scale_h, bias_h) = (to_f64(&scale_h), to_f64(&bias_h));
-        for (with_scale, with_bias, relu) in [(true, true, true), (true, true, false), (false, true, true), (true, false, false), (false, false, true)] {
-            let want = rc::epilogue(&ops.want, c.cout, with_scale.then_some(&scale_h[..]), with_bias.then_some(&bias_h[..]), relu);
+        for (with_scale, with_bias, act) in [(true, true, Act::Relu), (true, true, Act::Linear), (false, true, Act::Relu6), (true, false, Act::Relu6), (false, false, Act::Relu)] {
+            let want = rc::epilogue(&ops.want, c.cout, with_scale.then_some(&scale_h[..]), with_bias.then_some(&bias_h[..]), act);
             for algo in ALGOS {
-                let s = ConvSpec { scale: with_scale.then_some(&scale), bias: with_bias.then_some(&bias), relu, ..winograd(&c, algo) };
+                let s = ConvSpec { scale: with_scale.then_some(&scale), bias: with_bias.then_some(&bias), act, ..winograd(&c, algo) };
                 let y = conv::conv2d_fused(&ops.x, &ops.w, &s).unwrap();
-                assert_close(&format!("{algo:?} {c:?} scale {with_scale} bias {with_bias} relu {relu}"), &y.to_vec().unwrap(), &want);
+                assert_close(&format!("{algo:?} {c:?} scale {with_scale} bias {with_bias} act {}", act.name()), &y.to_vec().unwrap(), &want);
             }
         }
     }
@@ -108,11 +108,11 @@ fn writes_only_its_channel_slice() {
     for (c, ctotal, offset) in [(case(3, (7, 9), 5, 7, Same), 19, 5), (case(1, (5, 5), 8, 12, Valid), 28, 8), (case(3, (2, 3), 3, 1, Same), 6, 3)] {
         let ops = operands(&gpu, &c, 300);
         let (bias, bias_h) = rand_tensor(&gpu, &[c.cout], 301);
-        let want = rc::epilogue(&ops.want, c.cout, None, Some(&to_f64(&bias_h)), true);
+        let want = rc::epilogue(&ops.want, c.cout, None, Some(&to_f64(&bias_h)), Act::Relu);
         let (oh, ow) = c.win().output_size(c.h, c.w).unwrap();
         for algo in ALGOS {
             let (out, before) = rand_tensor(&gpu, &[c.batch, oh, ow, ctotal], 302);
-            let s = ConvSpec { bias: Some(&bias), relu: true, ..winograd(&c, algo) };
+            let s = ConvSpec { bias: Some(&bias), act: Act::Relu, ..winograd(&c, algo) };
             conv::conv2d_into(&ops.x, &ops.w, &s, &out, offset).unwrap();
             let after = out.to_vec().unwrap();
             let SliceWrite { slice, others, others_before } = split_channel_slice(&after, &before, ctotal, offset, c.cout);
@@ -131,7 +131,7 @@ fn matches_direct_oracle_at_inception_shapes() {
         let (x, _) = rand_tensor(&gpu, &[c.batch, c.h, c.w, c.cin], 400 + i as u64);
         let (w, _) = rand_tensor(&gpu, &[3, 3, c.cin, c.cout], 500 + i as u64);
         let (bias, _) = rand_tensor(&gpu, &[c.cout], 600 + i as u64);
-        let spec = |algo| ConvSpec { bias: Some(&bias), relu: true, algo: Some(algo), ..ConvSpec::new(c.win()) };
+        let spec = |algo| ConvSpec { bias: Some(&bias), act: Act::Relu, algo: Some(algo), ..ConvSpec::new(c.win()) };
         let oracle = to_f64(&conv::conv2d_fused(&x, &w, &spec(ConvAlgo::Direct)).unwrap().to_vec().unwrap());
         for algo in ALGOS {
             let got = conv::conv2d_fused(&x, &w, &spec(algo)).unwrap().to_vec().unwrap();

@@ -115,6 +115,25 @@ fn avg_pool_same_padding_divides_by_in_bounds_count() {
 }
 
 #[test]
+fn explicit_padding_is_refused_by_every_pool() {
+    // Keras's ZeroPadding2D feeds zeros that a max pool would take for values: not foldable into the window.
+    let gpu = gpu();
+    let (x, _) = rand_tensor(&gpu, &[1, 6, 6, 3], 1);
+    let win = Window2d::new(3, 3, 2, Padding::Explicit { top: 0, bottom: 1, left: 0, right: 1 });
+    let (dy, _) = rand_tensor(&gpu, &[1, 3, 3, 3], 2);
+    let errors = [
+        pl::max_pool2d(&x, &win).map(drop),
+        pl::avg_pool2d(&x, &win).map(drop),
+        pl::max_pool2d_backward(&x, &dy, &win).map(drop),
+        pl::avg_pool2d_backward(&dy, &win, [1, 6, 6, 3]).map(drop),
+    ];
+    for e in errors {
+        let msg = e.unwrap_err().to_string();
+        assert!(msg.contains("explicit padding pad(0,1,0,1) is for convolutions only"), "{msg}");
+    }
+}
+
+#[test]
 fn global_avg_pool_matches_reference() {
     let gpu = gpu();
     for (i, xs) in [[1, 7, 7, 3], [3, 8, 8, 33], [2, 1, 1, 5], [2, 8, 8, 2048], [3, 17, 15, 5]].into_iter().enumerate() {

@@ -11,7 +11,7 @@ use incept::autograd as ag;
 use incept::models::{Backbone, Base};
 use incept::ops::conv::{self, ConvAlgo, ConvSpec};
 use incept::ops::conv_sibling::{conv2d_siblings, Destination, SiblingWeights};
-use incept::ops::{Padding, Window2d};
+use incept::ops::{Act, Padding, Window2d};
 use incept::reference::{conv as rc, random, to_f64};
 use incept::{Gpu, Tensor};
 
@@ -21,12 +21,12 @@ use incept::{Gpu, Tensor};
 struct BranchCase {
     width: usize,
     bn: bool,
-    relu: bool,
+    act: Act,
     shared: Option<(usize, usize)>,
 }
 
-const fn branch(width: usize, bn: bool, relu: bool, shared: Option<(usize, usize)>) -> BranchCase {
-    BranchCase { width, bn, relu, shared }
+const fn branch(width: usize, bn: bool, act: Act, shared: Option<(usize, usize)>) -> BranchCase {
+    BranchCase { width, bn, act, shared }
 }
 
 struct Case {
@@ -83,8 +83,8 @@ fn check(gpu: &Gpu, c: &Case, seed: u64) -> Vec<Vec<f32>> {
         .iter()
         .zip(&own)
         .map(|(bc, own)| match (bc.shared, own) {
-            (Some((i, offset)), _) => Destination { out: &shared[i].0, channel_offset: offset, relu: bc.relu },
-            (None, Some((t, _))) => Destination { out: t, channel_offset: 0, relu: bc.relu },
+            (Some((i, offset)), _) => Destination { out: &shared[i].0, channel_offset: offset, act: bc.act },
+            (None, Some((t, _))) => Destination { out: t, channel_offset: 0, act: bc.act },
             (None, None) => unreachable!(),
         })
         .collect();
@@ -96,7 +96,7 @@ fn check(gpu: &Gpu, c: &Case, seed: u64) -> Vec<Vec<f32>> {
     for (b, (bc, br)) in c.branches.iter().zip(&branches).enumerate() {
         let (y, _) = rc::conv2d(&to_f64(&xh), [c.batch, c.h, c.w, c.cin], &to_f64(&br.filter.1), bc.width, &c.win);
         let folded = br.folded.as_ref().map(|(s, t)| (to_f64(&s.1), to_f64(&t.1)));
-        let y = rc::epilogue(&y, bc.width, folded.as_ref().map(|f| f.0.as_slice()), folded.as_ref().map(|f| f.1.as_slice()), bc.relu);
+        let y = rc::epilogue(&y, bc.width, folded.as_ref().map(|f| f.0.as_slice()), folded.as_ref().map(|f| f.1.as_slice()), bc.act);
         let (target, stride, offset) = match bc.shared {
             Some((i, offset)) => (&mut want_shared[i], c.shared[i], offset),
             None => (want_own[b].as_mut().unwrap(), bc.width, 0),
@@ -121,6 +121,7 @@ fn check(gpu: &Gpu, c: &Case, seed: u64) -> Vec<Vec<f32>> {
     got_all
 }
 
+use Act::{Linear, Relu, Relu6};
 use Padding::{Same, Valid};
 
 #[test]
@@ -135,7 +136,7 @@ fn merged_kernel_matches_the_reference_on_odd_shapes() {
             w: 11,
             cin: 12,
             win: one,
-            branches: vec![branch(4, true, true, None), branch(12, false, false, None), branch(20, true, true, None)],
+            branches: vec![branch(4, true, Relu, None), branch(12, false, Linear, None), branch(20, true, Relu, None)],
             shared: vec![],
         },
         // Scalar entry point (cin 5, widths 7 and 9), a 3×3 'same' window at stride 2.
@@ -145,7 +146,7 @@ fn merged_kernel_matches_the_reference_on_odd_shapes() {
             w: 9,
             cin: 5,
             win: Window2d::new(3, 3, 2, Same),
-            branches: vec![branch(7, true, false, None), branch(9, true, true, None)],
+            branches: vec![branch(7, true, Linear, None), branch(9, true, Relu, None)],
             shared: vec![],
         },
         // Two branches into one concatenation (out of order, a gap between them), one into its own tensor;
@@ -156,7 +157,7 @@ fn merged_kernel_matches_the_reference_on_odd_shapes() {
             w: 12,
             cin: 20,
             win: Window2d::new(1, 1, 1, Same),
-            branches: vec![branch(64, true, true, Some((0, 100))), branch(48, true, true, None), branch(80, false, true, Some((0, 4)))],
+            branches: vec![branch(64, true, Relu, Some((0, 100))), branch(48, true, Relu, None), branch(80, false, Relu, Some((0, 4)))],
             shared: vec![170],
         },
         // Four branches, four outputs (two shared tensors), a 1×3 window, odd widths and cin.
@@ -167,16 +168,37 @@ fn merged_kernel_matches_the_reference_on_odd_shapes() {
             cin: 3,
             win: Window2d::new(1, 3, 1, Same),
             branches: vec![
-                branch(5, true, true, Some((0, 0))),
-                branch(3, false, false, Some((1, 2))),
-                branch(11, true, false, None),
-                branch(1, true, true, Some((0, 6))),
+                branch(5, true, Relu, Some((0, 0))),
+                branch(3, false, Linear, Some((1, 2))),
+                branch(11, true, Linear, None),
+                branch(1, true, Relu, Some((0, 6))),
             ],
             shared: vec![8, 6],
         },
     ];
     for (k, c) in cases.iter().enumerate() {
         check(&gpu, c, 1000 * (k as u64 + 1));
+    }
+}
+
+#[test]
+fn relu6_branches_and_explicit_padding() {
+    // Depth 3·3·36 = 324 of products of values in [-1, 1): outputs spread about ±6 (σ ≈ 6), so the
+    // ReLU6 branches without a folded BatchNorm cap many at exactly 6; MobileNetV2's stride-2 padding.
+    let gpu = gpu();
+    let pad = Padding::Explicit { top: 0, bottom: 1, left: 0, right: 1 };
+    for (k, (cin, win)) in [(36, Window2d::new(3, 3, 2, pad)), (35, Window2d::new(3, 3, 1, Padding::Explicit { top: 2, bottom: 1, left: 1, right: 0 }))].into_iter().enumerate() {
+        let c = Case {
+            batch: 2,
+            h: 6,
+            w: 7,
+            cin,
+            win,
+            branches: vec![branch(8, false, Relu6, None), branch(12, true, Relu6, Some((0, 3))), branch(4, false, Relu, None)],
+            shared: vec![16],
+        };
+        let got = check(&gpu, &c, 7000 + 100 * k as u64);
+        assert!(got.iter().flatten().filter(|&&v| v == 6.0).count() > 4, "case {k}: few outputs reach the cap");
     }
 }
 
@@ -192,10 +214,10 @@ fn merged_kernel_equals_the_separate_blocked_convolutions_bit_for_bit() {
     let folded: Vec<(Tensor, Tensor)> = widths.iter().enumerate().map(|(b, &c)| (rand_tensor(&gpu, &[c], 30 + b as u64).0, rand_tensor(&gpu, &[c], 40 + b as u64).0)).collect();
     let weights = SiblingWeights::concat(&filters.iter().zip(&folded).map(|(f, (s, b))| (f, Some((s, b)))).collect::<Vec<_>>()).unwrap();
     let outs: Vec<Tensor> = widths.iter().map(|&c| Tensor::zeros(&gpu, &[batch, h, w, c]).unwrap()).collect();
-    let dests: Vec<Destination> = outs.iter().map(|out| Destination { out, channel_offset: 0, relu: true }).collect();
+    let dests: Vec<Destination> = outs.iter().map(|out| Destination { out, channel_offset: 0, act: Act::Relu }).collect();
     conv2d_siblings(&x, &weights, win, &dests).unwrap();
     for (b, ((f, (s, t)), out)) in filters.iter().zip(&folded).zip(&outs).enumerate() {
-        let spec = ConvSpec { scale: Some(s), bias: Some(t), relu: true, algo: Some(ConvAlgo::RegisterBlocked), ..ConvSpec::new(win) };
+        let spec = ConvSpec { scale: Some(s), bias: Some(t), act: Act::Relu, algo: Some(ConvAlgo::RegisterBlocked), ..ConvSpec::new(win) };
         let separate = conv::conv2d_fused(&x, f, &spec).unwrap().to_vec().unwrap();
         let merged = out.to_vec().unwrap();
         assert!(separate.iter().any(|&v| v > 0.0));
@@ -211,7 +233,7 @@ fn bad_destinations_are_clear_errors() {
     let weights = SiblingWeights::concat(&[(&f[0], None), (&f[1], None)]).unwrap();
     let win = Window2d::new(1, 1, 1, Valid);
     let cat = Tensor::zeros(&gpu, &[1, 3, 3, 12]).unwrap();
-    let at = |channel_offset| Destination { out: &cat, channel_offset, relu: false };
+    let at = |channel_offset| Destination { out: &cat, channel_offset, act: Act::Linear };
     let msg = conv2d_siblings(&x, &weights, win, &[at(0)]).err().unwrap().to_string();
     assert!(msg.contains("1 destinations for 2 branches"), "{msg}");
     let msg = conv2d_siblings(&x, &weights, win, &[at(0), at(2)]).err().unwrap().to_string();

@@ -4,7 +4,7 @@
 
 use super::Var;
 use crate::error::Result;
-use crate::ops::{batchnorm, concat, conv, conv_backward, dropout as drop, elementwise, loss, matmul, pool, reduce};
+use crate::ops::{batchnorm, concat, conv, conv_backward, depthwise, dropout as drop, elementwise, loss, matmul, pool, reduce};
 use crate::ops::batchnorm::BatchStats;
 use crate::ops::window::Window2d;
 use crate::tensor::Tensor;
@@ -35,6 +35,18 @@ pub fn conv2d(x: &Var, w: &Var, win: Window2d) -> Result<Var> {
     Ok(Var::from_op("conv2d", y, &[x, w], move |dy, need| {
         let dx = if need[0] { Some(conv_backward::conv2d_backward_input(dy, &ws, &win, xs.dims4()?)?) } else { None };
         let dw = if need[1] { Some(conv_backward::conv2d_backward_filter(&xs, dy, &win, ws.dims4()?)?) } else { None };
+        Ok(vec![dx, dw])
+    }))
+}
+
+/// Depthwise convolution without bias (Keras DepthwiseConv2D(use_bias=False),
+/// depth_multiplier 1); x NHWC [n, h, w, c], w [kh, kw, c, 1].
+pub fn depthwise_conv2d(x: &Var, w: &Var, win: Window2d) -> Result<Var> {
+    let y = depthwise::depthwise_conv2d(x.value(), w.value(), &win)?;
+    let (xs, ws) = (x.value().clone(), w.value().clone());
+    Ok(Var::from_op("depthwise_conv2d", y, &[x, w], move |dy, need| {
+        let dx = if need[0] { Some(depthwise::depthwise_conv2d_backward_input(dy, &ws, &win, xs.dims4()?)?) } else { None };
+        let dw = if need[1] { Some(depthwise::depthwise_conv2d_backward_filter(&xs, dy, &win, ws.dims4()?)?) } else { None };
         Ok(vec![dx, dw])
     }))
 }

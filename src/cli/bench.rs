@@ -109,8 +109,7 @@ pub fn run(adapter: Option<String>, cmd: BenchCommand) -> Result<()> {
 fn list_conv_shapes(image: usize) -> Result<()> {
     println!("h,w,cin,cout,kh,kw,stride,padding");
     for s in incept::lab::conv::inception_v3_conv_shapes(image)? {
-        let pad = if s.win.padding == incept::ops::Padding::Same { "same" } else { "valid" };
-        println!("{},{},{},{},{},{},{},{pad}", s.h, s.w, s.cin, s.cout, s.win.kh, s.win.kw, s.win.stride_h);
+        println!("{},{},{},{},{},{},{},{}", s.h, s.w, s.cin, s.cout, s.win.kh, s.win.kw, s.win.stride_h, s.win.padding.label());
     }
     Ok(())
 }

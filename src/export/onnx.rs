@@ -332,6 +332,8 @@ fn depthwise_to_c1hw(kernel: &HostTensor, scale: Option<&[f32]>) -> Vec<f32> {
 }
 
 /// ONNX pads [top, left, bottom, right] for a Keras window on an `h`×`w` input.
+/// ONNX `pads` [top, left, bottom, right] of a Keras window: explicit
+/// padding as given, TF 'same' with the smaller half first.
 fn pads(win: &Window2d, h: usize, w: usize) -> Result<[i64; 4]> {
     let (top, left) = win.pad_before(h, w)?;
     let (th, tw) = win.pad_total(h, w)?;
@@ -373,6 +375,15 @@ mod tests {
         assert_eq!(pads(&w17, 17, 17).unwrap(), [0, 3, 0, 3]);
         assert_eq!(pads(&Window2d::new(3, 3, 2, Padding::Same), 8, 8).unwrap(), [0, 0, 1, 1]);
         assert_eq!(pads(&Window2d::new(3, 3, 2, Padding::Valid), 35, 35).unwrap(), [0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn explicit_pads_are_written_as_given() {
+        // ONNX order: [top, left, bottom, right]; Keras ZeroPadding2D(((top, bottom), (left, right))).
+        let mobilenet = Window2d::new(3, 3, 2, Padding::Explicit { top: 0, bottom: 1, left: 0, right: 1 });
+        assert_eq!(pads(&mobilenet, 112, 112).unwrap(), [0, 0, 1, 1]);
+        let odd = Window2d::new(3, 3, 1, Padding::Explicit { top: 2, bottom: 1, left: 1, right: 0 });
+        assert_eq!(pads(&odd, 9, 9).unwrap(), [2, 1, 1, 0]);
     }
 
     #[test]

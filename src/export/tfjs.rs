@@ -16,7 +16,6 @@ use crate::error::{Error, Result};
 use crate::io::tfjs::{Quantization, WeightEntry, WeightGroup};
 use crate::io::HostTensor;
 use crate::models::graph::LayerKind;
-use crate::ops::Padding;
 use crate::train::head::dense_name;
 use serde_json::{Value, json};
 
@@ -65,7 +64,7 @@ pub fn to_tfjs(model: &ExportModel, storage: TfjsStorage) -> Result<TfjsExport> 
                     "Conv2D",
                     json!({
                         "filters": filters, "kernel_size": [win.kh, win.kw], "strides": [win.stride_h, win.stride_w],
-                        "padding": padding(name, win.padding)?, "data_format": "channels_last", "dilation_rate": [1, 1],
+                        "padding": win.padding.keras_name(name)?, "data_format": "channels_last", "dilation_rate": [1, 1],
                         "activation": "linear", "use_bias": false,
                     }),
                 )
@@ -97,7 +96,7 @@ pub fn to_tfjs(model: &ExportModel, storage: TfjsStorage) -> Result<TfjsExport> 
             }
             LayerKind::MaxPool(win) | LayerKind::AvgPool(win) => (
                 if matches!(layer.kind, LayerKind::MaxPool(_)) { "MaxPooling2D" } else { "AveragePooling2D" },
-                json!({"pool_size": [win.kh, win.kw], "strides": [win.stride_h, win.stride_w], "padding": padding(name, win.padding)?, "data_format": "channels_last"}),
+                json!({"pool_size": [win.kh, win.kw], "strides": [win.stride_h, win.stride_w], "padding": win.padding.keras_name(name)?, "data_format": "channels_last"}),
             ),
             LayerKind::Concat => ("Concatenate", json!({"axis": -1})),
             LayerKind::Add => ("Add", json!({})),
@@ -177,16 +176,6 @@ fn keras_layer(class: &str, name: &str, mut config: Value, inbound_nodes: Value)
     config["name"] = json!(name);
     config["trainable"] = json!(true);
     json!({"class_name": class, "name": name, "config": config, "inbound_nodes": inbound_nodes})
-}
-
-/// Keras's name of layer `name`'s padding. Keras layers have no explicit
-/// padding of their own: a graph pads explicitly through ZeroPadding2D layers.
-fn padding(name: &str, p: Padding) -> Result<&'static str> {
-    match p {
-        Padding::Same => Ok("same"),
-        Padding::Valid => Ok("valid"),
-        Padding::Explicit { .. } => Err(Error::Invalid(format!("layer {name}: explicit padding has no Keras form (a ZeroPadding2D layer before a 'valid' one has)"))),
-    }
 }
 
 /// (min, scale, q) with q = round((v − min)/scale) in 0..=255, scale = (max − min)/255

@@ -432,10 +432,7 @@ pub fn inception_v3_weights(model: &TfjsModel) -> Result<(TensorMap, Vec<String>
 fn check_conv(layer: &Layer, keras: &str, spec: &inception::ConvSpec, input: &str) -> Result<()> {
     let c = &layer.config;
     let pair = |key: &str| c.get(key).and_then(|v| serde_json::from_value::<[usize; 2]>(v.clone()).ok());
-    let padding = match spec.padding {
-        Padding::Same => "same",
-        Padding::Valid => "valid",
-    };
+    let padding = spec.padding.keras_name(keras)?;
     let checks: [(&str, String, String); 6] = [
         ("input", input.to_string(), spec.input.to_string()),
         ("filters", format!("{:?}", c.get("filters").and_then(Value::as_u64)), format!("{:?}", Some(spec.cout))),

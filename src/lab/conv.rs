@@ -11,6 +11,7 @@ use super::{Family, Variant, distinct_layer_inputs};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::models::graph::LayerKind;
+use crate::ops::Act;
 use crate::ops::conv::{self, ConvAlgo, ConvSpec};
 use crate::ops::conv_tuning::ConvKey;
 use crate::ops::window::{Padding, Window2d};
@@ -52,10 +53,7 @@ impl ConvShape {
     }
 
     pub fn label(&self) -> String {
-        let pad = match self.win.padding {
-            Padding::Valid => "valid",
-            Padding::Same => "same",
-        };
+        let pad = self.win.padding.label();
         let input = format!("{}x{}x{}", self.h, self.w, self.cin);
         format!("{input:<12} {}x{} s{} {pad:<5} -> {}", self.win.kh, self.win.kw, self.win.stride_h, self.cout)
     }
@@ -136,7 +134,7 @@ fn coop_f16() -> Variant<BatchedConv> {
                 }
             }
         };
-        let spec = ConvSpec { algo: Some(ConvAlgo::Coop), relu: true, ..ConvSpec::new(s.conv.win) };
+        let spec = ConvSpec { algo: Some(ConvAlgo::Coop), act: Act::Relu, ..ConvSpec::new(s.conv.win) };
         let out = Tensor::empty(t[0].gpu(), &s.y_shape(), DType::F16)?;
         conv::conv2d_into(&x16, &t[1], &spec, &out, 0)?;
         Ok(vec![out])
@@ -175,7 +173,7 @@ impl Family for ConvForward {
     fn variants() -> Vec<Variant<BatchedConv>> {
         let variant = |algo: ConvAlgo| {
             Variant::new(algo.name(), move |s: &BatchedConv, t: &[Tensor]| {
-                let spec = ConvSpec { algo: Some(algo), relu: true, ..ConvSpec::new(s.conv.win) };
+                let spec = ConvSpec { algo: Some(algo), act: Act::Relu, ..ConvSpec::new(s.conv.win) };
                 Ok(vec![conv::conv2d_fused(&t[0], &t[1], &spec)?])
             })
             .only_if(move |s| algo.applies_to(&s.conv.key()))
@@ -191,6 +189,6 @@ impl Family for ConvForward {
     }
     fn reference(s: &BatchedConv, t: &[Vec<f64>]) -> Vec<Vec<f64>> {
         let (y, _) = crate::reference::conv::conv2d(&t[0], s.x_shape(), &t[1], s.conv.cout, &s.conv.win);
-        vec![crate::reference::conv::epilogue(&y, s.conv.cout, None, None, true)]
+        vec![crate::reference::conv::epilogue(&y, s.conv.cout, None, None, Act::Relu)]
     }
 }

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::models::Backbone;
 use crate::models::graph::LayerKind;
+use crate::ops::Act;
 use crate::ops::conv::{self, ConvAlgo, ConvSpec};
 use crate::ops::conv_sibling::{self, Destination, MAX_BRANCHES, SiblingWeights};
 use crate::ops::window::{Padding, Window2d};
@@ -81,7 +82,7 @@ fn operands(t: &[Tensor], branches: usize) -> Result<Operands<'_>> {
 fn separate(s: &SiblingShape, t: &[Tensor], algo: Option<ConvAlgo>) -> Result<Vec<Tensor>> {
     let o = operands(t, s.branches)?;
     (0..s.branches)
-        .map(|b| conv::conv2d_fused(o.x, &o.filters[b], &ConvSpec { scale: Some(&o.scales[b]), bias: Some(&o.biases[b]), relu: true, algo, ..ConvSpec::new(s.win) }))
+        .map(|b| conv::conv2d_fused(o.x, &o.filters[b], &ConvSpec { scale: Some(&o.scales[b]), bias: Some(&o.biases[b]), act: Act::Relu, algo, ..ConvSpec::new(s.win) }))
         .collect()
 }
 
@@ -120,7 +121,7 @@ impl Family for ConvSiblings {
     }
     fn label(s: &SiblingShape) -> String {
         let widths: Vec<String> = s.widths().iter().map(|w| w.to_string()).collect();
-        let pad = if s.win.padding == Padding::Same { "same" } else { "valid" };
+        let pad = s.win.padding.label();
         format!("n{} {}x{}x{} {}x{} s{} {pad} -> {}", s.n, s.h, s.w, s.cin, s.win.kh, s.win.kw, s.win.stride_h, widths.join("+"))
     }
     fn flops(s: &SiblingShape) -> f64 {
@@ -155,7 +156,7 @@ impl Family for ConvSiblings {
             Variant::new("merged", |s: &SiblingShape, t: &[Tensor]| {
                 let o = operands(t, s.branches)?;
                 let outs = s.widths().iter().map(|&w| Tensor::empty(o.x.gpu(), &s.y_shape(w), DType::F32)).collect::<Result<Vec<_>>>()?;
-                let dests: Vec<Destination> = outs.iter().map(|out| Destination { out, channel_offset: 0, relu: true }).collect();
+                let dests: Vec<Destination> = outs.iter().map(|out| Destination { out, channel_offset: 0, act: Act::Relu }).collect();
                 conv_sibling::conv2d_siblings(o.x, &o.merged, s.win, &dests)?;
                 Ok(outs)
             }),
@@ -170,7 +171,7 @@ impl Family for ConvSiblings {
         (0..b)
             .map(|k| {
                 let (y, _) = rc::conv2d(&t[0], s.x_shape(), &t[1 + k], s.widths[k], &s.win);
-                rc::epilogue(&y, s.widths[k], Some(&t[1 + b + k]), Some(&t[1 + 2 * b + k]), true)
+                rc::epilogue(&y, s.widths[k], Some(&t[1 + b + k]), Some(&t[1 + 2 * b + k]), Act::Relu)
             })
             .collect()
     }

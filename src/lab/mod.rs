@@ -4,8 +4,8 @@
 //! oracle, then time it, and mark the variant the adapter's selection rule
 //! picks. Measurements, not tests: nothing here asserts a speed.
 //!
-//! One file per family ([`conv`], [`conv_sibling`], [`conv_backward`], [`matmul`],
-//! [`batchnorm`], [`pool`]), each implementing [`Family`]; the families are
+//! One file per family ([`conv`], [`conv_sibling`], [`conv_backward`], [`depthwise`],
+//! [`matmul`], [`batchnorm`], [`pool`]), each implementing [`Family`]; the families are
 //! registered once, in [`families!`] below. A family's variants come from
 //! its op's own list (e.g. `ConvAlgo::ALL`), so a new kernel variant is one
 //! entry there.
@@ -14,6 +14,7 @@ pub mod batchnorm;
 pub mod conv;
 pub mod conv_backward;
 pub mod conv_sibling;
+pub mod depthwise;
 pub mod matmul;
 pub mod pool;
 pub mod tune;
@@ -360,6 +361,8 @@ families!(
     conv_backward::BackwardInput,
     conv_backward::BackwardFilter,
     conv_sibling::ConvSiblings,
+    depthwise::DepthwiseForward,
+    depthwise::DepthwiseBackward,
     matmul::Matmul,
     batchnorm::BatchNormTrain,
     batchnorm::BatchNormBackward,

@@ -59,10 +59,7 @@ fn label(s: &PoolShape) -> String {
         PoolKind::Max => "max",
         PoolKind::Avg => "avg",
     };
-    let pad = match s.win.padding {
-        Padding::Valid => "valid",
-        Padding::Same => "same",
-    };
+    let pad = s.win.padding.label();
     let [n, h, w, c] = s.x;
     format!("{kind} n{n} {h}x{w}x{c} {}x{} s{} {pad}", s.win.kh, s.win.kw, s.win.stride_h)
 }

@@ -21,12 +21,14 @@
 //! executor for the frozen prefix under `--precision mixed`, and by the
 //! kernel lab and its tests on adapters that have cooperative matrices.
 //!
-//! Each applies an optional per-channel epilogue `relu?(conv * scale + bias)`
+//! Each applies an optional per-channel epilogue `act(conv * scale + bias)`
+//! (`act` none, ReLU or ReLU6: [`Act`])
 //! (folded inference BatchNorm) and can write into a channel slice of a wider
 //! NHWC tensor, so Inception blocks concatenate without a copy.
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Work};
+use crate::ops::activation::Act;
 use crate::ops::conv_coop;
 use crate::ops::conv_tuning::{self, ConvKey};
 use crate::ops::conv_winograd::{self, OutputTile};
@@ -207,7 +209,8 @@ pub struct ConvSpec<'a> {
     pub scale: Option<&'a Tensor>,
     /// Per-output-channel addend [cout].
     pub bias: Option<&'a Tensor>,
-    pub relu: bool,
+    /// The activation applied last (default none).
+    pub act: Act,
     /// `None` picks [`ConvAlgo::for_conv`]; a variant that cannot compute the
     /// convolution (see [`ConvAlgo::applies_to`]) is an error.
     pub algo: Option<ConvAlgo>,
@@ -216,7 +219,7 @@ pub struct ConvSpec<'a> {
 impl<'a> ConvSpec<'a> {
     /// A plain convolution: no epilogue, the adapter's default variant.
     pub fn new(win: Window2d) -> Self {
-        ConvSpec { win, scale: None, bias: None, relu: false, algo: None }
+        ConvSpec { win, scale: None, bias: None, act: Act::Linear, algo: None }
     }
 }
 
@@ -232,7 +235,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, win: &Window2d) -> Result<Tensor> {
     conv2d_fused(x, w, &ConvSpec::new(*win))
 }
 
-/// `relu?(conv2d(x, w) * scale + bias)` in one pass.
+/// `act(conv2d(x, w) * scale + bias)` in one pass.
 pub fn conv2d_fused(x: &Tensor, w: &Tensor, spec: &ConvSpec) -> Result<Tensor> {
     let g = Geometry::new(x, w, spec)?;
     let out = Tensor::empty(x.gpu(), &[g.batch, g.out_h, g.out_w, g.cout], DType::F32)?;
@@ -240,7 +243,7 @@ pub fn conv2d_fused(x: &Tensor, w: &Tensor, spec: &ConvSpec) -> Result<Tensor> {
     Ok(out)
 }
 
-/// Writes `relu?(conv2d(x, w) * scale + bias)` into channels
+/// Writes `act(conv2d(x, w) * scale + bias)` into channels
 /// `[channel_offset, channel_offset + cout)` of `out` [n, oh, ow, ctotal];
 /// the other channels are left untouched.
 pub fn conv2d_into(x: &Tensor, w: &Tensor, spec: &ConvSpec, out: &Tensor, channel_offset: usize) -> Result<()> {
@@ -340,9 +343,8 @@ kernel_params! {
     }
 }
 
-const EPILOGUE_SCALE: u32 = 1;
-const EPILOGUE_BIAS: u32 = 2;
-const EPILOGUE_RELU: u32 = 4;
+pub(crate) const EPILOGUE_SCALE: u32 = 1;
+pub(crate) const EPILOGUE_BIAS: u32 = 2;
 
 /// Output rows and channels of one register-blocked invocation.
 pub(crate) const BLOCKED_ROWS: usize = 4;
@@ -369,7 +371,7 @@ fn launch(x: &Tensor, w: &Tensor, spec: &ConvSpec, g: &Geometry, out: &Tensor, o
     let win = &spec.win;
     let epilogue = spec.scale.map_or(0, |_| EPILOGUE_SCALE)
         | spec.bias.map_or(0, |_| EPILOGUE_BIAS)
-        | if spec.relu { EPILOGUE_RELU } else { 0 };
+        | spec.act.epilogue_bits();
     let params = Params {
         batch: g.batch as u32,
         in_h: g.in_h as u32,

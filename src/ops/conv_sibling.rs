@@ -2,7 +2,7 @@
 //! read one input with one window — the 1×1 convolutions opening an
 //! Inception block's branches — run as one GEMM over their filters
 //! concatenated along output channels, each branch with its own folded
-//! BatchNorm and ReLU, writing straight to its own destination (its tensor,
+//! BatchNorm and activation, writing straight to its own destination (its tensor,
 //! or its channel slice of a concatenation).
 //!
 //! The kernel is the register-blocked conv (`ConvAlgo::RegisterBlocked`)
@@ -12,6 +12,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Work};
+use crate::ops::activation::Act;
 use crate::ops::concat;
 use crate::ops::conv::{self, ConvAlgo, ConvSpec, Geometry, BLOCKED_COLS, BLOCKED_ROWS};
 use crate::ops::conv_tuning::ConvKey;
@@ -74,7 +75,7 @@ kernel_params! {
         pad_left: u32,
         rows: u32,
         relu_mask: u32,
-        pad: u32,
+        cap6_mask: u32,
         block_start: [u32; 4],
         block_end: [u32; 4],
         branch_start: [u32; 4],
@@ -135,11 +136,12 @@ pub struct Destination<'a> {
     /// NHWC [batch, out_h, out_w, c] with the branch's width fitting from `channel_offset`.
     pub out: &'a Tensor,
     pub channel_offset: usize,
-    pub relu: bool,
+    /// The branch's activation, applied after its scale and bias.
+    pub act: Act,
 }
 
 /// Computes every branch of `weights` on `x` with window `win` in one
-/// dispatch: branch b's channels, `relu?(conv * scale + bias)`, land in
+/// dispatch: branch b's channels, `act(conv * scale + bias)`, land in
 /// channels `[channel_offset, channel_offset + widths[b])` of `dests[b].out`.
 /// Branches may share an output tensor at channel ranges that do not overlap.
 pub fn conv2d_siblings(x: &Tensor, weights: &SiblingWeights, win: Window2d, dests: &[Destination]) -> Result<()> {
@@ -173,7 +175,7 @@ pub fn conv2d_siblings(x: &Tensor, weights: &SiblingWeights, win: Window2d, dest
         pad_left: g.pad_left as u32,
         rows: g.rows() as u32,
         relu_mask: 0,
-        pad: 0,
+        cap6_mask: 0,
         block_start: [0; 4],
         block_end: [0; 4],
         branch_start: [g.cout as u32; 4],
@@ -220,7 +222,8 @@ pub fn conv2d_siblings(x: &Tensor, weights: &SiblingWeights, win: Window2d, dest
         params.dest[b] = slot as u32;
         params.dest_stride[b] = c as u32;
         params.dest_offset[b] = d.channel_offset as u32;
-        params.relu_mask |= u32::from(d.relu) << b;
+        params.relu_mask |= u32::from(d.act != Act::Linear) << b;
+        params.cap6_mask |= u32::from(d.act == Act::Relu6) << b;
         start += width;
     }
     for b in dests.len()..MAX_BRANCHES {

@@ -29,16 +29,40 @@ pub struct ConvKey {
     pub stride_h: usize,
     pub stride_w: usize,
     pub same_padding: bool,
+    /// Explicit padding [top, bottom, left, right] (`Padding::Explicit`,
+    /// `same_padding` false); absent from the file for 'valid' and 'same'
+    /// windows, so files written before it existed read unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explicit_padding: Option<[usize; 4]>,
 }
 
 impl ConvKey {
     pub fn new(h: usize, w: usize, cin: usize, cout: usize, win: &Window2d) -> ConvKey {
-        ConvKey { h, w, cin, cout, kh: win.kh, kw: win.kw, stride_h: win.stride_h, stride_w: win.stride_w, same_padding: win.padding == Padding::Same }
+        let explicit_padding = match win.padding {
+            Padding::Explicit { top, bottom, left, right } => Some([top, bottom, left, right]),
+            Padding::Valid | Padding::Same => None,
+        };
+        ConvKey {
+            h,
+            w,
+            cin,
+            cout,
+            kh: win.kh,
+            kw: win.kw,
+            stride_h: win.stride_h,
+            stride_w: win.stride_w,
+            same_padding: win.padding == Padding::Same,
+            explicit_padding,
+        }
     }
 
     /// The convolution's window.
     pub fn window(&self) -> Window2d {
-        let padding = if self.same_padding { Padding::Same } else { Padding::Valid };
+        let padding = match (self.explicit_padding, self.same_padding) {
+            (Some([top, bottom, left, right]), _) => Padding::Explicit { top, bottom, left, right },
+            (None, true) => Padding::Same,
+            (None, false) => Padding::Valid,
+        };
         Window2d { kh: self.kh, kw: self.kw, stride_h: self.stride_h, stride_w: self.stride_w, padding }
     }
 }
@@ -139,4 +163,32 @@ pub fn tuned(gpu: &Gpu, key: &ConvKey) -> Option<ConvAlgo> {
         _ => HashMap::new(),
     });
     table.get(key).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ConvKey, TuneFile};
+    use crate::ops::window::{Padding, Window2d};
+
+    /// Explicit windows key apart from 'valid' and 'same' ones and round-trip
+    /// through the file; an entry written before explicit padding existed
+    /// (no `explicit_padding` field) still reads as its window.
+    #[test]
+    fn explicit_padding_keys_apart_and_old_files_read() {
+        let explicit = Padding::Explicit { top: 0, bottom: 1, left: 0, right: 1 };
+        let keys = [Padding::Valid, Padding::Same, explicit, Padding::Explicit { top: 1, bottom: 0, left: 0, right: 1 }]
+            .map(|p| ConvKey::new(8, 8, 4, 4, &Window2d::new(3, 3, 2, p)));
+        for (i, a) in keys.iter().enumerate() {
+            assert_eq!(keys.iter().filter(|b| *b == a).count(), 1, "{a:?}");
+            assert_eq!(ConvKey::new(8, 8, 4, 4, &a.window()), *a, "key {i}");
+        }
+        let entry = |key: &str| format!(r#"{{"adapter":"a","driver":"d","incept":"v","batch":8,"conv":[{{"h":8,"w":8,"cin":4,"cout":4,"kh":3,"kw":3,"stride_h":2,"stride_w":2,"same_padding":false,{key}"algo":"direct","ms":1.0,"rule_ms":2.0}}]}}"#);
+        let old: TuneFile = serde_json::from_str(&entry("")).unwrap();
+        assert_eq!(old.conv[0].key, keys[0]);
+        let new: TuneFile = serde_json::from_str(&entry(r#""explicit_padding":[0,1,0,1],"#)).unwrap();
+        assert_eq!(new.conv[0].key, keys[2]);
+        let written = serde_json::to_string(&new).unwrap();
+        assert_eq!(serde_json::from_str::<TuneFile>(&written).unwrap(), new);
+        assert!(!serde_json::to_string(&old).unwrap().contains("explicit_padding"));
+    }
 }

@@ -2,6 +2,7 @@
 //! its output from the pool and records dispatches of `shaders/*.wgsl`.
 //! They work on plain tensors; `autograd` builds differentiation on top.
 
+pub mod activation;
 pub mod batchnorm;
 pub mod concat;
 pub mod conv;
@@ -10,6 +11,7 @@ pub mod conv_coop;
 pub mod conv_sibling;
 pub mod conv_tuning;
 mod conv_winograd;
+pub mod depthwise;
 pub mod dropout;
 pub mod elementwise;
 pub mod loss;
@@ -19,6 +21,7 @@ pub mod pool;
 pub mod reduce;
 pub mod window;
 
+pub use activation::Act;
 pub use window::{Padding, Window2d};
 
 use crate::gpu::Kernel;
@@ -64,6 +67,13 @@ pub const KERNELS: &[&Kernel] = &[
     &conv_backward::FILTER_GRAD_PER_WEIGHT,
     &conv_backward::FILTER_GRAD_BLOCKED,
     &conv_backward::SUM_SLICES,
+    &depthwise::DEPTHWISE_DIRECT,
+    &depthwise::DEPTHWISE_BLOCKED_VEC4,
+    &depthwise::DEPTHWISE_BACKWARD_INPUT,
+    &depthwise::DEPTHWISE_BACKWARD_INPUT_VEC4,
+    &depthwise::DEPTHWISE_FILTER_GRAD,
+    &depthwise::DEPTHWISE_FILTER_GRAD_VEC4,
+    &depthwise::DEPTHWISE_SUM_SLICES,
     &dropout::DROPOUT,
     &elementwise::RELU_FORWARD,
     &elementwise::RELU_BACKWARD,

@@ -55,6 +55,15 @@ struct Geometry {
 impl Geometry {
     fn new(x_shape: [usize; 4], win: &Window2d) -> Result<Geometry> {
         let [n, h, w, c] = x_shape;
+        // Keras pads explicitly with zeros that a max pool would take for
+        // values (and an average pool count), so such a padding cannot fold
+        // into the window as it does for a convolution.
+        if let Padding::Explicit { .. } = win.padding {
+            return Err(Error::Shape(format!(
+                "pooling window {win:?} on input {x_shape:?}: explicit padding {} is for convolutions only (pad with a separate op)",
+                win.padding.label()
+            )));
+        }
         let (oh, ow) = win.output_size(h, w)?;
         let (pad_top, pad_left) = win.pad_before(h, w)?;
         let u = |v: usize| v as u32;

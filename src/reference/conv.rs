@@ -1,5 +1,6 @@
 //! CPU reference convolution: NHWC input, HWIO filter, f64 accumulation.
 
+use crate::ops::activation::Act;
 use crate::ops::window::Window2d;
 
 /// `x`: [n, h, w, cin], `f`: [kh, kw, cin, cout] → [n, oh, ow, cout].
@@ -38,14 +39,14 @@ pub fn conv2d(x: &[f64], xs: [usize; 4], f: &[f64], cout: usize, win: &Window2d)
 }
 
 /// The fused epilogue of `ops::conv::conv2d_fused` on an NHWC output with
-/// `cout` channels: `relu?(y * scale + bias)`, each part optional.
-pub fn epilogue(y: &[f64], cout: usize, scale: Option<&[f64]>, bias: Option<&[f64]>, relu: bool) -> Vec<f64> {
+/// `cout` channels: `act(y * scale + bias)`, each part optional.
+pub fn epilogue(y: &[f64], cout: usize, scale: Option<&[f64]>, bias: Option<&[f64]>, act: Act) -> Vec<f64> {
     y.iter()
         .enumerate()
         .map(|(i, &v)| {
             let c = i % cout;
             let v = v * scale.map_or(1.0, |s| s[c]) + bias.map_or(0.0, |b| b[c]);
-            if relu { v.max(0.0) } else { v }
+            act.apply(v)
         })
         .collect()
 }

@@ -6,6 +6,7 @@ pub mod batchnorm;
 pub mod concat;
 pub mod conv;
 pub mod conv_backward;
+pub mod depthwise;
 pub mod dropout;
 pub mod elementwise;
 pub mod loss;
