@@ -75,7 +75,7 @@ fn reference_logits(graph: &Graph, weights: &TensorMap, given: &Values, tail: &[
             LayerKind::Conv2d { filters, win } => r::conv::conv2d(x, *xs, &w(format!("{}/kernel", layer.name)), *filters, win),
             LayerKind::BatchNorm => {
                 let [beta, mean, var] = BN_VARIABLES.map(|v| w(format!("{}/{v}", layer.name)));
-                (r::batchnorm::batchnorm_inference(x, &beta, &mean, &var, BN_EPSILON as f64), *xs)
+                (r::batchnorm::batchnorm_inference(x, None, &beta, &mean, &var, BN_EPSILON as f64), *xs)
             }
             LayerKind::Relu => (r::elementwise::relu(x), *xs),
             LayerKind::MaxPool(win) => r::pool::max_pool2d(x, *xs, win),

@@ -237,7 +237,7 @@ impl Network {
                     let moving_mean = upload(format!("{}/moving_mean", layer.name))?;
                     let moving_var = upload(format!("{}/moving_variance", layer.name))?;
                     // Frozen statistics never change: fold them once.
-                    let folded = if trainable[l] { None } else { Some(batchnorm::fold_batchnorm(&beta, &moving_mean, &moving_var, BN_EPSILON)?) };
+                    let folded = if trainable[l] { None } else { Some(batchnorm::fold_batchnorm(None, &beta, &moving_mean, &moving_var, BN_EPSILON)?) };
                     Params::BatchNorm { beta: Var::parameter(beta, trainable[l]), moving_mean, moving_var, folded }
                 }
                 _ => Params::None,
@@ -858,11 +858,11 @@ impl Network {
             (LayerKind::BatchNorm, Params::BatchNorm { beta, moving_mean, moving_var, .. }) => {
                 let x = input(values)?;
                 Value::Var(if plan.batch_stats[l] {
-                    let (y, stats) = ag::batch_norm_train(&x, beta, BN_EPSILON)?;
+                    let (y, stats) = ag::batch_norm_train(&x, None, beta, BN_EPSILON)?;
                     batchnorm::update_moving_stats(moving_mean, moving_var, &stats, BN_MOMENTUM)?;
                     y
                 } else {
-                    ag::batch_norm_inference(&x, beta, moving_mean, moving_var, BN_EPSILON)?
+                    ag::batch_norm_inference(&x, None, beta, moving_mean, moving_var, BN_EPSILON)?
                 })
             }
             (LayerKind::MaxPool(win), _) => {
@@ -919,7 +919,7 @@ impl Network {
             Some(Params::BatchNorm { folded: Some((s, b)), .. }) => Some((s.clone(), b.clone())),
             // Trainable BatchNorm in inference mode: its statistics may have moved, fold now.
             Some(Params::BatchNorm { beta, moving_mean, moving_var, folded: None }) => {
-                Some(batchnorm::fold_batchnorm(beta.value(), moving_mean, moving_var, BN_EPSILON)?)
+                Some(batchnorm::fold_batchnorm(None, beta.value(), moving_mean, moving_var, BN_EPSILON)?)
             }
             Some(_) => return Err(Error::Invalid(format!("the layer after {} is not a BatchNormalization", self.graph.layers[c.conv].name))),
         };
