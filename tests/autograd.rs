@@ -65,10 +65,9 @@ fn backward_errors_are_reported() {
     assert!(c.backward().is_err());
 }
 
-/// conv(3×3 same) → BN(train, with gamma) → ReLU → max pool 3×3/2 → GAP → Dense(relu) → Dense → CE.
+/// conv(3×3 same) → BN(train) → ReLU → max pool 3×3/2 → GAP → Dense(relu) → Dense → CE.
 struct Tiny {
     conv_w: Var,
-    gamma: Var,
     beta: Var,
     w1: Var,
     b1: Var,
@@ -82,17 +81,16 @@ impl Tiny {
             let n = shape.iter().product();
             Var::parameter(Tensor::from_slice(gpu, shape, &random(n, seed, -scale, scale)).unwrap(), true)
         };
-        let gamma = Var::parameter(Tensor::from_slice(gpu, &[6], &random(6, 7, 0.5, 1.5)).unwrap(), true);
-        Tiny { conv_w: p(&[3, 3, 3, 6], 1, 0.4), gamma, beta: p(&[6], 2, 0.1), w1: p(&[6, 16], 3, 0.5), b1: p(&[16], 4, 0.1), w2: p(&[16, 3], 5, 0.5), b2: p(&[3], 6, 0.1) }
+        Tiny { conv_w: p(&[3, 3, 3, 6], 1, 0.4), beta: p(&[6], 2, 0.1), w1: p(&[6, 16], 3, 0.5), b1: p(&[16], 4, 0.1), w2: p(&[16, 3], 5, 0.5), b2: p(&[3], 6, 0.1) }
     }
 
-    fn params(&self) -> [&Var; 7] {
-        [&self.conv_w, &self.gamma, &self.beta, &self.w1, &self.b1, &self.w2, &self.b2]
+    fn params(&self) -> [&Var; 6] {
+        [&self.conv_w, &self.beta, &self.w1, &self.b1, &self.w2, &self.b2]
     }
 
     fn loss(&self, x: &Var, targets: &Tensor, dropout_seed: Option<u64>) -> Var {
         let y = ag::conv2d(x, &self.conv_w, Window2d::new(3, 3, 1, Padding::Same)).unwrap();
-        let (y, _) = ag::batch_norm_train(&y, Some(&self.gamma), &self.beta, 1e-3).unwrap();
+        let (y, _) = ag::batch_norm_train(&y, None, &self.beta, 1e-3).unwrap();
         let y = ag::relu(&y).unwrap();
         let y = ag::max_pool2d(&y, Window2d::new(3, 3, 2, Padding::Valid)).unwrap();
         let y = ag::global_avg_pool(&y).unwrap();
