@@ -1,6 +1,8 @@
-// BatchNorm without gamma (Keras scale=False), f32. Data x, y, dy, dx are viewed as
-// [rows, channels] row-major (NHWC with rows = n·h·w); per-channel vectors are [channels].
-//   y = (x − mean)·inv_std + beta,  inv_std = 1/sqrt(var + eps)
+// BatchNorm with an optional gamma (Keras scale=True / scale=False), f32. Data x, y, dy, dx
+// are viewed as [rows, channels] row-major (NHWC with rows = n·h·w); per-channel vectors
+// are [channels].
+//   y = (x − mean)·scale + beta,  scale = gamma·inv_std (inv_std when there is no gamma),
+//   inv_std = 1/sqrt(var + eps)
 //
 // Per-channel reductions run in two barrier-free steps: the rows are cut into `chunks`
 // of `rows_per_chunk` (the last may be shorter); a *_partial kernel has one invocation
@@ -10,15 +12,18 @@
 //   moments_partial   partial[chunk, c] = (chunk mean − shift, Σ (x − chunk mean)²), two passes over
 //                     the chunk, shift = x[row 0, c] (keeps the precision of data far from zero)
 //   moments_combine   mean, biased var (Chan's merge of the chunks), inv_std
-//   normalize         y = (x − mean[c])·inv_std[c] + beta[c]          one invocation per element
+//   normalize         y = (x − mean[c])·scale[c] + beta[c]            one invocation per element
 //   inv_std           inv_std = 1/sqrt(var + eps)                    one invocation per channel
-//   fold              scale = inv_std(moving_var), bias = beta − moving_mean·scale   per channel
+//   gamma_scale       scale = gamma·inv_std                          per channel
+//   fold_bias         bias = beta − moving_mean·scale                per channel
 //   update_moving     m = m·momentum + batch·(1 − momentum), in place, for mean and var   per channel
 //   grad_sums_partial partial[chunk, c] = (Σ dy, Σ dy·(x − mean))
-//   backward_coeffs   dbeta = Σ dy;  coeffs[c] = (−s·Σdy/rows, −s³·Σdy(x−mean)/rows), s = inv_std
-//   backward_dx       dx = s·dy + coeffs.x + coeffs.y·(x − mean)       one invocation per element
+//   grad_sums_combine dbeta = Σ dy;  dgamma = Σ dy·x̂ = inv_std·Σ dy·(x − mean)   per channel
+//   backward_coeffs   coeffs[c] = (−scale·dbeta/rows, −scale·inv_std·dgamma/rows)  per channel
+//   backward_dx       dx = scale·dy + coeffs.x + coeffs.y·(x − mean)   one invocation per element
+//                     (= gamma·s·(dy − mean(dy) − x̂·mean(dy·x̂)), s = inv_std)
 //   sum_partial       partial[chunk, c] = Σ dy;   sum_combine  out[c] = Σ_chunk partial
-//   scale_channels    dx = dy·s[c]                                   one invocation per element
+//   scale_channels    dx = dy·scale[c]                               one invocation per element
 // Every kernel: 64 invocations per workgroup, the grid folded into y when it needs more
 // than the per-dimension limit; invocations past `total` return at once.
 
@@ -110,10 +115,10 @@ fn moments_combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     mc_inv_std[c] = 1.0 / sqrt(variance + p.eps);
 }
 
-// ---- normalize: reads x, mean, inv_std, beta; writes y ----
+// ---- normalize: reads x, mean, scale, beta; writes y ----
 @group(0) @binding(1) var<storage, read> nm_x: array<f32>;
 @group(0) @binding(2) var<storage, read> nm_mean: array<f32>;
-@group(0) @binding(3) var<storage, read> nm_inv_std: array<f32>;
+@group(0) @binding(3) var<storage, read> nm_scale: array<f32>;
 @group(0) @binding(4) var<storage, read> nm_beta: array<f32>;
 @group(0) @binding(5) var<storage, read_write> nm_y: array<f32>;
 
@@ -124,7 +129,7 @@ fn normalize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         return;
     }
     let c = i % p.channels;
-    nm_y[i] = fma(nm_x[i] - nm_mean[c], nm_inv_std[c], nm_beta[c]);
+    nm_y[i] = fma(nm_x[i] - nm_mean[c], nm_scale[c], nm_beta[c]);
 }
 
 // ---- inv_std: reads var; writes inv_std ----
@@ -140,22 +145,33 @@ fn inv_std(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     is_inv_std[c] = 1.0 / sqrt(is_var[c] + p.eps);
 }
 
-// ---- fold: reads beta, moving_mean, moving_var; writes scale, bias ----
-@group(0) @binding(1) var<storage, read> fd_beta: array<f32>;
-@group(0) @binding(2) var<storage, read> fd_mean: array<f32>;
-@group(0) @binding(3) var<storage, read> fd_var: array<f32>;
-@group(0) @binding(4) var<storage, read_write> fd_scale: array<f32>;
-@group(0) @binding(5) var<storage, read_write> fd_bias: array<f32>;
+// ---- gamma_scale: reads gamma, inv_std; writes scale ----
+@group(0) @binding(1) var<storage, read> gm_gamma: array<f32>;
+@group(0) @binding(2) var<storage, read> gm_inv_std: array<f32>;
+@group(0) @binding(3) var<storage, read_write> gm_scale: array<f32>;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn fold(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn gamma_scale(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let c = linear_index(gid, nwg);
     if (c >= p.total) {
         return;
     }
-    let s = 1.0 / sqrt(fd_var[c] + p.eps);
-    fd_scale[c] = s;
-    fd_bias[c] = fd_beta[c] - fd_mean[c] * s;
+    gm_scale[c] = gm_gamma[c] * gm_inv_std[c];
+}
+
+// ---- fold_bias: reads beta, moving_mean, scale; writes bias ----
+@group(0) @binding(1) var<storage, read> fd_beta: array<f32>;
+@group(0) @binding(2) var<storage, read> fd_mean: array<f32>;
+@group(0) @binding(3) var<storage, read> fd_scale: array<f32>;
+@group(0) @binding(4) var<storage, read_write> fd_bias: array<f32>;
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn fold_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let c = linear_index(gid, nwg);
+    if (c >= p.total) {
+        return;
+    }
+    fd_bias[c] = fd_beta[c] - fd_mean[c] * fd_scale[c];
 }
 
 // ---- update_moving: reads batch mean, batch var; updates moving mean, moving var ----
@@ -201,11 +217,32 @@ fn grad_sums_partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     gs_partial[i] = vec2<f32>(sum_dy, sum_dy_xc);
 }
 
-// ---- backward_coeffs: reads partial, inv_std; writes dbeta, coeffs [channels, 2] ----
-@group(0) @binding(1) var<storage, read> bc_partial: array<vec2<f32>>;
-@group(0) @binding(2) var<storage, read> bc_inv_std: array<f32>;
-@group(0) @binding(3) var<storage, read_write> bc_dbeta: array<f32>;
-@group(0) @binding(4) var<storage, read_write> bc_coeffs: array<vec2<f32>>;
+// ---- grad_sums_combine: reads partial [chunks, channels, 2], inv_std; writes dbeta, dgamma ----
+@group(0) @binding(1) var<storage, read> gc_partial: array<vec2<f32>>;
+@group(0) @binding(2) var<storage, read> gc_inv_std: array<f32>;
+@group(0) @binding(3) var<storage, read_write> gc_dbeta: array<f32>;
+@group(0) @binding(4) var<storage, read_write> gc_dgamma: array<f32>;
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn grad_sums_combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let c = linear_index(gid, nwg);
+    if (c >= p.total) {
+        return;
+    }
+    var sums = vec2<f32>(0.0);
+    for (var k = 0u; k < p.chunks; k++) {
+        sums += gc_partial[k * p.channels + c];
+    }
+    gc_dbeta[c] = sums.x;
+    gc_dgamma[c] = gc_inv_std[c] * sums.y;
+}
+
+// ---- backward_coeffs: reads dbeta, dgamma, inv_std, scale; writes coeffs [channels, 2] ----
+@group(0) @binding(1) var<storage, read> bc_dbeta: array<f32>;
+@group(0) @binding(2) var<storage, read> bc_dgamma: array<f32>;
+@group(0) @binding(3) var<storage, read> bc_inv_std: array<f32>;
+@group(0) @binding(4) var<storage, read> bc_scale: array<f32>;
+@group(0) @binding(5) var<storage, read_write> bc_coeffs: array<vec2<f32>>;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn backward_coeffs(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -213,21 +250,15 @@ fn backward_coeffs(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     if (c >= p.total) {
         return;
     }
-    var sums = vec2<f32>(0.0);
-    for (var k = 0u; k < p.chunks; k++) {
-        sums += bc_partial[k * p.channels + c];
-    }
-    let s = bc_inv_std[c];
-    let rows = f32(p.rows);
-    bc_dbeta[c] = sums.x;
-    bc_coeffs[c] = vec2<f32>(-s * sums.x / rows, -s * s * s * sums.y / rows);
+    let k = -bc_scale[c] / f32(p.rows);
+    bc_coeffs[c] = vec2<f32>(k * bc_dbeta[c], k * bc_inv_std[c] * bc_dgamma[c]);
 }
 
-// ---- backward_dx: reads x, dy, mean, inv_std, coeffs; writes dx ----
+// ---- backward_dx: reads x, dy, mean, scale, coeffs; writes dx ----
 @group(0) @binding(1) var<storage, read> bd_x: array<f32>;
 @group(0) @binding(2) var<storage, read> bd_dy: array<f32>;
 @group(0) @binding(3) var<storage, read> bd_mean: array<f32>;
-@group(0) @binding(4) var<storage, read> bd_inv_std: array<f32>;
+@group(0) @binding(4) var<storage, read> bd_scale: array<f32>;
 @group(0) @binding(5) var<storage, read> bd_coeffs: array<vec2<f32>>;
 @group(0) @binding(6) var<storage, read_write> bd_dx: array<f32>;
 
@@ -239,7 +270,7 @@ fn backward_dx(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     }
     let c = i % p.channels;
     let k = bd_coeffs[c];
-    bd_dx[i] = bd_inv_std[c] * bd_dy[i] + k.x + k.y * (bd_x[i] - bd_mean[c]);
+    bd_dx[i] = bd_scale[c] * bd_dy[i] + k.x + k.y * (bd_x[i] - bd_mean[c]);
 }
 
 // ---- sum_partial: reads dy; writes partial [chunks, channels] ----
@@ -278,7 +309,7 @@ fn sum_combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     sc_out[c] = sum;
 }
 
-// ---- scale_channels: reads dy, s; writes dx ----
+// ---- scale_channels: reads dy, scale; writes dx ----
 @group(0) @binding(1) var<storage, read> sh_dy: array<f32>;
 @group(0) @binding(2) var<storage, read> sh_scale: array<f32>;
 @group(0) @binding(3) var<storage, read_write> sh_dx: array<f32>;

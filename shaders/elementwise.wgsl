@@ -1,6 +1,8 @@
 // Elementwise kernels over flat f32 arrays (layout-agnostic):
 //   relu_forward   y = max(x, 0)
 //   relu_backward  dx = dy * (y > 0)      (uses the saved output y)
+//   relu6_forward  y = min(max(x, 0), 6)  (Keras ReLU(max_value=6), MobileNetV2)
+//   relu6_backward dx = dy * (0 < y < 6)  (saved output y; 0 at exactly 0 and 6, as TF's Relu6Grad)
 //   add            z = a + b
 //   scale          y = alpha * x
 //   axpy_inplace   y += alpha * x          (gradient accumulation)
@@ -37,6 +39,14 @@ fn relu_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
+fn relu6_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg);
+    if (i < p.n) {
+        y[i] = clamp(x[i], 0.0, 6.0);
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn scale(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg);
     if (i < p.n) {
@@ -63,6 +73,15 @@ fn relu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     let i = linear_index(gid, nwg);
     if (i < p.n) {
         z[i] = select(0.0, b[i], a[i] > 0.0);
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn relu6_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    // a = saved output y, b = upstream gradient dy
+    let i = linear_index(gid, nwg);
+    if (i < p.n) {
+        z[i] = select(0.0, b[i], a[i] > 0.0 && a[i] < 6.0);
     }
 }
 

@@ -90,7 +90,7 @@ impl Tiny {
 
     fn loss(&self, x: &Var, targets: &Tensor, dropout_seed: Option<u64>) -> Var {
         let y = ag::conv2d(x, &self.conv_w, Window2d::new(3, 3, 1, Padding::Same)).unwrap();
-        let (y, _) = ag::batch_norm_train(&y, &self.beta, 1e-3).unwrap();
+        let (y, _) = ag::batch_norm_train(&y, None, &self.beta, 1e-3).unwrap();
         let y = ag::relu(&y).unwrap();
         let y = ag::max_pool2d(&y, Window2d::new(3, 3, 2, Padding::Valid)).unwrap();
         let y = ag::global_avg_pool(&y).unwrap();

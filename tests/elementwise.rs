@@ -1,9 +1,17 @@
-//! Elementwise kernels against their CPU references; ReLU's backward also
-//! against finite differences.
+//! Elementwise kernels against their CPU references; the backwards of ReLU,
+//! ReLU6 and Add also against finite differences, and through autograd.
 mod common;
 use common::*;
+use incept::Tensor;
+use incept::autograd::{self as ag, Var};
 use incept::ops::elementwise as ew;
 use incept::reference::{self as r, elementwise as re};
+
+/// Random data spanning [-10, 10): both of ReLU6's bends and values past 6.
+fn wide_tensor(gpu: &incept::Gpu, shape: &[usize], seed: u64) -> (Tensor, Vec<f32>) {
+    let data = r::random(shape.iter().product(), seed, -10.0, 10.0);
+    (Tensor::from_slice(gpu, shape, &data).unwrap(), data)
+}
 
 #[test]
 fn relu_forward_and_backward_match_reference() {
@@ -62,4 +70,102 @@ fn mul_by_scalar_uses_the_gpu_scalar() {
     let y = ew::mul_by_scalar(&x, &s).unwrap();
     assert_close("mul_by_scalar", &y.to_vec().unwrap(), &xh.iter().map(|&v| -0.75 * v as f64).collect::<Vec<_>>());
     assert!(ew::mul_by_scalar(&x, &x).is_err());
+}
+
+#[test]
+fn relu6_forward_and_backward_match_reference() {
+    let gpu = gpu();
+    let shapes: [&[usize]; 5] = [&[1], &[255], &[257], &[70_001], &[3, 5, 7, 33]];
+    for (i, shape) in shapes.into_iter().enumerate() {
+        let seed = 30 + 2 * i as u64;
+        let (x, xh) = wide_tensor(&gpu, shape, seed);
+        let (dy, dyh) = rand_tensor(&gpu, shape, seed + 1);
+        let y = ew::relu6(&x).unwrap();
+        assert_eq!(y.shape(), shape);
+        let want_y = re::relu6(&r::to_f64(&xh));
+        assert_close(&format!("relu6 forward {shape:?}"), &y.to_vec().unwrap(), &want_y);
+        let dx = ew::relu6_backward(&y, &dy).unwrap();
+        assert_close(&format!("relu6 backward {shape:?}"), &dx.to_vec().unwrap(), &re::relu6_backward(&want_y, &r::to_f64(&dyh)));
+    }
+}
+
+#[test]
+fn relu6_passes_the_gradient_strictly_between_its_bends_as_tensorflow() {
+    // TF's Relu6Grad: dy where 0 < x < 6; exactly at 0 and 6 the gradient is 0.
+    let gpu = gpu();
+    let x = [-1.0f32, -0.0, 0.0, 1e-6, 3.0, 5.999, 6.0, 6.001, 100.0];
+    let want_y = [0.0f32, 0.0, 0.0, 1e-6, 3.0, 5.999, 6.0, 6.0, 6.0];
+    let want_dx = [0.0f32, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0];
+    let xt = Tensor::from_slice(&gpu, &[x.len()], &x).unwrap();
+    let y = ew::relu6(&xt).unwrap();
+    assert_eq!(y.to_vec().unwrap(), want_y);
+    let dx = ew::relu6_backward(&y, &Tensor::full(&gpu, &[x.len()], 1.0).unwrap()).unwrap();
+    assert_eq!(dx.to_vec().unwrap(), want_dx);
+    assert_eq!(re::relu6_backward(&re::relu6(&r::to_f64(&x)), &[1.0; 9]), r::to_f64(&want_dx));
+}
+
+#[test]
+fn relu6_backward_matches_finite_differences() {
+    // Inputs in [-10, 10) kept 0.05 away from the bends at 0 and 6, where the derivative is undefined.
+    let x: Vec<f64> = r::to_f64(&r::random(200, 9, -10.0, 10.0)).into_iter().filter(|v| v.abs() > 0.05 && (v - 6.0).abs() > 0.05).collect();
+    assert!(x.iter().any(|&v| v > 6.0) && x.iter().any(|&v| v > 0.0 && v < 6.0) && x.iter().any(|&v| v < 0.0));
+    let g = r::to_f64(&r::random(x.len(), 10, -1.0, 1.0));
+    let fd = r::finite_difference(&x, 1e-6, |x| r::dot(&g, &re::relu6(x)));
+    let analytic = re::relu6_backward(&re::relu6(&x), &g);
+    assert_close_f64("relu6 fd", &analytic, &fd, FD_TOL);
+}
+
+#[test]
+fn add_matches_reference_at_odd_sizes_and_its_backward_finite_differences() {
+    let gpu = gpu();
+    let shapes: [&[usize]; 4] = [&[1], &[257], &[70_001], &[3, 5, 7, 33]];
+    for (i, shape) in shapes.into_iter().enumerate() {
+        let (a, ah) = wide_tensor(&gpu, shape, 40 + 2 * i as u64);
+        let (b, bh) = wide_tensor(&gpu, shape, 41 + 2 * i as u64);
+        let z = ew::add(&a, &b).unwrap();
+        assert_eq!(z.shape(), shape);
+        assert_close(&format!("add {shape:?}"), &z.to_vec().unwrap(), &re::add(&r::to_f64(&ah), &r::to_f64(&bh)));
+    }
+    // d/da and d/db of Σ g·(a + b) are both g: what ag::add hands each input.
+    let (a, b) = (r::to_f64(&r::random(35, 50, -10.0, 10.0)), r::to_f64(&r::random(35, 51, -10.0, 10.0)));
+    let g = r::to_f64(&r::random(35, 52, -1.0, 1.0));
+    assert_close_f64("add fd a", &g, &r::finite_difference(&a, 1e-6, |a| r::dot(&g, &re::add(a, &b))), FD_TOL);
+    assert_close_f64("add fd b", &g, &r::finite_difference(&b, 1e-6, |b| r::dot(&g, &re::add(&a, b))), FD_TOL);
+}
+
+#[test]
+fn autograd_add_sends_the_gradient_to_both_inputs_and_twice_to_one_used_twice() {
+    let gpu = gpu();
+    let shape = [3usize, 5, 7, 3];
+    let (a, ah) = wide_tensor(&gpu, &shape, 60);
+    let (b, bh) = wide_tensor(&gpu, &shape, 61);
+    let (av, bv) = (Var::parameter(a.clone(), true), Var::parameter(b, true));
+    let y = ag::add(&av, &bv).unwrap();
+    assert_close("ag::add forward", &y.value().to_vec().unwrap(), &re::add(&r::to_f64(&ah), &r::to_f64(&bh)));
+    let (loss, dy) = softmax_ce_loss(&gpu, &y);
+    let grads = loss.backward().unwrap();
+    assert_close("ag::add da", &grads.get(&av).unwrap().to_vec().unwrap(), &dy);
+    assert_close("ag::add db", &grads.get(&bv).unwrap().to_vec().unwrap(), &dy);
+
+    // x + x: the gradient arrives along both edges and sums to 2·dy.
+    let xv = Var::parameter(a, true);
+    let y = ag::add(&xv, &xv).unwrap();
+    assert_close("x + x forward", &y.value().to_vec().unwrap(), &re::add(&r::to_f64(&ah), &r::to_f64(&ah)));
+    let (loss, dy) = softmax_ce_loss(&gpu, &y);
+    let grads = loss.backward().unwrap();
+    let twice: Vec<f64> = dy.iter().map(|g| 2.0 * g).collect();
+    assert_close("x + x gradient", &grads.get(&xv).unwrap().to_vec().unwrap(), &twice);
+}
+
+#[test]
+fn autograd_relu6_backward_matches_reference() {
+    let gpu = gpu();
+    let (x, xh) = wide_tensor(&gpu, &[3, 5, 7, 7], 70);
+    let xv = Var::parameter(x, true);
+    let y = ag::relu6(&xv).unwrap();
+    let want_y = re::relu6(&r::to_f64(&xh));
+    assert_close("ag::relu6 forward", &y.value().to_vec().unwrap(), &want_y);
+    let (loss, dy) = softmax_ce_loss(&gpu, &y);
+    let grads = loss.backward().unwrap();
+    assert_close("ag::relu6 dx", &grads.get(&xv).unwrap().to_vec().unwrap(), &re::relu6_backward(&want_y, &dy));
 }

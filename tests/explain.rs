@@ -78,7 +78,7 @@ fn reference_logits(graph: &Graph, weights: &TensorMap, given: &Values, tail: &[
             LayerKind::Conv2d { filters, win } => r::conv::conv2d(x, *xs, &w(format!("{}/kernel", layer.name)), *filters, win),
             LayerKind::BatchNorm(spec) => {
                 let [beta, mean, var] = ["beta", "moving_mean", "moving_variance"].map(|v| w(format!("{}/{v}", layer.name)));
-                (r::batchnorm::batchnorm_inference(x, &beta, &mean, &var, spec.epsilon as f64), *xs)
+                (r::batchnorm::batchnorm_inference(x, None, &beta, &mean, &var, spec.epsilon as f64), *xs)
             }
             LayerKind::Relu => (r::elementwise::relu(x), *xs),
             LayerKind::MaxPool(win) => r::pool::max_pool2d(x, *xs, win),

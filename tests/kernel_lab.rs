@@ -4,8 +4,9 @@
 //! CPU reference.
 
 use incept::gpu::GpuOptions;
-use incept::Gpu;
-use incept::lab::{self, TOLERANCE};
+use incept::lab::{self, Family, TOLERANCE, Variant};
+use incept::ops::elementwise;
+use incept::{Gpu, Result, Tensor};
 
 #[test]
 fn every_variant_of_every_family_agrees_with_its_oracle_and_the_reference() {
@@ -41,4 +42,55 @@ fn the_lab_rejects_unknown_families_and_variants() {
     let opts = lab::LabOptions { variant: Some("fastest".into()), ..opts };
     let err = lab::print("matmul", &gpu, &opts).unwrap_err().to_string();
     assert!(err.contains("naive"), "{err}");
+}
+
+/// A family with a wrong kernel (it doubles what it should copy) whose
+/// oracle is its own CPU reference, as the one-kernel families' are.
+struct Broken;
+
+impl Family for Broken {
+    type Shape = usize;
+    const NAME: &'static str = "broken";
+    const WHAT: &'static str = "a copy that doubles";
+    fn shapes(_: usize, _: usize) -> Result<Vec<usize>> {
+        Ok(vec![9])
+    }
+    fn small_shapes() -> Vec<usize> {
+        vec![7]
+    }
+    fn label(s: &usize) -> String {
+        s.to_string()
+    }
+    fn flops(s: &usize) -> f64 {
+        *s as f64
+    }
+    fn bytes(s: &usize) -> f64 {
+        8.0 * *s as f64
+    }
+    fn inputs(gpu: &Gpu, s: &usize) -> Result<Vec<Tensor>> {
+        Ok(vec![Tensor::from_slice(gpu, &[*s], &incept::reference::random(*s, 1, -1.0, 1.0))?])
+    }
+    fn variants() -> Vec<Variant<usize>> {
+        vec![Variant::new("double", |_: &usize, t: &[Tensor]| Ok(vec![elementwise::scale(&t[0], 2.0)?]))]
+    }
+    fn picked(_: &Gpu, _: &usize) -> &'static str {
+        "double"
+    }
+    fn reference(_: &usize, t: &[Vec<f64>]) -> Vec<Vec<f64>> {
+        vec![t[0].clone()]
+    }
+    fn oracle(s: &usize, inputs: &[Tensor]) -> Result<Vec<Vec<f64>>> {
+        Ok(Self::reference(s, &lab::read_back(inputs)?))
+    }
+}
+
+#[test]
+fn the_reference_row_runs_the_kernel_even_when_the_oracle_is_the_reference() {
+    let rows = lab::check_small::<Broken>(&Gpu::shared().unwrap()).unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r.1).collect();
+    assert_eq!(names, ["reference", "double"]);
+    for (_, variant, err, tolerance) in &rows {
+        // 2x − x against x: relative L2 error 1.
+        assert!((err - 1.0).abs() < 1e-6 && err > tolerance, "{variant}: {err}");
+    }
 }

@@ -4,7 +4,7 @@
 
 use super::Var;
 use crate::error::Result;
-use crate::ops::{batchnorm, concat, conv, conv_backward, depthwise, dropout as drop, elementwise, loss, matmul, pool, reduce};
+use crate::ops::{batchnorm, concat, conv, conv_backward, depthwise, dropout as drop, elementwise, loss, matmul, pad, pool, reduce};
 use crate::ops::batchnorm::BatchStats;
 use crate::ops::window::Window2d;
 use crate::tensor::Tensor;
@@ -16,6 +16,14 @@ pub fn relu(x: &Var) -> Result<Var> {
     Ok(Var::from_op("relu", y, &[x], move |dy, _| Ok(vec![Some(elementwise::relu_backward(&saved, dy)?)])))
 }
 
+/// min(max(x, 0), 6) (Keras ReLU(max_value=6)); its backward uses the saved output.
+pub fn relu6(x: &Var) -> Result<Var> {
+    let y = elementwise::relu6(x.value())?;
+    let saved = y.clone();
+    Ok(Var::from_op("relu6", y, &[x], move |dy, _| Ok(vec![Some(elementwise::relu6_backward(&saved, dy)?)])))
+}
+
+/// a + b (Keras Add, residual connections): the gradient goes to both inputs.
 pub fn add(a: &Var, b: &Var) -> Result<Var> {
     let y = elementwise::add(a.value(), b.value())?;
     Ok(Var::from_op("add", y, &[a, b], |dy, _| Ok(vec![Some(dy.clone()), Some(dy.clone())])))
@@ -51,27 +59,53 @@ pub fn depthwise_conv2d(x: &Var, w: &Var, win: Window2d) -> Result<Var> {
     }))
 }
 
-/// BatchNormalization(scale=False) in training mode: normalises with the
-/// batch statistics, which are returned for the moving-average update.
-pub fn batch_norm_train(x: &Var, beta: &Var, eps: f32) -> Result<(Var, Arc<BatchStats>)> {
-    let (y, stats) = batchnorm::batchnorm_train(x.value(), beta.value(), eps)?;
+/// The inputs a batch-norm node records: x, gamma when present, beta.
+fn bn_inputs<'a>(x: &'a Var, gamma: Option<&'a Var>, beta: &'a Var) -> Vec<&'a Var> {
+    std::iter::once(x).chain(gamma).chain(std::iter::once(beta)).collect()
+}
+
+/// The gradients in [`bn_inputs`] order.
+fn bn_grads(dx: Tensor, dgamma: Option<Tensor>, dbeta: Tensor) -> Vec<Option<Tensor>> {
+    let mut out = vec![Some(dx)];
+    if dgamma.is_some() {
+        out.push(dgamma);
+    }
+    out.push(Some(dbeta));
+    out
+}
+
+/// BatchNormalization in training mode: normalises with the batch statistics,
+/// which are returned for the moving-average update. `gamma` `None` is Keras
+/// `scale=False`.
+pub fn batch_norm_train(x: &Var, gamma: Option<&Var>, beta: &Var, eps: f32) -> Result<(Var, Arc<BatchStats>)> {
+    let (y, stats) = batchnorm::batchnorm_train(x.value(), gamma.map(Var::value), beta.value(), eps)?;
     let stats = Arc::new(stats);
-    let (xs, st) = (x.value().clone(), stats.clone());
-    let y = Var::from_op("batch_norm_train", y, &[x, beta], move |dy, _| {
-        let (dx, dbeta) = batchnorm::batchnorm_train_backward(&xs, dy, &st)?;
-        Ok(vec![Some(dx), Some(dbeta)])
+    let (xs, gs, st) = (x.value().clone(), gamma.map(|g| g.value().clone()), stats.clone());
+    let y = Var::from_op("batch_norm_train", y, &bn_inputs(x, gamma, beta), move |dy, _| {
+        let (dx, dgamma, dbeta) = batchnorm::batchnorm_train_backward(&xs, dy, gs.as_ref(), &st)?;
+        Ok(bn_grads(dx, dgamma, dbeta))
     });
     Ok((y, stats))
 }
 
-/// BatchNormalization(scale=False) with moving statistics (frozen layers, inference).
-pub fn batch_norm_inference(x: &Var, beta: &Var, moving_mean: &Tensor, moving_var: &Tensor, eps: f32) -> Result<Var> {
-    let y = batchnorm::batchnorm_inference(x.value(), beta.value(), moving_mean, moving_var, eps)?;
-    let var = moving_var.clone();
-    Ok(Var::from_op("batch_norm_inference", y, &[x, beta], move |dy, _| {
-        let (dx, dbeta) = batchnorm::batchnorm_inference_backward(dy, &var, eps)?;
-        Ok(vec![Some(dx), Some(dbeta)])
+/// BatchNormalization with moving statistics (frozen layers, inference).
+/// `gamma` `None` is Keras `scale=False`.
+pub fn batch_norm_inference(x: &Var, gamma: Option<&Var>, beta: &Var, moving_mean: &Tensor, moving_var: &Tensor, eps: f32) -> Result<Var> {
+    let y = batchnorm::batchnorm_inference(x.value(), gamma.map(Var::value), beta.value(), moving_mean, moving_var, eps)?;
+    let (mean, var) = (moving_mean.clone(), moving_var.clone());
+    // x is needed only for dgamma: without gamma the node keeps no activation.
+    let (xs, gs) = (gamma.map(|_| x.value().clone()), gamma.map(|g| g.value().clone()));
+    Ok(Var::from_op("batch_norm_inference", y, &bn_inputs(x, gamma, beta), move |dy, _| {
+        let (dx, dgamma, dbeta) = batchnorm::batchnorm_inference_backward(xs.as_ref().unwrap_or(dy), dy, gs.as_ref(), &mean, &var, eps)?;
+        Ok(bn_grads(dx, dgamma, dbeta))
     }))
+}
+
+/// Keras ZeroPadding2D, `pads` = [top, bottom, left, right]; the gradient is
+/// the interior of dy.
+pub fn zero_pad2d(x: &Var, pads: [usize; 4]) -> Result<Var> {
+    let y = pad::zero_pad2d(x.value(), pads)?;
+    Ok(Var::from_op("zero_pad2d", y, &[x], move |dy, _| Ok(vec![Some(pad::crop2d(dy, pads)?)])))
 }
 
 pub fn max_pool2d(x: &Var, win: Window2d) -> Result<Var> {

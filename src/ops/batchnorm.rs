@@ -1,11 +1,15 @@
-//! BatchNorm without gamma (Keras `scale=False`), `shaders/batchnorm.wgsl`.
+//! BatchNorm with an optional gamma (Keras `scale=True`, or `scale=False` when
+//! `gamma` is `None`), `shaders/batchnorm.wgsl`.
 //!
 //! Data is any tensor whose last axis is the channel, viewed as [M, C]
-//! (NHWC: M = n·h·w): y = (x − mean)·inv_std + beta, inv_std = 1/sqrt(var + eps).
-//! Training uses the batch statistics (biased variance, as Keras), inference
-//! the moving ones. Per-channel reductions are barrier-free: partial results
-//! per chunk of rows, then one invocation per channel combines the chunks
-//! (Chan's merge for the variance, so a large mean costs no precision).
+//! (NHWC: M = n·h·w): y = (x − mean)·scale + beta with scale = gamma·inv_std,
+//! inv_std = 1/sqrt(var + eps). Training uses the batch statistics (biased
+//! variance, as Keras), inference the moving ones. Per-channel reductions are
+//! barrier-free: partial results per chunk of rows, then one invocation per
+//! channel combines the chunks (Chan's merge for the variance, so a large mean
+//! costs no precision). With and without gamma run the same kernels: gamma
+//! only changes the per-channel scale, and adds dgamma = Σ dy·x̂ (a sum the
+//! training backward computes anyway).
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel};
@@ -16,10 +20,12 @@ kernel!(MOMENTS_PARTIAL, "batchnorm.wgsl", "moments_partial", reads = 1, writes 
 kernel!(MOMENTS_COMBINE, "batchnorm.wgsl", "moments_combine", reads = 2, writes = 3, params = Params, workgroup = WORKGROUP);
 kernel!(NORMALIZE, "batchnorm.wgsl", "normalize", reads = 4, writes = 1, params = Params, workgroup = WORKGROUP);
 kernel!(INV_STD, "batchnorm.wgsl", "inv_std", reads = 1, writes = 1, params = Params, workgroup = WORKGROUP);
-kernel!(FOLD, "batchnorm.wgsl", "fold", reads = 3, writes = 2, params = Params, workgroup = WORKGROUP);
+kernel!(GAMMA_SCALE, "batchnorm.wgsl", "gamma_scale", reads = 2, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(FOLD_BIAS, "batchnorm.wgsl", "fold_bias", reads = 3, writes = 1, params = Params, workgroup = WORKGROUP);
 kernel!(UPDATE_MOVING, "batchnorm.wgsl", "update_moving", reads = 2, writes = 2, params = Params, workgroup = WORKGROUP);
 kernel!(GRAD_SUMS_PARTIAL, "batchnorm.wgsl", "grad_sums_partial", reads = 3, writes = 1, params = Params, workgroup = WORKGROUP);
-kernel!(BACKWARD_COEFFS, "batchnorm.wgsl", "backward_coeffs", reads = 2, writes = 2, params = Params, workgroup = WORKGROUP);
+kernel!(GRAD_SUMS_COMBINE, "batchnorm.wgsl", "grad_sums_combine", reads = 2, writes = 2, params = Params, workgroup = WORKGROUP);
+kernel!(BACKWARD_COEFFS, "batchnorm.wgsl", "backward_coeffs", reads = 4, writes = 1, params = Params, workgroup = WORKGROUP);
 kernel!(BACKWARD_DX, "batchnorm.wgsl", "backward_dx", reads = 5, writes = 1, params = Params, workgroup = WORKGROUP);
 kernel!(SUM_PARTIAL, "batchnorm.wgsl", "sum_partial", reads = 1, writes = 1, params = Params, workgroup = WORKGROUP);
 kernel!(SUM_COMBINE, "batchnorm.wgsl", "sum_combine", reads = 1, writes = 1, params = Params, workgroup = WORKGROUP);
@@ -97,6 +103,14 @@ impl Layout {
         Ok(())
     }
 
+    /// Checks the named per-channel vectors and `gamma` when present.
+    fn channel_vectors(&self, op: &str, gamma: Option<&Tensor>, named: &[(&str, &Tensor)]) -> Result<()> {
+        for (name, t) in named.iter().copied().chain(gamma.map(|g| ("gamma", g))) {
+            self.per_channel(op, name, t)?;
+        }
+        Ok(())
+    }
+
     fn stats(&self, op: &str, stats: &BatchStats) -> Result<()> {
         self.per_channel(op, "stats.mean", &stats.mean)?;
         self.per_channel(op, "stats.var", &stats.var)?;
@@ -150,40 +164,64 @@ fn channel_sums(l: &Layout, dy: &Tensor) -> Result<Tensor> {
     Ok(out)
 }
 
-/// y = (x − mean)·inv_std + beta per channel.
-fn normalize(l: &Layout, x: &Tensor, mean: &Tensor, inv_std: &Tensor, beta: &Tensor) -> Result<Tensor> {
+/// (dbeta = Σ dy, dgamma = Σ dy·x̂) per channel, x̂ = (x − mean)·inv_std.
+fn grad_sums(l: &Layout, x: &Tensor, dy: &Tensor, mean: &Tensor, inv_std: &Tensor) -> Result<(Tensor, Tensor)> {
+    let gpu = x.gpu();
+    let partial = Tensor::empty(gpu, &[l.chunks, l.channels, 2], DType::F32)?;
+    launch(gpu, &GRAD_SUMS_PARTIAL, &l.params(l.chunks * l.channels), &[x, dy, mean], &[&partial])?;
+    let dbeta = Tensor::empty(gpu, &[l.channels], DType::F32)?;
+    let dgamma = Tensor::empty(gpu, &[l.channels], DType::F32)?;
+    launch(gpu, &GRAD_SUMS_COMBINE, &l.params(l.channels), &[&partial, inv_std], &[&dbeta, &dgamma])?;
+    Ok((dbeta, dgamma))
+}
+
+/// The per-channel factor of the normalised data: gamma·inv_std, or inv_std
+/// itself (no copy) without gamma.
+fn scale_of(gamma: Option<&Tensor>, inv_std: &Tensor) -> Result<Tensor> {
+    let Some(gamma) = gamma else { return Ok(inv_std.clone()) };
+    let gpu = inv_std.gpu();
+    let scale = Tensor::empty(gpu, inv_std.shape(), DType::F32)?;
+    launch(gpu, &GAMMA_SCALE, &channel_params(inv_std.numel()), &[gamma, inv_std], &[&scale])?;
+    Ok(scale)
+}
+
+/// y = (x − mean)·scale + beta per channel.
+fn normalize(l: &Layout, x: &Tensor, mean: &Tensor, scale: &Tensor, beta: &Tensor) -> Result<Tensor> {
     let gpu = x.gpu();
     let y = Tensor::empty(gpu, x.shape(), DType::F32)?;
-    launch(gpu, &NORMALIZE, &l.params(x.numel()), &[x, mean, inv_std, beta], &[&y])?;
+    launch(gpu, &NORMALIZE, &l.params(x.numel()), &[x, mean, scale, beta], &[&y])?;
     Ok(y)
 }
 
-/// Inference mode with the moving statistics.
-pub fn batchnorm_inference(x: &Tensor, beta: &Tensor, moving_mean: &Tensor, moving_var: &Tensor, eps: f32) -> Result<Tensor> {
+/// Inference mode with the moving statistics:
+/// y = gamma·(x − moving_mean)/sqrt(moving_var + eps) + beta (`gamma` `None`: Keras `scale=False`).
+pub fn batchnorm_inference(x: &Tensor, gamma: Option<&Tensor>, beta: &Tensor, moving_mean: &Tensor, moving_var: &Tensor, eps: f32) -> Result<Tensor> {
     const OP: &str = "batchnorm_inference";
     let l = Layout::of(OP, x)?;
-    l.per_channel(OP, "beta", beta)?;
-    l.per_channel(OP, "moving_mean", moving_mean)?;
-    l.per_channel(OP, "moving_var", moving_var)?;
-    normalize(&l, x, moving_mean, &inv_std_of(moving_var, eps)?, beta)
+    l.channel_vectors(OP, gamma, &[("beta", beta), ("moving_mean", moving_mean), ("moving_var", moving_var)])?;
+    let scale = scale_of(gamma, &inv_std_of(moving_var, eps)?)?;
+    normalize(&l, x, moving_mean, &scale, beta)
 }
 
-/// (scale, bias) per channel so that conv·scale + bias == BN(conv) in inference mode.
-pub fn fold_batchnorm(beta: &Tensor, moving_mean: &Tensor, moving_var: &Tensor, eps: f32) -> Result<(Tensor, Tensor)> {
-    let c = channel_vectors("fold_batchnorm", &[("beta", beta), ("moving_mean", moving_mean), ("moving_var", moving_var)])?;
+/// (scale, bias) per channel so that conv·scale + bias == BN(conv) in inference mode:
+/// scale = gamma/sqrt(moving_var + eps) (1/sqrt(…) without gamma), bias = beta − moving_mean·scale.
+pub fn fold_batchnorm(gamma: Option<&Tensor>, beta: &Tensor, moving_mean: &Tensor, moving_var: &Tensor, eps: f32) -> Result<(Tensor, Tensor)> {
+    let mut named = vec![("beta", beta), ("moving_mean", moving_mean), ("moving_var", moving_var)];
+    named.extend(gamma.map(|g| ("gamma", g)));
+    let c = channel_vectors("fold_batchnorm", &named)?;
     let gpu = beta.gpu();
-    let scale = Tensor::empty(gpu, &[c], DType::F32)?;
+    let scale = scale_of(gamma, &inv_std_of(moving_var, eps)?)?;
     let bias = Tensor::empty(gpu, &[c], DType::F32)?;
-    let p = Params { eps, ..channel_params(c) };
-    launch(gpu, &FOLD, &p, &[beta, moving_mean, moving_var], &[&scale, &bias])?;
+    launch(gpu, &FOLD_BIAS, &channel_params(c), &[beta, moving_mean, &scale], &[&bias])?;
     Ok((scale, bias))
 }
 
-/// Training mode: normalizes with the batch statistics and returns them.
-pub fn batchnorm_train(x: &Tensor, beta: &Tensor, eps: f32) -> Result<(Tensor, BatchStats)> {
+/// Training mode: normalizes with the batch statistics and returns them
+/// (`gamma` `None`: Keras `scale=False`).
+pub fn batchnorm_train(x: &Tensor, gamma: Option<&Tensor>, beta: &Tensor, eps: f32) -> Result<(Tensor, BatchStats)> {
     const OP: &str = "batchnorm_train";
     let l = Layout::of(OP, x)?;
-    l.per_channel(OP, "beta", beta)?;
+    l.channel_vectors(OP, gamma, &[("beta", beta)])?;
     let gpu = x.gpu();
     let partial = Tensor::empty(gpu, &[l.chunks, l.channels, 2], DType::F32)?;
     launch(gpu, &MOMENTS_PARTIAL, &l.params(l.chunks * l.channels), &[x], &[&partial])?;
@@ -194,7 +232,7 @@ pub fn batchnorm_train(x: &Tensor, beta: &Tensor, eps: f32) -> Result<(Tensor, B
     };
     let p = Params { eps, ..l.params(l.channels) };
     launch(gpu, &MOMENTS_COMBINE, &p, &[&partial, x], &[&stats.mean, &stats.var, &stats.inv_std])?;
-    let y = normalize(&l, x, &stats.mean, &stats.inv_std, beta)?;
+    let y = normalize(&l, x, &stats.mean, &scale_of(gamma, &stats.inv_std)?, beta)?;
     Ok((y, stats))
 }
 
@@ -210,30 +248,50 @@ pub fn update_moving_stats(moving_mean: &Tensor, moving_var: &Tensor, stats: &Ba
     launch(gpu, &UPDATE_MOVING, &p, &[&stats.mean, &stats.var], &[moving_mean, moving_var])
 }
 
-/// Training-mode backward through the batch statistics: (dx, dbeta).
-pub fn batchnorm_train_backward(x: &Tensor, dy: &Tensor, stats: &BatchStats) -> Result<(Tensor, Tensor)> {
+/// Training-mode backward through the batch statistics: (dx, dgamma, dbeta),
+/// dgamma = Σ dy·x̂ present iff `gamma` is, dbeta = Σ dy, and
+/// dx = gamma·inv_std·(dy − mean(dy) − x̂·mean(dy·x̂)).
+pub fn batchnorm_train_backward(x: &Tensor, dy: &Tensor, gamma: Option<&Tensor>, stats: &BatchStats) -> Result<(Tensor, Option<Tensor>, Tensor)> {
     const OP: &str = "batchnorm_train_backward";
     let l = Layout::of(OP, x)?;
     same_shape(OP, x, dy)?;
     l.stats(OP, stats)?;
+    l.channel_vectors(OP, gamma, &[])?;
     let gpu = x.gpu();
-    let partial = Tensor::empty(gpu, &[l.chunks, l.channels, 2], DType::F32)?;
-    launch(gpu, &GRAD_SUMS_PARTIAL, &l.params(l.chunks * l.channels), &[x, dy, &stats.mean], &[&partial])?;
-    let dbeta = Tensor::empty(gpu, &[l.channels], DType::F32)?;
+    let (dbeta, dgamma) = grad_sums(&l, x, dy, &stats.mean, &stats.inv_std)?;
+    let scale = scale_of(gamma, &stats.inv_std)?;
     let coeffs = Tensor::empty(gpu, &[l.channels, 2], DType::F32)?;
-    launch(gpu, &BACKWARD_COEFFS, &l.params(l.channels), &[&partial, &stats.inv_std], &[&dbeta, &coeffs])?;
+    launch(gpu, &BACKWARD_COEFFS, &l.params(l.channels), &[&dbeta, &dgamma, &stats.inv_std, &scale], &[&coeffs])?;
     let dx = Tensor::empty(gpu, x.shape(), DType::F32)?;
-    launch(gpu, &BACKWARD_DX, &l.params(x.numel()), &[x, dy, &stats.mean, &stats.inv_std, &coeffs], &[&dx])?;
-    Ok((dx, dbeta))
+    launch(gpu, &BACKWARD_DX, &l.params(x.numel()), &[x, dy, &stats.mean, &scale, &coeffs], &[&dx])?;
+    Ok((dx, gamma.map(|_| dgamma), dbeta))
 }
 
-/// Inference-mode backward (moving statistics are constants): (dx = dy·inv_std, dbeta = Σ dy).
-pub fn batchnorm_inference_backward(dy: &Tensor, moving_var: &Tensor, eps: f32) -> Result<(Tensor, Tensor)> {
+/// Inference-mode backward (moving statistics are constants): (dx = dy·gamma·inv_std,
+/// dgamma = Σ dy·x̂ iff `gamma` is present, dbeta = Σ dy), x̂ = (x − moving_mean)·inv_std.
+/// `x` (the forward's input) is read only for dgamma; without gamma it need
+/// only have dy's shape.
+pub fn batchnorm_inference_backward(
+    x: &Tensor,
+    dy: &Tensor,
+    gamma: Option<&Tensor>,
+    moving_mean: &Tensor,
+    moving_var: &Tensor,
+    eps: f32,
+) -> Result<(Tensor, Option<Tensor>, Tensor)> {
     const OP: &str = "batchnorm_inference_backward";
     let l = Layout::of(OP, dy)?;
-    l.per_channel(OP, "moving_var", moving_var)?;
+    same_shape(OP, x, dy)?;
+    l.channel_vectors(OP, gamma, &[("moving_mean", moving_mean), ("moving_var", moving_var)])?;
     let gpu = dy.gpu();
+    let inv_std = inv_std_of(moving_var, eps)?;
     let dx = Tensor::empty(gpu, dy.shape(), DType::F32)?;
-    launch(gpu, &SCALE_CHANNELS, &l.params(dy.numel()), &[dy, &inv_std_of(moving_var, eps)?], &[&dx])?;
-    Ok((dx, channel_sums(&l, dy)?))
+    launch(gpu, &SCALE_CHANNELS, &l.params(dy.numel()), &[dy, &scale_of(gamma, &inv_std)?], &[&dx])?;
+    match gamma {
+        Some(_) => {
+            let (dbeta, dgamma) = grad_sums(&l, x, dy, moving_mean, &inv_std)?;
+            Ok((dx, Some(dgamma), dbeta))
+        }
+        None => Ok((dx, None, channel_sums(&l, dy)?)),
+    }
 }

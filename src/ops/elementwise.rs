@@ -1,5 +1,5 @@
-//! Elementwise kernels (`shaders/elementwise.wgsl`): ReLU and its backward,
-//! add, scale and in-place axpy for gradient accumulation.
+//! Elementwise kernels (`shaders/elementwise.wgsl`): ReLU and ReLU6 and their
+//! backwards, add, scale and in-place axpy for gradient accumulation.
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -8,6 +8,8 @@ use crate::tensor::{DType, Tensor};
 
 kernel!(RELU_FORWARD, "elementwise.wgsl", "relu_forward", reads = 1, writes = 1, params = Params, workgroup = WORKGROUP);
 kernel!(RELU_BACKWARD, "elementwise.wgsl", "relu_backward", reads = 2, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(RELU6_FORWARD, "elementwise.wgsl", "relu6_forward", reads = 1, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(RELU6_BACKWARD, "elementwise.wgsl", "relu6_backward", reads = 2, writes = 1, params = Params, workgroup = WORKGROUP);
 kernel!(ADD, "elementwise.wgsl", "add", reads = 2, writes = 1, params = Params, workgroup = WORKGROUP);
 kernel!(SCALE, "elementwise.wgsl", "scale", reads = 1, writes = 1, params = Params, workgroup = WORKGROUP);
 kernel!(AXPY_INPLACE, "elementwise.wgsl", "axpy_inplace", reads = 1, writes = 1, params = Params, workgroup = WORKGROUP);
@@ -64,6 +66,20 @@ pub fn relu_backward(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
     binary("relu_backward", &RELU_BACKWARD, y, dy)
 }
 
+/// min(max(x, 0), 6): Keras `ReLU(max_value=6)` / `Activation('relu6')`.
+pub fn relu6(x: &Tensor) -> Result<Tensor> {
+    unary(&RELU6_FORWARD, x, 0.0)
+}
+
+/// Gradient of ReLU6 from its saved output `y` and the upstream gradient `dy`:
+/// dy where 0 < y < 6, else 0. At exactly x = 0 or x = 6 (y = 0 or 6) the
+/// gradient is 0, as TensorFlow's `Relu6Grad` (it passes dy where 0 < x < 6,
+/// and 0 < y < 6 holds exactly there).
+pub fn relu6_backward(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    binary("relu6_backward", &RELU6_BACKWARD, y, dy)
+}
+
+/// a + b elementwise (residual connections, gradient accumulation).
 pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     binary("add", &ADD, a, b)
 }

@@ -17,6 +17,7 @@ pub mod elementwise;
 pub mod loss;
 pub mod matmul;
 pub mod optim;
+pub mod pad;
 pub mod pool;
 pub mod reduce;
 pub mod window;
@@ -34,9 +35,11 @@ pub const KERNELS: &[&Kernel] = &[
     &batchnorm::MOMENTS_COMBINE,
     &batchnorm::NORMALIZE,
     &batchnorm::INV_STD,
-    &batchnorm::FOLD,
+    &batchnorm::GAMMA_SCALE,
+    &batchnorm::FOLD_BIAS,
     &batchnorm::UPDATE_MOVING,
     &batchnorm::GRAD_SUMS_PARTIAL,
+    &batchnorm::GRAD_SUMS_COMBINE,
     &batchnorm::BACKWARD_COEFFS,
     &batchnorm::BACKWARD_DX,
     &batchnorm::SUM_PARTIAL,
@@ -77,6 +80,8 @@ pub const KERNELS: &[&Kernel] = &[
     &dropout::DROPOUT,
     &elementwise::RELU_FORWARD,
     &elementwise::RELU_BACKWARD,
+    &elementwise::RELU6_FORWARD,
+    &elementwise::RELU6_BACKWARD,
     &elementwise::ADD,
     &elementwise::SCALE,
     &elementwise::AXPY_INPLACE,
@@ -94,6 +99,8 @@ pub const KERNELS: &[&Kernel] = &[
     &optim::ADAM,
     &optim::SGD,
     &optim::SGD_MOMENTUM,
+    &pad::ZERO_PAD2D,
+    &pad::CROP2D,
     &pool::MAX_POOL_FORWARD,
     &pool::MAX_POOL_ARGMAX,
     &pool::MAX_POOL_BACKWARD,

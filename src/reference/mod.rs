@@ -12,6 +12,7 @@ pub mod elementwise;
 pub mod loss;
 pub mod matmul;
 pub mod optim;
+pub mod pad;
 pub mod pool;
 pub mod reduce;
 

@@ -127,3 +127,29 @@ pub fn split_channel_slice(after: &[f32], before: &[f32], ctotal: usize, offset:
     }
     w
 }
+
+/// A scalar loss on `out` for checking gradients end to end: the mean softmax
+/// cross-entropy of `out` viewed as [rows, last axis] against fixed one-hot
+/// labels. Returns the loss and its gradient with respect to `out`, computed
+/// on the CPU in f64 from `out`'s value, to feed the ops' reference backwards.
+pub fn softmax_ce_loss(gpu: &Gpu, out: &incept::autograd::Var) -> (incept::autograd::Var, Vec<f64>) {
+    use incept::autograd as ag;
+    let c = *out.shape().last().unwrap();
+    let rows = out.value().numel() / c;
+    let labels: Vec<usize> = (0..rows).map(|i| (i * 5 + 1) % c).collect();
+    let mut one_hot = vec![0.0f32; rows * c];
+    for (i, &l) in labels.iter().enumerate() {
+        one_hot[i * c + l] = 1.0;
+    }
+    let targets = Tensor::from_slice(gpu, &[rows, c], &one_hot).unwrap();
+    let (loss, _) = ag::softmax_cross_entropy(&ag::reshape(out, &[rows, c]).unwrap(), &targets).unwrap();
+    let y = incept::reference::to_f64(&out.value().to_vec().unwrap());
+    let mut grad = Vec::with_capacity(y.len());
+    for (row, &label) in y.chunks(c).zip(&labels) {
+        let max = row.iter().cloned().fold(f64::MIN, f64::max);
+        let e: Vec<f64> = row.iter().map(|v| (v - max).exp()).collect();
+        let sum: f64 = e.iter().sum();
+        grad.extend(e.iter().enumerate().map(|(k, v)| (v / sum - if k == label { 1.0 } else { 0.0 }) / rows as f64));
+    }
+    (loss, grad)
+}
