@@ -35,6 +35,7 @@ fn make_run(dir: &Path) -> TensorMap {
     std::fs::create_dir_all(dir).unwrap();
     let cfg = TrainConfig {
         data: "data".into(),
+        backbone: incept::models::Backbone::InceptionV3,
         weights: None,
         image_size: 75,
         batch: 4,

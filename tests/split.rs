@@ -24,6 +24,7 @@ fn make_tree(root: &Path, classes: &[(&str, usize)]) {
 fn config(data: &Path, classes: &[&str], validation_split: Option<f64>, seed: u64) -> TrainConfig {
     TrainConfig {
         data: data.to_path_buf(),
+        backbone: incept::models::Backbone::InceptionV3,
         weights: None,
         image_size: 75,
         batch: 2,

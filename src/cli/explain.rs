@@ -89,7 +89,7 @@ pub fn run(adapter: Option<String>, args: ExplainArgs) -> Result<()> {
             let stem = &stems[i];
             let picture = args.out.join(format!("{stem}{PICTURE_SUFFIX}"));
             let map = args.out.join(format!("{stem}{MAP_SUFFIX}"));
-            save_map(&map, &cam, &paths[i], &layer_name, &cfg, &shown)?;
+            save_map(&map, &cam, &paths[i], (&args, &layer_name), &cfg, &shown)?;
             save_picture(&picture, &cam, &images[k], &paths[i], &layer_name, &cfg, &shown)?;
             println!(
                 "{}\tpredicted {} ({:.4})\tGrad-CAM of {} at {} ({h}x{w}): {}",
@@ -122,7 +122,7 @@ fn class_index(classes: &[String], name: &str) -> Result<usize> {
 }
 
 /// The raw map [h, w] and the channel weights [c], with what they are in the metadata.
-fn save_map(path: &Path, cam: &GradCam, image: &Path, layer: &str, cfg: &TrainConfig, shown: &Shown<'_>) -> Result<()> {
+fn save_map(path: &Path, cam: &GradCam, image: &Path, (args, layer): (&ExplainArgs, &str), cfg: &TrainConfig, shown: &Shown<'_>) -> Result<()> {
     let mut tensors = TensorMap::new();
     tensors.insert("gradcam".into(), HostTensor { shape: vec![cam.height, cam.width], data: cam.map.clone() });
     tensors.insert("channel_weights".into(), HostTensor { shape: vec![cam.channel_weights.len()], data: cam.channel_weights.clone() });

@@ -75,7 +75,7 @@ pub fn to_tfjs(model: &ExportModel, storage: TfjsStorage) -> Result<TfjsExport> 
                     "DepthwiseConv2D",
                     json!({
                         "kernel_size": [win.kh, win.kw], "strides": [win.stride_h, win.stride_w], "depth_multiplier": 1,
-                        "padding": padding(name, win.padding)?, "data_format": "channels_last", "dilation_rate": [1, 1],
+                        "padding": win.padding.keras_name(name)?, "data_format": "channels_last", "dilation_rate": [1, 1],
                         "activation": "linear", "use_bias": false,
                     }),
                 )

@@ -17,7 +17,6 @@ use super::keras_inception_v3::{self as inception, BN_VARIABLES, num_convs};
 use super::{HostTensor, StorageDtype, TensorMap, write_safetensors};
 use crate::error::{Error, Result};
 use crate::models::Backbone;
-use crate::ops::Padding;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
