@@ -216,8 +216,8 @@ mod tests {
         let cases = [
             (Backbone::InceptionV3, 311, 21_802_784, 2048),
             (Backbone::MobileNetV2, 154, 2_257_984, 1280),
-            // The PyPI .pth holds 4,694,024 numbers: these, the 1280→1000 classifier and 49 BatchNorm step counters.
-            (Backbone::EfficientNetLite0, 141, 4_694_024 - 1_281_000 - 49, 1280),
+            // The PyPI .pth holds 4,694,024 floats: these and the 1280→1000 classifier (and 49 integer BatchNorm step counters).
+            (Backbone::EfficientNetLite0, 141, 4_694_024 - 1_281_000, 1280),
         ];
         for (b, layers, params, channels) in cases {
             assert_eq!(b.graph().layers.len(), layers, "{b} layers");

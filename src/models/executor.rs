@@ -79,8 +79,8 @@ pub fn weight_table(graph: &Graph, input_channels: usize) -> Result<Vec<(String,
 
 enum Params {
     None,
-    /// A Conv2D's or DepthwiseConv2D's kernel.
-    Conv { kernel: Var },
+    /// A Conv2D's `kernel` or a DepthwiseConv2D's `depthwise_kernel` (`var`).
+    Conv { var: &'static str, kernel: Var },
     BatchNorm { spec: BatchNormSpec, gamma: Option<Var>, beta: Var, moving_mean: Tensor, moving_var: Tensor, folded: Option<(Tensor, Tensor)> },
 }
 
@@ -88,7 +88,7 @@ impl Params {
     /// The weights training changes by gradient, with their variable names.
     fn trainable(&self) -> Vec<(&'static str, &Var)> {
         match self {
-            Params::Conv { kernel } if kernel.requires_grad() => vec![("kernel", kernel)],
+            Params::Conv { var, kernel } if kernel.requires_grad() => vec![(*var, kernel)],
             Params::BatchNorm { gamma, beta, .. } if beta.requires_grad() => {
                 gamma.iter().map(|g| ("gamma", g)).chain([("beta", beta)]).collect()
             }
@@ -256,9 +256,9 @@ impl Network {
         let mut params = Vec::with_capacity(graph.layers.len());
         for (l, layer) in graph.layers.iter().enumerate() {
             params.push(match layer.kind {
-                LayerKind::Conv2d { .. } => Params::Conv { kernel: Var::parameter(upload(format!("{}/kernel", layer.name))?, trainable[l]) },
-                LayerKind::DepthwiseConv2d { .. } => {
-                    Params::Conv { kernel: Var::parameter(upload(format!("{}/depthwise_kernel", layer.name))?, trainable[l]) }
+                LayerKind::Conv2d { .. } | LayerKind::DepthwiseConv2d { .. } => {
+                    let var = if matches!(layer.kind, LayerKind::Conv2d { .. }) { "kernel" } else { "depthwise_kernel" };
+                    Params::Conv { var, kernel: Var::parameter(upload(format!("{}/{var}", layer.name))?, trainable[l]) }
                 }
                 LayerKind::BatchNorm(spec) => {
                     let gamma = if spec.scale { Some(upload(format!("{}/gamma", layer.name))?) } else { None };
@@ -358,8 +358,7 @@ impl Network {
         let host = |t: &Tensor| -> Result<HostTensor> { Ok(HostTensor { shape: t.shape().to_vec(), data: t.to_vec()? }) };
         for (l, layer) in self.graph.layers.iter().enumerate() {
             match &self.params[l] {
-                Params::Conv { kernel } => {
-                    let var = if matches!(layer.kind, LayerKind::DepthwiseConv2d { .. }) { "depthwise_kernel" } else { "kernel" };
+                Params::Conv { var, kernel } => {
                     map.insert(format!("{}/{var}", layer.name), host(kernel.value())?);
                 }
                 Params::BatchNorm { gamma, beta, moving_mean, moving_var, .. } => {
@@ -391,7 +390,7 @@ impl Network {
             .map(|(index, &l)| {
                 let layer = &self.graph.layers[l];
                 let (params, trainable_params) = match &self.params[l] {
-                    Params::Conv { kernel } => {
+                    Params::Conv { kernel, .. } => {
                         let p = kernel.value().numel();
                         (p, if self.trainable[l] { p } else { 0 })
                     }
@@ -630,7 +629,7 @@ impl Network {
         let mut tail = vec![false; self.graph.layers.len()];
         for (l, layer) in self.graph.layers.iter().enumerate() {
             let own = match &self.params[l] {
-                Params::Conv { kernel } => kernel.requires_grad(),
+                Params::Conv { kernel, .. } => kernel.requires_grad(),
                 Params::BatchNorm { beta, .. } => beta.requires_grad(),
                 Params::None => false,
             };
@@ -909,8 +908,8 @@ impl Network {
             (LayerKind::Relu, _) => Value::Var(ag::relu(&input(values)?)?),
             (LayerKind::Relu6, _) => Value::Var(ag::relu6(&input(values)?)?),
             (LayerKind::ZeroPad(pads), _) => Value::Var(ag::zero_pad2d(&input(values)?, *pads)?),
-            (LayerKind::Conv2d { win, .. }, Params::Conv { kernel }) => Value::Var(ag::conv2d(&input(values)?, kernel, *win)?),
-            (LayerKind::DepthwiseConv2d { win }, Params::Conv { kernel }) => Value::Var(ag::depthwise_conv2d(&input(values)?, kernel, *win)?),
+            (LayerKind::Conv2d { win, .. }, Params::Conv { kernel, .. }) => Value::Var(ag::conv2d(&input(values)?, kernel, *win)?),
+            (LayerKind::DepthwiseConv2d { win }, Params::Conv { kernel, .. }) => Value::Var(ag::depthwise_conv2d(&input(values)?, kernel, *win)?),
             (LayerKind::BatchNorm(_), Params::BatchNorm { spec, gamma, beta, moving_mean, moving_var, .. }) => {
                 let x = input(values)?;
                 Value::Var(if plan.batch_stats[l] {
@@ -968,7 +967,7 @@ impl Network {
     fn fused_chain(&self, c: Chain, plan: &Plan, x: &Tensor, values: &mut [Option<Value>], shapes: &[[usize; 4]]) -> Result<Value> {
         let (in_tail, dest) = (plan.tail[c.conv], plan.dest[c.output()]);
         let layer = &self.graph.layers[c.conv];
-        let Params::Conv { kernel } = &self.params[c.conv] else {
+        let Params::Conv { kernel, .. } = &self.params[c.conv] else {
             return Err(Error::Invalid(format!("layer {} ({}) has no kernel loaded", layer.name, layer.kind.keras_class())));
         };
         let folded = match c.bn.map(|bn| &self.params[bn]) {
@@ -1083,7 +1082,7 @@ impl Network {
         }
         let mut branches = Vec::with_capacity(group.members.len());
         for &(conv, bn) in &group.members {
-            let Params::Conv { kernel } = &self.params[conv] else {
+            let Params::Conv { kernel, .. } = &self.params[conv] else {
                 return Err(Error::Invalid(format!("layer {} is not a convolution", self.graph.layers[conv].name)));
             };
             let folded = match bn.map(|bn| &self.params[bn]) {

@@ -11,6 +11,7 @@ pub mod dropout;
 pub mod elementwise;
 pub mod loss;
 pub mod matmul;
+pub mod network;
 pub mod optim;
 pub mod pad;
 pub mod pool;
