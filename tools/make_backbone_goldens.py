@@ -91,7 +91,8 @@ import os
 import sys
 
 TOOLS = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, TOOLS)
+if TOOLS not in sys.path:
+    sys.path.insert(0, TOOLS)
 
 try:
     import numpy as np
@@ -232,7 +233,7 @@ def main():
     try:
         import keras  # after the environment is set
         import tensorflow as tf
-    except ImportError as e:
+    except (ImportError, OSError) as e:
         sys.exit(f"{e}: this needs TensorFlow (pip install tensorflow-cpu); see the header")
     tf.config.threading.set_intra_op_parallelism_threads(THREADS)
     tf.config.threading.set_inter_op_parallelism_threads(1)

