@@ -64,7 +64,6 @@ the relative L2 distance of the float32 forward to the float64 forward (the same
 model and input in double) per tensor.
 """
 import argparse
-import hashlib
 import importlib.metadata
 import io
 import json
