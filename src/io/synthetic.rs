@@ -1,5 +1,6 @@
-//! Synthetic InceptionV3 weights from a closed formula, for Keras parity
-//! tests that need no downloaded file.
+//! Synthetic weights from a closed formula, for Keras parity tests that
+//! need no downloaded file: InceptionV3's ([`synthetic_inception_v3_weights`],
+//! below) and any backbone's ([`synthetic_weights`]).
 //!
 //! `tools/make_goldens.py` loads the same weights into Keras (its
 //! `synthetic_weights`) and checks, before writing the goldens, that the
@@ -53,6 +54,52 @@ pub fn synthetic_inception_v3_weights() -> TensorMap {
         out.insert(format!("{bn}/beta"), channel(&|c| 0.1 * (0.3 * c + kf).cos()));
         out.insert(format!("{bn}/moving_mean"), channel(&|c| 0.05 * (0.5 * c + kf).sin()));
         out.insert(format!("{bn}/moving_variance"), channel(&|c| 1.0 + 0.2 * (0.9 * c + kf).sin()));
+    }
+    out
+}
+
+/// Every weight of `backbone` from the closed formula of
+/// `tools/make_backbone_goldens.py` (the goldens of the other backbones):
+/// for the k-th entry of its weight table (creation order), computed in f64
+/// and rounded once to f32, over the row-major index i (kernels, in Keras's
+/// layout) or the channel c (BatchNorm vectors):
+///
+/// ```text
+/// kernel[i]           = sqrt(3 / (kh·kw·cin)) · sin(0.7·i + 1.3·k + 0.1·(i·i))
+/// depthwise_kernel[i] = sqrt(3 / (kh·kw))     · sin(0.7·i + 1.3·k + 0.1·(i·i))
+/// gamma[c]            = 1 + 0.2 · sin(0.4·c + k)
+/// beta[c]             = 0.1 · cos(0.3·c + k)
+/// moving_mean[c]      = 0.05 · sin(0.5·c + k)
+/// moving_variance[c]  = 1 + 0.2 · sin(0.9·c + k)
+/// ```
+///
+/// (The kernel scale is 3 rather than InceptionV3's 4: at 4 float32 Keras
+/// drifts 1.5e-5 from float64 Keras at MobileNetV2's output, more than the
+/// 1e-5 the parity tests hold incept to.)
+pub fn synthetic_weights(backbone: crate::models::Backbone) -> TensorMap {
+    let mut out = TensorMap::new();
+    for (k, (name, shape)) in backbone.weight_table().into_iter().enumerate() {
+        let kf = k as f64;
+        let n: usize = shape.iter().product();
+        let kernel = |fan_in: usize| -> Vec<f32> {
+            let scale = (3.0 / fan_in as f64).sqrt();
+            (0..n)
+                .map(|i| {
+                    let i = i as f64;
+                    (scale * (0.7 * i + 1.3 * kf + 0.1 * (i * i)).sin()) as f32
+                })
+                .collect()
+        };
+        let channel = |f: &dyn Fn(f64) -> f64| (0..n).map(|c| f(c as f64) as f32).collect();
+        let data = match name.rsplit('/').next() {
+            Some("kernel") => kernel(shape[0] * shape[1] * shape[2]),
+            Some("depthwise_kernel") => kernel(shape[0] * shape[1]),
+            Some("gamma") => channel(&|c| 1.0 + 0.2 * (0.4 * c + kf).sin()),
+            Some("beta") => channel(&|c| 0.1 * (0.3 * c + kf).cos()),
+            Some("moving_mean") => channel(&|c| 0.05 * (0.5 * c + kf).sin()),
+            _ => channel(&|c| 1.0 + 0.2 * (0.9 * c + kf).sin()),
+        };
+        out.insert(name, HostTensor { shape, data });
     }
     out
 }
