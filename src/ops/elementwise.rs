@@ -47,11 +47,11 @@ impl Lanes {
 
     /// The widest that divides `n`: what the ops without `_with` run.
     pub fn for_len(n: usize) -> Lanes {
-        if n % 4 == 0 { Lanes::Vec4 } else { Lanes::Scalar }
+        if n.is_multiple_of(4) { Lanes::Vec4 } else { Lanes::Scalar }
     }
 
     pub fn handles(self, n: usize) -> bool {
-        self == Lanes::Scalar || n % 4 == 0
+        self == Lanes::Scalar || n.is_multiple_of(4)
     }
 
     pub fn width(self) -> usize {
