@@ -4,7 +4,7 @@ mod common;
 use common::*;
 use incept::Tensor;
 use incept::autograd::{self as ag, Var};
-use incept::ops::elementwise as ew;
+use incept::ops::elementwise::{self as ew, Lanes};
 use incept::reference::{self as r, elementwise as re};
 
 /// Random data spanning [-10, 10): both of ReLU6's bends and values past 6.
@@ -16,7 +16,8 @@ fn wide_tensor(gpu: &incept::Gpu, shape: &[usize], seed: u64) -> (Tensor, Vec<f3
 #[test]
 fn relu_forward_and_backward_match_reference() {
     let gpu = gpu();
-    for (n, seed) in [(1usize, 1u64), (255, 2), (257, 3), (70_001, 4)] {
+    // Odd lengths run the scalar kernels, 256 and 70 004 their vec4 twins.
+    for (n, seed) in [(1usize, 1u64), (255, 2), (257, 3), (70_001, 4), (256, 5), (70_004, 6)] {
         let (x, xh) = rand_tensor(&gpu, &[n], seed);
         let (dy, dyh) = rand_tensor(&gpu, &[n], seed + 100);
         let y = ew::relu(&x).unwrap();
@@ -93,15 +94,47 @@ fn relu6_forward_and_backward_match_reference() {
 fn relu6_passes_the_gradient_strictly_between_its_bends_as_tensorflow() {
     // TF's Relu6Grad: dy where 0 < x < 6; exactly at 0 and 6 the gradient is 0.
     let gpu = gpu();
-    let x = [-1.0f32, -0.0, 0.0, 1e-6, 3.0, 5.999, 6.0, 6.001, 100.0];
-    let want_y = [0.0f32, 0.0, 0.0, 1e-6, 3.0, 5.999, 6.0, 6.0, 6.0];
-    let want_dx = [0.0f32, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0];
+    let x = [-1.0f32, -0.0, 0.0, 1e-6, 3.0, 5.999, 6.0, 6.001, 100.0, 2.5, 0.0, 6.0];
+    let want_y = [0.0f32, 0.0, 0.0, 1e-6, 3.0, 5.999, 6.0, 6.0, 6.0, 2.5, 0.0, 6.0];
+    let want_dx = [0.0f32, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0];
     let xt = Tensor::from_slice(&gpu, &[x.len()], &x).unwrap();
-    let y = ew::relu6(&xt).unwrap();
-    assert_eq!(y.to_vec().unwrap(), want_y);
-    let dx = ew::relu6_backward(&y, &Tensor::full(&gpu, &[x.len()], 1.0).unwrap()).unwrap();
-    assert_eq!(dx.to_vec().unwrap(), want_dx);
-    assert_eq!(re::relu6_backward(&re::relu6(&r::to_f64(&x)), &[1.0; 9]), r::to_f64(&want_dx));
+    let ones = Tensor::full(&gpu, &[x.len()], 1.0).unwrap();
+    for lanes in Lanes::ALL {
+        let y = ew::relu6_with(lanes, &xt).unwrap();
+        assert_eq!(y.to_vec().unwrap(), want_y, "{lanes:?}");
+        let dx = ew::relu6_backward_with(lanes, &y, &ones).unwrap();
+        assert_eq!(dx.to_vec().unwrap(), want_dx, "{lanes:?}");
+    }
+    assert_eq!(re::relu6_backward(&re::relu6(&r::to_f64(&x)), &[1.0; 12]), r::to_f64(&want_dx));
+}
+
+#[test]
+fn scalar_and_vec4_kernels_agree_with_the_reference() {
+    let gpu = gpu();
+    let shapes: [&[usize]; 3] = [&[4], &[3, 5, 7, 32], &[70_004]];
+    for (i, shape) in shapes.into_iter().enumerate() {
+        let seed = 80 + 3 * i as u64;
+        let (a, ah) = wide_tensor(&gpu, shape, seed);
+        let (b, bh) = wide_tensor(&gpu, shape, seed + 1);
+        let (dy, dyh) = rand_tensor(&gpu, shape, seed + 2);
+        let (ah, bh, dyh) = (r::to_f64(&ah), r::to_f64(&bh), r::to_f64(&dyh));
+        let y6 = re::relu6(&ah);
+        let y6t = Tensor::from_slice(&gpu, shape, &y6.iter().map(|&v| v as f32).collect::<Vec<_>>()).unwrap();
+        for lanes in Lanes::ALL {
+            let what = format!("{shape:?} {lanes:?}");
+            assert_close(&format!("relu {what}"), &ew::relu_with(lanes, &a).unwrap().to_vec().unwrap(), &re::relu(&ah));
+            assert_close(&format!("relu6 {what}"), &ew::relu6_with(lanes, &a).unwrap().to_vec().unwrap(), &y6);
+            assert_close(&format!("add {what}"), &ew::add_with(lanes, &a, &b).unwrap().to_vec().unwrap(), &re::add(&ah, &bh));
+            let dx = ew::relu6_backward_with(lanes, &y6t, &dy).unwrap();
+            assert_close(&format!("relu6 backward {what}"), &dx.to_vec().unwrap(), &re::relu6_backward(&y6, &dyh));
+        }
+    }
+    // vec4 needs a length divisible by 4: an error, not a partial result.
+    let (x, _) = rand_tensor(&gpu, &[3, 5], 90);
+    let err = ew::relu6_with(Lanes::Vec4, &x).unwrap_err().to_string();
+    assert!(err.contains("relu6") && err.contains("[3, 5]"), "{err}");
+    assert_eq!(Lanes::for_len(15), Lanes::Scalar);
+    assert_eq!(Lanes::for_len(16), Lanes::Vec4);
 }
 
 #[test]

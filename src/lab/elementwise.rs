@@ -2,13 +2,14 @@
 //! ReLU6's backward at MobileNetV2-like activation sizes. Each does one
 //! flop or so per element, so its GB/s is the adapter's streaming ceiling:
 //! the mark that memory-bound kernels with more work per element (depthwise
-//! convolution, BatchNorm) are judged against. One GPU kernel per op, so
-//! the oracle is the f64 CPU reference.
+//! convolution, BatchNorm) are judged against. Each op has a scalar kernel
+//! (`relu`, …) and a vec4 twin (`relu-vec4`, …, the pick where the length
+//! allows); the oracle is the f64 CPU reference.
 
 use super::{Family, Variant, read_back};
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::ops::elementwise as ew;
+use crate::ops::elementwise::{self as ew, Lanes};
 use crate::reference::{elementwise as reference, random};
 use crate::tensor::Tensor;
 
@@ -23,12 +24,17 @@ pub enum EwOp {
 impl EwOp {
     const ALL: [EwOp; 4] = [EwOp::Relu, EwOp::Relu6, EwOp::Add, EwOp::Relu6Backward];
 
-    fn name(self) -> &'static str {
-        match self {
-            EwOp::Relu => "relu",
-            EwOp::Relu6 => "relu6",
-            EwOp::Add => "add",
-            EwOp::Relu6Backward => "relu6-backward",
+    /// The variant name of the op's kernel with `lanes`.
+    fn name(self, lanes: Lanes) -> &'static str {
+        match (self, lanes) {
+            (EwOp::Relu, Lanes::Scalar) => "relu",
+            (EwOp::Relu, Lanes::Vec4) => "relu-vec4",
+            (EwOp::Relu6, Lanes::Scalar) => "relu6",
+            (EwOp::Relu6, Lanes::Vec4) => "relu6-vec4",
+            (EwOp::Add, Lanes::Scalar) => "add",
+            (EwOp::Add, Lanes::Vec4) => "add-vec4",
+            (EwOp::Relu6Backward, Lanes::Scalar) => "relu6-backward",
+            (EwOp::Relu6Backward, Lanes::Vec4) => "relu6-backward-vec4",
         }
     }
 
@@ -40,12 +46,12 @@ impl EwOp {
         }
     }
 
-    fn run(self, t: &[Tensor]) -> Result<Tensor> {
+    fn run(self, lanes: Lanes, t: &[Tensor]) -> Result<Tensor> {
         match self {
-            EwOp::Relu => ew::relu(&t[0]),
-            EwOp::Relu6 => ew::relu6(&t[0]),
-            EwOp::Add => ew::add(&t[0], &t[1]),
-            EwOp::Relu6Backward => ew::relu6_backward(&t[0], &t[1]),
+            EwOp::Relu => ew::relu_with(lanes, &t[0]),
+            EwOp::Relu6 => ew::relu6_with(lanes, &t[0]),
+            EwOp::Add => ew::add_with(lanes, &t[0], &t[1]),
+            EwOp::Relu6Backward => ew::relu6_backward_with(lanes, &t[0], &t[1]),
         }
     }
 
@@ -91,11 +97,12 @@ impl Family for Elementwise {
             .collect())
     }
     fn small_shapes() -> Vec<EwShape> {
-        EwOp::ALL.into_iter().flat_map(|op| [[1, 1, 1, 1], [3, 5, 7, 33]].map(|x| EwShape { op, x })).collect()
+        // 1 and 3465 elements (scalar only), 3472 (both).
+        EwOp::ALL.into_iter().flat_map(|op| [[1, 1, 1, 1], [3, 5, 7, 33], [2, 7, 8, 31]].map(|x| EwShape { op, x })).collect()
     }
     fn label(s: &EwShape) -> String {
         let [n, h, w, c] = s.x;
-        format!("{} {n}x{h}x{w}x{c}", s.op.name())
+        format!("{} {n}x{h}x{w}x{c}", s.op.name(Lanes::Scalar))
     }
     fn flops(s: &EwShape) -> f64 {
         s.elements() as f64
@@ -118,15 +125,21 @@ impl Family for Elementwise {
             }
         })
     }
-    /// One variant per op, named after it, that runs only its op's shapes.
+    /// Two variants per op (scalar, vec4), each running only its op's shapes
+    /// (vec4: those whose length it divides).
     fn variants() -> Vec<Variant<EwShape>> {
         EwOp::ALL
             .into_iter()
-            .map(|op| Variant::new(op.name(), move |_: &EwShape, t: &[Tensor]| Ok(vec![op.run(t)?])).only_if(move |s: &EwShape| s.op == op))
+            .flat_map(|op| {
+                Lanes::ALL.map(|lanes| {
+                    Variant::new(op.name(lanes), move |_: &EwShape, t: &[Tensor]| Ok(vec![op.run(lanes, t)?]))
+                        .only_if(move |s: &EwShape| s.op == op && lanes.handles(s.elements()))
+                })
+            })
             .collect()
     }
     fn picked(_: &Gpu, s: &EwShape) -> &'static str {
-        s.op.name()
+        s.op.name(Lanes::for_len(s.elements()))
     }
     fn reference(s: &EwShape, t: &[Vec<f64>]) -> Vec<Vec<f64>> {
         vec![s.op.reference(t)]

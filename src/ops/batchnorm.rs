@@ -104,7 +104,7 @@ impl Layout {
     }
 
     /// Checks the named per-channel vectors and `gamma` when present.
-    fn channel_vectors(&self, op: &str, gamma: Option<&Tensor>, named: &[(&str, &Tensor)]) -> Result<()> {
+    fn check_vectors(&self, op: &str, gamma: Option<&Tensor>, named: &[(&str, &Tensor)]) -> Result<()> {
         for (name, t) in named.iter().copied().chain(gamma.map(|g| ("gamma", g))) {
             self.per_channel(op, name, t)?;
         }
@@ -198,7 +198,7 @@ fn normalize(l: &Layout, x: &Tensor, mean: &Tensor, scale: &Tensor, beta: &Tenso
 pub fn batchnorm_inference(x: &Tensor, gamma: Option<&Tensor>, beta: &Tensor, moving_mean: &Tensor, moving_var: &Tensor, eps: f32) -> Result<Tensor> {
     const OP: &str = "batchnorm_inference";
     let l = Layout::of(OP, x)?;
-    l.channel_vectors(OP, gamma, &[("beta", beta), ("moving_mean", moving_mean), ("moving_var", moving_var)])?;
+    l.check_vectors(OP, gamma, &[("beta", beta), ("moving_mean", moving_mean), ("moving_var", moving_var)])?;
     let scale = scale_of(gamma, &inv_std_of(moving_var, eps)?)?;
     normalize(&l, x, moving_mean, &scale, beta)
 }
@@ -221,7 +221,7 @@ pub fn fold_batchnorm(gamma: Option<&Tensor>, beta: &Tensor, moving_mean: &Tenso
 pub fn batchnorm_train(x: &Tensor, gamma: Option<&Tensor>, beta: &Tensor, eps: f32) -> Result<(Tensor, BatchStats)> {
     const OP: &str = "batchnorm_train";
     let l = Layout::of(OP, x)?;
-    l.channel_vectors(OP, gamma, &[("beta", beta)])?;
+    l.check_vectors(OP, gamma, &[("beta", beta)])?;
     let gpu = x.gpu();
     let partial = Tensor::empty(gpu, &[l.chunks, l.channels, 2], DType::F32)?;
     launch(gpu, &MOMENTS_PARTIAL, &l.params(l.chunks * l.channels), &[x], &[&partial])?;
@@ -256,7 +256,7 @@ pub fn batchnorm_train_backward(x: &Tensor, dy: &Tensor, gamma: Option<&Tensor>,
     let l = Layout::of(OP, x)?;
     same_shape(OP, x, dy)?;
     l.stats(OP, stats)?;
-    l.channel_vectors(OP, gamma, &[])?;
+    l.check_vectors(OP, gamma, &[])?;
     let gpu = x.gpu();
     let (dbeta, dgamma) = grad_sums(&l, x, dy, &stats.mean, &stats.inv_std)?;
     let scale = scale_of(gamma, &stats.inv_std)?;
@@ -282,7 +282,7 @@ pub fn batchnorm_inference_backward(
     const OP: &str = "batchnorm_inference_backward";
     let l = Layout::of(OP, dy)?;
     same_shape(OP, x, dy)?;
-    l.channel_vectors(OP, gamma, &[("moving_mean", moving_mean), ("moving_var", moving_var)])?;
+    l.check_vectors(OP, gamma, &[("moving_mean", moving_mean), ("moving_var", moving_var)])?;
     let gpu = dy.gpu();
     let inv_std = inv_std_of(moving_var, eps)?;
     let dx = Tensor::empty(gpu, dy.shape(), DType::F32)?;
