@@ -7,15 +7,18 @@
 //! the GPU is the model's business.
 
 pub mod atomic;
+pub mod efficientnet_lite;
 pub mod hdf5_file;
 pub mod inspect;
 pub mod keras_archive;
 pub mod keras_import;
 pub mod keras_inception_v3;
 pub mod keras_weights;
+pub mod pickle;
 pub mod safetensors_io;
 pub mod synthetic;
 pub mod tfjs;
+pub mod torch_pth;
 pub mod word_hash;
 
 use std::collections::BTreeMap;
