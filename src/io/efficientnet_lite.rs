@@ -107,16 +107,42 @@ fn entries() -> Vec<Entry> {
         let (t, k) = (format!("_blocks.{i}"), &b.name);
         if b.expanded != b.cin {
             let shape = [b.expanded, b.cin, 1, 1];
-            conv_bn(&format!("{t}._expand_conv"), shape, Layout::Conv, &format!("{k}_expand_conv"), &format!("{t}._bn0"), &format!("{k}_expand_bn"));
+            conv_bn(
+                &format!("{t}._expand_conv"),
+                shape,
+                Layout::Conv,
+                &format!("{k}_expand_conv"),
+                &format!("{t}._bn0"),
+                &format!("{k}_expand_bn"),
+            );
         }
         let shape = [b.expanded, 1, b.kernel, b.kernel];
-        conv_bn(&format!("{t}._depthwise_conv"), shape, Layout::Depthwise, &format!("{k}_dwconv"), &format!("{t}._bn1"), &format!("{k}_bn"));
+        conv_bn(
+            &format!("{t}._depthwise_conv"),
+            shape,
+            Layout::Depthwise,
+            &format!("{k}_dwconv"),
+            &format!("{t}._bn1"),
+            &format!("{k}_bn"),
+        );
         let shape = [b.cout, b.expanded, 1, 1];
-        conv_bn(&format!("{t}._project_conv"), shape, Layout::Conv, &format!("{k}_project_conv"), &format!("{t}._bn2"), &format!("{k}_project_bn"));
+        conv_bn(
+            &format!("{t}._project_conv"),
+            shape,
+            Layout::Conv,
+            &format!("{k}_project_conv"),
+            &format!("{t}._bn2"),
+            &format!("{k}_project_bn"),
+        );
     }
     let last = LITE0_STAGES[LITE0_STAGES.len() - 1].cout;
     conv_bn("_conv_head", [TOP_CHANNELS, last, 1, 1], Layout::Conv, "top_conv", "_bn1", "top_bn");
-    let fc = |torch: &str, torch_shape: Vec<usize>, layout, target| Entry { torch: torch.into(), torch_shape, layout, target };
+    let fc = |torch: &str, torch_shape: Vec<usize>, layout, target| Entry {
+        torch: torch.into(),
+        torch_shape,
+        layout,
+        target,
+    };
     out.push(fc("_fc.weight", vec![CLASSES, TOP_CHANNELS], Layout::Transpose, Target::HeadKernel));
     out.push(fc("_fc.bias", vec![CLASSES], Layout::Same, Target::HeadBias));
     out
@@ -212,9 +238,9 @@ pub fn lite0_to_keras(dict: &LegacyStateDict) -> Result<(TensorMap, (HostTensor,
     let (mut kernel, mut bias) = (None, None);
     let mut used = HashSet::new();
     for (name, t) in &dict.tensors {
-        let e = by_name.get(name.as_str()).ok_or_else(|| {
-            Error::Invalid(format!("'{name}' {:?} is not a weight of EfficientNet-Lite0", t.shape))
-        })?;
+        let e = by_name
+            .get(name.as_str())
+            .ok_or_else(|| Error::Invalid(format!("'{name}' {:?} is not a weight of EfficientNet-Lite0", t.shape)))?;
         if !used.insert(name.as_str()) {
             return Err(Error::Invalid(format!("'{name}' appears twice")));
         }
@@ -226,7 +252,8 @@ pub fn lite0_to_keras(dict: &LegacyStateDict) -> Result<(TensorMap, (HostTensor,
                 e.torch_shape
             )));
         }
-        let converted = HostTensor { shape: keras_shape(e.layout, &t.shape), data: convert(e.layout, &t.shape, &t.data) };
+        let converted =
+            HostTensor { shape: keras_shape(e.layout, &t.shape), data: convert(e.layout, &t.shape, &t.data) };
         match &e.target {
             Target::Base(keras) => {
                 base.insert(keras.clone(), converted);
@@ -239,10 +266,8 @@ pub fn lite0_to_keras(dict: &LegacyStateDict) -> Result<(TensorMap, (HostTensor,
         return Err(Error::Invalid(format!("'{}' {:?} is missing", e.torch, e.torch_shape)));
     }
     // Only BatchNorm's step counters may be left unread, one per BatchNorm.
-    let bn_prefixes: HashSet<String> = entries
-        .iter()
-        .filter_map(|e| e.torch.strip_suffix(".running_var").map(str::to_string))
-        .collect();
+    let bn_prefixes: HashSet<String> =
+        entries.iter().filter_map(|e| e.torch.strip_suffix(".running_var").map(str::to_string)).collect();
     let mut counted = HashSet::new();
     for name in &dict.skipped {
         let bn = name.strip_suffix(".num_batches_tracked").filter(|bn| bn_prefixes.contains(*bn));

@@ -458,7 +458,10 @@ impl<'a> Machine<'a> {
     fn pop_n(&mut self, n: usize) -> Result<Vec<Item>, String> {
         let floor = self.marks.last().copied().unwrap_or(0);
         if self.stack.len() < floor + n {
-            return Err(format!("needs {n} values but the stack holds {} since the last MARK", self.stack.len() - floor));
+            return Err(format!(
+                "needs {n} values but the stack holds {} since the last MARK",
+                self.stack.len() - floor
+            ));
         }
         Ok(self.stack.split_off(self.stack.len() - n))
     }
@@ -481,7 +484,7 @@ impl<'a> Machine<'a> {
         match (&mut top.value, pairs) {
             (Value::List(list), false) => list.extend(items.into_iter().map(|i| i.value)),
             (Value::Dict(dict), true) => {
-                if items.len() % 2 != 0 {
+                if !items.len().is_multiple_of(2) {
                     return Err(format!("{} items do not make key/value pairs", items.len()));
                 }
                 let mut it = items.into_iter().map(|i| i.value);

@@ -462,7 +462,9 @@ pub fn named_weights(model: &TfjsModel, expected: &[(String, Vec<usize>)]) -> Re
             return Err(Error::Invalid(format!("weight '{name}' belongs to no layer of the topology")));
         }
         if kept.contains(layer) && !out.contains_key(name) {
-            return Err(Error::Invalid(format!("weight '{name}' of kept layer {layer} is not among the expected weights")));
+            return Err(Error::Invalid(format!(
+                "weight '{name}' of kept layer {layer} is not among the expected weights"
+            )));
         }
         weighted.insert(layer);
     }
@@ -473,11 +475,16 @@ pub fn named_weights(model: &TfjsModel, expected: &[(String, Vec<usize>)]) -> Re
     for layer in &kept {
         upstream.extend(graph.ancestors(layer)?);
     }
-    let dropped: Vec<String> =
-        model.layers.iter().filter(|l| weighted.contains(l.name.as_str()) && !kept.contains(l.name.as_str())).map(|l| l.name.clone()).collect();
+    let dropped: Vec<String> = model
+        .layers
+        .iter()
+        .filter(|l| weighted.contains(l.name.as_str()) && !kept.contains(l.name.as_str()))
+        .map(|l| l.name.clone())
+        .collect();
     if let Some(layer) = dropped.iter().find(|l| upstream.contains(l.as_str())) {
         return Err(Error::Invalid(format!(
-            "layer {layer} has weights that are not expected, yet expected layers depend on it (is a layer missing from the expected list?)"
+            "layer {layer} has weights that are not expected, yet expected layers depend on it \
+             (is a layer missing from the expected list?)"
         )));
     }
     Ok((out, dropped))

@@ -235,19 +235,17 @@ fn dims(v: &Value, what: &str) -> Result<Vec<usize>, String> {
 /// HWIO in memory under OIHW shapes) but must lie inside their storage and may not hold more
 /// elements than it (no broadcasting), so what is read is bounded by the file's size.
 fn view_indices(r: &Record, storage_numel: usize) -> Result<impl Iterator<Item = usize> + '_> {
-    let numel = r
-        .shape
-        .iter()
-        .try_fold(1usize, |n, &d| n.checked_mul(d))
-        .filter(|&n| n <= storage_numel)
-        .ok_or_else(|| {
+    let numel =
+        r.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).filter(|&n| n <= storage_numel).ok_or_else(|| {
             r.err(format!("shape {:?} has more elements than its storage '{}' ({storage_numel})", r.shape, r.storage))
         })?;
     if numel > 0 {
         // The last element's index: offset + Σ (extent − 1) · stride.
-        let last = r.shape.iter().zip(&r.stride).try_fold(r.offset, |acc, (&n, &s)| {
-            (n - 1).checked_mul(s).and_then(|step| acc.checked_add(step))
-        });
+        let last = r
+            .shape
+            .iter()
+            .zip(&r.stride)
+            .try_fold(r.offset, |acc, (&n, &s)| (n - 1).checked_mul(s).and_then(|step| acc.checked_add(step)));
         if last.is_none_or(|last| last >= storage_numel) {
             return Err(r.err(format!(
                 "shape {:?} with stride {:?} from offset {} reaches outside its storage '{}' of {storage_numel} elements",
