@@ -1,21 +1,25 @@
 //! Weight files: TF.js layers models (read), safetensors (read and write,
-//! atomically), and the Keras InceptionV3 weight table that maps other files'
-//! names onto Keras 3 names; synthetic InceptionV3 weights from a formula
-//! (for Keras parity tests).
+//! atomically), legacy torch.save state dicts (read, through a strict pickle
+//! subset that executes nothing), and the tables that map other files' names
+//! onto Keras names (InceptionV3, EfficientNet-Lite0); synthetic InceptionV3
+//! weights from a formula (for Keras parity tests).
 //!
 //! Host-side tensors here are plain `Vec<f32>` with a shape; uploading them to
 //! the GPU is the model's business.
 
 pub mod atomic;
+pub mod efficientnet_lite;
 pub mod hdf5_file;
 pub mod inspect;
 pub mod keras_archive;
 pub mod keras_import;
 pub mod keras_inception_v3;
 pub mod keras_weights;
+pub mod pickle;
 pub mod safetensors_io;
 pub mod synthetic;
 pub mod tfjs;
+pub mod torch_pth;
 pub mod word_hash;
 
 use std::collections::BTreeMap;

@@ -11,7 +11,8 @@
 //!
 //! `convert_inception_v3` maps a Keras InceptionV3 in this format (any Keras
 //! version's layer numbering, any head after `mixed10`) onto Keras 3 names and
-//! writes it as safetensors.
+//! writes it as safetensors. `named_weights` takes the weights of explicitly
+//! named layers (MobileNetV2's `Conv1`, `block_3_expand`, …) and leaves the head out.
 
 use super::keras_inception_v3::{self as inception, BN_VARIABLES, num_convs};
 use super::{HostTensor, StorageDtype, TensorMap, write_safetensors};
@@ -424,6 +425,68 @@ pub fn inception_v3_weights(model: &TfjsModel) -> Result<(TensorMap, Vec<String>
     for (k, spec) in inception::convs().iter().enumerate() {
         take(convs[k], &inception::conv_name(k), &["kernel"], &spec.kernel_shape(), &mut out)?;
         take(bns[k], &inception::bn_name(k), BN_VARIABLES, &[spec.cout], &mut out)?;
+    }
+    Ok((out, dropped))
+}
+
+/// The weights of the layers named in `expected` ((Keras name "layer/var", shape) in any order)
+/// from a TF.js layers model whose layers carry explicit Keras names (MobileNetV2's Conv1,
+/// block_3_expand, …). Returns them plus the names of the model's weighted layers left out
+/// (its head), in the topology's order. Errors name the first expected weight that is missing
+/// or has the wrong shape; a kept layer with a weight not expected, and a left-out weighted
+/// layer that a kept one depends on (a gap in `expected`), are errors too.
+pub fn named_weights(model: &TfjsModel, expected: &[(String, Vec<usize>)]) -> Result<(TensorMap, Vec<String>)> {
+    let mut out = TensorMap::new();
+    let mut kept = BTreeSet::new();
+    for (name, shape) in expected {
+        let (layer, _) = name
+            .rsplit_once('/')
+            .ok_or_else(|| Error::Invalid(format!("expected weight '{name}' is not named layer/variable")))?;
+        let t = model.weights.get(name).ok_or_else(|| {
+            Error::Invalid(format!("the model has no weight '{name}' (expected shape {shape:?})"))
+        })?;
+        if t.shape != *shape {
+            return Err(Error::Shape(format!("weight '{name}' has shape {:?}, expected {shape:?}", t.shape)));
+        }
+        if out.insert(name.clone(), t.clone()).is_some() {
+            return Err(Error::Invalid(format!("weight '{name}' is expected twice")));
+        }
+        kept.insert(layer);
+    }
+    let graph = Graph::new(&model.layers)?;
+    let mut weighted = BTreeSet::new();
+    for name in model.weights.keys() {
+        let (layer, _) = name
+            .rsplit_once('/')
+            .ok_or_else(|| Error::Invalid(format!("weight '{name}' is not named layer/variable")))?;
+        if !graph.layers.contains_key(layer) {
+            return Err(Error::Invalid(format!("weight '{name}' belongs to no layer of the topology")));
+        }
+        if kept.contains(layer) && !out.contains_key(name) {
+            return Err(Error::Invalid(format!(
+                "weight '{name}' of kept layer {layer} is not among the expected weights"
+            )));
+        }
+        weighted.insert(layer);
+    }
+    if let Some(layer) = kept.iter().find(|l| !graph.layers.contains_key(*l)) {
+        return Err(Error::Invalid(format!("expected layer {layer} is not in the topology")));
+    }
+    let mut upstream = BTreeSet::new();
+    for layer in &kept {
+        upstream.extend(graph.ancestors(layer)?);
+    }
+    let dropped: Vec<String> = model
+        .layers
+        .iter()
+        .filter(|l| weighted.contains(l.name.as_str()) && !kept.contains(l.name.as_str()))
+        .map(|l| l.name.clone())
+        .collect();
+    if let Some(layer) = dropped.iter().find(|l| upstream.contains(l.as_str())) {
+        return Err(Error::Invalid(format!(
+            "layer {layer} has weights that are not expected, yet expected layers depend on it \
+             (is a layer missing from the expected list?)"
+        )));
     }
     Ok((out, dropped))
 }
