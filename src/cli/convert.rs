@@ -4,7 +4,10 @@ use clap::Subcommand;
 use incept::data::Preprocess;
 use incept::io::keras_import::{Imported, map_inception_v3};
 use incept::io::keras_weights::{KerasFile, read_keras_file};
+use incept::io::efficientnet_lite::read_lite0;
 use incept::io::{StorageDtype, write_safetensors};
+use incept::models::weights_file::{self, PretrainedHead};
+use incept::models::{Backbone, WeightsFile};
 use incept::train::imported::{self, ImportFlags};
 use incept::{Error, Result};
 use std::collections::BTreeMap;
@@ -12,13 +15,32 @@ use std::path::{Path, PathBuf};
 
 #[derive(Subcommand)]
 pub enum ConvertCommand {
-    /// A TF.js layers model of Keras InceptionV3 (model.json + concatenated weight shards);
-    /// layers after mixed10 are dropped, every tensor is shape-checked.
+    /// A TF.js layers model of Keras InceptionV3 or MobileNetV2 (model.json + concatenated
+    /// weight shards); the model's own head is dropped, every tensor is shape-checked.
     Tfjs {
         model_json: PathBuf,
         weights_bin: PathBuf,
         #[arg(long)]
         out: PathBuf,
+        /// How the model's input was scaled in training, recorded in the file's metadata
+        /// [default: rescale, nsfwjs's x/255].
+        #[arg(long, value_enum, default_value_t = Preprocess::Rescale)]
+        preprocess: Preprocess,
+        /// Store f16 instead of f32.
+        #[arg(long)]
+        f16: bool,
+    },
+    /// EfficientNet-Lite0's PyTorch weights (a legacy torch.save .pth in the layout of the PyPI
+    /// `efficientnet-lite-pytorch` reference), read without torch: the base with Keras-style
+    /// names, and its ImageNet classifier kept as the file's pretrained head.
+    Pth {
+        file: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// The classifier's class names: a JSON array of 1000 strings in output order
+        /// (`tools/imagenet_classes.py` writes torchvision's).
+        #[arg(long)]
+        classes: PathBuf,
         /// Store f16 instead of f32.
         #[arg(long)]
         f16: bool,
@@ -65,11 +87,12 @@ pub fn run(cmd: ConvertCommand) -> incept::Result<()> {
         ConvertCommand::Keras { file, out, classes, data, image_size, preprocess, f16 } => {
             convert_keras(&file, &out, &ImportFlags { classes, data, image_size, preprocess }, f16)
         }
-        ConvertCommand::Tfjs { model_json, weights_bin, out, f16 } => {
-            let report = incept::io::convert_inception_v3(&model_json, &weights_bin, &out, f16)?;
+        ConvertCommand::Tfjs { model_json, weights_bin, out, preprocess, f16 } => {
+            let report = incept::io::convert_tfjs(&model_json, &weights_bin, &out, preprocess, f16)?;
             print!("{report}");
             Ok(())
         }
+        ConvertCommand::Pth { file, out, classes, f16 } => convert_lite0(&file, &out, &classes, f16),
         ConvertCommand::Storage { input, out, f16 } => {
             let (tensors, metadata) = incept::io::safetensors_io::read_safetensors_with_metadata(&input)?;
             let storage = if f16 { incept::io::StorageDtype::F16 } else { incept::io::StorageDtype::F32 };
@@ -110,6 +133,31 @@ fn convert_keras(path: &Path, out: &Path, flags: &ImportFlags, f16: bool) -> Res
         cfg.preprocess.formula()
     );
     println!("use it: incept predict --model {} IMAGES…   incept evaluate --model {} --data DIR/test", out.display(), out.display());
+    Ok(())
+}
+
+fn convert_lite0(path: &Path, out: &Path, classes_json: &Path, f16: bool) -> Result<()> {
+    let bad = |reason: String| Error::Io { path: classes_json.display().to_string(), reason };
+    let text = std::fs::read_to_string(classes_json).map_err(|e| bad(format!("cannot read the class names: {e}")))?;
+    let classes: Vec<String> = serde_json::from_str(&text).map_err(|e| bad(format!("not a JSON array of class names: {e}")))?;
+    let (base, (kernel, bias)) = read_lite0(path)?;
+    let backbone = Backbone::EfficientNetLite0;
+    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let metadata = weights_file::metadata(backbone, backbone.default_preprocess(), &format!("pytorch: {name}"), Some(&classes));
+    let file = WeightsFile {
+        path: out.to_path_buf(),
+        backbone,
+        preprocess: backbone.default_preprocess(),
+        base,
+        head: Some(PretrainedHead { kernel, bias, classes }),
+    };
+    // Checked as every command that reads it will check it, before anything is written.
+    file.check().map_err(|e| Error::Io { path: path.display().to_string(), reason: e.to_string() })?;
+    let storage = if f16 { StorageDtype::F16 } else { StorageDtype::F32 };
+    let tensors = file.tensors();
+    let bytes = write_safetensors(out, &tensors, storage, &metadata)?;
+    let params: usize = tensors.values().map(|t| t.data.len()).sum();
+    println!("wrote {}: {} base + ImageNet head ({} classes), {} tensors, {params} parameters, {storage:?}, {bytes} bytes", out.display(), backbone.title(), file.head.as_ref().map_or(0, |h| h.classes.len()), tensors.len());
     Ok(())
 }
 

@@ -10,47 +10,16 @@
 //! moving_variance (torch's weight, bias, running_mean, running_var). Layouts:
 //! convolutions OIHW → HWIO `kernel`, depthwise `[C,1,k,k]` → `[k,k,C,1]`
 //! `depthwise_kernel`, the classifier `_fc.weight` `[1000,1280]` → `[1280,1000]`.
-//! Lite0 has no squeeze-excite and a fixed 32-channel stem and 1280-channel head
-//! (efficientnet-lite-pytorch's `utils.efficientnet_lite`).
+//! The architecture itself is incept's graph (src/models/efficientnet_lite0_graph.rs),
+//! whose weight table lists the layers in the reference's module order.
 
 use super::torch_pth::{LegacyStateDict, read_legacy_state_dict};
 use super::{HostTensor, TensorMap};
 use crate::error::{Error, Result};
+use crate::models::Backbone;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-/// One stage of MBConv blocks: the block arguments of efficientnet-lite0
-/// (`r1_k3_s11_e1_i32_o16`, …), width and depth multipliers 1.0.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Stage {
-    pub repeats: usize,
-    pub kernel: usize,
-    /// Stride of the stage's first block; the others have stride 1.
-    pub stride: usize,
-    pub expand_ratio: usize,
-    /// Input channels of the first block; the others take `cout`.
-    pub cin: usize,
-    pub cout: usize,
-}
-
-const fn stage(repeats: usize, kernel: usize, stride: usize, expand_ratio: usize, cin: usize, cout: usize) -> Stage {
-    Stage { repeats, kernel, stride, expand_ratio, cin, cout }
-}
-
-/// EfficientNet-Lite0's seven stages (Keras names its blocks block1a … block7a after them).
-pub const LITE0_STAGES: [Stage; 7] = [
-    stage(1, 3, 1, 1, 32, 16),
-    stage(2, 3, 2, 6, 16, 24),
-    stage(2, 5, 2, 6, 24, 40),
-    stage(3, 3, 2, 6, 40, 80),
-    stage(3, 5, 1, 6, 80, 112),
-    stage(4, 5, 2, 6, 112, 192),
-    stage(1, 3, 1, 6, 192, 320),
-];
-/// Output channels of the 3×3 stride-2 stem convolution.
-pub const STEM_CHANNELS: usize = 32;
-/// Output channels of the 1×1 head convolution (`top_conv`), the base's feature width.
-pub const TOP_CHANNELS: usize = 1280;
 /// ImageNet-1k classes of the pretrained classifier.
 pub const CLASSES: usize = 1000;
 
@@ -85,111 +54,57 @@ struct Entry {
 const BN_VARS: [(&str, &str); 4] =
     [("weight", "gamma"), ("bias", "beta"), ("running_mean", "moving_mean"), ("running_var", "moving_variance")];
 
-/// Every weight of the torch state dict, in the reference model's order.
+/// Every weight of the torch state dict, in the reference model's order,
+/// read off incept's EfficientNet-Lite0 graph (its weight table is in the
+/// same creation order): Keras layer → torch module by the naming scheme.
 fn entries() -> Vec<Entry> {
+    let mut blocks: Vec<String> = Vec::new();
     let mut out = Vec::new();
-    // A convolution (torch module `conv`, Keras layer `keras`) and the BatchNorm after it.
-    let mut conv_bn = |conv: &str, shape: [usize; 4], layout: Layout, keras: &str, bn: &str, keras_bn: &str| {
-        let var = if layout == Layout::Depthwise { "depthwise_kernel" } else { "kernel" };
-        let target = Target::Base(format!("{keras}/{var}"));
-        out.push(Entry { torch: format!("{conv}.weight"), torch_shape: shape.to_vec(), layout, target });
-        for (torch_var, keras_var) in BN_VARS {
-            out.push(Entry {
-                torch: format!("{bn}.{torch_var}"),
-                torch_shape: vec![shape[0]],
-                layout: Layout::Same,
-                target: Target::Base(format!("{keras_bn}/{keras_var}")),
-            });
-        }
-    };
-    conv_bn("_conv_stem", [STEM_CHANNELS, 3, 3, 3], Layout::Conv, "stem_conv", "_bn0", "stem_bn");
-    for (i, b) in lite0_blocks().iter().enumerate() {
-        let (t, k) = (format!("_blocks.{i}"), &b.name);
-        if b.expanded != b.cin {
-            let shape = [b.expanded, b.cin, 1, 1];
-            conv_bn(
-                &format!("{t}._expand_conv"),
-                shape,
-                Layout::Conv,
-                &format!("{k}_expand_conv"),
-                &format!("{t}._bn0"),
-                &format!("{k}_expand_bn"),
-            );
-        }
-        let shape = [b.expanded, 1, b.kernel, b.kernel];
-        conv_bn(
-            &format!("{t}._depthwise_conv"),
-            shape,
-            Layout::Depthwise,
-            &format!("{k}_dwconv"),
-            &format!("{t}._bn1"),
-            &format!("{k}_bn"),
-        );
-        let shape = [b.cout, b.expanded, 1, 1];
-        conv_bn(
-            &format!("{t}._project_conv"),
-            shape,
-            Layout::Conv,
-            &format!("{k}_project_conv"),
-            &format!("{t}._bn2"),
-            &format!("{k}_project_bn"),
-        );
+    for (name, shape) in Backbone::EfficientNetLite0.weight_table() {
+        let Some((layer, var)) = name.split_once('/') else { continue };
+        let module = torch_module(layer, &mut blocks);
+        let (torch_var, layout) = match var {
+            "kernel" => ("weight", Layout::Conv),
+            "depthwise_kernel" => ("weight", Layout::Depthwise),
+            keras_var => (BN_VARS.iter().find(|(_, k)| *k == keras_var).map_or(keras_var, |(t, _)| *t), Layout::Same),
+        };
+        let torch_shape = match layout {
+            // [kh, kw, I, O] ← [O, I, kh, kw]; [k, k, C, 1] ← [C, 1, k, k].
+            Layout::Conv => vec![shape[3], shape[2], shape[0], shape[1]],
+            Layout::Depthwise => vec![shape[2], 1, shape[0], shape[1]],
+            _ => shape.clone(),
+        };
+        out.push(Entry { torch: format!("{module}.{torch_var}"), torch_shape, layout, target: Target::Base(name) });
     }
-    let last = LITE0_STAGES[LITE0_STAGES.len() - 1].cout;
-    conv_bn("_conv_head", [TOP_CHANNELS, last, 1, 1], Layout::Conv, "top_conv", "_bn1", "top_bn");
-    let fc = |torch: &str, torch_shape: Vec<usize>, layout, target| Entry {
-        torch: torch.into(),
-        torch_shape,
-        layout,
-        target,
-    };
-    out.push(fc("_fc.weight", vec![CLASSES, TOP_CHANNELS], Layout::Transpose, Target::HeadKernel));
-    out.push(fc("_fc.bias", vec![CLASSES], Layout::Same, Target::HeadBias));
+    let features = Backbone::EfficientNetLite0.feature_channels();
+    out.push(Entry { torch: "_fc.weight".into(), torch_shape: vec![CLASSES, features], layout: Layout::Transpose, target: Target::HeadKernel });
+    out.push(Entry { torch: "_fc.bias".into(), torch_shape: vec![CLASSES], layout: Layout::Same, target: Target::HeadBias });
     out
 }
 
-/// One MBConv block as Keras names it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Block {
-    /// `block1a`, `block2a`, `block2b`, …
-    pub name: String,
-    pub kernel: usize,
-    pub stride: usize,
-    pub cin: usize,
-    /// Channels after the expansion (`cin` × expand ratio; `cin` when the ratio is 1).
-    pub expanded: usize,
-    pub cout: usize,
-}
-
-/// Lite0's 16 blocks in order (`_blocks.0` … `_blocks.15`).
-pub fn lite0_blocks() -> Vec<Block> {
-    let mut out = Vec::new();
-    for (s, st) in LITE0_STAGES.iter().enumerate() {
-        for r in 0..st.repeats {
-            let cin = if r == 0 { st.cin } else { st.cout };
-            out.push(Block {
-                name: format!("block{}{}", s + 1, (b'a' + r as u8) as char),
-                kernel: st.kernel,
-                stride: if r == 0 { st.stride } else { 1 },
-                cin,
-                expanded: cin * st.expand_ratio,
-                cout: st.cout,
-            });
-        }
+/// The reference's module for a Keras-style layer name: `stem_conv` →
+/// `_conv_stem`, `block2b_dwconv` → `_blocks.2._depthwise_conv` (blocks are
+/// numbered in the order they first appear), `top_bn` → `_bn1`, ….
+fn torch_module(layer: &str, blocks: &mut Vec<String>) -> String {
+    let fixed = [("stem_conv", "_conv_stem"), ("stem_bn", "_bn0"), ("top_conv", "_conv_head"), ("top_bn", "_bn1")];
+    if let Some((_, module)) = fixed.iter().find(|(keras, _)| *keras == layer) {
+        return module.to_string();
     }
-    out
-}
-
-/// The base's weights as `lite0_to_keras` returns them: (Keras name, Keras shape), in
-/// the network's order.
-pub fn lite0_keras_weights() -> Vec<(String, Vec<usize>)> {
-    entries()
-        .into_iter()
-        .filter_map(|e| match e.target {
-            Target::Base(name) => Some((name, keras_shape(e.layout, &e.torch_shape))),
-            _ => None,
-        })
-        .collect()
+    let (block, part) = layer.split_once('_').unwrap_or((layer, ""));
+    let index = blocks.iter().position(|b| b == block).unwrap_or_else(|| {
+        blocks.push(block.to_string());
+        blocks.len() - 1
+    });
+    let module = match part {
+        "expand_conv" => "_expand_conv",
+        "expand_bn" => "_bn0",
+        "dwconv" => "_depthwise_conv",
+        "bn" => "_bn1",
+        "project_conv" => "_project_conv",
+        "project_bn" => "_bn2",
+        other => other,
+    };
+    format!("_blocks.{index}.{module}")
 }
 
 fn keras_shape(layout: Layout, s: &[usize]) -> Vec<usize> {

@@ -43,4 +43,4 @@ pub type TensorMap = BTreeMap<String, HostTensor>;
 
 pub use atomic::{write_atomic, write_atomic_with, write_dir_atomic};
 pub use safetensors_io::{StorageDtype, read_safetensors, write_safetensors};
-pub use tfjs::{ConversionReport, convert_inception_v3};
+pub use tfjs::{ConversionReport, convert_tfjs};

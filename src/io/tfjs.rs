@@ -17,7 +17,8 @@
 use super::keras_inception_v3::{self as inception, BN_VARIABLES, num_convs};
 use super::{HostTensor, StorageDtype, TensorMap, write_safetensors};
 use crate::error::{Error, Result};
-use crate::models::Backbone;
+use crate::data::Preprocess;
+use crate::models::{Backbone, weights_file};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -252,10 +253,11 @@ pub struct WeightStats {
     pub mean: f64,
 }
 
-/// What `convert_inception_v3` wrote.
+/// What `convert_tfjs` wrote.
 #[derive(Clone, Debug)]
 pub struct ConversionReport {
     pub out: PathBuf,
+    pub backbone: Backbone,
     pub keras_version: Option<String>,
     pub storage: StorageDtype,
     /// Tensors written (376 for InceptionV3 without top).
@@ -263,7 +265,7 @@ pub struct ConversionReport {
     /// Values written (21,802,784).
     pub parameters: usize,
     pub file_bytes: u64,
-    /// Source weights left out: everything after `mixed10` (the file's own head).
+    /// Source weights (InceptionV3) or weighted layers (MobileNetV2) left out: the file's own head.
     pub dropped: Vec<String>,
     /// Every written weight in Keras creation order.
     pub stats: Vec<WeightStats>,
@@ -273,15 +275,20 @@ impl fmt::Display for ConversionReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "wrote {}: {} tensors, {} parameters, {} storage, {} bytes (source: Keras {})",
+            "wrote {}: {} base, {} tensors, {} parameters, {} storage, {} bytes (source: Keras {})",
             self.out.display(),
+            self.backbone.title(),
             self.tensors,
             self.parameters,
             self.storage.name(),
             self.file_bytes,
             self.keras_version.as_deref().unwrap_or("unknown")
         )?;
-        writeln!(f, "dropped {} weights after mixed10: {}", self.dropped.len(), self.dropped.join(", "))?;
+        let output = self.backbone.graph().layers.last().map(|l| l.name.clone()).unwrap_or_default();
+        writeln!(f, "dropped {} after {output}: {}", self.dropped.len(), self.dropped.join(", "))?;
+        if self.backbone != Backbone::InceptionV3 {
+            return Ok(());
+        }
         writeln!(
             f,
             "{:<8} {:>11}  {:>19}  {:>17}  {:>17}  {:>17}",
@@ -315,24 +322,37 @@ fn short(v: f32) -> String {
     if v != 0.0 && v.abs() < 0.01 { format!("{v:.1e}") } else { format!("{v:.3}") }
 }
 
-/// Converts a TF.js layers model of Keras InceptionV3 to a safetensors file
-/// of the 94 conv kernels and BatchNormalization variables up to `mixed10`,
-/// with Keras 3 names (`conv2d/kernel`, `batch_normalization_93/beta`, …),
-/// in F32 or (with `f16`) F16 storage. Layers after `mixed10` are dropped.
-/// Every convolution is checked against the Keras table (kernel, stride,
-/// padding, input) before anything is written; the write is atomic.
-pub fn convert_inception_v3(model_json: &Path, weights_bin: &Path, out: &Path, f16: bool) -> Result<ConversionReport> {
+/// Converts a TF.js layers model of a built-in backbone to a safetensors
+/// file of its base with Keras 3 names, in F32 or (with `f16`) F16 storage,
+/// the file's own head dropped. The backbone is recognised from the
+/// topology: MobileNetV2's layers carry explicit Keras names (`Conv1` …
+/// `out_relu`), mapped by name; otherwise InceptionV3, whose auto-named
+/// layers are mapped by Keras creation counter, every convolution checked
+/// against the Keras table (kernel, stride, padding, input) first. The
+/// metadata names the backbone and `preprocess` (what the model was trained
+/// on; nsfwjs's models take x/255). The write is atomic.
+pub fn convert_tfjs(model_json: &Path, weights_bin: &Path, out: &Path, preprocess: Preprocess, f16: bool) -> Result<ConversionReport> {
     let model = load_tfjs(model_json, weights_bin)?;
-    let (weights, dropped) = inception_v3_weights(&model).map_err(|e| io_err(model_json, e))?;
-    Backbone::InceptionV3.check_weights(&weights)?;
+    let backbone = if ["Conv1", "out_relu"].iter().all(|n| model.layers.iter().any(|l| l.name == *n)) {
+        Backbone::MobileNetV2
+    } else {
+        Backbone::InceptionV3
+    };
+    let (weights, dropped) = match backbone {
+        Backbone::InceptionV3 => inception_v3_weights(&model),
+        other => named_weights(&model, &other.weight_table()),
+    }
+    .map_err(|e| io_err(model_json, e))?;
+    backbone.check_weights(&weights).map_err(|e| io_err(model_json, e))?;
     let storage = if f16 { StorageDtype::F16 } else { StorageDtype::F32 };
-    let mut metadata = BTreeMap::new();
-    metadata.insert("model".to_string(), "keras InceptionV3 include_top=False".to_string());
-    metadata.insert("names".to_string(), "keras3".to_string());
     let source = format!("tfjs layers model, keras {}", model.keras_version.as_deref().unwrap_or("unknown"));
-    metadata.insert("source".to_string(), source);
+    let mut metadata = weights_file::metadata(backbone, preprocess, &source, None);
+    if backbone == Backbone::InceptionV3 {
+        metadata.insert("model".to_string(), "keras InceptionV3 include_top=False".to_string());
+        metadata.insert("names".to_string(), "keras3".to_string());
+    }
     let file_bytes = write_safetensors(out, &weights, storage, &metadata)?;
-    let stats = Backbone::InceptionV3
+    let stats = backbone
         .weight_table()
         .into_iter()
         .map(|(name, shape)| {
@@ -345,6 +365,7 @@ pub fn convert_inception_v3(model_json: &Path, weights_bin: &Path, out: &Path, f
         .collect();
     Ok(ConversionReport {
         out: out.to_path_buf(),
+        backbone,
         keras_version: model.keras_version,
         storage,
         tensors: weights.len(),

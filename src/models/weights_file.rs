@@ -92,13 +92,40 @@ impl WeightsFile {
             None => backbone.default_preprocess(),
         };
         let base = backbone.canonical_names(&tensors)?;
-        backbone.check_weights(&base)?;
         let head = match head_tensors {
             [None, None] => None,
-            [Some(kernel), Some(bias)] => Some(read_head(backbone, kernel, bias, metadata)?),
+            [Some(kernel), Some(bias)] => Some(read_head(kernel, bias, metadata)?),
             _ => return Err(Error::Invalid(format!("the head needs both '{HEAD_LAYER}/kernel' and '{HEAD_LAYER}/bias'; the file has only one"))),
         };
-        Ok(WeightsFile { path: path.to_path_buf(), backbone, preprocess, base, head })
+        let file = WeightsFile { path: path.to_path_buf(), backbone, preprocess, base, head };
+        file.check()?;
+        Ok(file)
+    }
+
+    /// Errors unless the base is exactly the backbone's weights and the head,
+    /// if any, reads the base's output channels and names each of its classes.
+    pub fn check(&self) -> Result<()> {
+        self.backbone.check_weights(&self.base)?;
+        let Some(head) = &self.head else { return Ok(()) };
+        let features = self.backbone.feature_channels();
+        let (kernel, bias) = (&head.kernel, &head.bias);
+        let [f, k] = kernel.shape[..] else {
+            return Err(Error::Shape(format!("'{HEAD_LAYER}/kernel' has shape {:?}, expected [{features}, classes]", kernel.shape)));
+        };
+        if f != features || kernel.data.len() != kernel.numel() {
+            return Err(Error::Shape(format!(
+                "'{HEAD_LAYER}/kernel' has shape {:?}, expected [{features}, classes] ({} output channels)",
+                kernel.shape,
+                self.backbone.title()
+            )));
+        }
+        if bias.shape != [k] || bias.data.len() != k {
+            return Err(Error::Shape(format!("'{HEAD_LAYER}/bias' has shape {:?}, expected [{k}] (the kernel's classes)", bias.shape)));
+        }
+        if head.classes.len() != k {
+            return Err(Error::Invalid(format!("metadata '{KEY_CLASSES}' names {} classes, but the head '{HEAD_LAYER}' has {k}", head.classes.len())));
+        }
+        Ok(())
     }
 
     /// Every tensor to write: the base and, when there is one, the head.
@@ -133,23 +160,12 @@ fn parse_preprocess(name: &str) -> Result<Preprocess> {
     })
 }
 
-fn read_head(backbone: Backbone, kernel: HostTensor, bias: HostTensor, metadata: &BTreeMap<String, String>) -> Result<PretrainedHead> {
-    let features = backbone.feature_channels();
-    let [f, k] = kernel.shape[..] else {
-        return Err(Error::Shape(format!("'{HEAD_LAYER}/kernel' has shape {:?}, expected [{features}, classes]", kernel.shape)));
-    };
-    if f != features || kernel.data.len() != kernel.numel() {
-        return Err(Error::Shape(format!("'{HEAD_LAYER}/kernel' has shape {:?}, expected [{features}, classes] ({} output channels)", kernel.shape, backbone.title())));
-    }
-    if bias.shape != [k] || bias.data.len() != k {
-        return Err(Error::Shape(format!("'{HEAD_LAYER}/bias' has shape {:?}, expected [{k}] (the kernel's classes)", bias.shape)));
-    }
+fn read_head(kernel: HostTensor, bias: HostTensor, metadata: &BTreeMap<String, String>) -> Result<PretrainedHead> {
     let classes: Vec<String> = match metadata.get(KEY_CLASSES) {
         Some(json) => serde_json::from_str(json).map_err(|e| Error::Invalid(format!("metadata '{KEY_CLASSES}' is not a JSON array of names: {e}")))?,
-        None => return Err(Error::Invalid(format!("the file has a head '{HEAD_LAYER}' of {k} classes but no '{KEY_CLASSES}' metadata naming them"))),
+        None => {
+            return Err(Error::Invalid(format!("the file has a head '{HEAD_LAYER}' of {:?} but no '{KEY_CLASSES}' metadata naming its classes", kernel.shape)));
+        }
     };
-    if classes.len() != k {
-        return Err(Error::Invalid(format!("metadata '{KEY_CLASSES}' names {} classes, but the head '{HEAD_LAYER}' has {k}", classes.len())));
-    }
     Ok(PretrainedHead { kernel, bias, classes })
 }
