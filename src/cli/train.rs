@@ -247,7 +247,7 @@ fn resume_config(args: &TrainArgs, dir: &Path) -> Result<TrainConfig> {
     same!("--data", args.data.as_deref().map(|d| canonical("--data", d)).transpose()?, cfg.data);
     same!("--weights", args.weights.as_deref().map(|w| canonical("--weights", w).map(Some)).transpose()?, cfg.weights);
     same!("--random-init", args.random_init.then_some(None::<PathBuf>), cfg.weights);
-    same!("--backbone", args.backbone, cfg.backbone);
+    same!("--backbone", args.backbone.map(Backbone::name), cfg.backbone.name());
     same!("--image-size", args.image_size, cfg.image_size);
     same!("--batch", args.batch, cfg.batch);
     same!("--unfreeze-last", args.unfreeze_last, cfg.unfreeze_last);
