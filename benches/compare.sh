@@ -122,8 +122,9 @@ if [ ! -d "$data/train" ]; then
 fi
 weights=${INCEPT_WEIGHTS:-weights/${backbone}_notop.safetensors}
 if [ -f "$weights" ]; then init=(--weights "$weights"); else init=(--random-init); fi
-# With --weights, --backbone makes incept refuse a file of another backbone.
 init=(--backbone "$backbone" "${init[@]}")
+# With --weights, --backbone makes incept refuse a file of another backbone: find out now, not after the model runs.
+[ ! -f "$weights" ] || "$bin" summary "${init[@]}" > /dev/null || die "INCEPT_WEIGHTS=$weights does not fit --backbone $backbone"
 
 if [ "$device" = cpu ]; then
   export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} LP_NUM_THREADS=$threads
