@@ -18,26 +18,27 @@
 # and is refused.
 #
 # CPU only (no nvidia-smi): incept on its adapter (lavapipe) vs libtorch on the
-# CPU with THREADS threads (default: one per core), NCHW and channels_last;
-# InceptionV3 at batch 32 75² and batch 8 224², epochs at 75²; MobileNetV2 at
-# batch 32 224² (its native size) and 96², epochs at EPOCH_SIZE_MBV2_CPU.
-# NVIDIA GPU: incept (Vulkan) vs libtorch CUDA with TF32 off and on, builds
-# nothing there (INCEPT_BIN); InceptionV3 at batch 32 224² and 299²,
-# MobileNetV2 at batch 32 and 128 224²; epochs at 224².
+# CPU with THREADS threads (default: one per core), NCHW and channels_last.
+# NVIDIA GPU: incept (Vulkan) vs libtorch CUDA with TF32 off and on; builds
+# nothing there (INCEPT_BIN).
+# The batch and image sizes per backbone and device are the table under
+# "Per backbone" below. MobileNetV2 on the CPU: the fine-tune step at its
+# native 224² (batch 32) and at 96², epochs at 96² (about a minute each on
+# lavapipe with 2 cores, where 224² takes about 5; EPOCH_SIZE=224 for those).
 #
 # usage: bash benches/compare.sh [--backbone inception_v3|mobilenet_v2] OUTDIR
-# --backbone NAME is incept's own flag; the BACKBONE environment variable
-# gives its default (like the other settings below, and as tools/ scripts
-# take it), so `BACKBONE=mobilenet_v2 bash benches/compare.sh OUTDIR` is the
-# same run; the flag wins.
+# --backbone NAME is incept's own flag; the BACKBONE
+# environment variable gives its default, as every other setting of this
+# script is an environment variable: `BACKBONE=mobilenet_v2 bash
+# benches/compare.sh OUTDIR` is the same run. The flag wins.
 # env:   INCEPT_BIN (default target/release/incept, built here on a CPU-only
 #        machine when missing), INCEPT_DATA (default data/fmnist4, made by
 #        `incept data fashion-mnist` when missing), INCEPT_WEIGHTS (pretrained
 #        base for `incept train`, default weights/BACKBONE_notop.safetensors
 #        (weights/fetch.sh writes it); random initialisation when absent, same
 #        speed; a file of another backbone is refused), THREADS, MODEL_RUNS
-#        (the `bench model` runs as BATCHxSIZE:ITERS, defaults above), ITERS
-#        (overrides their iterations), EPOCH_SIZE (defaults above), EPOCHS
+#        (the `bench model` runs as BATCHxSIZE:ITERS), ITERS
+#        (overrides their iterations), EPOCH_SIZE, EPOCHS
 #        (default 2), PYTHON (a python with torch and torchvision; default:
 #        benches/.venv, else python3, else `pip install torch torchvision`
 #        into benches/.venv), OMP_WAIT_POLICY (default PASSIVE on the CPU:
@@ -62,7 +63,7 @@ done
 [ -n "$out" ] || usage
 
 # Per backbone: what it is, the `bench model` runs (BATCHxSIZE:ITERS) and the
-# epochs' image size, on the CPU and on CUDA.
+# epochs' image size, on the CPU and on CUDA (MODEL_RUNS and EPOCH_SIZE override them).
 case $backbone in
   inception_v3)
     model="InceptionV3 to mixed10"
