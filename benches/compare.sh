@@ -1,28 +1,45 @@
 #!/usr/bin/env bash
 # incept against libtorch on whatever device this machine has, in one run:
-# the same model (InceptionV3 to mixed10), split (Keras's last 15 layers),
-# head, batch and image size, incept first, then libtorch, for each work item:
+# the same model (--backbone: InceptionV3 to mixed10 by default, or
+# MobileNetV2 to out_relu), split (Keras's last 15 layers), head, batch and
+# image size, incept first, then libtorch, for each work item:
 #
-# - `incept bench model` vs benches/libtorch/inception.py: forward (inference)
+# - `incept bench model` vs benches/libtorch/model.py: forward (inference)
 #   and fine-tune step (GAP -> Dense(4), cross-entropy, backward, Adam);
 # - `incept train --epochs 2` vs benches/libtorch/epoch.py: whole fmnist4
 #   epochs (training + validation) with the tutorial's head and augmentation.
 #
-# CPU only (no nvidia-smi): incept on its adapter (lavapipe) vs libtorch on the
-# CPU with THREADS threads (default: one per core), NCHW and channels_last,
-# at batch 32 75² and batch 8 224², epochs at 75².
-# NVIDIA GPU: incept (Vulkan) vs libtorch CUDA with TF32 off and on, at
-# batch 32 224² and 299², epochs at 224²; builds nothing there (INCEPT_BIN).
+# torchvision's mobilenet_v2 is Keras's MobileNetV2 (alpha 1.0) layer for
+# layer (features[0] = Conv1 ... features[18] = Conv_1/out_relu; model.py maps
+# Keras's last 15 layers onto it), but it pads its stride-2 convolutions
+# symmetrically (padding=1) where Keras pads ((0,1),(0,1)): the same shapes
+# and FLOPs, different numbers, irrelevant for speed. EfficientNet-Lite0 has
+# no torchvision counterpart (efficientnet_b0 adds squeeze-excite and SiLU)
+# and is refused.
 #
-# usage: bash benches/compare.sh OUTDIR
+# CPU only (no nvidia-smi): incept on its adapter (lavapipe) vs libtorch on the
+# CPU with THREADS threads (default: one per core), NCHW and channels_last.
+# NVIDIA GPU: incept (Vulkan) vs libtorch CUDA with TF32 off and on; builds
+# nothing there (INCEPT_BIN).
+# The batch and image sizes per backbone and device are the table under
+# "Per backbone" below. MobileNetV2 on the CPU: the fine-tune step at its
+# native 224² (batch 32) and at 96², epochs at 96² (about a minute each on
+# lavapipe with 2 cores, where 224² takes about 5; EPOCH_SIZE=224 for those).
+#
+# usage: bash benches/compare.sh [--backbone inception_v3|mobilenet_v2] OUTDIR
+# --backbone NAME is incept's own flag; the BACKBONE
+# environment variable gives its default, as every other setting of this
+# script is an environment variable: `BACKBONE=mobilenet_v2 bash
+# benches/compare.sh OUTDIR` is the same run. The flag wins.
 # env:   INCEPT_BIN (default target/release/incept, built here on a CPU-only
 #        machine when missing), INCEPT_DATA (default data/fmnist4, made by
 #        `incept data fashion-mnist` when missing), INCEPT_WEIGHTS (pretrained
-#        base for `incept train`; random initialisation when absent, same
-#        speed), THREADS, MODEL_RUNS (the `bench model` runs as
-#        BATCHxSIZE:ITERS, default "32x75:3 8x224:2" on the CPU, "32x224:10
-#        32x299:10" on CUDA), ITERS (overrides their iterations), EPOCH_SIZE
-#        (default 75 on the CPU, 224 on CUDA), EPOCHS (default 2), PYTHON (a python with torch and torchvision; default:
+#        base for `incept train`, default weights/BACKBONE_notop.safetensors
+#        (weights/fetch.sh writes it); random initialisation when absent, same
+#        speed; a file of another backbone is refused), THREADS, MODEL_RUNS
+#        (the `bench model` runs as BATCHxSIZE:ITERS), ITERS
+#        (overrides their iterations), EPOCH_SIZE, EPOCHS
+#        (default 2), PYTHON (a python with torch and torchvision; default:
 #        benches/.venv, else python3, else `pip install torch torchvision`
 #        into benches/.venv), OMP_WAIT_POLICY (default PASSIVE on the CPU:
 #        libtorch's OpenMP threads spin-wait by default, which on a machine
@@ -31,11 +48,38 @@
 # Logs, results.tsv and table.md go to OUTDIR; the Markdown table is printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -eq 1 ] || { echo "usage: bash benches/compare.sh OUTDIR" >&2; exit 2; }
-out=$1
+die() { echo "compare.sh: $*" >&2; exit 1; }
+usage() { echo "usage: bash benches/compare.sh [--backbone inception_v3|mobilenet_v2] OUTDIR" >&2; exit 2; }
+backbone=${BACKBONE:-inception_v3}
+out=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --backbone) [ $# -ge 2 ] || usage; backbone=$2; shift 2 ;;
+    --backbone=*) backbone=${1#*=}; shift ;;
+    -*) usage ;;
+    *) [ -z "$out" ] || usage; out=$1; shift ;;
+  esac
+done
+[ -n "$out" ] || usage
+
+# Per backbone: what it is, the `bench model` runs (BATCHxSIZE:ITERS) and the
+# epochs' image size, on the CPU and on CUDA (MODEL_RUNS and EPOCH_SIZE override them).
+case $backbone in
+  inception_v3)
+    model="InceptionV3 to mixed10"
+    cpu_runs="32x75:3 8x224:2" cpu_epoch_size=75
+    cuda_runs="32x224:10 32x299:10" cuda_epoch_size=224 ;;
+  mobilenet_v2)
+    model="MobileNetV2 (alpha 1.0) to out_relu"
+    cpu_runs="32x224:2 32x96:3" cpu_epoch_size=96
+    cuda_runs="32x224:10 128x224:10" cuda_epoch_size=224 ;;
+  efficientnet_lite0)
+    die "--backbone efficientnet_lite0: torchvision has no EfficientNet-Lite0 (its efficientnet_b0 adds squeeze-excite and SiLU); expected inception_v3 or mobilenet_v2" ;;
+  *) die "--backbone $backbone: expected inception_v3 or mobilenet_v2" ;;
+esac
+
 mkdir -p "$out"
 exec > >(tee "$out/compare.log") 2>&1
-die() { echo "compare.sh: $*" >&2; exit 1; }
 
 if nvidia-smi -L >/dev/null 2>&1; then device=cuda; else device=cpu; fi
 threads=${THREADS:-$(nproc)}
@@ -77,17 +121,20 @@ if [ ! -d "$data/train" ]; then
   [ -z "${INCEPT_DATA:-}" ] || die "INCEPT_DATA=$data has no train/ folder"
   "$bin" data fashion-mnist --out "$data"
 fi
-weights=${INCEPT_WEIGHTS:-weights/inception_v3_notop.safetensors}
+weights=${INCEPT_WEIGHTS:-weights/${backbone}_notop.safetensors}
 if [ -f "$weights" ]; then init=(--weights "$weights"); else init=(--random-init); fi
+init=(--backbone "$backbone" "${init[@]}")
+# With --weights, --backbone makes incept refuse a file of another backbone: find out now, not after the model runs.
+[ ! -f "$weights" ] || "$bin" summary "${init[@]}" > /dev/null || die "INCEPT_WEIGHTS=$weights does not fit --backbone $backbone"
 
 if [ "$device" = cpu ]; then
   export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} LP_NUM_THREADS=$threads
-  runs=${MODEL_RUNS:-32x75:3 8x224:2}
-  epoch_size=${EPOCH_SIZE:-75}
+  runs=${MODEL_RUNS:-$cpu_runs}
+  epoch_size=${EPOCH_SIZE:-$cpu_epoch_size}
   torch_args=(--device cpu --threads "$threads")
 else
-  runs=${MODEL_RUNS:-32x224:10 32x299:10}
-  epoch_size=${EPOCH_SIZE:-224}
+  runs=${MODEL_RUNS:-$cuda_runs}
+  epoch_size=${EPOCH_SIZE:-$cuda_epoch_size}
   torch_args=(--device cuda)
 fi
 export PYTHONUNBUFFERED=1
@@ -95,6 +142,7 @@ results=$out/results.tsv
 printf 'work\tside\tvariant\timages_per_s\tseconds\n' > "$results"
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')   load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "model: $model, Keras's last 15 layers trainable (incept --backbone $backbone, torchvision $backbone)"
   echo "device: $device   incept adapter: $selected ($adapter_type)   libtorch: torch $torch_version via $py"
   if [ "$device" = cpu ]; then
     echo "CPU: $(nproc) cores, libtorch $threads threads (OMP_WAIT_POLICY=$OMP_WAIT_POLICY), LP_NUM_THREADS=$threads"
@@ -113,13 +161,13 @@ for run in $runs; do
   iters=${ITERS:-$iters}
   tag="b$batch ${size}²"
   log=$out/incept_model_b${batch}_$size.txt
-  echo "== incept bench model --batch $batch --image-size $size --iters $iters $(load)"
-  "$bin" bench model --batch "$batch" --image-size "$size" --iters "$iters" 2>&1 | tee "$log"
+  echo "== incept bench model --backbone $backbone --batch $batch --image-size $size --iters $iters $(load)"
+  "$bin" bench model --backbone "$backbone" --batch "$batch" --image-size "$size" --iters "$iters" 2>&1 | tee "$log"
   printf 'forward %s\tincept\t%s\t%s\t\n' "$tag" "$selected" "$(incept_rate forward "$log")" >> "$results"
   printf 'fine-tune step %s\tincept\t%s\t%s\t\n' "$tag" "$selected" "$(incept_rate fine-tune "$log")" >> "$results"
   log=$out/libtorch_model_b${batch}_$size.txt
-  echo "== libtorch inception.py --batch $batch --image-size $size --iters $iters ${torch_args[*]} $(load)"
-  "$py" benches/libtorch/inception.py --batch "$batch" --image-size "$size" --iters "$iters" "${torch_args[@]}" 2>&1 | tee "$log"
+  echo "== libtorch model.py --model $backbone --batch $batch --image-size $size --iters $iters ${torch_args[*]} $(load)"
+  "$py" benches/libtorch/model.py --model "$backbone" --batch "$batch" --image-size "$size" --iters "$iters" "${torch_args[@]}" 2>&1 | tee "$log"
   awk -v tag="$tag" '$1 == "libtorch" && $3 !~ /^best:/ {
       printf "%s %s\tlibtorch\t%s\t%s\t\n", ($2 == "step" ? "fine-tune step" : $2), tag, $3, $4 }' "$log" >> "$results"
 done
@@ -146,9 +194,9 @@ fi
 for v in "${variants[@]}"; do
   name=${v#--}
   log=$out/libtorch_epoch_${name// /-}.txt
-  echo "== libtorch epoch.py --data $data --image-size $epoch_size --epochs $epochs $v $(load)"
+  echo "== libtorch epoch.py --model $backbone --data $data --image-size $epoch_size --epochs $epochs $v $(load)"
   # shellcheck disable=SC2086 # $v is a flag and its value
-  "$py" benches/libtorch/epoch.py --data "$data" --image-size "$epoch_size" --epochs "$epochs" "${torch_args[@]}" $v 2>&1 | tee "$log"
+  "$py" benches/libtorch/epoch.py --model "$backbone" --data "$data" --image-size "$epoch_size" --epochs "$epochs" "${torch_args[@]}" $v 2>&1 | tee "$log"
   awk -v s="$epoch_size" '$1 == "libtorch" && $2 ~ /^epoch/ {
       printf "epoch %s b32 %s²\tlibtorch\t%s\t%s\t%s\n", substr($2, 6), s, $3, $4, $6 }' "$log" >> "$results"
 done

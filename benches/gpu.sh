@@ -100,8 +100,8 @@ if want model; then
       stamp "incept bench model b32 ${s}² --precision f32, shader checks off"
       INCEPT_SHADER_CHECKS=off $bin bench model --batch 32 --image-size $s --iters "$iters" 2>&1 | tee "$OUT/incept_model_${s}_f32_unchecked.txt"
     fi
-    stamp "libtorch inception.py b32 ${s}²"
-    $py benches/libtorch/inception.py --batch 32 --image-size $s --iters "$iters" --device cuda 2>&1 | tee "$OUT/libtorch_model_$s.txt"
+    stamp "libtorch model.py b32 ${s}²"
+    $py benches/libtorch/model.py --batch 32 --image-size $s --iters "$iters" --device cuda 2>&1 | tee "$OUT/libtorch_model_$s.txt"
   done
 fi
 

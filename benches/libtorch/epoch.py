@@ -1,6 +1,7 @@
 """libtorch reference for whole `incept train` epochs: the Keras tutorial's
-fine-tune of InceptionV3 on a class-per-folder dataset (fmnist4), f32,
-random initialisation (the speed does not depend on the weights).
+fine-tune of InceptionV3 or MobileNetV2 (`--model`) on a class-per-folder
+dataset (fmnist4), f32, random initialisation (the speed does not depend on
+the weights).
 
 - data: DATA/train (shuffled, augmented) and DATA/valid read with
   torchvision's ImageFolder, converted to RGB, nearest-resized to
@@ -10,9 +11,10 @@ random initialisation (the speed does not depend on the weights).
   scale=(0.8, 1.2)) + RandomHorizontalFlip: close enough for timing, but not
   the same transform (torchvision zooms isotropically and fills with 0 where
   Keras draws x and y zoom apart and repeats the edge pixels);
-- model: torchvision's InceptionV3 up to Mixed_7c (Keras mixed10) with
-  Keras's last-15-layer split (see inception.py), head GAP -> Dense 512 relu
-  -> Dropout 0.3 -> Dense 512 relu -> Dropout 0.3 -> Dense classes,
+- model: torchvision's InceptionV3 up to Mixed_7c (Keras mixed10) or
+  MobileNetV2's features (Keras out_relu) with Keras's last-15-layer split
+  (see model.py), head GAP -> Dense 512 relu -> Dropout 0.3 -> Dense 512 relu
+  -> Dropout 0.3 -> Dense classes,
   cross-entropy, Adam (lr 1e-3, eps 1e-7), batch 32;
 - each epoch: the training pass, then the validation pass (eval mode).
 
@@ -22,7 +24,7 @@ where images/s counts training images over the training pass and SECONDS is
 training plus validation (as incept's history.csv `images_per_second` and
 `seconds`). VARIANT is the CPU memory layout or `tf32-off`/`tf32-on` on CUDA.
 
-usage: python3 epoch.py --data data/fmnist4 --image-size 75 --epochs 2 [--device cpu --threads 2]
+usage: python3 epoch.py [--model mobilenet_v2] --data data/fmnist4 --image-size 75 --epochs 2 [--device cpu --threads 2]
 """
 import argparse
 import os
@@ -32,7 +34,7 @@ import torch
 import torchvision
 from torchvision import transforms
 
-from inception import default_threads, describe, features, keras_last15, pick_device
+from model import MODELS, build, default_threads, describe, pick_device
 
 
 def loaders(root, size, batch, workers, pin):
@@ -57,6 +59,7 @@ def loaders(root, size, batch, workers, pin):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", choices=sorted(MODELS), default="inception_v3", help="the network (incept's --backbone)")
     ap.add_argument("--data", required=True, help="dataset root with train/ and valid/, one subfolder per class")
     ap.add_argument("--image-size", type=int, default=75)
     ap.add_argument("--batch", type=int, default=32)
@@ -68,8 +71,9 @@ def main():
     ap.add_argument("--tf32", choices=["off", "on"], default="off", help="CUDA: TF32 convolutions and matmuls")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
-    if args.batch < 1 or args.epochs < 1 or args.image_size < 75:
-        raise SystemExit("--batch and --epochs must be at least 1, --image-size at least 75")
+    model = MODELS[args.model]
+    if args.batch < 1 or args.epochs < 1 or args.image_size < model.min_size:
+        raise SystemExit(f"--batch and --epochs must be at least 1, --image-size at least {model.min_size} ({model.title})")
     dev = pick_device(args.device)
     torch.manual_seed(args.seed)
     if dev == "cuda":
@@ -83,18 +87,16 @@ def main():
     fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
     train, valid, classes = loaders(args.data, args.image_size, args.batch, args.workers, dev == "cuda")
 
-    net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False)
-    body = features(net)
-    trainable, train_bns = keras_last15(net)
+    body, trainable, train_bns = build(model)
     head = torch.nn.Sequential(
-        torch.nn.Linear(2048, 512), torch.nn.ReLU(), torch.nn.Dropout(0.3),
+        torch.nn.Linear(model.channels, 512), torch.nn.ReLU(), torch.nn.Dropout(0.3),
         torch.nn.Linear(512, 512), torch.nn.ReLU(), torch.nn.Dropout(0.3),
         torch.nn.Linear(512, classes))
     body, head = body.to(dev).to(memory_format=fmt), head.to(dev)
     opt = torch.optim.Adam(trainable + list(head.parameters()), lr=1e-3, eps=1e-7)
     sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
     print(describe(dev, args.threads))
-    print(f"# {args.data}: {len(train.dataset)} train / {len(valid.dataset)} valid images, {classes} classes, "
+    print(f"# {model.title}, {args.data}: {len(train.dataset)} train / {len(valid.dataset)} valid images, {classes} classes, "
           f"{args.image_size}x{args.image_size}, batch {args.batch}, {args.workers} loader workers, {variant}")
 
     def logits(x):
