@@ -40,7 +40,7 @@ enum Command {
     /// Prepare datasets.
     #[command(subcommand)]
     Data(cli::data::DataCommand),
-    /// Measure the fastest conv variant per InceptionV3 shape on this adapter and cache the choices.
+    /// Measure the fastest conv variant per conv shape of a backbone on this adapter and cache the choices.
     Tune(cli::tune::TuneArgs),
     /// Convert pretrained weights to safetensors with Keras names.
     #[command(subcommand)]

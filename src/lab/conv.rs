@@ -7,9 +7,10 @@
 //! tune`'s measured choice, else the rule). The bytes column counts f32
 //! activations for every variant.
 
-use super::{Family, Variant, distinct_layer_inputs};
+use super::{Family, Variant, distinct_inputs_of};
 use crate::error::Result;
 use crate::gpu::Gpu;
+use crate::models::Backbone;
 use crate::models::graph::LayerKind;
 use crate::ops::Act;
 use crate::ops::conv::{self, ConvAlgo, ConvSpec};
@@ -62,7 +63,13 @@ impl ConvShape {
 /// The distinct conv shapes of Keras InceptionV3 (include_top=False) for a
 /// square input of `image` pixels (at least 75), in creation order, read off the layer graph.
 pub fn inception_v3_conv_shapes(image: usize) -> Result<Vec<ConvShape>> {
-    let convs = distinct_layer_inputs(1, image, |kind| match *kind {
+    conv_shapes(Backbone::InceptionV3, image)
+}
+
+/// The distinct Conv2D shapes of `backbone` for a square input of `image`
+/// pixels, in creation order, read off its layer graph.
+pub fn conv_shapes(backbone: Backbone, image: usize) -> Result<Vec<ConvShape>> {
+    let convs = distinct_inputs_of(backbone, 1, image, |kind| match *kind {
         LayerKind::Conv2d { filters, win } => Some((filters, win)),
         _ => None,
     })?;
@@ -79,7 +86,12 @@ pub struct BatchedConv {
 impl BatchedConv {
     /// The conv shapes of InceptionV3 at batch `n`.
     pub fn inception_v3(n: usize, image: usize) -> Result<Vec<BatchedConv>> {
-        Ok(inception_v3_conv_shapes(image)?.into_iter().map(|conv| BatchedConv { n, conv }).collect())
+        BatchedConv::of(Backbone::InceptionV3, n, image)
+    }
+
+    /// The conv shapes of `backbone` at batch `n`.
+    pub fn of(backbone: Backbone, n: usize, image: usize) -> Result<Vec<BatchedConv>> {
+        Ok(conv_shapes(backbone, image)?.into_iter().map(|conv| BatchedConv { n, conv }).collect())
     }
 
     /// Small odd shapes for the lab's test: a padded strided 3×3 and a 1×7 with odd channels.

@@ -119,7 +119,12 @@ pub trait Family {
 /// The distinct (selected kind, input shape) pairs of the InceptionV3 layers
 /// that `select` picks, at batch `n` and `image`² pixels, in creation order.
 pub fn distinct_layer_inputs<T: PartialEq>(n: usize, image: usize, select: impl Fn(&LayerKind) -> Option<T>) -> Result<Vec<(T, [usize; 4])>> {
-    let (graph, shapes) = layer_shapes(Backbone::InceptionV3, n, image)?;
+    distinct_inputs_of(Backbone::InceptionV3, n, image, select)
+}
+
+/// [`distinct_layer_inputs`] of another backbone's layers.
+pub fn distinct_inputs_of<T: PartialEq>(backbone: Backbone, n: usize, image: usize, select: impl Fn(&LayerKind) -> Option<T>) -> Result<Vec<(T, [usize; 4])>> {
+    let (graph, shapes) = layer_shapes(backbone, n, image)?;
     let mut out: Vec<(T, [usize; 4])> = Vec::new();
     for layer in &graph.layers {
         if let Some(kind) = select(&layer.kind) {
