@@ -22,6 +22,12 @@
 #     keeps the ImageNet classifier as the file's head, named by the 1000
 #     classes tools/imagenet_classes.py reads out of the torchvision wheel.
 # Does nothing for a file already there with the right sha256.
+#
+#   bash weights/fetch.sh --nsfwjs-models DIR
+# instead writes nsfwjs's own TF.js models from the same pinned tarball, as
+# DIR/inception_v3/ and DIR/mobilenet_v2/ (model.json + weights.bin, what
+# tools/nsfwjs_extract.js writes), for tools/deploy-check to run the converted
+# weights' source model in TF.js; does nothing when both are there.
 set -euo pipefail
 
 NSFWJS=nsfwjs@4.4.0
@@ -60,6 +66,43 @@ install_verified() {
   echo "fetch.sh: wrote $2 (sha256 $3)"
 }
 
+# Fetches the pinned nsfwjs tarball into $tmp, checks its sha256 and writes
+# its two TF.js models as $1/inception_v3 and $1/mobilenet_v2.
+nsfwjs_models() {
+  local tarball got model
+  echo "fetch.sh: npm pack $NSFWJS"
+  tarball="$(cd "$tmp" && npm pack --silent --ignore-scripts "$NSFWJS" | tail -n 1)"
+  got="$(sha256 "$tmp/$tarball")"
+  [ "$got" = "$NSFWJS_SHA256" ] || fail "$tarball has sha256 $got, expected $NSFWJS_SHA256; not using it"
+  tar -xzf "$tmp/$tarball" -C "$tmp" package/dist/models/inception_v3 package/dist/models/mobilenet_v2 package/LICENSE
+  for model in inception_v3 mobilenet_v2; do
+    node "$root/tools/nsfwjs_extract.js" "$tmp/package/dist/models/$model" "$1/$model"
+  done
+}
+
+if [ "${1:-}" = --nsfwjs-models ]; then
+  [ $# = 2 ] || fail "usage: fetch.sh [--nsfwjs-models DIR]"
+  out="$2"
+  if [ -f "$out/inception_v3/weights.bin" ] && [ -f "$out/mobilenet_v2/weights.bin" ]; then
+    echo "fetch.sh: nsfwjs's TF.js models are in $out"
+    exit 0
+  fi
+  for tool in npm node tar sha256sum; do
+    command -v "$tool" >/dev/null || fail "'$tool' is needed but not installed"
+  done
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+  nsfwjs_models "$tmp/models"
+  # Whole or not at all: a half-written DIR is never mistaken for a complete one.
+  mkdir -p "$(dirname "$out")"
+  rm -rf "$out"
+  mv "$tmp/models" "$out"
+  echo "fetch.sh: wrote nsfwjs's TF.js models to $out"
+  exit 0
+elif [ $# != 0 ]; then
+  fail "usage: fetch.sh [--nsfwjs-models DIR]"
+fi
+
 inception="$here/inception_v3_notop.safetensors"
 mobilenet="$here/mobilenet_v2_notop.safetensors"
 lite0="$here/efficientnet_lite0.safetensors"
@@ -85,13 +128,8 @@ trap 'rm -rf "$tmp"' EXIT
 incept="${CARGO_TARGET_DIR:-$root/target}/debug/incept"
 
 if [ $need_nsfwjs = 1 ]; then
-  echo "fetch.sh: npm pack $NSFWJS"
-  tarball="$(cd "$tmp" && npm pack --silent --ignore-scripts "$NSFWJS" | tail -n 1)"
-  got="$(sha256 "$tmp/$tarball")"
-  [ "$got" = "$NSFWJS_SHA256" ] || fail "$tarball has sha256 $got, expected $NSFWJS_SHA256; not using it"
-  tar -xzf "$tmp/$tarball" -C "$tmp" package/dist/models/inception_v3 package/dist/models/mobilenet_v2 package/LICENSE
+  nsfwjs_models "$tmp"
   for model in inception_v3 mobilenet_v2; do
-    node "$root/tools/nsfwjs_extract.js" "$tmp/package/dist/models/$model" "$tmp/$model"
     "$incept" convert tfjs "$tmp/$model/model.json" "$tmp/$model/weights.bin" --out "$tmp/$model.safetensors" > "$tmp/$model.report"
   done
   install_verified "$tmp/inception_v3.safetensors" "$inception" "$INCEPTION_V3_SHA256"
