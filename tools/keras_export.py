@@ -165,12 +165,14 @@ def variables(name, model):
     Dense layers are dense, dense_1, ... in the order they are chained."""
     import keras
 
+    def by_creation(kind):
+        return sorted((l for l in model.layers if isinstance(l, kind)), key=lambda l: counter(l.name))
+
     found = []
-    by_class = lambda kind: sorted((l for l in model.layers if isinstance(l, kind)), key=lambda l: counter(l.name))  # noqa: E731
     if name == "inception_v3":
-        for k, layer in enumerate(by_class(keras.layers.Conv2D)):
+        for k, layer in enumerate(by_creation(keras.layers.Conv2D)):
             found.append((f"{indexed('conv2d', k)}/kernel", layer.kernel))
-        for k, layer in enumerate(by_class(keras.layers.BatchNormalization)):
+        for k, layer in enumerate(by_creation(keras.layers.BatchNormalization)):
             bn = indexed("batch_normalization", k)
             found += [(f"{bn}/{v}", getattr(layer, v)) for v in ("beta", "moving_mean", "moving_variance")]
     else:
