@@ -60,7 +60,6 @@ struct Params {
     pad_top: u32,
     pad_left: u32,
     c4: u32,                  // channel quads, c / 4 (vec4 entry points)
-    col_blocks: u32,          // blocks of OWB output pixels per row, ceil(out_w / OWB) (depthwise_blocked_vec4)
     total: u32,               // invocations doing work in this dispatch
     epilogue: u32,            // bit 0: multiply by scale, bit 1: add bias, bit 2: ReLU (max 0), bit 3: cap at 6 (ReLU6 = bits 2 and 3)
     slices: u32,              // filter gradient: slices of the reduction over output positions
@@ -79,11 +78,23 @@ override WORKGROUP_SIZE: u32 = 64u;
 // depthwise_blocked_vec4 only, set by the launcher: the filter width and the
 // column stride (equal to p.kw and p.stride_w), and the output pixels per
 // invocation (1 ≤ OWB ≤ MAX_OWB, (OWB − 1)·SW + KW ≤ MAX_COLS).
+override KH: u32 = 3u;
 override KW: u32 = 3u;
+override SH: u32 = 1u;
 override SW: u32 = 1u;
+override OHB: u32 = 2u;
 override OWB: u32 = 4u;
-const MAX_OWB: u32 = 4u;
-const MAX_COLS: u32 = 16u;
+const MAX_OHB: u32 = 4u;
+const MAX_OWB: u32 = 8u;
+const MAX_COLS: u32 = 24u;
+const MAX_TAPS: u32 = 49u;
+const MAX_ROWS_IN: u32 = 16u;
+// Input columns and rows a block reads.
+override COLS: u32 = (OWB - 1u) * SW + KW;
+override ROWS_IN: u32 = (OHB - 1u) * SH + KH;
+// depthwise_blocked_vec4's workgroup: lanes along channel quads × along pixel blocks.
+override LANES_C: u32 = 8u;
+override LANES_W: u32 = 8u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -167,46 +178,107 @@ fn epilogue4(v: vec4<f32>, cv: u32) -> vec4<f32> {
     return r;
 }
 
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn depthwise_blocked_vec4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_index(gid, nwg);
-    if (i >= p.total) {
+// Where an invocation's block of OHB × OWB output pixels reads: its channel
+// quad, image, and the input row and column of its top-left tap.
+struct Block {
+    cv: u32,
+    b: u32,
+    iy0: i32,
+    ix0: i32,
+}
+
+// Accumulates input row iy0 + r of the block into every output row t whose
+// filter row ky = r − t·SH reads it: the row's COLS columns are loaded once
+// (zero outside the input) for all of them. Called with constant r, so that
+// ky, and every index into acc, taps and cols, is a constant once inlined.
+fn accumulate_row(acc: ptr<function, array<vec4<f32>, MAX_OHB * MAX_OWB>>, taps: ptr<function, array<vec4<f32>, MAX_TAPS>>, blk: Block, r: u32) {
+    let iy = blk.iy0 + i32(r);
+    if (iy < 0 || iy >= i32(p.in_h)) {
         return;
     }
-    let cv = i % p.c4;
-    let rest = i / p.c4;
-    let ox0 = (rest % p.col_blocks) * OWB;
-    let row = rest / p.col_blocks; // b * out_h + oy
-    let oy = row % p.out_h;
-    let b = row / p.out_h;
-    let ix0 = i32(ox0 * SW) - i32(p.pad_left);
-    var acc: array<vec4<f32>, MAX_OWB>;
-    for (var ky = 0u; ky < p.kh; ky++) {
-        let iy = i32(oy * p.stride_h + ky) - i32(p.pad_top);
-        if (iy < 0 || iy >= i32(p.in_h)) {
-            continue;
-        }
-        let row_at = (b * p.in_h + u32(iy)) * p.in_w;
-        // The input columns of this filter row that the block's pixels read, zero outside the input.
-        var cols: array<vec4<f32>, MAX_COLS>;
-        for (var k = 0u; k < (OWB - 1u) * SW + KW; k++) {
-            let ix = ix0 + i32(k);
-            let inside = ix >= 0 && ix < i32(p.in_w);
-            let v = x4[select(0u, (row_at + u32(ix)) * p.c4 + cv, inside)];
-            cols[k] = select(vec4(0.0), v, inside);
-        }
-        for (var kx = 0u; kx < KW; kx++) {
-            let wv = w4[(ky * KW + kx) * p.c4 + cv];
-            for (var j = 0u; j < OWB; j++) {
-                acc[j] = fma(cols[j * SW + kx], wv, acc[j]);
-            }
+    let row_at = (blk.b * p.in_h + u32(iy)) * p.in_w;
+    var cols: array<vec4<f32>, MAX_COLS>;
+    for (var k = 0u; k < COLS; k++) {
+        let ix = blk.ix0 + i32(k);
+        let inside = ix >= 0 && ix < i32(p.in_w);
+        let v = x4[select(0u, (row_at + u32(ix)) * p.c4 + blk.cv, inside)];
+        cols[k] = select(vec4(0.0), v, inside);
+    }
+    // Output row t reads this row through filter row r − t·SH, if that is one.
+    if (r < KH) { taps_row(acc, taps, &cols, 0u, r); }
+    if (OHB > 1u && r >= SH && r - SH < KH) { taps_row(acc, taps, &cols, 1u, r - SH); }
+    if (OHB > 2u && r >= 2u * SH && r - 2u * SH < KH) { taps_row(acc, taps, &cols, 2u, r - 2u * SH); }
+    if (OHB > 3u && r >= 3u * SH && r - 3u * SH < KH) { taps_row(acc, taps, &cols, 3u, r - 3u * SH); }
+}
+
+// Output row t of the block += filter row ky applied to the loaded columns.
+fn taps_row(acc: ptr<function, array<vec4<f32>, MAX_OHB * MAX_OWB>>, taps: ptr<function, array<vec4<f32>, MAX_TAPS>>, cols: ptr<function, array<vec4<f32>, MAX_COLS>>, t: u32, ky: u32) {
+    for (var kx = 0u; kx < KW; kx++) {
+        for (var j = 0u; j < OWB; j++) {
+            (*acc)[t * OWB + j] = fma((*cols)[j * SW + kx], (*taps)[ky * KW + kx], (*acc)[t * OWB + j]);
         }
     }
-    let at = (row * p.out_w + ox0) * p.c4 + cv;
+}
+
+// Stores output row t of the block (its pixels inside the output) through the epilogue.
+fn store_row(acc: ptr<function, array<vec4<f32>, MAX_OHB * MAX_OWB>>, b: u32, oy0: u32, ox0: u32, cv: u32, t: u32) {
+    if (oy0 + t >= p.out_h) {
+        return;
+    }
+    let at = ((b * p.out_h + oy0 + t) * p.out_w + ox0) * p.c4 + cv;
     for (var j = 0u; j < OWB; j++) {
         if (ox0 + j < p.out_w) {
-            out4[at + j * p.c4] = epilogue4(acc[j], cv);
+            out4[at + j * p.c4] = epilogue4((*acc)[t * OWB + j], cv);
         }
+    }
+}
+
+@compute @workgroup_size(LANES_C, LANES_W, 1)
+fn depthwise_blocked_vec4(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let cv = wid.x * LANES_C + lid.x;
+    let ox0 = (wid.y * LANES_W + lid.y) * OWB;
+    if (cv >= p.c4 || ox0 >= p.out_w) {
+        return;
+    }
+    // The channel quad's filter, in registers for every block.
+    var taps: array<vec4<f32>, MAX_TAPS>;
+    for (var k = 0u; k < KH * KW; k++) {
+        taps[k] = w4[k * p.c4 + cv];
+    }
+    let ix0 = i32(ox0 * SW) - i32(p.pad_left);
+    let row_blocks = (p.out_h + OHB - 1u) / OHB;
+    // Blocks of OHB output rows of one image: the workgroup's, then every nwg.z-th after it.
+    for (var i = wid.z; i < p.batch * row_blocks; i += nwg.z) {
+        let b = i / row_blocks;
+        let oy0 = (i % row_blocks) * OHB;
+        let blk = Block(cv, b, i32(oy0 * SH) - i32(p.pad_top), ix0);
+        var acc: array<vec4<f32>, MAX_OHB * MAX_OWB>;
+        // The block's ROWS_IN input rows, written out (a loop over them would
+        // not unroll, and its indices would then address memory).
+        accumulate_row(&acc, &taps, blk, 0u);
+        if (ROWS_IN > 1u) { accumulate_row(&acc, &taps, blk, 1u); }
+        if (ROWS_IN > 2u) { accumulate_row(&acc, &taps, blk, 2u); }
+        if (ROWS_IN > 3u) { accumulate_row(&acc, &taps, blk, 3u); }
+        if (ROWS_IN > 4u) { accumulate_row(&acc, &taps, blk, 4u); }
+        if (ROWS_IN > 5u) { accumulate_row(&acc, &taps, blk, 5u); }
+        if (ROWS_IN > 6u) { accumulate_row(&acc, &taps, blk, 6u); }
+        if (ROWS_IN > 7u) { accumulate_row(&acc, &taps, blk, 7u); }
+        if (ROWS_IN > 8u) { accumulate_row(&acc, &taps, blk, 8u); }
+        if (ROWS_IN > 9u) { accumulate_row(&acc, &taps, blk, 9u); }
+        if (ROWS_IN > 10u) { accumulate_row(&acc, &taps, blk, 10u); }
+        if (ROWS_IN > 11u) { accumulate_row(&acc, &taps, blk, 11u); }
+        if (ROWS_IN > 12u) { accumulate_row(&acc, &taps, blk, 12u); }
+        if (ROWS_IN > 13u) { accumulate_row(&acc, &taps, blk, 13u); }
+        if (ROWS_IN > 14u) { accumulate_row(&acc, &taps, blk, 14u); }
+        if (ROWS_IN > 15u) { accumulate_row(&acc, &taps, blk, 15u); }
+        store_row(&acc, b, oy0, ox0, cv, 0u);
+        if (OHB > 1u) { store_row(&acc, b, oy0, ox0, cv, 1u); }
+        if (OHB > 2u) { store_row(&acc, b, oy0, ox0, cv, 2u); }
+        if (OHB > 3u) { store_row(&acc, b, oy0, ox0, cv, 3u); }
     }
 }
 

@@ -26,7 +26,7 @@ use crate::tensor::{DType, Tensor};
 use crate::{kernel, kernel_params};
 
 kernel!(DEPTHWISE_DIRECT, "depthwise_conv2d.wgsl", "depthwise_direct", reads = 4, writes = 1, params = Params, workgroup = WORKGROUP);
-kernel!(DEPTHWISE_BLOCKED_VEC4, "depthwise_conv2d.wgsl", "depthwise_blocked_vec4", reads = 4, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(DEPTHWISE_BLOCKED_VEC4, "depthwise_conv2d.wgsl", "depthwise_blocked_vec4", reads = 4, writes = 1, params = Params);
 kernel!(DEPTHWISE_BACKWARD_INPUT, "depthwise_conv2d.wgsl", "depthwise_backward_input", reads = 2, writes = 1, params = Params, workgroup = WORKGROUP);
 kernel!(DEPTHWISE_BACKWARD_INPUT_VEC4, "depthwise_conv2d.wgsl", "depthwise_backward_input_vec4", reads = 2, writes = 1, params = Params, workgroup = WORKGROUP);
 kernel!(DEPTHWISE_FILTER_GRAD, "depthwise_conv2d.wgsl", "depthwise_filter_grad", reads = 2, writes = 1, params = Params, workgroup = WORKGROUP);
@@ -37,8 +37,8 @@ kernel!(DEPTHWISE_SUM_SLICES, "depthwise_conv2d.wgsl", "depthwise_sum_slices", r
 const WORKGROUP: u32 = 64;
 /// Output pixels per `Blocked` invocation at most, and the input columns it
 /// may hold per filter row (`MAX_OWB`, `MAX_COLS` in the shader).
-const MAX_OWB: usize = 4;
-const MAX_COLS: usize = 16;
+const MAX_OWB: usize = 8;
+const MAX_COLS: usize = 24;
 /// Filter-gradient invocations wanted before the reduction is left unsplit.
 const TARGET_INVOCATIONS: usize = 16384;
 /// Fewest output positions a slice of the filter-gradient reduction gets.
@@ -159,7 +159,6 @@ kernel_params! {
         pad_top: u32,
         pad_left: u32,
         c4: u32,
-        col_blocks: u32,
         total: u32,
         epilogue: u32,
         slices: u32,
@@ -217,7 +216,6 @@ impl Geometry {
             pad_top: u(pad_top),
             pad_left: u(pad_left),
             c4: u(c / 4),
-            col_blocks: 0,
             total: 0,
             epilogue: 0,
             slices: 1,
@@ -308,15 +306,42 @@ pub fn depthwise_conv2d_into(x: &Tensor, w: &Tensor, spec: &DepthwiseSpec, out: 
         }
         DepthwiseAlgo::Blocked => {
             let win = &spec.win;
-            // The most pixels per invocation whose input columns fit the register array.
-            let owb = (1..=MAX_OWB).rev().find(|&b| (b - 1) * win.stride_w + win.kw <= MAX_COLS).unwrap_or(1);
-            let col_blocks = g.y[2].div_ceil(owb);
-            let total = g.y[0] * g.y[1] * col_blocks * (c / 4);
-            let params = Params { col_blocks: col_blocks as u32, total: total as u32, ..params };
-            let constants = [("KW", win.kw as f64), ("SW", win.stride_w as f64), ("OWB", owb as f64)];
-            gpu.with_work(work).launch(&DEPTHWISE_BLOCKED_VEC4, &constants, &params, &reads, &[out], groups(gpu, total))
+            let owb = blocked_pixels(win);
+            let ohb: usize = std::env::var("DW_OHB").ok().and_then(|v| v.parse().ok()).unwrap_or(2); // TEMP
+            let (c4, blocks) = (c / 4, g.y[2].div_ceil(owb));
+            let (lanes_c, lanes_w) = blocked_lanes(c4, blocks);
+            let row_blocks = g.y[0] * g.y[1].div_ceil(ohb);
+            let max = gpu.limits().max_compute_workgroups_per_dimension as usize;
+            let groups = [c4.div_ceil(lanes_c) as u32, blocks.div_ceil(lanes_w) as u32, row_blocks.min(max) as u32];
+            let constants = [
+                ("KH", win.kh as f64),
+                ("KW", win.kw as f64),
+                ("SH", win.stride_h as f64),
+                ("SW", win.stride_w as f64),
+                ("OHB", ohb as f64),
+                ("OWB", owb as f64),
+                ("LANES_C", lanes_c as f64),
+                ("LANES_W", lanes_w as f64),
+            ];
+            gpu.with_work(work).launch(&DEPTHWISE_BLOCKED_VEC4, &constants, &params, &reads, &[out], groups)
         }
     }
+}
+
+/// Output pixels per `Blocked` invocation: the most (up to [`MAX_OWB`])
+/// whose input columns fit its register array of [`MAX_COLS`].
+fn blocked_pixels(win: &Window2d) -> usize {
+    let max: usize = std::env::var("DW_OWB").ok().and_then(|v| v.parse().ok()).unwrap_or(MAX_OWB); // TEMP
+    (1..=max).rev().find(|&b| (b - 1) * win.stride_w + win.kw <= MAX_COLS).unwrap_or(1)
+}
+
+/// Lanes of a `Blocked` workgroup (64 invocations) along channel quads and
+/// along pixel blocks: the split that computes the fewest idle lanes for
+/// `c4` quads × `blocks` blocks per row, the most along channels among equals
+/// (neighbouring lanes then read neighbouring memory).
+fn blocked_lanes(c4: usize, blocks: usize) -> (usize, usize) {
+    let computed = |lc: usize| c4.div_ceil(lc) * lc * blocks.div_ceil(64 / lc) * (64 / lc);
+    [64, 32, 16, 8, 4, 2, 1].into_iter().map(|lc| (lc, 64 / lc)).min_by_key(|&(lc, _)| computed(lc)).unwrap_or((64, 1))
 }
 
 /// dL/dx [n, h, w, c] = `x_shape` from dy [n, oh, ow, c] and the filter w [kh, kw, c, 1].
