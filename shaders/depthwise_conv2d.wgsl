@@ -16,24 +16,34 @@
 // The *_vec4 entry points read and write every array as vec4 (c % 4 == 0,
 // c4 = c / 4 channel quads).
 //
-// Entry points (all 1-D, WORKGROUP_SIZE invocations per workgroup, the grid
+// Entry points (1-D: WORKGROUP_SIZE invocations per workgroup, the grid
 // folded into y past the per-dimension limit, invocations past `total`
-// return at once):
+// return at once; but for depthwise_strip_vec4):
 //   depthwise_direct         one invocation per output element, scalar loads: the oracle.
-//   depthwise_blocked_vec4   one invocation per channel quad × OWB consecutive output
-//                            pixels of one row (lanes run along channel quads, then
-//                            pixel blocks, then rows). Per filter row it loads the
-//                            (OWB − 1)·SW + KW input columns its pixels read once into
-//                            registers and reuses each for every tap that reads it (at
-//                            3×3 stride 1: 6 vec4 loads for 12 vec4 FMAs, plus 3 weight
-//                            vec4), no workgroup memory, no barriers: the shape that
-//                            suits lavapipe (8-wide SIMD on one CPU thread, where each
-//                            storage load is a per-lane loop, so fewer and wider loads
-//                            are what makes a memory-bound kernel fast). KW, SW and OWB
-//                            are overrides, so the column and tap loops have constant
-//                            trip counts and unroll, and the column array lives in
-//                            registers. Pixels past out_w in the last block are
-//                            computed from zero columns and not stored.
+//   depthwise_strip_vec4     one invocation per channel quad × OWB neighbouring output
+//                            pixels of a row × a strip of `strip` output rows, walked
+//                            top to bottom with a sliding window of the KH input rows
+//                            the current output row reads (OWB·SW + KW − SW columns
+//                            each, in registers): each step keeps the KH − SH rows still
+//                            in the window and loads SH new ones, so every input value
+//                            is loaded about once per strip instead of KH·KW times (at
+//                            3×3 stride 1, OWB 2: 4 vec4 loads and 2 stores per output
+//                            row, against 18 and 2 for a gather per pixel). The KH·KW
+//                            filter taps are loaded once per invocation. No workgroup
+//                            memory, no barriers: the shape that suits lavapipe, which
+//                            runs a workgroup as 8-wide SIMD on one CPU thread and turns
+//                            every storage access into a per-lane loop with a bounds
+//                            check per component, so the count of loads and stores is
+//                            what bounds a memory-bound kernel. KH, KW, SH, SW and OWB
+//                            are overrides and the window code is written out per row,
+//                            so every index into the window, the taps and the
+//                            accumulators is a constant and they stay in registers
+//                            (lavapipe's compiler does not unroll a loop over rows of
+//                            this size; it would then index memory per lane). Workgroup
+//                            LANES_C × LANES_W × 1 over channel quads × pixel blocks,
+//                            grid z over (image, strip) pairs, looping when there are
+//                            more than the grid's z size. Pixels past out_w in the last
+//                            block are computed from zero columns and not stored.
 //   depthwise_backward_input, depthwise_backward_input_vec4
 //                            dx gathered per input element (per channel quad) over the
 //                            taps that reach it (no atomics).
@@ -60,11 +70,11 @@ struct Params {
     pad_top: u32,
     pad_left: u32,
     c4: u32,                  // channel quads, c / 4 (vec4 entry points)
-    col_blocks: u32,          // blocks of OWB output pixels per row, ceil(out_w / OWB) (depthwise_blocked_vec4)
     total: u32,               // invocations doing work in this dispatch
     epilogue: u32,            // bit 0: multiply by scale, bit 1: add bias, bit 2: ReLU (max 0), bit 3: cap at 6 (ReLU6 = bits 2 and 3)
     slices: u32,              // filter gradient: slices of the reduction over output positions
     positions_per_slice: u32, // filter gradient: output positions per slice
+    strip: u32,               // depthwise_strip_vec4: output rows per invocation
 }
 
 const EPILOGUE_SCALE: u32 = 1u;
@@ -76,14 +86,27 @@ const EPILOGUE_CAP6: u32 = 8u;
 // the default is the value it sets.
 override WORKGROUP_SIZE: u32 = 64u;
 
-// depthwise_blocked_vec4 only, set by the launcher: the filter width and the
-// column stride (equal to p.kw and p.stride_w), and the output pixels per
-// invocation (1 ≤ OWB ≤ MAX_OWB, (OWB − 1)·SW + KW ≤ MAX_COLS).
+// depthwise_strip_vec4 only, set by the launcher: the window (equal to
+// p.kh, p.kw, p.stride_h, p.stride_w) and the output pixels per invocation.
+// The launcher keeps KH <= MAX_KH, KH·KW <= MAX_TAPS and COLS <= MAX_COLS.
+override KH: u32 = 3u;
 override KW: u32 = 3u;
+override SH: u32 = 1u;
 override SW: u32 = 1u;
-override OWB: u32 = 4u;
+override OWB: u32 = 2u;
 const MAX_OWB: u32 = 4u;
-const MAX_COLS: u32 = 16u;
+const MAX_KH: u32 = 7u;
+const MAX_COLS: u32 = 12u;
+const MAX_TAPS: u32 = 49u;
+// Input columns an invocation reads per input row.
+override COLS: u32 = (OWB - 1u) * SW + KW;
+// Input rows of the window still in it after one step down (SH rows).
+override KEEP: u32 = max(KH, SH) - SH;
+// Steps that fill the window before a strip's first output row.
+override WARM: u32 = (KEEP + SH - 1u) / SH;
+// Lanes of a workgroup along channel quads and along pixel blocks.
+override LANES_C: u32 = 8u;
+override LANES_W: u32 = 8u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -143,7 +166,7 @@ fn depthwise_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     out[i] = epilogue(acc, ch);
 }
 
-// ---- forward, vec4 register blocks: the same bindings seen as vec4 ----
+// ---- forward, vec4 strips: the same bindings seen as vec4 ----
 @group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> w4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> scale4: array<vec4<f32>>;
@@ -167,45 +190,93 @@ fn epilogue4(v: vec4<f32>, cv: u32) -> vec4<f32> {
     return r;
 }
 
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn depthwise_blocked_vec4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_index(gid, nwg);
-    if (i >= p.total) {
-        return;
-    }
-    let cv = i % p.c4;
-    let rest = i / p.c4;
-    let ox0 = (rest % p.col_blocks) * OWB;
-    let row = rest / p.col_blocks; // b * out_h + oy
-    let oy = row % p.out_h;
-    let b = row / p.out_h;
-    let ix0 = i32(ox0 * SW) - i32(p.pad_left);
-    var acc: array<vec4<f32>, MAX_OWB>;
-    for (var ky = 0u; ky < p.kh; ky++) {
-        let iy = i32(oy * p.stride_h + ky) - i32(p.pad_top);
-        if (iy < 0 || iy >= i32(p.in_h)) {
-            continue;
-        }
+// The COLS input columns of row iy of image b that a pixel block starting at
+// column ix0 reads, channel quad cv; zero outside the input.
+fn input_row(b: u32, iy: i32, ix0: i32, cv: u32) -> array<vec4<f32>, MAX_COLS> {
+    var cols: array<vec4<f32>, MAX_COLS>;
+    if (iy >= 0 && iy < i32(p.in_h)) {
         let row_at = (b * p.in_h + u32(iy)) * p.in_w;
-        // The input columns of this filter row that the block's pixels read, zero outside the input.
-        var cols: array<vec4<f32>, MAX_COLS>;
-        for (var k = 0u; k < (OWB - 1u) * SW + KW; k++) {
+        for (var k = 0u; k < COLS; k++) {
             let ix = ix0 + i32(k);
             let inside = ix >= 0 && ix < i32(p.in_w);
             let v = x4[select(0u, (row_at + u32(ix)) * p.c4 + cv, inside)];
             cols[k] = select(vec4(0.0), v, inside);
         }
-        for (var kx = 0u; kx < KW; kx++) {
-            let wv = w4[(ky * KW + kx) * p.c4 + cv];
-            for (var j = 0u; j < OWB; j++) {
-                acc[j] = fma(cols[j * SW + kx], wv, acc[j]);
-            }
+    }
+    return cols;
+}
+
+// acc[j] += Σ_kx cols[j·SW + kx] · taps[ky·KW + kx]: filter row ky over the OWB pixels.
+fn filter_row(acc: ptr<function, array<vec4<f32>, MAX_OWB>>, taps: ptr<function, array<vec4<f32>, MAX_TAPS>>, cols: array<vec4<f32>, MAX_COLS>, ky: u32) {
+    for (var kx = 0u; kx < KW; kx++) {
+        for (var j = 0u; j < OWB; j++) {
+            (*acc)[j] = fma(cols[j * SW + kx], (*taps)[ky * KW + kx], (*acc)[j]);
         }
     }
-    let at = (row * p.out_w + ox0) * p.c4 + cv;
-    for (var j = 0u; j < OWB; j++) {
-        if (ox0 + j < p.out_w) {
-            out4[at + j * p.c4] = epilogue4(acc[j], cv);
+}
+
+@compute @workgroup_size(LANES_C, LANES_W, 1)
+fn depthwise_strip_vec4(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let cv = wid.x * LANES_C + lid.x;
+    let ox0 = (wid.y * LANES_W + lid.y) * OWB;
+    if (cv >= p.c4 || ox0 >= p.out_w) {
+        return;
+    }
+    var taps: array<vec4<f32>, MAX_TAPS>;
+    for (var k = 0u; k < KH * KW; k++) {
+        taps[k] = w4[k * p.c4 + cv];
+    }
+    let ix0 = i32(ox0 * SW) - i32(p.pad_left);
+    let strips = (p.out_h + p.strip - 1u) / p.strip;
+    for (var i = wid.z; i < p.batch * strips; i += nwg.z) {
+        let b = i / strips;
+        let oy0 = (i % strips) * p.strip;
+        let oy_end = min(oy0 + p.strip, p.out_h);
+        // rows[ky]: the input row that filter row ky reads for output row oy.
+        // Each step moves the window down SH rows: it keeps the KEEP rows
+        // still in it and loads the others. The first WARM steps (output rows
+        // above the strip) only fill the window.
+        var rows: array<array<vec4<f32>, MAX_COLS>, MAX_KH>;
+        for (var step = 0u; step < oy_end - oy0 + WARM; step++) {
+            let oy = i32(oy0 + step) - i32(WARM);
+            let iy = oy * i32(SH) - i32(p.pad_top);
+            // Written out per row of the window (KH <= 7): with constant
+            // indices the window stays in registers (a loop over it would not
+            // unroll, and its indices would then address memory).
+            if (KEEP > 0u) { rows[0] = rows[min(SH, MAX_KH - 1u)]; }
+            if (KEEP > 1u) { rows[1] = rows[min(1u + SH, MAX_KH - 1u)]; }
+            if (KEEP > 2u) { rows[2] = rows[min(2u + SH, MAX_KH - 1u)]; }
+            if (KEEP > 3u) { rows[3] = rows[min(3u + SH, MAX_KH - 1u)]; }
+            if (KEEP > 4u) { rows[4] = rows[min(4u + SH, MAX_KH - 1u)]; }
+            if (KEEP > 5u) { rows[5] = rows[min(5u + SH, MAX_KH - 1u)]; }
+            if (KEEP <= 0u && KH > 0u) { rows[0] = input_row(b, iy, ix0, cv); }
+            if (KEEP <= 1u && KH > 1u) { rows[1] = input_row(b, iy + 1, ix0, cv); }
+            if (KEEP <= 2u && KH > 2u) { rows[2] = input_row(b, iy + 2, ix0, cv); }
+            if (KEEP <= 3u && KH > 3u) { rows[3] = input_row(b, iy + 3, ix0, cv); }
+            if (KEEP <= 4u && KH > 4u) { rows[4] = input_row(b, iy + 4, ix0, cv); }
+            if (KEEP <= 5u && KH > 5u) { rows[5] = input_row(b, iy + 5, ix0, cv); }
+            if (KEEP <= 6u && KH > 6u) { rows[6] = input_row(b, iy + 6, ix0, cv); }
+            if (oy < i32(oy0)) {
+                continue;
+            }
+            var acc: array<vec4<f32>, MAX_OWB>;
+            if (KH > 0u) { filter_row(&acc, &taps, rows[0], 0u); }
+            if (KH > 1u) { filter_row(&acc, &taps, rows[1], 1u); }
+            if (KH > 2u) { filter_row(&acc, &taps, rows[2], 2u); }
+            if (KH > 3u) { filter_row(&acc, &taps, rows[3], 3u); }
+            if (KH > 4u) { filter_row(&acc, &taps, rows[4], 4u); }
+            if (KH > 5u) { filter_row(&acc, &taps, rows[5], 5u); }
+            if (KH > 6u) { filter_row(&acc, &taps, rows[6], 6u); }
+            let at = ((b * p.out_h + u32(oy)) * p.out_w + ox0) * p.c4 + cv;
+            for (var j = 0u; j < OWB; j++) {
+                if (ox0 + j < p.out_w) {
+                    out4[at + j * p.c4] = epilogue4(acc[j], cv);
+                }
+            }
         }
     }
 }

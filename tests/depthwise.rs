@@ -121,6 +121,22 @@ fn every_activation_clips_where_it_should() {
 }
 
 #[test]
+fn tall_inputs_split_into_several_strips() {
+    // Few columns of output and many rows: the strip kernel cuts each column into strips of at
+    // least 16 rows, each warming up on the rows above it (stride 1 and 2, 3 and 5 filter rows).
+    for (i, (xs, win)) in [
+        ([1, 40, 6, 8], Window2d::new(3, 3, 2, PAD_1212)),
+        ([2, 37, 5, 32], Window2d::new(5, 5, 1, Same)),
+        ([1, 50, 3, 4], Window2d { kh: 3, kw: 1, stride_h: 1, stride_w: 2, padding: PAD_0101 }),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        check_forward(xs, win, (true, true, Act::Relu6), 2.0, 1500 + 10 * i as u64);
+    }
+}
+
+#[test]
 fn default_variant_and_plain_op_match_reference() {
     let gpu = gpu();
     for (i, (xs, win)) in [([3, 17, 17, 32], Window2d::new(3, 3, 1, Same)), ([1, 9, 6, 13], Window2d::new(3, 1, 2, PAD_1212))].into_iter().enumerate() {
@@ -286,8 +302,8 @@ fn bad_input_is_a_clear_error() {
     let (x5, _) = rand_tensor(&gpu, &[1, 5, 5, 5], 6);
     let (w5, _) = rand_tensor(&gpu, &[3, 3, 5, 1], 7);
     let out5 = Tensor::zeros(&gpu, &[1, 5, 5, 5]).unwrap();
-    let msg = dw::depthwise_conv2d_into(&x5, &w5, &DepthwiseSpec { algo: Some(DepthwiseAlgo::Blocked), ..DepthwiseSpec::new(win) }, &out5).unwrap_err().to_string();
-    assert!(msg.contains("blocked") && msg.contains("5 channels"), "{msg}");
+    let msg = dw::depthwise_conv2d_into(&x5, &w5, &DepthwiseSpec { algo: Some(DepthwiseAlgo::Strip), ..DepthwiseSpec::new(win) }, &out5).unwrap_err().to_string();
+    assert!(msg.contains("strip") && msg.contains("5 channels"), "{msg}");
     // Backward: dy of the wrong shape, the vec4 kernel on 5 channels, zero slices.
     let (dy_bad, _) = rand_tensor(&gpu, &[1, 4, 4, 8], 8);
     let msg = err(dw::depthwise_conv2d_backward_input(&dy_bad, &w, &win, [1, 5, 5, 8]));

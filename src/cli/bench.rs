@@ -17,7 +17,7 @@ pub enum BenchCommand {
     /// checked against the family's oracle, then timed (ms, GFLOP/s, GB/s, the adapter's pick).
     Kernels {
         /// Kernel family: conv, conv-backward-input, conv-backward-filter, matmul,
-        /// batchnorm, batchnorm-backward, pool or pool-backward.
+        /// batchnorm, batchnorm-backward, pool, pool-backward, depthwise or depthwise-backward.
         #[arg(long, default_value = "conv")]
         family: String,
         #[arg(long, default_value_t = 8)]

@@ -8,10 +8,11 @@
 //! The forward applies the conv epilogue `act(y * scale[c] + bias[c])`
 //! (folded inference BatchNorm and ReLU / ReLU6), like `ConvSpec`'s.
 //! Two variants ([`DepthwiseAlgo`]): `Direct`, one invocation per output
-//! element, the oracle; and `Blocked`, 4 channels × up to 4 output pixels
-//! of a row per invocation with each input column loaded once per filter
-//! row (barrier-free, vec4), for c % 4 == 0. Depthwise convolutions do a few
-//! multiply-adds per byte: judge them by GB/s (kernel lab family `depthwise`).
+//! element, the oracle; and `Strip`, 4 channels × 2 output pixels × a strip
+//! of output rows per invocation, sliding a window of input rows down the
+//! strip so that each input value is loaded about once (barrier-free, vec4),
+//! for c % 4 == 0. Depthwise convolutions do a few multiply-adds per byte:
+//! judge them by GB/s (kernel lab family `depthwise`).
 //!
 //! The backward gathers dx per input element and reduces dw over the
 //! n·oh·ow output positions in slices (partial sums, then their sum), each
@@ -26,7 +27,7 @@ use crate::tensor::{DType, Tensor};
 use crate::{kernel, kernel_params};
 
 kernel!(DEPTHWISE_DIRECT, "depthwise_conv2d.wgsl", "depthwise_direct", reads = 4, writes = 1, params = Params, workgroup = WORKGROUP);
-kernel!(DEPTHWISE_BLOCKED_VEC4, "depthwise_conv2d.wgsl", "depthwise_blocked_vec4", reads = 4, writes = 1, params = Params, workgroup = WORKGROUP);
+kernel!(DEPTHWISE_STRIP_VEC4, "depthwise_conv2d.wgsl", "depthwise_strip_vec4", reads = 4, writes = 1, params = Params);
 kernel!(DEPTHWISE_BACKWARD_INPUT, "depthwise_conv2d.wgsl", "depthwise_backward_input", reads = 2, writes = 1, params = Params, workgroup = WORKGROUP);
 kernel!(DEPTHWISE_BACKWARD_INPUT_VEC4, "depthwise_conv2d.wgsl", "depthwise_backward_input_vec4", reads = 2, writes = 1, params = Params, workgroup = WORKGROUP);
 kernel!(DEPTHWISE_FILTER_GRAD, "depthwise_conv2d.wgsl", "depthwise_filter_grad", reads = 2, writes = 1, params = Params, workgroup = WORKGROUP);
@@ -35,10 +36,21 @@ kernel!(DEPTHWISE_SUM_SLICES, "depthwise_conv2d.wgsl", "depthwise_sum_slices", r
 
 /// Invocations per workgroup of every kernel here (the WGSL `WORKGROUP_SIZE` override).
 const WORKGROUP: u32 = 64;
-/// Output pixels per `Blocked` invocation at most, and the input columns it
-/// may hold per filter row (`MAX_OWB`, `MAX_COLS` in the shader).
-const MAX_OWB: usize = 4;
-const MAX_COLS: usize = 16;
+/// Output pixels along a row per `Strip` invocation (`OWB` in the shader):
+/// 2 measured fastest on lavapipe at MobileNetV2's layers (BENCHMARKS.md;
+/// 1.2–2× 4 pixels at stride 2, within noise at stride 1).
+const STRIP_PIXELS: usize = 2;
+/// Limits of `Strip`'s register arrays (`MAX_KH`, `MAX_COLS`, `MAX_TAPS` in
+/// the shader): filter rows in the window, input columns per row, taps.
+const MAX_KH: usize = 7;
+const MAX_COLS: usize = 12;
+const MAX_TAPS: usize = 49;
+/// `Strip` invocations wanted before a column of output rows is cut into
+/// several strips (each strip re-reads the KH − SH rows above it): enough
+/// workgroups of 64 for a many-core CPU adapter.
+const STRIP_TARGET_INVOCATIONS: usize = 8192;
+/// Fewest output rows a strip gets.
+const MIN_STRIP: usize = 16;
 /// Filter-gradient invocations wanted before the reduction is left unsplit.
 const TARGET_INVOCATIONS: usize = 16384;
 /// Fewest output positions a slice of the filter-gradient reduction gets.
@@ -49,20 +61,21 @@ const MIN_POSITIONS_PER_SLICE: usize = 256;
 pub enum DepthwiseAlgo {
     /// One invocation per output element, scalar loads: the oracle.
     Direct,
-    /// One invocation per 4 channels × up to 4 output pixels of a row, each
-    /// input column of a filter row loaded once (vec4, no barriers); c % 4 == 0.
-    Blocked,
+    /// One invocation per 4 channels × 2 output pixels × a strip of output
+    /// rows, a sliding window of input rows in registers (vec4, no
+    /// barriers); c % 4 == 0, kernels up to 7 rows and 49 taps.
+    Strip,
 }
 
 impl DepthwiseAlgo {
     /// Every variant, the `Direct` oracle first (the kernel lab and the tests iterate it).
-    pub const ALL: [DepthwiseAlgo; 2] = [DepthwiseAlgo::Direct, DepthwiseAlgo::Blocked];
+    pub const ALL: [DepthwiseAlgo; 2] = [DepthwiseAlgo::Direct, DepthwiseAlgo::Strip];
 
     /// The command-line name (the kernel lab's `--variant`).
     pub fn name(self) -> &'static str {
         match self {
             DepthwiseAlgo::Direct => "direct",
-            DepthwiseAlgo::Blocked => "blocked",
+            DepthwiseAlgo::Strip => "strip",
         }
     }
 
@@ -71,21 +84,24 @@ impl DepthwiseAlgo {
         DepthwiseAlgo::ALL.into_iter().find(|a| a.name() == name)
     }
 
-    /// The variant for the adapter: `Blocked` (on lavapipe several times
-    /// `Direct`'s GB/s, BENCHMARKS.md; unmeasured on GPUs, where its
-    /// coalesced vec4 loads should suit as well). A convolution it cannot
-    /// compute ([`DepthwiseAlgo::applies_to`]) falls back to `Direct`.
+    /// The variant for the adapter: `Strip` (on lavapipe 10–30× `Direct`,
+    /// above the GB/s of an elementwise ReLU, BENCHMARKS.md; unmeasured on
+    /// GPUs, where its neighbouring lanes read neighbouring vec4 as GPUs
+    /// like, though long strips leave fewer invocations than a GPU has
+    /// lanes). A convolution it cannot compute ([`DepthwiseAlgo::applies_to`])
+    /// falls back to `Direct`.
     pub fn rule(_gpu: &Gpu) -> DepthwiseAlgo {
-        DepthwiseAlgo::Blocked
+        DepthwiseAlgo::Strip
     }
 
     /// Whether the variant computes a depthwise convolution of `c` channels
-    /// with window `win`: `Direct` always; `Blocked` for c % 4 == 0 (vec4
-    /// rows) and windows at most [`MAX_COLS`] wide.
+    /// with window `win`: `Direct` always; `Strip` for c % 4 == 0 (vec4)
+    /// and windows that fit its registers: at most [`MAX_KH`] rows,
+    /// [`MAX_TAPS`] taps and [`MAX_COLS`] columns.
     pub fn applies_to(self, c: usize, win: &Window2d) -> bool {
         match self {
             DepthwiseAlgo::Direct => true,
-            DepthwiseAlgo::Blocked => c.is_multiple_of(4) && win.kw <= MAX_COLS,
+            DepthwiseAlgo::Strip => c.is_multiple_of(4) && win.kh <= MAX_KH && win.kh * win.kw <= MAX_TAPS && win.kw <= MAX_COLS,
         }
     }
 }
@@ -159,11 +175,11 @@ kernel_params! {
         pad_top: u32,
         pad_left: u32,
         c4: u32,
-        col_blocks: u32,
         total: u32,
         epilogue: u32,
         slices: u32,
         positions_per_slice: u32,
+        strip: u32,
     }
 }
 
@@ -217,11 +233,11 @@ impl Geometry {
             pad_top: u(pad_top),
             pad_left: u(pad_left),
             c4: u(c / 4),
-            col_blocks: 0,
             total: 0,
             epilogue: 0,
             slices: 1,
             positions_per_slice: 0,
+            strip: 0,
         };
         Ok(Geometry { x, y, params })
     }
@@ -282,7 +298,7 @@ pub fn depthwise_conv2d_into(x: &Tensor, w: &Tensor, spec: &DepthwiseSpec, out: 
     let algo = match spec.algo {
         Some(algo) if !algo.applies_to(c, &spec.win) => {
             return Err(Error::Shape(format!(
-                "{OP}: variant {} cannot compute {c} channels with window {:?} (it needs c % 4 == 0 and kw <= {MAX_COLS})",
+                "{OP}: variant {} cannot compute {c} channels with window {:?} (it needs c % 4 == 0 and at most {MAX_KH} rows, {MAX_COLS} columns and {MAX_TAPS} taps)",
                 algo.name(),
                 spec.win
             )));
@@ -306,17 +322,40 @@ pub fn depthwise_conv2d_into(x: &Tensor, w: &Tensor, spec: &DepthwiseSpec, out: 
             let params = Params { total: total as u32, ..params };
             gpu.with_work(work).launch(&DEPTHWISE_DIRECT, &[], &params, &reads, &[out], groups(gpu, total))
         }
-        DepthwiseAlgo::Blocked => {
+        DepthwiseAlgo::Strip => {
             let win = &spec.win;
-            // The most pixels per invocation whose input columns fit the register array.
-            let owb = (1..=MAX_OWB).rev().find(|&b| (b - 1) * win.stride_w + win.kw <= MAX_COLS).unwrap_or(1);
-            let col_blocks = g.y[2].div_ceil(owb);
-            let total = g.y[0] * g.y[1] * col_blocks * (c / 4);
-            let params = Params { col_blocks: col_blocks as u32, total: total as u32, ..params };
-            let constants = [("KW", win.kw as f64), ("SW", win.stride_w as f64), ("OWB", owb as f64)];
-            gpu.with_work(work).launch(&DEPTHWISE_BLOCKED_VEC4, &constants, &params, &reads, &[out], groups(gpu, total))
+            // Pixels per invocation: STRIP_PIXELS, or 1 where their columns would not fit.
+            let owb = if (STRIP_PIXELS - 1) * win.stride_w + win.kw <= MAX_COLS { STRIP_PIXELS } else { 1 };
+            let [n, oh, ow, _] = g.y;
+            let (c4, blocks) = (c / 4, ow.div_ceil(owb));
+            let (lanes_c, lanes_w) = strip_lanes(c4, blocks);
+            let columns = n * c4 * blocks;
+            let strip = oh.div_ceil(STRIP_TARGET_INVOCATIONS.div_ceil(columns).clamp(1, oh.div_ceil(MIN_STRIP)));
+            let strips = n * oh.div_ceil(strip);
+            let max = gpu.limits().max_compute_workgroups_per_dimension as usize;
+            let groups = [c4.div_ceil(lanes_c) as u32, blocks.div_ceil(lanes_w) as u32, strips.min(max) as u32];
+            let params = Params { strip: strip as u32, ..params };
+            let constants = [
+                ("KH", win.kh as f64),
+                ("KW", win.kw as f64),
+                ("SH", win.stride_h as f64),
+                ("SW", win.stride_w as f64),
+                ("OWB", owb as f64),
+                ("LANES_C", lanes_c as f64),
+                ("LANES_W", lanes_w as f64),
+            ];
+            gpu.with_work(work).launch(&DEPTHWISE_STRIP_VEC4, &constants, &params, &reads, &[out], groups)
         }
     }
+}
+
+/// Lanes of a `Strip` workgroup (64 invocations) along channel quads and
+/// along pixel blocks: the split that computes the fewest idle lanes for
+/// `c4` quads × `blocks` blocks per row, the most along channels among equals
+/// (neighbouring lanes then read neighbouring memory).
+fn strip_lanes(c4: usize, blocks: usize) -> (usize, usize) {
+    let computed = |lc: usize| c4.div_ceil(lc) * lc * blocks.div_ceil(64 / lc) * (64 / lc);
+    [64, 32, 16, 8, 4, 2, 1].into_iter().map(|lc| (lc, 64 / lc)).min_by_key(|&(lc, _)| computed(lc)).unwrap_or((64, 1))
 }
 
 /// dL/dx [n, h, w, c] = `x_shape` from dy [n, oh, ow, c] and the filter w [kh, kw, c, 1].

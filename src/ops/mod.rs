@@ -71,7 +71,7 @@ pub const KERNELS: &[&Kernel] = &[
     &conv_backward::FILTER_GRAD_BLOCKED,
     &conv_backward::SUM_SLICES,
     &depthwise::DEPTHWISE_DIRECT,
-    &depthwise::DEPTHWISE_BLOCKED_VEC4,
+    &depthwise::DEPTHWISE_STRIP_VEC4,
     &depthwise::DEPTHWISE_BACKWARD_INPUT,
     &depthwise::DEPTHWISE_BACKWARD_INPUT_VEC4,
     &depthwise::DEPTHWISE_FILTER_GRAD,
