@@ -4,9 +4,12 @@ use clap::Args;
 use super::dicom::DicomArgs;
 use super::precision::PrecisionArgs;
 use incept::data::{DicomOptions, Preprocess, load_image_with};
+use incept::io::output_paths::{named, refuse_output_inside_inputs};
 use incept::io::{HostTensor, StorageDtype, TensorMap, write_safetensors};
 use incept::models::InceptionV3;
 use incept::ops::pool;
+use incept::train::config::MIN_IMAGE_SIZE;
+use incept::train::memory;
 use incept::{Error, Tensor};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -41,9 +44,17 @@ pub fn run(adapter: Option<String>, args: FeaturesArgs) -> incept::Result<()> {
     if args.batch == 0 {
         return Err(Error::Invalid("--batch must be at least 1".into()));
     }
+    let inputs: Vec<_> = std::iter::once(named("--weights", &args.weights)).chain(args.images.iter().map(|p| named("the input image", p))).collect();
+    refuse_output_inside_inputs(&[named("--out", &args.out)], &inputs)?;
+    if args.image_size < MIN_IMAGE_SIZE {
+        return Err(Error::Invalid(format!("--image-size {}: InceptionV3 needs at least {MIN_IMAGE_SIZE}", args.image_size)));
+    }
     let dicom = args.dicom.over(DicomOptions::default());
     let gpu = super::open_gpu_with(adapter, args.precision.or_default())?;
+    memory::check_images_fit(&gpu, &format!("--batch {}", args.batch), args.batch, &format!("--image-size {}", args.image_size), args.image_size, 1)?;
     let model = InceptionV3::from_safetensors(&gpu, &args.weights, 0)?;
+    let shapes = model.output_shapes(1, args.image_size, args.image_size)?;
+    memory::check_activations_fit(&gpu, args.batch, args.image_size, &shapes)?;
     let layer = args.layer.as_deref().unwrap_or("mixed10");
     let s = args.image_size;
     let mut rows: Vec<f32> = Vec::new();

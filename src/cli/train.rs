@@ -10,6 +10,7 @@ use incept::train::callbacks::{CallbackConfig, Monitor};
 use incept::train::fit::{self, RunSummary};
 use incept::train::profile::ProfileSteps;
 use incept::train::config::defaults;
+use incept::io::output_paths::{Named, named, refuse_output_inside_inputs};
 use incept::train::{TrainConfig, class_weight, run_dir, stages, start};
 use incept::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -292,6 +293,7 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
         }
         _ => return Err(Error::Invalid("give --data DIR --out RUN for a new run, or --resume RUN".into())),
     };
+    refuse_output_inside_inputs(&target.outputs(), &inputs(&cfg))?;
     let gpu = super::open_gpu_with(adapter, cfg.precision)?;
     println!(
         "incept train on {}: {} classes {:?}, {}x{} images, batch {}, {} epochs, last {} layers of the base trainable, preprocess {:?}, precision {}, feature cache {}{}{}",
@@ -388,4 +390,25 @@ fn print_summary(s: &RunSummary) {
 enum Target {
     New { out: PathBuf, overwrite: bool },
     Resume(PathBuf),
+}
+
+impl Target {
+    /// The run directory and every file a run writes there.
+    fn outputs(&self) -> Vec<Named> {
+        match self {
+            Target::New { out, .. } => run_dir::run_outputs("--out", out),
+            Target::Resume(dir) => run_dir::run_outputs("--resume", dir),
+        }
+    }
+}
+
+/// What a run reads: the data tree (a run inside it would become data), the
+/// base weights and the `--init` run's files.
+fn inputs(cfg: &TrainConfig) -> Vec<Named> {
+    let mut inputs = vec![named("the data tree (--data)", &cfg.data)];
+    inputs.extend(cfg.weights.iter().map(|w| named("the base weights (--weights)", w)));
+    if let Some(init) = &cfg.init {
+        inputs.extend(run_dir::run_files_as_inputs(init).into_iter().map(|(what, p)| (format!("--init {what}"), p)));
+    }
+    inputs
 }

@@ -13,6 +13,7 @@ pub mod keras_archive;
 pub mod keras_import;
 pub mod keras_inception_v3;
 pub mod keras_weights;
+pub mod output_paths;
 pub mod safetensors_io;
 pub mod synthetic;
 pub mod tfjs;

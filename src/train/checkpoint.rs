@@ -8,6 +8,7 @@
 use super::callbacks::BestTracker;
 use super::classifier::Classifier;
 use super::config::TrainConfig;
+use super::divergence::first_non_finite;
 use super::optimizer::Adam;
 use super::schedule::ReduceLrOnPlateau;
 use crate::error::{Error, Result};
@@ -89,7 +90,15 @@ pub fn save(path: &Path, model: &Classifier, optimizer: &Adam, state: &TrainStat
 
 /// Writes a checkpoint of `tensors` (weights, and Adam's moments when there
 /// are any) with the state, configuration and history in its metadata.
+/// Refuses, naming the tensor, to write a non-finite number: a diverged
+/// model never becomes `best` or `last`.
 pub fn save_tensors(path: &Path, tensors: &TensorMap, state: &TrainState, cfg: &TrainConfig, history: &History) -> Result<()> {
+    if let Some((name, i, v)) = first_non_finite(tensors) {
+        return Err(bad(
+            path,
+            format!("not written: tensor '{name}' holds {v} at index {i}; training diverged (lower --lr {} or the class weights) and a checkpoint never holds a non-finite number", cfg.lr),
+        ));
+    }
     let meta = BTreeMap::from([
         (STATE_KEY.to_string(), to_json(path, state)?),
         (CONFIG_KEY.to_string(), to_json(path, cfg)?),
@@ -103,9 +112,18 @@ fn to_json(path: &Path, value: &impl Serialize) -> Result<String> {
     serde_json::to_string(value).map_err(|e| bad(path, format!("cannot encode the checkpoint metadata: {e}")))
 }
 
-/// Reads a checkpoint: its tensors and the metadata it carries.
+/// Reads a checkpoint: its tensors and the metadata it carries. Every
+/// command that uses a run's model reads it here (predict, evaluate, export,
+/// explain, `--resume`, `--init`), so a checkpoint holding a non-finite
+/// number is refused here, naming the tensor.
 pub fn load(path: &Path) -> Result<Checkpoint> {
     let (tensors, meta) = read_safetensors_with_metadata(path)?;
+    if let Some((name, i, v)) = first_non_finite(&tensors) {
+        return Err(bad(
+            path,
+            format!("tensor '{name}' holds {v} at index {i}: the model is not usable (a diverged training run, or a damaged file); train it again"),
+        ));
+    }
     let state = meta.get(STATE_KEY).ok_or_else(|| bad(path, "not an incept checkpoint (no training state)"))?;
     let mut state: TrainState = serde_json::from_str(state).map_err(|e| bad(path, format!("bad training state: {e}")))?;
     let config = match meta.get(CONFIG_KEY) {

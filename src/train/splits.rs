@@ -4,11 +4,11 @@
 
 use super::config::TrainConfig;
 use super::split_record::SplitRecord;
-use crate::data::duplicates::{SplitFiles, check_no_leaks};
+use crate::data::duplicates::{SplitFiles, check_duplicates};
 use crate::data::folder::ImageFolder;
 use crate::data::split::stratified_split;
 use crate::error::{Error, Result};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The dataset's splits, checked against the run's classes.
 pub struct Splits {
@@ -17,15 +17,18 @@ pub struct Splits {
     pub test: Option<ImageFolder>,
 }
 
-/// Opens DATA/`split`, warning about each file skipped because it is a link
-/// to one listed already.
+/// Opens DATA/`split`, warning about each file or folder skipped (see
+/// `ImageFolder::skipped_links`).
 fn open(cfg: &TrainConfig, split: &str) -> Result<ImageFolder> {
     let f = ImageFolder::open(&cfg.data.join(split))?;
-    for p in f.skipped_links() {
-        eprintln!("warning: skipping {}: the same file as one listed before it (a link)", p.display());
+    for (p, why) in f.skipped_links() {
+        eprintln!("warning: skipping {}: {why}", p.display());
     }
     Ok(f)
 }
+
+/// Duplicate warnings printed one by one; the rest are counted.
+const MAX_WARNINGS: usize = 10;
 
 /// Where the validation images come from.
 enum Validation<'a> {
@@ -98,19 +101,25 @@ impl Splits {
             )));
         }
         let splits = Splits { train, valid, test };
-        splits.check_no_leaks()?;
+        splits.check_duplicates()?;
         Ok((splits, record))
     }
 
-    /// Errors, naming both files, when an image is in two splits.
-    fn check_no_leaks(&self) -> Result<()> {
-        let files = |f: &ImageFolder| -> Vec<PathBuf> { f.samples().iter().map(|(p, _)| p.clone()).collect() };
-        let (train, valid) = (files(&self.train), files(&self.valid));
-        let test = self.test.as_ref().map(files).unwrap_or_default();
-        check_no_leaks(&[
-            SplitFiles { name: "train", files: &train },
-            SplitFiles { name: "validation", files: &valid },
-            SplitFiles { name: "test", files: &test },
-        ])
+    /// Errors, naming both files, when an image is in two splits; warns
+    /// about an image under two classes and the same PNG pixels in two splits.
+    fn check_duplicates(&self) -> Result<()> {
+        fn split<'a>(name: &'a str, f: &'a ImageFolder) -> SplitFiles<'a> {
+            SplitFiles { name, samples: f.samples(), classes: f.classes() }
+        }
+        let mut all = vec![split("train", &self.train), split("validation", &self.valid)];
+        all.extend(self.test.as_ref().map(|t| split("test", t)));
+        let warnings = check_duplicates(&all)?;
+        for w in warnings.iter().take(MAX_WARNINGS) {
+            eprintln!("warning: {w}");
+        }
+        if warnings.len() > MAX_WARNINGS {
+            eprintln!("warning: {} more duplicate image(s) like these", warnings.len() - MAX_WARNINGS);
+        }
+        Ok(())
     }
 }

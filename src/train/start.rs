@@ -70,7 +70,7 @@ pub fn new_run(gpu: &Gpu, cfg: TrainConfig, out: &Path, overwrite: bool) -> Resu
     let run = RunDir::create(out, overwrite)?;
     // The split before run.json: a directory that holds a run has its split.
     if let Some(record) = &split_record {
-        record.save(run.path())?;
+        record.save(run.for_writing()?)?;
         println!(
             "validation: {} of train/ ({} images; {} train), stratified by class, seed {}; recorded in {}",
             record.validation_split,
@@ -138,9 +138,9 @@ pub fn resume(gpu: &Gpu, dir: &Path, cfg: TrainConfig) -> Result<Start> {
         println!("{}: the run now ends after {} epochs (run.json said {})", run.path().display(), cfg.epochs, saved.epochs);
         run.save_config(&cfg)?;
     }
-    history.save(run.path())?;
+    history.save(run.for_writing()?)?;
     if !history.epochs.is_empty() {
-        plots::save_plots(&history, run.path())?;
+        plots::save_plots(&history, run.for_writing()?)?;
     }
     Ok(Start { cfg, run, splits, model, optimizer, history, state })
 }
