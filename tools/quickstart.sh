@@ -11,10 +11,11 @@ cd "$(dirname "$0")/.."
 bash .ci/install-vulkan.sh
 bash weights/fetch.sh
 cargo build --release --locked
-bin=target/release/incept
-$bin devices | tail -1
-$bin data fashion-mnist --out data/fmnist4
+# Where cargo put the binary: CARGO_TARGET_DIR when set (a shared target folder), else target/.
+bin="${CARGO_TARGET_DIR:-target}/release/incept"
+"$bin" devices | tail -1
+"$bin" data fashion-mnist --out data/fmnist4
 run=runs/fmnist4-$(date +%Y%m%d-%H%M%S)
-$bin train --data data/fmnist4 --weights weights/inception_v3_notop.safetensors --out "$run" \
+"$bin" train --data data/fmnist4 --weights weights/inception_v3_notop.safetensors --out "$run" \
   --image-size "${IMAGE_SIZE:-75}" --epochs "${EPOCHS:-10}" --seed 1 "$@"
-$bin evaluate --model "$run" --data data/fmnist4/test
+"$bin" evaluate --model "$run" --data data/fmnist4/test

@@ -220,7 +220,7 @@ fn resume_config(args: &TrainArgs, dir: &Path) -> Result<TrainConfig> {
             if let Some(given) = $given
                 && given != $saved
             {
-                return refuse($flag, format!("{given:?}"), format!("{:?}", $saved));
+                return refuse($flag, plain(format!("{given:?}")), plain(format!("{:?}", $saved)));
             }
         };
     }
@@ -269,6 +269,15 @@ fn resume_config(args: &TrainArgs, dir: &Path) -> Result<TrainConfig> {
     // A speed setting only (results are the same either way): applied on resume.
     cfg.feature_cache &= !args.no_feature_cache;
     Ok(cfg)
+}
+
+/// A value as the user types it: `Some(0.5)` → `0.5`, `None` → `none`.
+fn plain(debug: String) -> String {
+    match debug.strip_prefix("Some(").and_then(|v| v.strip_suffix(')')) {
+        Some(v) => v.to_string(),
+        None if debug == "None" => "none".into(),
+        None => debug,
+    }
 }
 
 /// The precision as the run summary states it.

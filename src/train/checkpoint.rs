@@ -11,6 +11,7 @@ use super::config::TrainConfig;
 use super::divergence::first_non_finite;
 use super::optimizer::Adam;
 use super::schedule::ReduceLrOnPlateau;
+use super::splits::SplitCounts;
 use crate::error::{Error, Result};
 use crate::io::safetensors_io::read_safetensors_with_metadata;
 use crate::io::{StorageDtype, TensorMap, write_safetensors};
@@ -30,6 +31,11 @@ pub struct TrainState {
     #[serde(default)]
     pub best: BestTracker,
     pub plateau: ReduceLrOnPlateau,
+    /// Images per class of each split when the run started or last resumed,
+    /// so that `--resume` can say when the data changed (absent in older
+    /// checkpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<SplitCounts>,
     /// Checkpoints written before `--monitor` kept only the best val_loss
     /// here; read to fill in `best`, never written.
     #[serde(default, skip_serializing)]
@@ -39,7 +45,7 @@ pub struct TrainState {
 impl TrainState {
     /// The state before the first epoch of a run starting at rate `lr`.
     pub fn new(lr: f64, plateau: ReduceLrOnPlateau) -> TrainState {
-        TrainState { epoch: 0, optimizer_step: 0, lr, best: BestTracker::default(), plateau, best_val_loss: None }
+        TrainState { epoch: 0, optimizer_step: 0, lr, best: BestTracker::default(), plateau, data: None, best_val_loss: None }
     }
 
     /// Whether early stopping ended the run.

@@ -8,7 +8,11 @@ use crate::data::duplicates::{SplitFiles, check_duplicates};
 use crate::data::folder::ImageFolder;
 use crate::data::split::stratified_split;
 use crate::error::{Error, Result};
+use std::collections::BTreeMap;
 use std::path::Path;
+
+/// Images per class (in class order) of each split, by split name.
+pub type SplitCounts = BTreeMap<String, Vec<usize>>;
 
 /// The dataset's splits, checked against the run's classes.
 pub struct Splits {
@@ -103,6 +107,39 @@ impl Splits {
         let splits = Splits { train, valid, test };
         splits.check_duplicates()?;
         Ok((splits, record))
+    }
+
+    /// Images per class of each split.
+    pub fn counts(&self) -> SplitCounts {
+        let mut counts = SplitCounts::from([("train".to_string(), self.train.class_counts()), ("validation".to_string(), self.valid.class_counts())]);
+        if let Some(t) = &self.test {
+            counts.insert("test".into(), t.class_counts());
+        }
+        counts
+    }
+
+    /// Warns, per split and class, where the images now number other than
+    /// `before` (what the run last trained on, from its checkpoint): a
+    /// resumed run trains on the data as it is now.
+    pub fn warn_if_changed(&self, before: &SplitCounts, classes: &[String]) {
+        let now = self.counts();
+        for (split, counts) in &now {
+            let Some(old) = before.get(split) else {
+                eprintln!("warning: the data has a {split} split now that the run did not have when it last trained");
+                continue;
+            };
+            for (c, (n, o)) in counts.iter().zip(old).enumerate() {
+                if n != o {
+                    eprintln!(
+                        "warning: the {split} split of class {} has {n} images now, {o} when the run last trained: the resumed epochs use the data as it is now (start a new run to train on it from the beginning)",
+                        classes[c]
+                    );
+                }
+            }
+        }
+        for split in before.keys().filter(|s| !now.contains_key(*s)) {
+            eprintln!("warning: the data has no {split} split now; the run had one when it last trained");
+        }
     }
 
     /// Errors, naming both files, when an image is in two splits; warns

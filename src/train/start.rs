@@ -81,7 +81,8 @@ pub fn new_run(gpu: &Gpu, cfg: TrainConfig, out: &Path, overwrite: bool) -> Resu
         );
     }
     run.save_config(&cfg)?;
-    let state = fresh_state(&cfg);
+    let mut state = fresh_state(&cfg);
+    state.data = Some(splits.counts());
     Ok(Start { cfg, run, splits, model, optimizer, history: History::default(), state })
 }
 
@@ -130,6 +131,11 @@ pub fn resume(gpu: &Gpu, dir: &Path, cfg: TrainConfig) -> Result<Start> {
         let optimizer = adam(&model, cfg.lr)?;
         (model, optimizer, History::default(), fresh_state(&cfg))
     };
+    let mut state = state;
+    if let Some(before) = &state.data {
+        splits.warn_if_changed(before, &cfg.classes);
+    }
+    state.data = Some(splits.counts());
     if cfg.total_epochs() < state.epoch {
         return Err(Error::Invalid(format!("--epochs {}: the run has completed {} epochs already", cfg.epochs, state.epoch)));
     }
