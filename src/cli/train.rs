@@ -350,6 +350,9 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
     if cfg.dicom != DicomOptions::default() {
         println!("DICOM input: {}", cfg.dicom.describe());
     }
+    println!(
+        "each epoch's loss and acc are measured in training mode, as Keras reports them: over the epoch's batches while the weights change, with dropout, augmentation and BatchNorm batch statistics; val_loss and val_acc in inference mode"
+    );
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();
     ctrlc::set_handler(move || {

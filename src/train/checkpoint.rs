@@ -36,6 +36,13 @@ pub struct TrainState {
     /// checkpoints).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<SplitCounts>,
+    /// Epochs of random draws (shuffle order, augmentations, dropout masks)
+    /// that the weights this run started from were trained on: those of the
+    /// `--init` run (and of its own `--init` run, …). This run's epoch `e`
+    /// draws as epoch `draw_offset + e`, so it never replays the draws its
+    /// starting weights have seen (they would score as if memorised).
+    #[serde(default)]
+    pub draw_offset: usize,
     /// Checkpoints written before `--monitor` kept only the best val_loss
     /// here; read to fill in `best`, never written.
     #[serde(default, skip_serializing)]
@@ -45,7 +52,7 @@ pub struct TrainState {
 impl TrainState {
     /// The state before the first epoch of a run starting at rate `lr`.
     pub fn new(lr: f64, plateau: ReduceLrOnPlateau) -> TrainState {
-        TrainState { epoch: 0, optimizer_step: 0, lr, best: BestTracker::default(), plateau, data: None, best_val_loss: None }
+        TrainState { epoch: 0, optimizer_step: 0, lr, best: BestTracker::default(), plateau, data: None, draw_offset: 0, best_val_loss: None }
     }
 
     /// Whether early stopping ended the run.

@@ -196,6 +196,9 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
     let mut epoch_seconds = Vec::new();
     let mut rates = Vec::new();
     let first_epoch = state.epoch;
+    // The epoch index of the random draws (see `TrainState::draw_offset`).
+    let draw_offset = state.draw_offset;
+    let draws = |epoch: usize| draw_offset + epoch;
     let monitor = cfg.callbacks.monitor;
     if let Some(stopped) = state.best.stopped_epoch {
         println!("{}: early stopping ended this run after epoch {stopped}; it is finished (start a new run to train further)", run_dir.display());
@@ -223,7 +226,7 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
         let mut running = Running::default();
         let mut data_wait = 0.0;
         let mut from_cache = 0;
-        let mut batches = feature_cache::epoch(&train, epoch, train_cache.as_mut());
+        let mut batches = feature_cache::epoch(&train, draws(epoch), train_cache.as_mut());
         let mut profiler = if epoch == first_epoch { StepProfiler::start(gpu, profile)? } else { None };
         for step in 0.. {
             if interrupt.load(Ordering::SeqCst) {
@@ -239,7 +242,7 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
             data_wait += waited.elapsed().as_secs_f64();
             let batch = batch?;
             let t = one_hot(gpu, &batch, classes)?;
-            let seed = cfg.seed ^ ((epoch as u64) << 32) ^ step as u64;
+            let seed = cfg.seed ^ ((draws(epoch) as u64) << 32) ^ step as u64;
             let (logits, cached) = feature_cache::logits(&model, train_cache.as_mut(), &batch, true, seed)?;
             from_cache += cached;
             let (l, correct) = {
