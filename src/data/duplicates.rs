@@ -166,18 +166,20 @@ mod tests {
         };
         let (a, b, c, d) = (write("a", b"one image"), write("b", b"another one"), write("c", b"one image"), write("d", b"one imagf"));
         let classes = classes();
-        let split = |name, samples| SplitFiles { name, samples, classes: &classes };
+        fn split<'a>(name: &'a str, samples: &'a [(PathBuf, usize)], classes: &'a [String]) -> SplitFiles<'a> {
+            SplitFiles { name, samples, classes }
+        }
         // Within one class of one split: allowed, without a word.
-        assert!(check_duplicates(&[split("train", &[(a.clone(), 0), (c.clone(), 0)])]).unwrap().is_empty());
+        assert!(check_duplicates(&[split("train", &[(a.clone(), 0), (c.clone(), 0)], &classes)]).unwrap().is_empty());
         // Same size, one byte different: no leak.
-        check_duplicates(&[split("train", &[(a.clone(), 0), (b.clone(), 1)]), split("test", &[(d.clone(), 0)])]).unwrap();
-        let e = check_duplicates(&[split("train", &[(a.clone(), 0), (b, 0)]), split("test", &[(d, 0), (c.clone(), 0)])]).unwrap_err().to_string();
+        check_duplicates(&[split("train", &[(a.clone(), 0), (b.clone(), 1)], &classes), split("test", &[(d.clone(), 0)], &classes)]).unwrap();
+        let e = check_duplicates(&[split("train", &[(a.clone(), 0), (b, 0)], &classes), split("test", &[(d, 0), (c.clone(), 0)], &classes)]).unwrap_err().to_string();
         assert!(e.contains(&a.display().to_string()) && e.contains(&c.display().to_string()) && e.contains("test"), "{e}");
         // The very same file listed in two splits.
-        let e = check_duplicates(&[split("train", &[(a.clone(), 0)]), split("validation", &[(a.clone(), 1)])]).unwrap_err().to_string();
+        let e = check_duplicates(&[split("train", &[(a.clone(), 0)], &classes), split("validation", &[(a.clone(), 1)], &classes)]).unwrap_err().to_string();
         assert!(e.contains("validation"), "{e}");
         // The same bytes under two classes of one split: a label conflict, warned about naming both.
-        let w = check_duplicates(&[split("train", &[(a.clone(), 0), (c.clone(), 1)])]).unwrap();
+        let w = check_duplicates(&[split("train", &[(a.clone(), 0), (c.clone(), 1)], &classes)]).unwrap();
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains(&a.display().to_string()) && w[0].contains(&c.display().to_string()) && w[0].contains("label conflict"), "{w:?}");
     }
