@@ -650,16 +650,21 @@ fn a_trainer_whose_run_directory_is_replaced_stops_and_the_directory_holds_one_r
     };
     let a_args = args("3", "1000");
     let mut a = Command::new(env!("CARGO_BIN_EXE_incept")).args(&a_args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // A's output, read to its end (a closed pipe would stop A for another reason).
     let stdout = BufReader::new(a.stdout.take().unwrap());
-    let mut seen = String::new();
-    for line in stdout.lines().map_while(Result::ok) {
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.starts_with("run ") && line.contains(" next") {
-            break;
+    let (tx, lines) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut seen = String::new();
+        for line in stdout.lines().map_while(Result::ok) {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.starts_with("run ") && line.contains(" next") {
+                let _ = tx.send(());
+            }
         }
-    }
-    assert!(seen.contains(" next"), "A did not start:\n{seen}");
+        seen
+    });
+    assert!(lines.recv_timeout(Duration::from_secs(300)).is_ok(), "A did not start");
     // A is training. Its directory is removed and made again, and B trains into it.
     std::fs::remove_dir_all(&rz).unwrap();
     std::fs::create_dir(&rz).unwrap();
@@ -667,10 +672,14 @@ fn a_trainer_whose_run_directory_is_replaced_stops_and_the_directory_holds_one_r
     // A notices at its next write, stops with status 1, and writes nothing more.
     let deadline = Instant::now() + Duration::from_secs(600);
     while a.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "A is still running 600 s after its directory was replaced");
+        if Instant::now() > deadline {
+            a.kill().unwrap();
+            panic!("A is still running 600 s after its directory was replaced");
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
     let out = a.wait_with_output().unwrap();
+    let seen = reader.join().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{seen}{err}");
     assert!(err.contains("was removed, replaced or moved") && err.contains(s(&rz)), "{err}");
