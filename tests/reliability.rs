@@ -747,6 +747,9 @@ fn sizes_that_input_sets_are_checked_before_anything_is_allocated() {
         capped(&["features", "--weights", s(&f.weights), "--image-size", "60000", "--out", s(&out), s(&img)]),
         &["--image-size 60000", "bytes"],
     );
+    for command in [&["bench", "model", "--iters", "1"][..], &["bench", "kernels", "--family", "conv", "--limit", "1"], &["tune"]] {
+        fails_with(capped(&[command, &["--image-size", "60000", "--batch", "1"]].concat()), &["--image-size 60000", "bytes"]);
+    }
 
     // An 8 KB Keras file declaring a 3.2 GB dataset: refused from its declared shape, under a 1 GiB cap.
     let h5 = tmp.path().join("huge.h5");
