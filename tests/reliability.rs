@@ -473,3 +473,427 @@ fn one_trainer_at_a_time_and_sigkill_at_random_points_never_breaks_the_run() {
     assert!(violations.is_empty(), "{violations:#?}");
     assert!(leftovers > 0, "no kill landed during a file write; the loop did not test the cleanup");
 }
+
+// ---- No wrong answer with exit status 0 (issue 22) ----
+
+/// Runs `incept ARGS` under an address-space cap of `gib` GiB: for commands
+/// that open no adapter (inspect, convert), so a size read before it was
+/// checked aborts instead of passing.
+fn run_capped_at(gib: u64, args: &[&str]) -> Output {
+    let cmd = format!("ulimit -v {}; exec \"$0\" \"$@\"", gib * 1024 * 1024);
+    Command::new("bash").args(["-c", &cmd, env!("CARGO_BIN_EXE_incept")]).args(args).output().unwrap()
+}
+
+/// Writes NaN over the first value of tensor `name` of the safetensors file `path`, in place.
+fn poison(path: &Path, name: &str) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + len]).unwrap();
+    let begin = header[name]["data_offsets"][0].as_u64().unwrap() as usize;
+    bytes[8 + len + begin..][..4].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn diverged_training_fails_naming_the_step_and_nothing_non_finite_is_saved_or_used() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let train = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["train", "--data", s(&f.data), "--weights", s(&f.weights), "--out", s(out), "--epochs", "2"];
+        args.extend(SMALL);
+        args.extend(extra);
+        incept(&args)
+    };
+    // A learning rate far too large, and a class weight far too large: status 1 at the step, naming what to change.
+    let run = tmp.path().join("lr");
+    fails_with(train(&run, &["--lr", "1e10"]), &["training diverged at epoch 1, step", "--lr 10000000000"]);
+    let run_cw = tmp.path().join("cw");
+    fails_with(train(&run_cw, &["--class-weight", "ant=1e308"]), &["training diverged at epoch 1, step 1", "the loss is inf", "--class-weight ant=1e308"]);
+    for dir in [&run, &run_cw] {
+        for ckpt in ["best.safetensors", "last.safetensors"] {
+            assert!(!dir.join(ckpt).exists(), "a diverged run saved {ckpt}");
+        }
+    }
+
+    // A checkpoint holding a NaN: every command that uses the model refuses it, naming the tensor.
+    let bad = tmp.path().join("bad");
+    copy_dir(&f.run, &bad);
+    for ckpt in ["best.safetensors", "last.safetensors"] {
+        // Hard links in copy_dir: replace them with copies before writing in place.
+        let p = bad.join(ckpt);
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::remove_file(&p).unwrap();
+        std::fs::write(&p, bytes).unwrap();
+        poison(&p, "dense_1/kernel");
+    }
+    let img = f.data.join("valid/ant/000.png");
+    let needles = ["best.safetensors", "'dense_1/kernel'", "NaN"];
+    fails_with(incept(&["predict", "--model", s(&bad), s(&img)]), &needles);
+    fails_with(incept(&["evaluate", "--model", s(&bad), "--data", s(&f.data.join("valid")), "--out", s(&tmp.path().join("cm.png"))]), &needles);
+    fails_with(incept(&["export", "--model", s(&bad), "--format", "onnx", "--out", s(&tmp.path().join("m.onnx"))]), &needles);
+    fails_with(incept(&["explain", "--model", s(&bad), "--out", s(&tmp.path().join("maps")), s(&img)]), &needles);
+    fails_with(incept(&["train", "--resume", s(&bad), "--epochs", "2"]), &["last.safetensors", "'dense_1/kernel'", "NaN"]);
+    assert!(!tmp.path().join("m.onnx").exists() && !tmp.path().join("cm.png").exists());
+}
+
+#[test]
+fn no_command_writes_an_output_over_one_of_its_inputs() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    copy_dir(&f.run, &run);
+    let data = tmp.path().join("data");
+    make_tree(&data, &[("train", 2), ("valid", 1)]);
+    let before = |p: &Path| std::fs::read(p).unwrap();
+    let (best, run_json, last) = (before(&run.join("best.safetensors")), before(&run.join("run.json")), before(&run.join("last.safetensors")));
+    let image = data.join("valid/ant/000.png");
+    let pixels = before(&image);
+
+    fails_with(incept(&["predict", "--model", s(&run), "--out", s(&run.join("best.safetensors")), s(&image)]), &["--out", "is the run's best.safetensors"]);
+    fails_with(
+        incept(&["evaluate", "--model", s(&run), "--data", s(&data.join("valid")), "--out", s(&run.join("run.json"))]),
+        &["--out", "is the run's run.json"],
+    );
+    fails_with(
+        incept(&["export", "--model", s(&run), "--format", "onnx", "--out", s(&run.join("last.safetensors"))]),
+        &["--out", "is the run's last.safetensors"],
+    );
+    fails_with(incept(&["predict", "--model", s(&run), "--out", s(&image), s(&data.join("valid/ant"))]), &["--out", s(&image)]);
+    // evaluate's other outputs (metrics.json, …) go beside the image: not into the data either.
+    fails_with(
+        incept(&["evaluate", "--model", s(&run), "--data", s(&data.join("valid")), "--out", s(&data.join("valid/cm.png"))]),
+        &["--out", "is inside --data"],
+    );
+    fails_with(incept(&["explain", "--model", s(&run), "--out", s(&data.join("valid/ant/maps")), s(&data.join("valid/ant"))]), &["--out", "is inside the input"]);
+    assert!(!data.join("valid/ant/maps").exists());
+    fails_with(incept(&["features", "--weights", s(&f.weights), "--out", s(&f.weights), s(&image)]), &["--out", "is --weights"]);
+    fails_with(incept(&["convert", "storage", s(&f.weights), "--out", s(&f.weights)]), &["--out", "is the input"]);
+    // A run inside the data tree would be read as images by the next run: refused before anything is created.
+    let inside = data.join("train/ant/run");
+    let t = fails_with(
+        incept(&["train", "--data", s(&data), "--weights", s(&f.weights), "--out", s(&inside), "--epochs", "1", "--image-size", "75"]),
+        &["--out", "is inside the data tree"],
+    );
+    assert!(t.contains(s(&std::fs::canonicalize(&data).unwrap())), "{t}");
+    assert!(!inside.exists());
+    // The weights of a new run cannot be a file the run writes, even with --overwrite.
+    let base_in_run = run.join("best.safetensors");
+    fails_with(
+        incept(&["train", "--data", s(&data), "--weights", s(&base_in_run), "--out", s(&run), "--overwrite", "--epochs", "1", "--image-size", "75"]),
+        &["--out", "is the base weights"],
+    );
+
+    assert!(before(&run.join("best.safetensors")) == best && before(&run.join("run.json")) == run_json && before(&run.join("last.safetensors")) == last);
+    assert_eq!(before(&image), pixels);
+    ok(incept(&["predict", "--model", s(&run), "--out", s(&tmp.path().join("preds.csv")), s(&image)]));
+}
+
+/// A PNG with a tEXt chunk inserted before IEND: other bytes, the same pixels.
+fn with_text_chunk(png: &[u8], text: &str) -> Vec<u8> {
+    let data = [b"Comment\0".as_slice(), text.as_bytes()].concat();
+    let mut crc = flate2::Crc::new();
+    crc.update(b"tEXt");
+    crc.update(&data);
+    let mut chunk = (data.len() as u32).to_be_bytes().to_vec();
+    chunk.extend(b"tEXt");
+    chunk.extend(&data);
+    chunk.extend(crc.sum().to_be_bytes());
+    let mut out = png.to_vec();
+    let iend = out.len() - 12;
+    out.splice(iend..iend, chunk);
+    out
+}
+
+#[cfg(unix)]
+#[test]
+fn labels_come_from_the_class_folder_a_file_is_in() {
+    use std::os::unix::fs::symlink;
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_tree(&data, &[("train", 2), ("valid", 1)]);
+    let train = data.join("train");
+    // A link in ant/ to a bee image: Keras would train the bee as an ant.
+    symlink("../bee/000.png", train.join("ant/alink.png")).unwrap();
+    // The same bytes under two classes: a label conflict.
+    std::fs::copy(train.join("cat/001.png"), train.join("bee/conflict.png")).unwrap();
+    // A run directory inside a class folder: its PNG plots are not images of the class.
+    copy_dir(&f.run, &train.join("ant/oldrun"));
+    let run = tmp.path().join("run");
+    let t = ok(incept(&[&["train", "--data", s(&data), "--weights", s(&f.weights), "--out", s(&run), "--epochs", "1"][..], &SMALL[..]].concat()));
+    assert!(t.contains(&format!("warning: skipping {}: a link to {}", train.join("ant/alink.png").display(), std::fs::canonicalize(train.join("bee/000.png")).unwrap().display())), "{t}");
+    assert!(t.contains("outside its class folder"), "{t}");
+    assert!(t.contains(&format!("warning: skipping {}: holds a run (run.json)", train.join("ant/oldrun").display())), "{t}");
+    assert!(t.contains("label conflict") && t.contains("cat/001.png") && t.contains("bee/conflict.png"), "{t}");
+    // What the run trained on, image by image, with the label it learnt for each.
+    ok(incept(&["evaluate", "--model", s(&run), "--split", "train", "--out", s(&tmp.path().join("cm.png"))]));
+    let csv = std::fs::read_to_string(tmp.path().join("evaluation_predictions.csv")).unwrap();
+    let label = |file: &str| csv.lines().find(|l| l.starts_with(s(&train.join(file)))).map(|l| l.split(',').nth(1).unwrap().to_string());
+    assert_eq!(label("bee/000.png").as_deref(), Some("bee"), "{csv}");
+    assert_eq!(label("ant/alink.png"), None, "{csv}");
+    assert!(!csv.contains("oldrun"), "{csv}");
+    assert_eq!(csv.lines().count() - 1, 7, "6 images and the conflicting copy:\n{csv}");
+}
+
+#[test]
+fn a_trainer_whose_run_directory_is_replaced_stops_and_the_directory_holds_one_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_tree(&data, &[("train", 2), ("valid", 1)]);
+    let w = weights(tmp.path());
+    let rz = tmp.path().join("rz");
+    let args = |seed: &str, epochs: &str| -> Vec<String> {
+        let mut a: Vec<String> = ["train", "--data", s(&data), "--weights", s(&w), "--out", s(&rz), "--epochs", epochs].map(String::from).to_vec();
+        a.extend(SMALL[..6].iter().map(|x| x.to_string()));
+        a.extend(["--seed".into(), seed.into()]);
+        a
+    };
+    let a_args = args("3", "1000");
+    let mut a = Command::new(env!("CARGO_BIN_EXE_incept")).args(&a_args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // A's output, read to its end (a closed pipe would stop A for another reason).
+    let stdout = BufReader::new(a.stdout.take().unwrap());
+    let (tx, lines) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut seen = String::new();
+        for line in stdout.lines().map_while(Result::ok) {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.starts_with("run ") && line.contains(" next") {
+                let _ = tx.send(());
+            }
+        }
+        seen
+    });
+    assert!(lines.recv_timeout(Duration::from_secs(300)).is_ok(), "A did not start");
+    // A is training. Its directory is removed and made again, and B trains into it.
+    std::fs::remove_dir_all(&rz).unwrap();
+    std::fs::create_dir(&rz).unwrap();
+    ok(incept(&args("4", "1").iter().map(String::as_str).collect::<Vec<_>>()));
+    // A notices at its next write, stops with status 1, and writes nothing more.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while a.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            a.kill().unwrap();
+            panic!("A is still running 600 s after its directory was replaced");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = a.wait_with_output().unwrap();
+    let seen = reader.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{seen}{err}");
+    assert!(err.contains("was removed, replaced or moved") && err.contains(s(&rz)), "{err}");
+    let cfg = load_config(&rz).unwrap();
+    assert_eq!(cfg.seed, 4, "run.json is not B's");
+    assert_eq!(agreement(&rz), Ok(1), "the directory does not hold B's run alone");
+    assert_eq!(checkpoint::load_matching(&rz.join("best.safetensors"), &cfg).unwrap().state.epoch, 1);
+}
+
+/// Mean cross-entropy and accuracy of an evaluation_predictions.csv.
+fn csv_scores(path: &Path) -> (f64, f64) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let (mut loss, mut correct, mut n) = (0.0, 0.0, 0.0);
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        let p = cells[header.iter().position(|h| *h == format!("probability_{}", cells[1])).unwrap()].parse::<f64>().unwrap();
+        loss -= p.ln();
+        correct += f64::from(u8::from(cells[1] == cells[2]));
+        n += 1.0;
+    }
+    (loss / n, correct / n)
+}
+
+#[test]
+fn epoch_metrics_equal_a_re_evaluation_when_nothing_is_random_with_and_without_init() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    // Nothing random (no dropout, no augmentation, BatchNorm frozen) and weights that do not move.
+    let fixed = ["--dropout", "0", "--no-augment", "--bn-inference", "--lr", "1e-12", "--epochs", "1"];
+    let check = |run: &Path| {
+        let history = std::fs::read_to_string(run.join("history.csv")).unwrap();
+        let row: Vec<f64> = history.lines().nth(1).unwrap().split(',').map(|v| v.parse().unwrap()).collect();
+        let out = tmp.path().join(format!("{}.png", run.file_name().unwrap().to_str().unwrap()));
+        ok(incept(&["evaluate", "--model", s(run), "--data", s(&f.data.join("train")), "--out", s(&out)]));
+        let (loss, accuracy) = csv_scores(&tmp.path().join("evaluation_predictions.csv"));
+        assert!((row[1] - loss).abs() < 1e-4 * loss.max(1.0), "{}: epoch loss {} but evaluate gives {loss}", run.display(), row[1]);
+        assert_eq!(row[2], accuracy, "{}: epoch accuracy {} but evaluate gives {accuracy}", run.display(), row[2]);
+    };
+    let first = tmp.path().join("first");
+    ok(incept(&[&["train", "--data", s(&f.data), "--weights", s(&f.weights), "--out", s(&first)][..], &SMALL[..], &fixed[..]].concat()));
+    check(&first);
+    let second = tmp.path().join("second");
+    ok(incept(&[&["train", "--data", s(&f.data), "--init", s(&first), "--out", s(&second)][..], &SMALL[..], &fixed[..]].concat()));
+    check(&second);
+    // The --init run draws its shuffles, augmentations and dropout masks after the epochs
+    // its starting weights were trained on, instead of replaying them (which scored as if memorised).
+    let state = |run: &Path| -> serde_json::Value {
+        let meta = incept::io::safetensors_io::read_metadata(&run.join("last.safetensors")).unwrap();
+        serde_json::from_str(&meta["incept_train_state"]).unwrap()
+    };
+    assert_eq!(state(&first)["draw_offset"], 0);
+    assert_eq!(state(&second)["draw_offset"], 1, "{}", state(&second));
+}
+
+#[test]
+fn sizes_that_input_sets_are_checked_before_anything_is_allocated() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let img = f.data.join("valid/ant/000.png");
+    fails_with(capped(&["predict", "--model", s(&f.run), "--tta", "4294967295", s(&img)]), &["--tta 4294967295", "bytes"]);
+    let out = tmp.path().join("f.safetensors");
+    fails_with(
+        capped(&["features", "--weights", s(&f.weights), "--image-size", "60000", "--out", s(&out), s(&img)]),
+        &["--image-size 60000", "bytes"],
+    );
+    for command in [&["bench", "model", "--iters", "1"][..], &["bench", "kernels", "--family", "conv", "--limit", "1"], &["tune"]] {
+        fails_with(capped(&[command, &["--image-size", "60000", "--batch", "1"]].concat()), &["--image-size 60000", "bytes"]);
+    }
+
+    // An 8 KB Keras file declaring a 3.2 GB dataset: refused from its declared shape, under a 1 GiB cap.
+    let h5 = tmp.path().join("huge.h5");
+    std::fs::write(&h5, hostile_h5()).unwrap();
+    let t = fails_with(run_capped_at(1, &["convert", "keras", s(&h5), "--out", s(&tmp.path().join("w.safetensors"))]), &["huge.h5", "[8192, 8192, 3, 4]", "declares"]);
+    assert!(t.contains("bytes"), "{t}");
+    let o = run_capped_at(1, &["inspect", s(&h5)]);
+    assert!(o.status.success() && text(&o).contains("declares"), "{}", text(&o));
+    // A 4 GiB sparse file whose header does not fit its data: refused from its header, under a 1 GiB cap.
+    let sparse = tmp.path().join("sparse.safetensors");
+    let mut head = 64u64.to_le_bytes().to_vec();
+    head.extend(format!("{:<64}", r#"{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#).bytes());
+    std::fs::write(&sparse, &head).unwrap();
+    std::fs::OpenOptions::new().write(true).open(&sparse).unwrap().set_len(4 << 30).unwrap();
+    fails_with(
+        run_capped_at(1, &["convert", "storage", s(&sparse), "--out", s(&tmp.path().join("s16.safetensors")), "--f16"]),
+        &["sparse.safetensors", "declares 16 bytes of tensor data"],
+    );
+}
+
+/// A legacy Keras HDF5 weights file (8 KB) whose one dataset, a chunked,
+/// deflated [8, 8, 3, 4], has its dataspace edited to declare [8192, 8192, 3, 4].
+fn hostile_h5() -> Vec<u8> {
+    use hdf5_pure::{AttrValue, FileBuilder};
+    let mut b = FileBuilder::new();
+    b.set_attr("layer_names", AttrValue::VarLenAsciiStringArray(vec!["dense".into()]));
+    let mut g = b.create_group("dense");
+    g.set_attr("weight_names", AttrValue::VarLenAsciiStringArray(vec!["kernel:0".into()]));
+    g.create_dataset("kernel:0").with_f32_data(&[0.5; 768]).with_shape(&[8, 8, 3, 4]).with_chunks(&[8, 8, 3, 4]).with_deflate(6);
+    b.add_group(g.finish());
+    let mut bytes = b.finish().unwrap();
+    let dims = |d: [u64; 4]| d.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
+    let (small, huge) = (dims([8, 8, 3, 4]), dims([8192, 8192, 3, 4]));
+    let mut patched = 0;
+    let mut i = 0;
+    while i + small.len() <= bytes.len() {
+        if bytes[i..i + small.len()] == small[..] {
+            bytes[i..i + small.len()].copy_from_slice(&huge);
+            patched += 1;
+        }
+        i += 1;
+    }
+    assert!(patched > 0, "no dataspace to edit");
+    bytes
+}
+
+#[test]
+fn what_used_to_pass_in_silence_is_warned_about() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_tree(&data, &[("train", 2), ("valid", 1)]);
+    let run = tmp.path().join("run");
+    ok(incept(&[&["train", "--data", s(&data), "--weights", s(&f.weights), "--out", s(&run), "--epochs", "1"][..], &SMALL[..]].concat()));
+
+    // A train/valid leak that differs only by a PNG text chunk (the pixels are the same).
+    let leak = data.join("valid/ant/leak.png");
+    std::fs::write(&leak, with_text_chunk(&std::fs::read(data.join("train/ant/000.png")).unwrap(), "copied")).unwrap();
+    let t = ok(incept(&["evaluate", "--model", s(&run), "--split", "valid", "--out", s(&tmp.path().join("cm.png"))]));
+    assert!(t.contains("warning:") && t.contains("train/ant/000.png") && t.contains("valid/ant/leak.png") && t.contains("only metadata chunks differ"), "{t}");
+    std::fs::remove_file(&leak).unwrap();
+
+    // --resume after the data changed: a class went from 2 to 5 images, one of them also under another class.
+    for i in 0..3 {
+        let png = with_text_chunk(&std::fs::read(data.join("train/bee/000.png")).unwrap(), &format!("new {i}"));
+        std::fs::write(data.join(format!("train/bee/new{i}.png")), png).unwrap();
+    }
+    std::fs::copy(data.join("train/cat/001.png"), data.join("train/bee/new0.png")).unwrap();
+    let t = ok(incept(&["train", "--resume", s(&run), "--epochs", "2"]));
+    assert!(t.contains("warning: the train split of class bee has 5 images now, 2 when the run last trained"), "{t}");
+    assert!(t.contains("label conflict") && t.contains("train/cat/001.png") && t.contains("train/bee/new0.png"), "{t}");
+
+    // A split.json entry moved from train to valid by hand.
+    let split_data = tmp.path().join("split_data");
+    make_tree(&split_data, &[("train", 3)]);
+    let split_run = tmp.path().join("split_run");
+    ok(incept(&[&["train", "--data", s(&split_data), "--weights", s(&f.weights), "--out", s(&split_run), "--epochs", "1", "--validation-split", "0.34"][..], &SMALL[..]].concat()));
+    let record_path = split_run.join("split.json");
+    let original = std::fs::read_to_string(&record_path).unwrap();
+    let mut record: serde_json::Value = serde_json::from_str(&original).unwrap();
+    let moved = record["train"].as_array_mut().unwrap().remove(0);
+    let moved_path = moved["path"].as_str().unwrap().to_string();
+    record["valid"].as_array_mut().unwrap().push(moved);
+    std::fs::write(&record_path, serde_json::to_string_pretty(&record).unwrap()).unwrap();
+    let t = ok(incept(&["evaluate", "--model", s(&split_run), "--split", "valid", "--out", s(&tmp.path().join("cm2.png"))]));
+    assert!(t.contains("warning:") && t.contains("split.json") && t.contains("the file was edited") && t.contains(&moved_path), "{t}");
+
+    // split.json naming an existing file by an absolute path: said as such, not "is gone".
+    let mut record: serde_json::Value = serde_json::from_str(&original).unwrap();
+    let first = record["valid"][0]["path"].as_str().unwrap().to_string();
+    let absolute = std::fs::canonicalize(split_data.join("train").join(&first)).unwrap();
+    record["valid"][0]["path"] = serde_json::json!(s(&absolute));
+    std::fs::write(&record_path, serde_json::to_string_pretty(&record).unwrap()).unwrap();
+    let t = fails_with(incept(&["evaluate", "--model", s(&split_run), "--split", "valid"]), &["split.json", "not a path inside", s(&absolute)]);
+    assert!(!t.contains("is gone"), "{t}");
+}
+
+#[cfg(unix)]
+#[test]
+fn messages_say_what_is_wrong() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("never");
+    // --fine-tune-lr nan: the value as typed, not Some(NaN).
+    let t = fails_with(
+        incept(&["train", "--data", s(&f.data), "--weights", s(&f.weights), "--out", s(&out), "--head-epochs", "1", "--fine-tune-lr", "nan"]),
+        &["--fine-tune-lr NaN", "positive learning rate"],
+    );
+    assert!(!t.contains("Some("), "{t}");
+
+    // A class folder that is a link to another class folder: said, not just "has no images".
+    let data = tmp.path().join("data");
+    make_tree(&data, &[("train", 2), ("valid", 1)]);
+    std::os::unix::fs::symlink(data.join("train/cat"), data.join("train/dog")).unwrap();
+    fails_with(
+        incept(&["train", "--data", s(&data), "--weights", s(&f.weights), "--out", s(&out), "--image-size", "75"]),
+        &["train/dog", "is a link to", "has no images", "the same file as one listed before it"],
+    );
+    assert!(!out.exists());
+
+    // predict says which path it cannot resolve (here: longer than the system allows) instead of skipping it silently.
+    let pics = tmp.path().join("pics");
+    std::fs::create_dir(&pics).unwrap();
+    std::fs::copy(f.data.join("valid/ant/000.png"), pics.join("a.png")).unwrap();
+    let name = "d".repeat(200);
+    let script = format!("cd \"$0\" && for i in $(seq 1 24); do mkdir {name} && cd {name}; done && cp \"$1\" deep.png");
+    assert!(Command::new("bash").args(["-c", &script, s(&pics), s(&pics.join("a.png"))]).status().unwrap().success());
+    let t = ok(incept(&["predict", "--model", s(&f.run), s(&pics)]));
+    assert!(t.contains("warning: skipping") && t.contains("cannot be resolved") && t.contains(&name), "{t}");
+    assert_eq!(t.lines().filter(|l| l.contains(".png\t")).count(), 1, "{t}");
+}
+
+#[test]
+fn quickstart_runs_the_binary_where_cargo_puts_it() {
+    let script = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/quickstart.sh")).unwrap();
+    let line = script.lines().find(|l| l.starts_with("bin=")).expect("quickstart.sh sets bin=");
+    let bin = |target: Option<&str>| {
+        let mut cmd = Command::new("bash");
+        cmd.args(["-c", &format!("{line}; echo \"$bin\"")]).env_remove("CARGO_TARGET_DIR");
+        if let Some(t) = target {
+            cmd.env("CARGO_TARGET_DIR", t);
+        }
+        String::from_utf8(cmd.output().unwrap().stdout).unwrap().trim().to_string()
+    };
+    assert_eq!(bin(Some("/tmp/shared-target")), "/tmp/shared-target/release/incept");
+    assert_eq!(bin(None), "target/release/incept");
+}

@@ -22,10 +22,11 @@ esac
 bash .ci/install-vulkan.sh
 bash weights/fetch.sh
 cargo build --release --locked
-bin=target/release/incept
-$bin devices | tail -1
-$bin data fashion-mnist --out data/fmnist4
+# Where cargo put the binary: CARGO_TARGET_DIR when set (a shared target folder), else target/.
+bin="${CARGO_TARGET_DIR:-target}/release/incept"
+"$bin" devices | tail -1
+"$bin" data fashion-mnist --out data/fmnist4
 run=runs/fmnist4-$backbone-$(date +%Y%m%d-%H%M%S)
-$bin train --data data/fmnist4 --weights "$weights" --out "$run" \
+"$bin" train --data data/fmnist4 --weights "$weights" --out "$run" \
   --image-size "${IMAGE_SIZE:-$size}" --epochs "${EPOCHS:-10}" --seed 1 "$@"
-$bin evaluate --model "$run" --data data/fmnist4/test
+"$bin" evaluate --model "$run" --data data/fmnist4/test

@@ -95,15 +95,23 @@ pub fn run(adapter: Option<String>, cmd: BenchCommand) -> Result<()> {
             if !(min_time >= 0.0 && min_time.is_finite()) {
                 return Err(Error::Invalid(format!("--min-time {min_time}: expected a non-negative number of seconds")));
             }
+            check_inputs(&gpu, batch, image_size)?;
             let opts = incept::lab::LabOptions { batch, image: image_size, variant, min_time: Duration::from_secs_f64(min_time), limit };
             incept::lab::print(&family, &gpu, &opts)
         }
         BenchCommand::Loader { data, image_size, batch, workers, no_augment, epochs } => loader(&data, image_size, batch, workers, !no_augment, epochs),
         BenchCommand::Model { batch, image_size, unfreeze_last, base, iters, profile, profile_out, precision } => {
             let profile_out = profile.then_some(profile_out);
-            model(&super::open_gpu_with(adapter, precision.or_default())?, &ModelBench { batch, image: image_size, unfreeze_last, base, iters }, profile_out.as_deref())
+            let gpu = super::open_gpu_with(adapter, precision.or_default())?;
+            check_inputs(&gpu, batch, image_size)?;
+            model(&gpu, &ModelBench { batch, image: image_size, unfreeze_last, base, iters }, profile_out.as_deref())
         }
     }
+}
+
+/// `--batch` images of `--image-size`, checked against the limits `train` uses before they are allocated.
+fn check_inputs(gpu: &Gpu, batch: usize, image_size: usize) -> Result<()> {
+    incept::train::memory::check_images_fit(gpu, &format!("--batch {batch}"), batch, &format!("--image-size {image_size}"), image_size, 1)
 }
 
 fn list_conv_shapes(image: usize) -> Result<()> {
@@ -224,6 +232,8 @@ fn loader(data: &std::path::Path, image: usize, batch: usize, workers: Option<us
     if let Some(w) = workers {
         cfg.workers = w;
     }
+    let batch_bytes = batch as u128 * image as u128 * image as u128 * 3 * 4;
+    incept::train::memory::check_host_bytes(|| format!("--batch {batch} × --image-size {image}: decoded batches in flight"), (cfg.prefetch as u128 + 2) * batch_bytes)?;
     let loader = Loader::new(ImageFolder::open(data)?, cfg)?;
     println!("{}: {} images, {image}x{image}, batch {batch}, {} workers, augmentation {}", data.display(), loader.len(), cfg.workers, if augment { "on" } else { "off" });
     for epoch in 0..epochs.max(1) {

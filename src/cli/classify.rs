@@ -7,11 +7,13 @@ use super::predict::collect_images;
 use clap::Args;
 use incept::data::{DicomOptions, Preprocess, load_image_with};
 use incept::io::atomic::check_writable;
+use incept::io::output_paths::{named, refuse_output_inside_inputs};
 use incept::io::write_atomic;
 use incept::models::weights_file::HEAD_LAYER;
 use incept::models::{Backbone, Base, WeightsFile};
 use incept::ops::{loss, matmul, pool};
 use incept::report::predictions::{Prediction, top_k_csv};
+use incept::train::memory;
 use incept::{Error, Result, Tensor};
 use std::path::PathBuf;
 
@@ -70,10 +72,14 @@ pub fn run(adapter: Option<String>, args: ClassifyArgs) -> Result<()> {
         return Err(Error::Invalid("no image files among the inputs".into()));
     }
     if let Some(out) = &args.out {
+        let inputs: Vec<_> = std::iter::once(named("--weights", &args.weights)).chain(args.inputs.iter().map(|p| named("the input", p))).collect();
+        refuse_output_inside_inputs(&[named("--out", out)], &inputs)?;
         check_writable(out)?;
     }
     let gpu = super::open_gpu_with(adapter, args.precision.or_default())?;
+    memory::check_images_fit(&gpu, &format!("--batch {}", args.batch), args.batch, &format!("--image-size {size}"), size, 1)?;
     let base = Base::from_tensor_map(&gpu, file.backbone, &file.base, 0)?;
+    memory::check_activations_fit(&gpu, args.batch, size, &base.output_shapes(1, size, size)?)?;
     let output = base.graph().layers.last().map(|l| l.name.clone()).unwrap_or_default();
     let kernel = Tensor::from_slice(&gpu, &head.kernel.shape, &head.kernel.data)?;
     let bias = Tensor::from_slice(&gpu, &head.bias.shape, &head.bias.data)?;

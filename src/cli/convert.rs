@@ -5,6 +5,7 @@ use incept::data::Preprocess;
 use incept::io::keras_import::{Imported, map_inception_v3};
 use incept::io::keras_weights::{KerasFile, read_keras_file};
 use incept::io::efficientnet_lite::read_lite0;
+use incept::io::output_paths::{named, refuse_output_inside_inputs};
 use incept::io::{StorageDtype, write_safetensors};
 use incept::models::weights_file::{self, PretrainedHead};
 use incept::models::{Backbone, WeightsFile};
@@ -83,6 +84,14 @@ pub enum ConvertCommand {
 }
 
 pub fn run(cmd: ConvertCommand) -> incept::Result<()> {
+    // Before any work: the output never replaces an input.
+    let (out, inputs) = match &cmd {
+        ConvertCommand::Tfjs { model_json, weights_bin, out, .. } => (out, vec![named("the model.json", model_json), named("the weights", weights_bin)]),
+        ConvertCommand::Keras { file, out, data, .. } => (out, [Some(named("the Keras file", file)), data.as_ref().map(|d| named("--data", d))].into_iter().flatten().collect()),
+        ConvertCommand::Pth { file, out, .. } => (out, vec![named("the .pth file", file)]),
+        ConvertCommand::Storage { input, out, .. } => (out, vec![named("the input", input)]),
+    };
+    refuse_output_inside_inputs(&[named("--out", out)], &inputs)?;
     match cmd {
         ConvertCommand::Keras { file, out, classes, data, image_size, preprocess, f16 } => {
             convert_keras(&file, &out, &ImportFlags { classes, data, image_size, preprocess }, f16)

@@ -3,6 +3,7 @@
 use clap::Subcommand;
 use incept::data::fashion_mnist::INSTALL_SCRIPT;
 use incept::data::write_fmnist4;
+use incept::io::output_paths::{named, refuse_output_inside_inputs};
 use incept::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -23,6 +24,8 @@ pub enum DataCommand {
 pub fn run(cmd: DataCommand) -> Result<()> {
     match cmd {
         DataCommand::FashionMnist { out, source } => {
+            let inputs: Vec<_> = source.iter().map(|s| named("--source", s)).collect();
+            refuse_output_inside_inputs(&[named("--out", &out)], &inputs)?;
             if source.is_none() && !Path::new(incept::data::fashion_mnist::DEBIAN_DIR).is_dir() {
                 install_debian_package()?;
             }

@@ -1,11 +1,12 @@
 //! `incept explain`: Grad-CAM pictures and maps of a trained run's
 //! decisions (see `incept::explain`), one pair of files per image.
 
-use super::predict::{ModelArgs, check_flags, collect_images, open_model};
+use super::predict::{ModelArgs, check_flags, collect_images, inputs, open_model};
 use clap::Args;
 use incept::data::load_rgb_with;
 use incept::explain::{GradCam, class_gradients, grad_cam, output_stems};
 use incept::io::atomic::check_writable;
+use incept::io::output_paths::{named, refuse_output_inside_inputs};
 use incept::io::{HostTensor, StorageDtype, TensorMap, write_safetensors};
 use incept::models::base::layer_index;
 use incept::report::grad_cam::{GradCamPicture, save_grad_cam_png};
@@ -56,6 +57,7 @@ pub fn run(adapter: Option<String>, args: ExplainArgs) -> Result<()> {
         load_rgb_with(path, run_cfg.image_size, &args.model.dicom.over(run_cfg.dicom))?;
     }
     let stems = output_stems(&paths);
+    refuse_output_inside_inputs(&[named("--out", &args.out)], &inputs(&args.model, &args.inputs, &paths))?;
     std::fs::create_dir_all(&args.out)
         .map_err(|e| Error::Io { path: args.out.display().to_string(), reason: format!("cannot create the --out folder: {e}") })?;
     check_writable(&args.out.join(format!("{}{PICTURE_SUFFIX}", stems[0])))?;

@@ -5,7 +5,9 @@
 use clap::{Args, ValueEnum};
 use incept::export::tfjs::{self, TfjsStorage};
 use incept::export::{ExportModel, onnx};
+use incept::io::output_paths::{named, refuse_output_inside_inputs};
 use incept::io::{write_atomic, write_dir_atomic};
+use incept::train::run_dir::run_files_as_inputs;
 use incept::{Error, Result};
 use std::path::PathBuf;
 
@@ -50,6 +52,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
         (Format::Onnx, _, Some(_)) => return Err(Error::Invalid("--quantize applies to --format tfjs".into())),
         _ => {}
     }
+    refuse_output_inside_inputs(&[named("--out", &args.out)], &run_files_as_inputs(&args.model))?;
     let model = ExportModel::from_run(&args.model, &args.checkpoint)?;
     match args.format {
         Format::Onnx => export_onnx(&model, &args),

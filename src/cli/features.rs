@@ -4,9 +4,11 @@ use clap::Args;
 use super::dicom::DicomArgs;
 use super::precision::PrecisionArgs;
 use incept::data::{DicomOptions, Preprocess, load_image_with};
+use incept::io::output_paths::{named, refuse_output_inside_inputs};
 use incept::io::{HostTensor, StorageDtype, TensorMap, write_safetensors};
 use incept::models::{Backbone, Base, WeightsFile};
 use incept::ops::pool;
+use incept::train::memory;
 use incept::{Error, Tensor};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -46,11 +48,17 @@ pub fn run(adapter: Option<String>, args: FeaturesArgs) -> incept::Result<()> {
     if args.batch == 0 {
         return Err(Error::Invalid("--batch must be at least 1".into()));
     }
+    let inputs: Vec<_> = std::iter::once(named("--weights", &args.weights)).chain(args.images.iter().map(|p| named("the input image", p))).collect();
+    refuse_output_inside_inputs(&[named("--out", &args.out)], &inputs)?;
     let dicom = args.dicom.over(DicomOptions::default());
     let gpu = super::open_gpu_with(adapter, args.precision.or_default())?;
     let file = WeightsFile::read_expecting(&args.weights, args.backbone)?;
+    file.backbone.check_size(args.image_size, args.image_size).map_err(|e| Error::Invalid(format!("--image-size {}: {e}", args.image_size)))?;
+    memory::check_images_fit(&gpu, &format!("--batch {}", args.batch), args.batch, &format!("--image-size {}", args.image_size), args.image_size, 1)?;
     let preprocess = args.preprocess.unwrap_or(file.preprocess);
     let model = Base::from_tensor_map(&gpu, file.backbone, &file.base, 0)?;
+    let shapes = model.output_shapes(1, args.image_size, args.image_size)?;
+    memory::check_activations_fit(&gpu, args.batch, args.image_size, &shapes)?;
     let output = model.graph().layers.last().map(|l| l.name.clone()).unwrap_or_default();
     let layer = args.layer.as_deref().unwrap_or(&output);
     let s = args.image_size;

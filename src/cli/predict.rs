@@ -14,6 +14,10 @@ use incept::report::predictions::{Prediction, save_predictions_csv};
 use incept::report::top_losses::DEFAULT_TOP_LOSSES;
 use incept::train::checkpoint::{self, BEST, LAST};
 use incept::io::atomic::check_writable;
+use incept::io::output_paths::{Named, named, refuse_output_inside_inputs};
+use incept::report::curves::{PRECISION_RECALL_PNG, ROC_PNG};
+use incept::report::evaluation::{EVALUATION_CSV, METRICS_JSON};
+use incept::report::top_losses::TOP_LOSSES_PNG;
 use incept::train::run_dir::{self, CONFUSION_PNG};
 use incept::train::splits::Splits;
 use incept::train::{Classifier, TrainConfig, memory};
@@ -85,8 +89,19 @@ pub(super) fn check_flags(args: &ModelArgs) -> Result<()> {
     Tta::check_copies(args.tta)
 }
 
+/// What a command that reads the run `args.model` and `images` (as given,
+/// and the image files found in them) must never write over.
+pub(super) fn inputs(args: &ModelArgs, given: &[PathBuf], images: &[PathBuf]) -> Vec<Named> {
+    let mut inputs = run_dir::run_files_as_inputs(&args.model);
+    inputs.extend(given.iter().map(|p| named("the input", p)));
+    inputs.extend(images.iter().map(|p| named("the input image", p)));
+    inputs
+}
+
 pub(super) fn open_model(gpu: &Gpu, args: &ModelArgs) -> Result<(TrainConfig, Classifier, Tta)> {
     let mut cfg = run_dir::load_config(&args.model)?;
+    // --tta copies of every batch: checked before the copies are drawn or allocated.
+    memory::check_inference_fits(gpu, args.batch, cfg.image_size, args.tta)?;
     let tta = Tta::new(args.tta, cfg.augmentation(), cfg.seed)?;
     if tta.copies() > 1 && !cfg.augment {
         eprintln!(
@@ -97,7 +112,6 @@ pub(super) fn open_model(gpu: &Gpu, args: &ModelArgs) -> Result<(TrainConfig, Cl
             cfg.horizontal_flip
         );
     }
-    memory::check_inference_fits(gpu, args.batch, cfg.image_size)?;
     let file = args.model.join(if args.checkpoint == "best" { BEST } else { LAST });
     let weights = checkpoint::load_matching(&file, &cfg)?.tensors;
     let model = Classifier::from_tensor_map(gpu, &cfg, &weights)
@@ -163,6 +177,7 @@ pub fn predict(adapter: Option<String>, args: PredictArgs) -> Result<()> {
     check_flags(&args.model)?;
     let paths = collect_images(&args.inputs)?;
     if let Some(out) = &args.out {
+        refuse_output_inside_inputs(&[named("--out", out)], &inputs(&args.model, &args.inputs, &paths))?;
         check_writable(out)?;
     }
     let gpu = super::open_gpu_with(adapter, args.model.precision.or_default())?;
@@ -193,15 +208,24 @@ fn run_split(cfg: &TrainConfig, run: &std::path::Path, split: &str) -> Result<Im
 pub fn evaluate(adapter: Option<String>, args: EvaluateArgs) -> Result<()> {
     check_flags(&args.model)?;
     let png = args.out.clone().unwrap_or_else(|| args.model.model.join(CONFUSION_PNG));
-    check_writable(&png)?;
     let dir = png.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    // The image and the files written beside it never replace the run's files or the images.
+    let mut outputs = vec![named("--out", &png)];
+    outputs.extend([METRICS_JSON, EVALUATION_CSV, ROC_PNG, PRECISION_RECALL_PNG, TOP_LOSSES_PNG].map(|f| named(format!("--out (beside it: {f})"), dir.join(f))));
+    let data = match &args.data {
+        Some(d) => vec![named("--data", d)],
+        // --split: the run's data tree, as run.json names it (a run.json that cannot be read is reported below).
+        None => run_dir::load_config(&args.model.model).map(|c| vec![named("the run's data tree", c.data)]).unwrap_or_default(),
+    };
+    refuse_output_inside_inputs(&outputs, &[inputs(&args.model, &[], &[]), data].concat())?;
+    check_writable(&png)?;
     let gpu = super::open_gpu_with(adapter, args.model.precision.or_default())?;
     let (cfg, model, tta) = open_model(&gpu, &args.model)?;
     let folder = match (&args.data, args.split.as_deref()) {
         (Some(data), _) => {
             let folder = ImageFolder::open(data)?;
-            for p in folder.skipped_links() {
-                eprintln!("warning: skipping {}: the same file as one listed before it (a link)", p.display());
+            for (p, why) in folder.skipped_links() {
+                eprintln!("warning: skipping {}: {why}", p.display());
             }
             if folder.classes() != cfg.classes.as_slice() {
                 return Err(Error::Invalid(format!("{}: classes {:?} differ from the model's {:?}", data.display(), folder.classes(), cfg.classes)));

@@ -11,6 +11,7 @@ use incept::train::callbacks::{CallbackConfig, Monitor};
 use incept::train::fit::{self, RunSummary};
 use incept::train::profile::ProfileSteps;
 use incept::train::config::defaults;
+use incept::io::output_paths::{Named, named, refuse_output_inside_inputs};
 use incept::train::{TrainConfig, class_weight, run_dir, stages, start};
 use incept::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -240,7 +241,7 @@ fn resume_config(args: &TrainArgs, dir: &Path) -> Result<TrainConfig> {
             if let Some(given) = $given
                 && given != $saved
             {
-                return refuse($flag, format!("{given:?}"), format!("{:?}", $saved));
+                return refuse($flag, plain(format!("{given:?}")), plain(format!("{:?}", $saved)));
             }
         };
     }
@@ -292,6 +293,15 @@ fn resume_config(args: &TrainArgs, dir: &Path) -> Result<TrainConfig> {
     Ok(cfg)
 }
 
+/// A value as the user types it: `Some(0.5)` → `0.5`, `None` → `none`.
+fn plain(debug: String) -> String {
+    match debug.strip_prefix("Some(").and_then(|v| v.strip_suffix(')')) {
+        Some(v) => v.to_string(),
+        None if debug == "None" => "none".into(),
+        None => debug,
+    }
+}
+
 /// The precision as the run summary states it.
 fn precision_summary(p: incept::gpu::Precision) -> &'static str {
     match p {
@@ -314,6 +324,7 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
         }
         _ => return Err(Error::Invalid("give --data DIR --out RUN for a new run, or --resume RUN".into())),
     };
+    refuse_output_inside_inputs(&target.outputs(), &inputs(&cfg))?;
     let gpu = super::open_gpu_with(adapter, cfg.precision)?;
     println!(
         "incept train on {}: {} base, {} classes {:?}, {}x{} images, batch {}, {} epochs, last {} layers of the base trainable, preprocess {:?}, precision {}, feature cache {}{}{}",
@@ -362,6 +373,9 @@ pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
     if cfg.dicom != DicomOptions::default() {
         println!("DICOM input: {}", cfg.dicom.describe());
     }
+    println!(
+        "each epoch's loss and acc are measured in training mode, as Keras reports them: over the epoch's batches while the weights change, with dropout, augmentation and BatchNorm batch statistics; val_loss and val_acc in inference mode"
+    );
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();
     ctrlc::set_handler(move || {
@@ -411,4 +425,25 @@ fn print_summary(s: &RunSummary) {
 enum Target {
     New { out: PathBuf, overwrite: bool },
     Resume(PathBuf),
+}
+
+impl Target {
+    /// The run directory and every file a run writes there.
+    fn outputs(&self) -> Vec<Named> {
+        match self {
+            Target::New { out, .. } => run_dir::run_outputs("--out", out),
+            Target::Resume(dir) => run_dir::run_outputs("--resume", dir),
+        }
+    }
+}
+
+/// What a run reads: the data tree (a run inside it would become data), the
+/// base weights and the `--init` run's files.
+fn inputs(cfg: &TrainConfig) -> Vec<Named> {
+    let mut inputs = vec![named("the data tree (--data)", &cfg.data)];
+    inputs.extend(cfg.weights.iter().map(|w| named("the base weights (--weights)", w)));
+    if let Some(init) = &cfg.init {
+        inputs.extend(run_dir::run_files_as_inputs(init).into_iter().map(|(what, p)| (format!("--init {what}"), p)));
+    }
+    inputs
 }

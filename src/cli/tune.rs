@@ -33,6 +33,7 @@ pub fn run(adapter: Option<String>, args: TuneArgs) -> Result<()> {
         return Err(Error::Invalid(format!("--min-time {}: expected a non-negative number of seconds", args.min_time)));
     }
     let gpu = super::open_gpu(adapter)?;
+    incept::train::memory::check_images_fit(&gpu, &format!("--batch {}", args.batch), args.batch, &format!("--image-size {}", args.image_size), args.image_size, 1)?;
     let path = cache_path(&gpu).ok_or_else(|| Error::Invalid(format!("no cache directory: set {CACHE_DIR_ENV} or HOME")))?;
     let shapes = BatchedConv::of(args.backbone, args.batch, args.image_size)?;
     println!("adapter: {}; tuning {}'s conv2d at batch {}, {}x{} images, {} shapes", gpu.name(), args.backbone.title(), args.batch, args.image_size, args.image_size, shapes.len());

@@ -8,10 +8,16 @@
 //! `data::dicom`).
 //!
 //! Unlike Keras, a class folder without images, or a split without any, is an
-//! error rather than a silently empty class; a file reached twice (a
-//! symlinked file next to its target) is listed once, at its first place in
-//! that order, and reported in [`ImageFolder::skipped_links`]; and class
-//! folder names must be UTF-8, as run.json stores them as text.
+//! error rather than a silently empty class; and class folder names must be
+//! UTF-8, as run.json stores them as text.
+//!
+//! A label is the class folder the user put the file in. So a symlinked file
+//! whose target lies outside its class folder (a link to another class's
+//! image, which Keras would train under this class) is skipped; a file
+//! reached twice (a symlinked file next to its target) is listed once, at its
+//! first place in that order; and a folder holding a run.json (a run
+//! directory: its plots are PNGs) is never read as images. Each is reported
+//! in [`ImageFolder::skipped_links`] with the reason, for the caller to warn.
 
 use crate::error::{Error, Result};
 use std::ffi::OsString;
@@ -24,7 +30,7 @@ pub struct ImageFolder {
     root: PathBuf,
     classes: Vec<String>,
     samples: Vec<(PathBuf, usize)>,
-    skipped_links: Vec<PathBuf>,
+    skipped_links: Vec<(PathBuf, String)>,
 }
 
 fn folder_err(path: &Path, reason: impl Into<String>) -> Error {
@@ -63,13 +69,25 @@ impl ImageFolder {
         let mut seen = std::collections::HashSet::new();
         let mut skipped_links = Vec::new();
         for (label, name) in class_names.iter().enumerate() {
-            let mut files = list_images(&dir.join(name))?;
+            let class_dir = dir.join(name);
+            // Where the class's images really are (the class folder may itself be a link).
+            let class_root = fs::canonicalize(&class_dir).map_err(|e| folder_err(&class_dir, format!("cannot open class folder: {e}")))?;
+            let mut files = list_images(&class_dir, &mut skipped_links)?;
             files.retain(|f| {
-                let first = fs::canonicalize(f).map_or(true, |c| seen.insert(c));
-                if !first {
-                    skipped_links.push(f.clone());
-                }
-                first
+                let Ok(target) = fs::canonicalize(f) else { return true };
+                let why = if !target.starts_with(&class_root) {
+                    format!(
+                        "a link to {}, outside its class folder {}: its label would come from the link, not from where the image is",
+                        target.display(),
+                        class_dir.display()
+                    )
+                } else if !seen.insert(target.clone()) {
+                    format!("the same file as one listed before it ({}, through a link)", target.display())
+                } else {
+                    return true;
+                };
+                skipped_links.push((f.clone(), why));
+                false
             });
             let name = name
                 .to_str()
@@ -90,13 +108,25 @@ impl ImageFolder {
             ));
         }
         if let Some(name) = empty.first() {
-            return Err(folder_err(&dir.join(name), format!("class folder {name} has no images")));
+            let class_dir = dir.join(name);
+            let mut skipped = skipped_links.iter().filter(|(p, _)| p.starts_with(&class_dir));
+            let link = match fs::read_link(&class_dir) {
+                Ok(target) => format!(" (it is a link to {})", target.display()),
+                Err(_) => String::new(),
+            };
+            let note = match (skipped.next(), skipped.count()) {
+                (None, _) => String::new(),
+                (Some((p, why)), more) => format!("; {} file(s) skipped, e.g. {}: {why}", more + 1, p.display()),
+            };
+            return Err(folder_err(&class_dir, format!("class folder {name}{link} has no images{note}")));
         }
         Ok(ImageFolder { root: dir.to_path_buf(), classes, samples, skipped_links })
     }
 
-    /// Files not listed because an earlier sample is the same file (a link to it).
-    pub fn skipped_links(&self) -> &[PathBuf] {
+    /// Files and folders not listed, with the reason: a link to a file
+    /// outside its class folder, a second name of a file listed already, a
+    /// folder holding a run.
+    pub fn skipped_links(&self) -> &[(PathBuf, String)] {
         &self.skipped_links
     }
 
@@ -163,6 +193,9 @@ impl ImageFolder {
     }
 }
 
+/// Why a folder holding a run is skipped.
+pub const RUN_FOLDER: &str = "holds a run (run.json): a run directory is never read as images (its plots are PNGs)";
+
 fn read_dir_sorted(dir: &Path) -> Result<Vec<OsString>> {
     let entries = fs::read_dir(dir).map_err(|e| folder_err(dir, format!("cannot list folder: {e}")))?;
     let mut names = Vec::new();
@@ -175,10 +208,11 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<OsString>> {
 
 /// Keras's `_iter_valid_files`: `sorted(os.walk(dir), key=root)`, files sorted
 /// within each folder. Symlinked folders are neither listed nor entered
-/// (`followlinks=False`); symlinked files are listed.
-fn list_images(class_dir: &Path) -> Result<Vec<PathBuf>> {
+/// (`followlinks=False`); symlinked files are listed. Folders holding a run
+/// are skipped and added to `skipped`.
+fn list_images(class_dir: &Path, skipped: &mut Vec<(PathBuf, String)>) -> Result<Vec<PathBuf>> {
     let mut folders: Vec<(PathBuf, Vec<OsString>)> = Vec::new();
-    walk(class_dir, &mut folders)?;
+    walk(class_dir, &mut folders, skipped)?;
     folders.sort_by(|a, b| a.0.as_os_str().as_encoded_bytes().cmp(b.0.as_os_str().as_encoded_bytes()));
     let mut out = Vec::new();
     for (root, files) in folders {
@@ -187,7 +221,11 @@ fn list_images(class_dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn walk(dir: &Path, folders: &mut Vec<(PathBuf, Vec<OsString>)>) -> Result<()> {
+fn walk(dir: &Path, folders: &mut Vec<(PathBuf, Vec<OsString>)>, skipped: &mut Vec<(PathBuf, String)>) -> Result<()> {
+    if crate::train::run_dir::holds_run(dir) {
+        skipped.push((dir.to_path_buf(), RUN_FOLDER.into()));
+        return Ok(());
+    }
     let mut files = Vec::new();
     let mut subdirs = Vec::new();
     for name in read_dir_sorted(dir)? {
@@ -201,7 +239,7 @@ fn walk(dir: &Path, folders: &mut Vec<(PathBuf, Vec<OsString>)>) -> Result<()> {
     }
     folders.push((dir.to_path_buf(), files));
     for sub in subdirs {
-        walk(&sub, folders)?;
+        walk(&sub, folders, skipped)?;
     }
     Ok(())
 }

@@ -3,7 +3,10 @@
 //! Every folder is entered at most once, by its canonical path, so a link
 //! back into a folder being walked (a cycle) or to a folder walked already
 //! is skipped; every file is listed at most once, by its canonical path.
-//! Each skipped link is reported, so the caller can warn about it.
+//! A folder holding a run (run.json) is not entered: its plots are PNGs,
+//! not images to classify. Each skipped link, folder or path that cannot be
+//! resolved (a dangling link, a path too long for the system) is reported,
+//! so the caller can warn about it.
 
 use super::folder::is_image_file;
 use crate::error::{Error, Result};
@@ -45,18 +48,25 @@ impl Walker {
             self.found.skipped.push((dir.to_path_buf(), format!("a link to a folder walked already ({}): a cycle or a repeat", canonical.display())));
             return Ok(());
         }
+        if crate::train::run_dir::holds_run(&canonical) {
+            self.found.skipped.push((dir.to_path_buf(), super::folder::RUN_FOLDER.into()));
+            return Ok(());
+        }
         let mut entries: Vec<PathBuf> = fs::read_dir(dir)
             .map_err(|e| io_err(dir, format!("cannot list: {e}")))?
             .map(|e| e.map(|e| e.path()).map_err(|e| io_err(dir, format!("cannot list: {e}"))))
             .collect::<Result<_>>()?;
         entries.sort();
         for p in entries {
-            // A dangling link, or one that cannot be resolved, is skipped.
-            let Ok(canonical) = fs::canonicalize(&p) else {
-                if fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
-                    self.found.skipped.push((p, "a link that leads nowhere".into()));
+            // A dangling link, or a path that cannot be resolved, is skipped (and said).
+            let canonical = match fs::canonicalize(&p) {
+                Ok(c) => c,
+                Err(e) => {
+                    let link = fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink());
+                    let why = if link && e.kind() == std::io::ErrorKind::NotFound { "a link that leads nowhere".to_string() } else { format!("cannot be resolved: {e}") };
+                    self.found.skipped.push((p, why));
+                    continue;
                 }
-                continue;
             };
             if canonical.is_dir() {
                 self.dir(&p, canonical)?;

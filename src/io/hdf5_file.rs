@@ -20,7 +20,15 @@ const MAX_DEPTH: usize = 32;
 pub struct H5 {
     path: PathBuf,
     file: File,
+    /// The file's length in bytes: no dataset can hold more than
+    /// [`MAX_DEFLATE_RATIO`] times this.
+    len: u64,
 }
+
+/// deflate's largest compression ratio (about 1032:1): a dataset declaring
+/// more values than its file could hold even compressed is refused before
+/// any of it is read (an 8 KB file declaring a [8192, 8192, 3, 4] array).
+const MAX_DEFLATE_RATIO: u128 = 1032;
 
 impl H5 {
     /// Parses `bytes`. A file shorter than its superblock says is refused as
@@ -32,7 +40,7 @@ impl H5 {
         if eof > len {
             return Err(io_err(path, format!("truncated HDF5 file: it has {len} bytes, its superblock says {eof}")));
         }
-        Ok(H5 { path: path.to_path_buf(), file })
+        Ok(H5 { path: path.to_path_buf(), file, len })
     }
 
     pub fn path(&self) -> &Path {
@@ -96,12 +104,28 @@ impl<'a> Node<'a> {
             return Err(self.h5.err(&at, format!("stored as {dtype:?}; Keras weights are float32")));
         }
         let shape: Vec<usize> = ds.shape().map_err(|e| self.h5.err(&at, e))?.into_iter().map(|d| d as usize).collect();
+        self.check_declared_size(&at, &shape)?;
         let data = ds.read_f32().map_err(|e| self.h5.err(&at, format!("cannot read: {e}")))?;
         let t = HostTensor { shape, data };
         if t.data.len() != t.numel() {
             return Err(self.h5.err(&at, format!("{} values for shape {:?}", t.data.len(), t.shape)));
         }
         Ok(t)
+    }
+
+    /// Errors, naming the dataset, unless float32 values of `shape` could be
+    /// in this file (at most [`MAX_DEFLATE_RATIO`] times its length) and fit
+    /// the host's memory: checked before the values are read.
+    fn check_declared_size(&self, at: &str, shape: &[usize]) -> Result<()> {
+        let bytes = shape.iter().fold(4u128, |n, &d| n.saturating_mul(d as u128));
+        let most = MAX_DEFLATE_RATIO * self.h5.len as u128;
+        if bytes > most {
+            return Err(self.h5.err(
+                at,
+                format!("declares {shape:?} float32 values ({bytes} bytes), more than a {}-byte file can hold even compressed (at most {most} bytes); the file is damaged or not Keras weights", self.h5.len),
+            ));
+        }
+        crate::train::memory::check_host_bytes(|| format!("{} in {}: dataset {shape:?}", at, self.h5.path.display()), bytes)
     }
 
     /// The dtype name and shape of dataset `name`, its values unread.

@@ -57,7 +57,7 @@ impl Report {
 /// Inspects `path`. Errors name the file and what was expected.
 pub fn inspect(path: &Path) -> Result<Report> {
     let bad = |reason: String| Error::Io { path: path.display().to_string(), reason };
-    let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let bytes = super::read_whole_file(path)?;
     if bytes.starts_with(HDF5_SIGNATURE) {
         return inspect_hdf5(path, bytes);
     }

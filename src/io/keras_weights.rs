@@ -109,7 +109,7 @@ pub fn is_keras_file(path: &Path) -> bool {
 
 /// Reads any of the four forms, recognised by content.
 pub fn read_keras_file(path: &Path) -> Result<KerasFile> {
-    let bytes = std::fs::read(path).map_err(|e| io_err(path, format!("cannot read: {e}")))?;
+    let bytes = super::read_whole_file(path)?;
     if bytes.starts_with(keras_archive::ZIP_SIGNATURE) {
         let archive = KerasArchive::read(path, &bytes)?;
         let inner = PathBuf::from(format!("{}!model.weights.h5", path.display()));

@@ -15,6 +15,7 @@ pub mod keras_archive;
 pub mod keras_import;
 pub mod keras_inception_v3;
 pub mod keras_weights;
+pub mod output_paths;
 pub mod pickle;
 pub mod safetensors_io;
 pub mod synthetic;
@@ -40,6 +41,16 @@ impl HostTensor {
 
 /// Named tensors, ordered by name (so files written from it are deterministic).
 pub type TensorMap = BTreeMap<String, HostTensor>;
+
+/// The whole of file `path`, after checking that its length fits the
+/// host's memory (a sparse file of many GB is refused before it is read).
+/// Errors name the file.
+pub fn read_whole_file(path: &std::path::Path) -> crate::Result<Vec<u8>> {
+    let err = |reason: String| crate::Error::Io { path: path.display().to_string(), reason };
+    let len = std::fs::metadata(path).map_err(|e| err(format!("cannot read: {e}")))?.len();
+    crate::train::memory::check_host_bytes(|| format!("reading {} ({len} bytes)", path.display()), len as u128)?;
+    std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))
+}
 
 pub use atomic::{write_atomic, write_atomic_with, write_dir_atomic};
 pub use safetensors_io::{StorageDtype, read_safetensors, write_safetensors};

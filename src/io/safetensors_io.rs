@@ -46,7 +46,8 @@ fn io_err(path: &Path, reason: impl std::fmt::Display) -> Error {
 }
 
 /// Writes `tensors` to `path` atomically; returns the file size in bytes.
-/// Fails, naming the tensor, when a tensor's data does not fill its shape or
+/// Fails, naming the tensor, when a tensor's data does not fill its shape,
+/// holds a NaN or an infinity (incept never saves a non-finite number), or
 /// (for F16) a value is not finite in half precision.
 pub fn write_safetensors(
     path: &Path,
@@ -61,8 +62,11 @@ pub fn write_safetensors(
                 format!("tensor '{name}' has {} values but its shape {:?} needs {}", t.data.len(), t.shape, t.numel()),
             ));
         }
+        if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
+            return Err(io_err(path, format!("not written: tensor '{name}' holds {} at index {i}; incept never saves a non-finite number", t.data[i])));
+        }
         if storage == StorageDtype::F16
-            && let Some(i) = t.data.iter().position(|v| v.is_finite() && !f16::from_f32(*v).is_finite())
+            && let Some(i) = t.data.iter().position(|v| !f16::from_f32(*v).is_finite())
         {
             return Err(io_err(
                 path,
@@ -127,10 +131,78 @@ pub fn read_safetensors(path: &Path) -> Result<TensorMap> {
 }
 
 /// The tensors (as f32) and the `__metadata__` strings of a safetensors
-/// file, from one read of it.
+/// file. The header is read and checked first: its length and the tensor
+/// data it declares must be what the file holds, and the data must fit the
+/// host's memory, before the file is read whole.
 pub fn read_safetensors_with_metadata(path: &Path) -> Result<(TensorMap, BTreeMap<String, String>)> {
+    let header = read_header(path)?;
+    let declared = header.data_bytes()?;
+    let file_data = header.file_len - 8 - header.len;
+    if declared != file_data {
+        return Err(io_err(
+            path,
+            format!("not a valid safetensors file: its header declares {declared} bytes of tensor data, but the file holds {file_data} after the header"),
+        ));
+    }
+    // The file's bytes and the f32 values decoded from them (twice the bytes for F16).
+    crate::train::memory::check_host_bytes(|| format!("reading {} ({} bytes)", path.display(), header.file_len), 3 * header.file_len as u128)?;
     let bytes = fs::read(path).map_err(|e| io_err(path, e))?;
     decode_safetensors(path, &bytes)
+}
+
+/// The safetensors crate's own cap on a header.
+const MAX_HEADER: u64 = 100_000_000;
+
+/// A safetensors file's JSON header, read without its data.
+struct Header {
+    path: std::path::PathBuf,
+    /// Bytes of the JSON header, and of the whole file.
+    len: u64,
+    file_len: u64,
+    json: serde_json::Value,
+}
+
+impl Header {
+    /// The bytes of tensor data the header declares: the end of the last
+    /// tensor's `data_offsets` (0 without tensors).
+    fn data_bytes(&self) -> Result<u64> {
+        let bad = |why: String| io_err(&self.path, format!("not a valid safetensors file: {why}"));
+        let entries = self.json.as_object().ok_or_else(|| bad("the header is not a JSON object".into()))?;
+        let mut end = 0u64;
+        for (name, info) in entries.iter().filter(|(k, _)| k.as_str() != "__metadata__") {
+            let offsets = info.get("data_offsets").and_then(|o| o.as_array()).filter(|o| o.len() == 2);
+            let Some([Some(_), Some(stop)]) = offsets.map(|o| [o[0].as_u64(), o[1].as_u64()]) else {
+                return Err(bad(format!("tensor '{name}' has no data_offsets [begin, end]")));
+            };
+            end = end.max(stop);
+        }
+        Ok(end)
+    }
+}
+
+/// Reads and parses the header of the safetensors file `path`, after
+/// checking its declared length against the cap and the file's length.
+fn read_header(path: &Path) -> Result<Header> {
+    use std::io::Read;
+    let mut file = fs::File::open(path).map_err(|e| io_err(path, e))?;
+    let file_len = file.metadata().map_err(|e| io_err(path, e))?.len();
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).map_err(|e| io_err(path, format!("not a valid safetensors file: no header length ({e})")))?;
+    let len = u64::from_le_bytes(len);
+    if len > MAX_HEADER {
+        return Err(io_err(path, format!("not a valid safetensors file: header of {len} bytes (at most {MAX_HEADER})")));
+    }
+    if len > file_len - 8 {
+        return Err(io_err(path, format!("not a valid safetensors file: header of {len} bytes but the file ends after {}", file_len - 8)));
+    }
+    let mut header = Vec::with_capacity(len as usize);
+    file.take(len).read_to_end(&mut header).map_err(|e| io_err(path, e))?;
+    if header.len() as u64 != len {
+        return Err(io_err(path, format!("not a valid safetensors file: header of {len} bytes but the file ends after {}", header.len())));
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&header).map_err(|e| io_err(path, format!("not a valid safetensors file: header is not JSON ({e})")))?;
+    Ok(Header { path: path.to_path_buf(), len, file_len, json })
 }
 
 /// [`read_safetensors_with_metadata`] of a file already in memory; `path`
@@ -160,23 +232,7 @@ pub fn decode_safetensors(path: &Path, bytes: &[u8]) -> Result<(TensorMap, BTree
 /// The `__metadata__` strings of a safetensors file (empty when it has
 /// none), from its header alone: the tensor data is not read.
 pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
-    use std::io::Read;
-    let mut file = fs::File::open(path).map_err(|e| io_err(path, e))?;
-    let mut len = [0u8; 8];
-    file.read_exact(&mut len).map_err(|e| io_err(path, format!("not a valid safetensors file: no header length ({e})")))?;
-    let len = u64::from_le_bytes(len);
-    // The safetensors crate's own cap on a header.
-    const MAX_HEADER: u64 = 100_000_000;
-    if len > MAX_HEADER {
-        return Err(io_err(path, format!("not a valid safetensors file: header of {len} bytes (at most {MAX_HEADER})")));
-    }
-    let mut header = Vec::with_capacity(len as usize);
-    file.take(len).read_to_end(&mut header).map_err(|e| io_err(path, e))?;
-    if header.len() as u64 != len {
-        return Err(io_err(path, format!("not a valid safetensors file: header of {len} bytes but the file ends after {}", header.len())));
-    }
-    let header: serde_json::Value =
-        serde_json::from_slice(&header).map_err(|e| io_err(path, format!("not a valid safetensors file: header is not JSON ({e})")))?;
+    let header = read_header(path)?.json;
     let mut out = BTreeMap::new();
     if let Some(meta) = header.get("__metadata__") {
         let meta = meta.as_object().ok_or_else(|| io_err(path, "not a valid safetensors file: __metadata__ is not an object"))?;

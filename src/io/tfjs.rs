@@ -193,7 +193,7 @@ pub fn load_tfjs(model_json: &Path, weights_bin: &Path) -> Result<TfjsModel> {
     let text = std::fs::read_to_string(model_json).map_err(|e| io_err(model_json, e))?;
     let json = parse_model_json(&text).map_err(|e| io_err(model_json, e))?;
     let layers = topology_layers(&json.model_topology).map_err(|e| io_err(model_json, e))?;
-    let bytes = std::fs::read(weights_bin).map_err(|e| io_err(weights_bin, e))?;
+    let bytes = super::read_whole_file(weights_bin)?;
     let weights = decode_weights(&json.weights_manifest, &bytes).map_err(|e| io_err(weights_bin, e))?;
     let keras_version = json.model_topology.get("keras_version").and_then(Value::as_str).map(str::to_string);
     Ok(TfjsModel { keras_version, layers, weights })

@@ -8,8 +8,10 @@
 use super::callbacks::BestTracker;
 use super::classifier::Classifier;
 use super::config::TrainConfig;
+use super::divergence::first_non_finite;
 use super::optimizer::Adam;
 use super::schedule::ReduceLrOnPlateau;
+use super::splits::SplitCounts;
 use crate::error::{Error, Result};
 use crate::io::safetensors_io::read_safetensors_with_metadata;
 use crate::io::{StorageDtype, TensorMap, write_safetensors};
@@ -29,6 +31,18 @@ pub struct TrainState {
     #[serde(default)]
     pub best: BestTracker,
     pub plateau: ReduceLrOnPlateau,
+    /// Images per class of each split when the run started or last resumed,
+    /// so that `--resume` can say when the data changed (absent in older
+    /// checkpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<SplitCounts>,
+    /// Epochs of random draws (shuffle order, augmentations, dropout masks)
+    /// that the weights this run started from were trained on: those of the
+    /// `--init` run (and of its own `--init` run, …). This run's epoch `e`
+    /// draws as epoch `draw_offset + e`, so it never replays the draws its
+    /// starting weights have seen (they would score as if memorised).
+    #[serde(default)]
+    pub draw_offset: usize,
     /// Checkpoints written before `--monitor` kept only the best val_loss
     /// here; read to fill in `best`, never written.
     #[serde(default, skip_serializing)]
@@ -38,7 +52,7 @@ pub struct TrainState {
 impl TrainState {
     /// The state before the first epoch of a run starting at rate `lr`.
     pub fn new(lr: f64, plateau: ReduceLrOnPlateau) -> TrainState {
-        TrainState { epoch: 0, optimizer_step: 0, lr, best: BestTracker::default(), plateau, best_val_loss: None }
+        TrainState { epoch: 0, optimizer_step: 0, lr, best: BestTracker::default(), plateau, data: None, draw_offset: 0, best_val_loss: None }
     }
 
     /// Whether early stopping ended the run.
@@ -89,7 +103,15 @@ pub fn save(path: &Path, model: &Classifier, optimizer: &Adam, state: &TrainStat
 
 /// Writes a checkpoint of `tensors` (weights, and Adam's moments when there
 /// are any) with the state, configuration and history in its metadata.
+/// Refuses, naming the tensor, to write a non-finite number: a diverged
+/// model never becomes `best` or `last`.
 pub fn save_tensors(path: &Path, tensors: &TensorMap, state: &TrainState, cfg: &TrainConfig, history: &History) -> Result<()> {
+    if let Some((name, i, v)) = first_non_finite(tensors) {
+        return Err(bad(
+            path,
+            format!("not written: tensor '{name}' holds {v} at index {i}; training diverged (lower --lr {} or the class weights) and a checkpoint never holds a non-finite number", cfg.lr),
+        ));
+    }
     let meta = BTreeMap::from([
         (STATE_KEY.to_string(), to_json(path, state)?),
         (CONFIG_KEY.to_string(), to_json(path, cfg)?),
@@ -103,9 +125,18 @@ fn to_json(path: &Path, value: &impl Serialize) -> Result<String> {
     serde_json::to_string(value).map_err(|e| bad(path, format!("cannot encode the checkpoint metadata: {e}")))
 }
 
-/// Reads a checkpoint: its tensors and the metadata it carries.
+/// Reads a checkpoint: its tensors and the metadata it carries. Every
+/// command that uses a run's model reads it here (predict, evaluate, export,
+/// explain, `--resume`, `--init`), so a checkpoint holding a non-finite
+/// number is refused here, naming the tensor.
 pub fn load(path: &Path) -> Result<Checkpoint> {
     let (tensors, meta) = read_safetensors_with_metadata(path)?;
+    if let Some((name, i, v)) = first_non_finite(&tensors) {
+        return Err(bad(
+            path,
+            format!("tensor '{name}' holds {v} at index {i}: the model is not usable (a diverged training run, or a damaged file); train it again"),
+        ));
+    }
     let state = meta.get(STATE_KEY).ok_or_else(|| bad(path, "not an incept checkpoint (no training state)"))?;
     let mut state: TrainState = serde_json::from_str(state).map_err(|e| bad(path, format!("bad training state: {e}")))?;
     let config = match meta.get(CONFIG_KEY) {

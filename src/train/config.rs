@@ -150,7 +150,8 @@ impl TrainConfig {
                 return bad(format!("--head-epochs {n} with --unfreeze-last 0: the second stage would train the same head; give --unfreeze-last N > 0"));
             }
             (_, Some(lr)) if lr.is_finite() && lr > 0.0 => {}
-            (_, lr) => return bad(format!("--fine-tune-lr {lr:?}: expected a positive learning rate")),
+            (_, Some(lr)) => return bad(format!("--fine-tune-lr {lr}: expected a positive learning rate")),
+            (_, None) => return bad("--head-epochs without --fine-tune-lr: the second stage needs a learning rate".into()),
         }
         Ok(())
     }

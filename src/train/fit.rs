@@ -8,6 +8,7 @@ use super::checkpoint::{self, BEST, LAST};
 use super::class_weight;
 use super::classifier::Classifier;
 use super::config::TrainConfig;
+use super::divergence::{self, At};
 use super::feature_cache::{self, CacheKey, FeatureCache};
 use super::profile::{ProfileSteps, StepProfiler};
 use super::stages;
@@ -63,6 +64,18 @@ pub struct Scores {
 /// the host record the next steps while the GPU still runs earlier ones.
 const READBACK_EVERY: usize = 8;
 
+/// One step's results on the device, not yet read back.
+struct Pending {
+    /// The batch's mean loss [1] and its correct count (u32 [1]).
+    loss: Tensor,
+    correct: Tensor,
+    images: usize,
+    /// The sum of the trainable weights after the step's update (training only).
+    weights: Option<Tensor>,
+    /// 1-based step within the epoch.
+    step: usize,
+}
+
 /// Sample-weighted running loss and accuracy, fed by GPU scalars that are
 /// read back in groups.
 #[derive(Default)]
@@ -70,25 +83,36 @@ struct Running {
     loss_sum: f64,
     correct: u64,
     images: usize,
-    /// (loss [1], correct count u32 [1], batch size) not yet read back.
-    pending: Vec<(Tensor, Tensor, usize)>,
+    pending: Vec<Pending>,
+    /// The first step whose loss or weights were not finite, and what was.
+    non_finite: Option<(usize, String)>,
     /// Time spent waiting for the GPU in readbacks.
     gpu_wait: f64,
 }
 
 impl Running {
-    fn push(&mut self, loss: Tensor, correct: Tensor, n: usize) -> Result<()> {
-        self.pending.push((loss, correct, n));
+    fn push(&mut self, p: Pending) -> Result<()> {
+        self.pending.push(p);
         if self.pending.len() >= READBACK_EVERY { self.read() } else { Ok(()) }
     }
 
-    /// Reads every pending result (one wait for the GPU, then cheap copies).
+    /// Reads every pending result (one wait for the GPU, then cheap copies),
+    /// noting the first step with a non-finite loss or weight.
     fn read(&mut self) -> Result<()> {
         let start = Instant::now();
-        for (loss, correct, n) in self.pending.drain(..) {
-            self.loss_sum += loss.scalar()? as f64 * n as f64;
-            self.correct += correct.to_vec_u32()?[0] as u64;
-            self.images += n;
+        for p in std::mem::take(&mut self.pending) {
+            let loss = p.loss.scalar()?;
+            let weights = p.weights.map(|w| w.scalar()).transpose()?;
+            if self.non_finite.is_none() {
+                if !loss.is_finite() {
+                    self.non_finite = Some((p.step, format!("the loss is {loss}")));
+                } else if let Some(w) = weights.filter(|w| !w.is_finite()) {
+                    self.non_finite = Some((p.step, format!("the weights are no longer finite after its update (their sum is {w}: a NaN or infinite gradient)")));
+                }
+            }
+            self.loss_sum += loss as f64 * p.images as f64;
+            self.correct += p.correct.to_vec_u32()?[0] as u64;
+            self.images += p.images;
         }
         self.gpu_wait += start.elapsed().as_secs_f64();
         Ok(())
@@ -123,7 +147,7 @@ pub fn evaluate_split(gpu: &Gpu, model: &Classifier, loader: &Loader, classes: u
     let mut probabilities = Vec::new();
     let mut labels = Vec::new();
     ag::no_grad(|| -> Result<()> {
-        for batch in feature_cache::epoch(loader, 0, cache.as_deref_mut()) {
+        for (step, batch) in feature_cache::epoch(loader, 0, cache.as_deref_mut()).enumerate() {
             let batch = batch?;
             let t = one_hot(gpu, &batch, classes)?;
             let (logits, cached) = feature_cache::logits(model, cache.as_deref_mut(), &batch, false, 0)?;
@@ -132,7 +156,7 @@ pub fn evaluate_split(gpu: &Gpu, model: &Classifier, loader: &Loader, classes: u
             let correct = loss::correct_count(logits.value(), &t)?;
             probabilities.push(loss::softmax(logits.value())?);
             labels.extend_from_slice(&batch.labels);
-            run.push(l, correct, batch.len())?;
+            run.push(Pending { loss: l, correct, images: batch.len(), weights: None, step: step + 1 })?;
         }
         run.read()
     })?;
@@ -151,6 +175,8 @@ pub fn evaluate_split(gpu: &Gpu, model: &Classifier, loader: &Loader, classes: u
 /// the first training steps to profile (see `train::profile`).
 pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: ProfileSteps) -> Result<RunSummary> {
     let Start { cfg, run, splits, mut model, mut optimizer, mut history, mut state } = start;
+    // For messages and reading; every write goes through `run.for_writing()`,
+    // which first checks that the directory is still the one this trainer locked.
     let run_dir = run.path();
     let classes = cfg.classes.len();
     let (train_folder, valid_folder, test_folder) = (splits.train, splits.valid, splits.test);
@@ -170,6 +196,9 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
     let mut epoch_seconds = Vec::new();
     let mut rates = Vec::new();
     let first_epoch = state.epoch;
+    // The epoch index of the random draws (see `TrainState::draw_offset`).
+    let draw_offset = state.draw_offset;
+    let draws = |epoch: usize| draw_offset + epoch;
     let monitor = cfg.callbacks.monitor;
     if let Some(stopped) = state.best.stopped_epoch {
         println!("{}: early stopping ended this run after epoch {stopped}; it is finished (start a new run to train further)", run_dir.display());
@@ -194,10 +223,10 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
                 .progress_chars("=> "),
         );
         bar.set_prefix(format!("{}/{}", epoch + 1, cfg.total_epochs()));
-        let mut run = Running::default();
+        let mut running = Running::default();
         let mut data_wait = 0.0;
         let mut from_cache = 0;
-        let mut batches = feature_cache::epoch(&train, epoch, train_cache.as_mut());
+        let mut batches = feature_cache::epoch(&train, draws(epoch), train_cache.as_mut());
         let mut profiler = if epoch == first_epoch { StepProfiler::start(gpu, profile)? } else { None };
         for step in 0.. {
             if interrupt.load(Ordering::SeqCst) {
@@ -213,7 +242,7 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
             data_wait += waited.elapsed().as_secs_f64();
             let batch = batch?;
             let t = one_hot(gpu, &batch, classes)?;
-            let seed = cfg.seed ^ ((epoch as u64) << 32) ^ step as u64;
+            let seed = cfg.seed ^ ((draws(epoch) as u64) << 32) ^ step as u64;
             let (logits, cached) = feature_cache::logits(&model, train_cache.as_mut(), &batch, true, seed)?;
             from_cache += cached;
             let (l, correct) = {
@@ -226,10 +255,18 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
                 let _scope = gpu.profile_scope("optimizer");
                 optimizer.apply(&grads)?;
             }
-            let read_before = run.images;
-            run.push(l.value().clone(), correct, batch.len())?;
-            if run.images != read_before {
-                let s = run.scores();
+            let weights = {
+                let _scope = gpu.profile_scope("finiteness check");
+                divergence::weights_probe(&model.trainable_params())?
+            };
+            let read_before = running.images;
+            running.push(Pending { loss: l.value().clone(), correct, images: batch.len(), weights, step: step + 1 })?;
+            if let Some((step, what)) = running.non_finite.take() {
+                bar.abandon_with_message("diverged");
+                return Err(divergence::diverged(&cfg, At { epoch: epoch + 1, step, steps: train.batches_per_epoch() }, &what, state.lr));
+            }
+            if running.images != read_before {
+                let s = running.scores();
                 let rate = s.images as f64 / started.elapsed().as_secs_f64();
                 bar.set_message(format!("loss {:.4} acc {:.4} {:.1} img/s, {from_cache} from the feature cache", s.loss, s.accuracy, rate));
             }
@@ -237,18 +274,28 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
             if profiler.as_mut().is_some_and(StepProfiler::step_done)
                 && let Some(p) = profiler.take()
             {
-                let text = p.finish(run_dir)?;
+                let text = p.finish(run.for_writing()?)?;
                 bar.suspend(|| println!("{text}"));
             }
         }
         if let Some(p) = profiler.take() {
-            let text = p.finish(run_dir)?;
+            let text = p.finish(run.for_writing()?)?;
             bar.suspend(|| println!("{text}"));
         }
-        run.read()?;
-        let train_scores = run.scores();
+        running.read()?;
+        let at = |step| At { epoch: epoch + 1, step, steps: train.batches_per_epoch() };
+        if let Some((step, what)) = running.non_finite.take() {
+            bar.abandon_with_message("diverged");
+            return Err(divergence::diverged(&cfg, at(step), &what, state.lr));
+        }
+        let train_scores = running.scores();
         let train_seconds = started.elapsed().as_secs_f64();
         let val = evaluate_split(gpu, &model, &valid, classes, valid_cache.as_mut())?;
+        if !val.loss.is_finite() {
+            bar.abandon_with_message("diverged");
+            let steps = train.batches_per_epoch();
+            return Err(divergence::diverged(&cfg, at(steps), &format!("the validation loss after it is {}", val.loss), state.lr));
+        }
         let seconds = started.elapsed().as_secs_f64();
         let images_per_second = train_scores.images as f64 / train_seconds;
         let cache_note = match key {
@@ -257,8 +304,8 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
         };
         let auc_note = val.auc.map_or(String::new(), |a| format!(" val_auc {a:.4}"));
         let line = format!(
-            "loss {:.4} acc {:.4} val_loss {:.4} val_acc {:.4}{auc_note} lr {:.1e} {:.1} img/s {:.0} s, {cache_note} (waited {:.1} s for data, {:.1} s for the GPU)",
-            train_scores.loss, train_scores.accuracy, val.loss, val.accuracy, state.lr, images_per_second, seconds, data_wait, run.gpu_wait
+            "loss {:.4} acc {:.4} (training mode) val_loss {:.4} val_acc {:.4}{auc_note} lr {:.1e} {:.1} img/s {:.0} s, {cache_note} (waited {:.1} s for data, {:.1} s for the GPU)",
+            train_scores.loss, train_scores.accuracy, val.loss, val.accuracy, state.lr, images_per_second, seconds, data_wait, running.gpu_wait
         );
         if bar.is_hidden() {
             // Not a terminal (a log file, CI): one plain line per epoch instead of the bar.
@@ -294,12 +341,13 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
         // Checkpoints first (best before last, so a resume from last never
         // skips a best), each carrying the history; the history files and
         // plots are views of it, rewritten from the checkpoint on resume.
+        // A checkpoint holding a non-finite number is refused (`checkpoint::save_tensors`).
         if improved {
-            checkpoint::save(&run_dir.join(BEST), &model, &optimizer, &state, &cfg, &history)?;
+            checkpoint::save(&run.for_writing()?.join(BEST), &model, &optimizer, &state, &cfg, &history)?;
         }
-        checkpoint::save(&run_dir.join(LAST), &model, &optimizer, &state, &cfg, &history)?;
-        history.save(run_dir)?;
-        plots::save_plots(&history, run_dir)?;
+        checkpoint::save(&run.for_writing()?.join(LAST), &model, &optimizer, &state, &cfg, &history)?;
+        history.save(run.for_writing()?)?;
+        plots::save_plots(&history, run.for_writing()?)?;
         if verdict.stop {
             println!(
                 "early stopping: {} has not improved on epoch {} for {} epoch(s); stopped after epoch {}",

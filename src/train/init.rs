@@ -17,8 +17,9 @@ use crate::io::TensorMap;
 use std::path::Path;
 
 /// The weights (base and head, no optimizer moments) of `dir`'s best
-/// checkpoint, checked to fit `cfg` without the adapter.
-pub fn init_weights(dir: &Path, cfg: &TrainConfig) -> Result<TensorMap> {
+/// checkpoint, checked to fit `cfg` without the adapter, and the epochs of
+/// random draws they were trained on (see `TrainState::draw_offset`).
+pub fn init_weights(dir: &Path, cfg: &TrainConfig) -> Result<(TensorMap, usize)> {
     let theirs = run_dir::load_config(dir)?;
     let refuse = |what: String| Err(Error::Invalid(format!("--init {}: {what}", dir.display())));
     if theirs.backbone != cfg.backbone {
@@ -34,8 +35,12 @@ pub fn init_weights(dir: &Path, cfg: &TrainConfig) -> Result<TensorMap> {
     if !best.exists() {
         return Err(Error::Io { path: best.display().to_string(), reason: "is missing: --init needs a run that has completed an epoch".into() });
     }
-    let mut weights = checkpoint::load_matching(&best, &theirs)?.tensors;
+    let ckpt = checkpoint::load_matching(&best, &theirs)?;
+    let mut weights = ckpt.tensors;
     weights.retain(|name, _| !name.starts_with("optimizer/"));
     Classifier::check_tensor_map(cfg, &weights).map_err(|e| Error::Io { path: best.display().to_string(), reason: format!("--init: {e}") })?;
-    Ok(weights)
+    // The best weights were trained on the init run's draws up to its best epoch,
+    // which came after the draws of its own starting weights.
+    let drawn = ckpt.state.draw_offset + ckpt.state.epoch;
+    Ok((weights, drawn))
 }

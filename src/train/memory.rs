@@ -87,6 +87,16 @@ fn check_host(parts: &[(String, u128)]) -> Result<()> {
     )))
 }
 
+/// The host-memory check of a size that user input sets outside training (a
+/// file's declared contents, a flag's buffers): errors, naming `what`, the
+/// bytes and what is available, before anything that large is allocated.
+pub fn check_host_bytes(what: impl Fn() -> String, bytes: u128) -> Result<()> {
+    match host_memory() {
+        Some(host) if bytes > host.bytes as u128 => check_host(&[(what(), bytes)]),
+        _ => Ok(()),
+    }
+}
+
 /// Bytes of one batch of input images [batch, size, size, 3] in f32.
 fn batch_bytes(batch: usize, image_size: usize) -> u128 {
     batch as u128 * image_size as u128 * image_size as u128 * 3 * F32
@@ -150,11 +160,21 @@ pub fn check_activations_fit(gpu: &Gpu, batch: usize, image_size: usize, per_ima
 }
 
 /// Checks the input batches of `predict` and `evaluate` (`--batch` images
-/// of the run's size).
-pub fn check_inference_fits(gpu: &Gpu, batch: usize, image_size: usize) -> Result<()> {
+/// of the run's size, `--tta` copies of each).
+pub fn check_inference_fits(gpu: &Gpu, batch: usize, image_size: usize, tta: usize) -> Result<()> {
+    check_images_fit(gpu, &format!("--batch {batch}"), batch, &format!("the run's image size {image_size}"), image_size, tta)
+}
+
+/// Checks the input batches of any command that runs the base on images:
+/// `batch_flag` (`--batch 8`) images of `size_flag` (`--image-size 299`, or
+/// the run's) side `image_size`, `copies` of each (`--tta`; 1 otherwise),
+/// against the adapter's buffer limit and the host memory, before anything
+/// is allocated; errors name the flags and the bytes.
+pub fn check_images_fit(gpu: &Gpu, batch_flag: &str, batch: usize, size_flag: &str, image_size: usize, copies: usize) -> Result<()> {
     let input = batch_bytes(batch, image_size);
-    let what = || format!("--batch {batch} × the run's image size {image_size}: one batch of input images [{batch}, {image_size}, {image_size}, 3]");
+    let what = || format!("{batch_flag} × {size_flag}: one batch of input images [{batch}, {image_size}, {image_size}, 3]");
     check_buffer(gpu, what, input, false)?;
-    let copies = if gpu.is_cpu() { 3 } else { 2 };
-    check_host(&[(format!("input batches (--batch {batch} × the run's image size {image_size})"), copies * input)])
+    let held = if gpu.is_cpu() { 3 } else { 2 };
+    let tta = if copies > 1 { format!(" × --tta {copies}") } else { String::new() };
+    check_host(&[(format!("input batches ({batch_flag} × {size_flag}{tta})"), held * input * copies.max(1) as u128)])
 }

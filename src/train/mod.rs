@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod class_weight;
 pub mod classifier;
 pub mod config;
+pub mod divergence;
 pub mod feature_cache;
 pub mod fit;
 pub mod head;

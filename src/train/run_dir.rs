@@ -6,16 +6,26 @@
 //!
 //! A directory "holds a run" when it has a run.json. Everything else incept
 //! writes there is derived from run.json and the checkpoints.
+//!
+//! The lock belongs to a directory, not to a path: a directory removed,
+//! replaced or moved while its trainer runs (`rm -rf RUN; mkdir RUN`, then a
+//! second `train --out RUN`) would let two trainers write one path. So the
+//! trainer records the identity (device and inode) of the directory and of
+//! its lock file when it takes the lock, and every write goes through
+//! [`RunDir::for_writing`], which checks both first: a trainer whose
+//! directory is no longer the one it locked stops, writing nothing more.
 
 use super::checkpoint::{BEST, LAST};
 use super::config::TrainConfig;
 use super::split_record::SPLIT_JSON;
 use crate::error::{Error, Result};
+use crate::io::output_paths::{Named, named};
 use crate::io::write_atomic;
 use crate::report::history::{HISTORY_CSV, HISTORY_JSON};
 use crate::report::curves::{PRECISION_RECALL_PNG, ROC_PNG};
 use crate::report::evaluation::{EVALUATION_CSV, METRICS_JSON};
 use crate::report::plots::{ACCURACY_PNG, LOSS_PNG};
+use crate::report::profile::{PROFILE_JSON, PROFILE_PNG};
 use crate::report::top_losses::TOP_LOSSES_PNG;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -44,10 +54,46 @@ const RUN_FILES: [&str; 14] = [
     RUN_CONFIG,
 ];
 
+/// The files `train` writes that other commands (predict, evaluate, export,
+/// explain, `--resume`, `--init`) read: no command's output may replace one.
+const TRAIN_FILES: [&str; 11] =
+    [RUN_CONFIG, BEST, LAST, SPLIT_JSON, HISTORY_CSV, HISTORY_JSON, LOSS_PNG, ACCURACY_PNG, PROFILE_JSON, PROFILE_PNG, LOCK_FILE];
+
+/// The run's own files in `dir`, as inputs of a command that reads the run
+/// (see `io::output_paths`).
+pub fn run_files_as_inputs(dir: &Path) -> Vec<Named> {
+    TRAIN_FILES.iter().map(|name| named(format!("the run's {name}"), dir.join(name))).collect()
+}
+
+/// Where `train --out DIR` writes (given by `flag`): the directory and every
+/// file a run holds there, as outputs (see `io::output_paths`).
+pub fn run_outputs(flag: &str, dir: &Path) -> Vec<Named> {
+    let mut out = vec![named(flag, dir)];
+    out.extend(RUN_FILES.iter().chain(TRAIN_FILES.iter()).map(|name| named(flag, dir.join(name))));
+    out
+}
+
 /// A locked run directory; the lock lasts as long as this value.
 pub struct RunDir {
     path: PathBuf,
     _lock: File,
+    /// (device, inode) of the directory and of the lock file when locked.
+    identity: Option<[(u64, u64); 2]>,
+}
+
+/// (device, inode) of what `path` names now; `None` where it is gone (or
+/// the platform has no inodes).
+fn identity_of(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 fn io_err(path: &Path, reason: impl std::fmt::Display) -> Error {
@@ -124,7 +170,8 @@ impl RunDir {
             }
             Err(fs::TryLockError::Error(e)) => return Err(io_err(&lock_path, format!("cannot lock the run directory: {e}"))),
         }
-        let run = RunDir { path, _lock: file };
+        let identity = identity_of(&path).zip(identity_of(&lock_path)).map(|(dir, lock)| [dir, lock]);
+        let run = RunDir { path, _lock: file, identity };
         let removed = remove_stale_temp_files(&run.path)?;
         if removed > 0 {
             eprintln!("removed {removed} temporary file(s) left in {} by an interrupted run", run.path.display());
@@ -137,12 +184,31 @@ impl RunDir {
         &self.path
     }
 
+    /// The directory to write into, after checking that it is still the one
+    /// this trainer locked (same directory and lock file, by device and
+    /// inode): every write of a run goes through here. Errors, naming the
+    /// directory, when it was removed, replaced or moved.
+    pub fn for_writing(&self) -> Result<&Path> {
+        let Some([dir, lock]) = self.identity else { return Ok(&self.path) };
+        let now = [identity_of(&self.path), identity_of(&self.path.join(LOCK_FILE))];
+        if now != [Some(dir), Some(lock)] {
+            let what = if now[0] != Some(dir) { "was removed, replaced or moved" } else { "lost its lock file (.incept.lock was removed or replaced)" };
+            return Err(io_err(
+                &self.path,
+                format!(
+                    "{what} while this `incept train` ran, so another trainer may own it now; stopping without writing anything more (this trainer's run is not in that directory)"
+                ),
+            ));
+        }
+        Ok(&self.path)
+    }
+
     pub fn join(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }
 
     pub fn save_config(&self, cfg: &TrainConfig) -> Result<()> {
-        save_config(&self.path, cfg)
+        save_config(self.for_writing()?, cfg)
     }
 }
 

@@ -7,11 +7,11 @@
 
 use crate::data::duplicates::ContentKey;
 use crate::data::folder::ImageFolder;
-use crate::data::split::SplitIndices;
+use crate::data::split::{SplitIndices, stratified_split};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path};
 
 pub const SPLIT_JSON: &str = "split.json";
@@ -112,6 +112,12 @@ impl SplitRecord {
             files
                 .iter()
                 .map(|f| {
+                    if !Path::new(&f.path).components().all(|c| matches!(c, Component::Normal(_))) {
+                        return Err(io_err(
+                            &file,
+                            format!("records {:?}, which is not a path inside {} (absolute, or with . or ..): split.json names files relative to DATA/train, as the run wrote it; was it edited?", f.path, folder.root().display()),
+                        ));
+                    }
                     let shown = folder.root().join(&f.path);
                     let &i = listed.get(&f.path).ok_or_else(|| {
                         io_err(&file, format!("records {}, which is gone from {} (the split the run trained on can no longer be rebuilt)", shown.display(), folder.root().display()))
@@ -134,10 +140,39 @@ impl SplitRecord {
         if train.is_empty() || valid.is_empty() {
             return Err(io_err(&file, "records no training or no validation image"));
         }
+        if let Some(moved) = self.first_moved(folder, &train, &valid)? {
+            eprintln!(
+                "warning: {}: its sides are not the ones --validation-split {validation_split} --seed {seed} draws from its files ({moved}); the file was edited, and the run uses the sides as recorded",
+                file.display()
+            );
+        }
         let unused = used.iter().filter(|&&u| !u).count();
         if unused > 0 {
             eprintln!("warning: {unused} image(s) in {} are not in the run's recorded split ({}) and are not used", folder.root().display(), file.display());
         }
         Ok((folder.subset(&train)?, folder.subset(&valid)?))
+    }
+
+    /// Draws the split again over the recorded files (positions `train` and
+    /// `valid` in `folder`), which gives the recorded sides unless the
+    /// record was edited: then, how many files are on the other side, with
+    /// one of them.
+    fn first_moved(&self, folder: &ImageFolder, train: &[usize], valid: &[usize]) -> Result<Option<String>> {
+        let mut recorded: Vec<usize> = train.iter().chain(valid).copied().collect();
+        recorded.sort_unstable();
+        let files = folder.subset(&recorded)?;
+        // A draw that is refused (a class left without a side) differs from the record too.
+        let Ok(draw) = stratified_split(&files, self.validation_split, self.seed) else {
+            return Ok(Some("the draw leaves a class without an image on one side".into()));
+        };
+        let drawn_valid: HashSet<usize> = draw.valid.iter().map(|&k| recorded[k]).collect();
+        let valid: HashSet<usize> = valid.iter().copied().collect();
+        let mut moved: Vec<usize> = valid.symmetric_difference(&drawn_valid).copied().collect();
+        moved.sort_unstable();
+        Ok(moved.first().map(|&i| {
+            let n = moved.len();
+            let side = if valid.contains(&i) { "validation" } else { "train" };
+            format!("{n} file(s) on the other side, e.g. {} recorded under {side}", folder.samples()[i].0.display())
+        }))
     }
 }

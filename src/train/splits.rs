@@ -4,11 +4,15 @@
 
 use super::config::TrainConfig;
 use super::split_record::SplitRecord;
-use crate::data::duplicates::{SplitFiles, check_no_leaks};
+use crate::data::duplicates::{SplitFiles, check_duplicates};
 use crate::data::folder::ImageFolder;
 use crate::data::split::stratified_split;
 use crate::error::{Error, Result};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Images per class (in class order) of each split, by split name.
+pub type SplitCounts = BTreeMap<String, Vec<usize>>;
 
 /// The dataset's splits, checked against the run's classes.
 pub struct Splits {
@@ -17,15 +21,18 @@ pub struct Splits {
     pub test: Option<ImageFolder>,
 }
 
-/// Opens DATA/`split`, warning about each file skipped because it is a link
-/// to one listed already.
+/// Opens DATA/`split`, warning about each file or folder skipped (see
+/// `ImageFolder::skipped_links`).
 fn open(cfg: &TrainConfig, split: &str) -> Result<ImageFolder> {
     let f = ImageFolder::open(&cfg.data.join(split))?;
-    for p in f.skipped_links() {
-        eprintln!("warning: skipping {}: the same file as one listed before it (a link)", p.display());
+    for (p, why) in f.skipped_links() {
+        eprintln!("warning: skipping {}: {why}", p.display());
     }
     Ok(f)
 }
+
+/// Duplicate warnings printed one by one; the rest are counted.
+const MAX_WARNINGS: usize = 10;
 
 /// Where the validation images come from.
 enum Validation<'a> {
@@ -98,19 +105,58 @@ impl Splits {
             )));
         }
         let splits = Splits { train, valid, test };
-        splits.check_no_leaks()?;
+        splits.check_duplicates()?;
         Ok((splits, record))
     }
 
-    /// Errors, naming both files, when an image is in two splits.
-    fn check_no_leaks(&self) -> Result<()> {
-        let files = |f: &ImageFolder| -> Vec<PathBuf> { f.samples().iter().map(|(p, _)| p.clone()).collect() };
-        let (train, valid) = (files(&self.train), files(&self.valid));
-        let test = self.test.as_ref().map(files).unwrap_or_default();
-        check_no_leaks(&[
-            SplitFiles { name: "train", files: &train },
-            SplitFiles { name: "validation", files: &valid },
-            SplitFiles { name: "test", files: &test },
-        ])
+    /// Images per class of each split.
+    pub fn counts(&self) -> SplitCounts {
+        let mut counts = SplitCounts::from([("train".to_string(), self.train.class_counts()), ("validation".to_string(), self.valid.class_counts())]);
+        if let Some(t) = &self.test {
+            counts.insert("test".into(), t.class_counts());
+        }
+        counts
+    }
+
+    /// Warns, per split and class, where the images now number other than
+    /// `before` (what the run last trained on, from its checkpoint): a
+    /// resumed run trains on the data as it is now.
+    pub fn warn_if_changed(&self, before: &SplitCounts, classes: &[String]) {
+        let now = self.counts();
+        for (split, counts) in &now {
+            let Some(old) = before.get(split) else {
+                eprintln!("warning: the data has a {split} split now that the run did not have when it last trained");
+                continue;
+            };
+            for (c, (n, o)) in counts.iter().zip(old).enumerate() {
+                if n != o {
+                    eprintln!(
+                        "warning: the {split} split of class {} has {n} images now, {o} when the run last trained: the resumed epochs use the data as it is now (start a new run to train on it from the beginning)",
+                        classes[c]
+                    );
+                }
+            }
+        }
+        for split in before.keys().filter(|s| !now.contains_key(*s)) {
+            eprintln!("warning: the data has no {split} split now; the run had one when it last trained");
+        }
+    }
+
+    /// Errors, naming both files, when an image is in two splits; warns
+    /// about an image under two classes and the same PNG pixels in two splits.
+    fn check_duplicates(&self) -> Result<()> {
+        fn split<'a>(name: &'a str, f: &'a ImageFolder) -> SplitFiles<'a> {
+            SplitFiles { name, samples: f.samples(), classes: f.classes() }
+        }
+        let mut all = vec![split("train", &self.train), split("validation", &self.valid)];
+        all.extend(self.test.as_ref().map(|t| split("test", t)));
+        let warnings = check_duplicates(&all)?;
+        for w in warnings.iter().take(MAX_WARNINGS) {
+            eprintln!("warning: {w}");
+        }
+        if warnings.len() > MAX_WARNINGS {
+            eprintln!("warning: {} more duplicate image(s) like these", warnings.len() - MAX_WARNINGS);
+        }
+        Ok(())
     }
 }

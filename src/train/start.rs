@@ -44,16 +44,22 @@ fn adam(model: &Classifier, lr: f64) -> Result<Adam> {
 
 /// Checks everything that needs the adapter but writes nothing: sizes,
 /// then the model of the first epoch (weights file or `--init` run,
-/// `--unfreeze-last`, the stage), then its activations.
-fn check_and_build(gpu: &Gpu, cfg: &TrainConfig) -> Result<Classifier> {
+/// `--unfreeze-last`, the stage), then its activations. Returns the model
+/// and the state of its first epoch.
+fn check_and_build(gpu: &Gpu, cfg: &TrainConfig) -> Result<(Classifier, TrainState)> {
     memory::check_training_fits(gpu, cfg, LoaderConfig::new(cfg.image_size, cfg.batch).prefetch)?;
     let first = stages::model_config(cfg, 0);
+    let mut state = fresh_state(cfg);
     let model = match &cfg.init {
-        Some(dir) => Classifier::from_tensor_map(gpu, &first, &init::init_weights(dir, cfg)?)?,
+        Some(dir) => {
+            let (weights, drawn) = init::init_weights(dir, cfg)?;
+            state.draw_offset = drawn;
+            Classifier::from_tensor_map(gpu, &first, &weights)?
+        }
         None => Classifier::new(gpu, &first)?,
     };
     memory::check_activations_fit(gpu, cfg.batch, cfg.image_size, &model.base.output_shapes(1, cfg.image_size, cfg.image_size)?)?;
-    Ok(model)
+    Ok((model, state))
 }
 
 /// A new run in `out`: refuses a directory that holds a run unless
@@ -65,12 +71,12 @@ pub fn new_run(gpu: &Gpu, cfg: TrainConfig, out: &Path, overwrite: bool) -> Resu
         return Err(run_dir::refuse_existing(out));
     }
     let (splits, split_record) = Splits::for_new_run(&cfg)?;
-    let model = check_and_build(gpu, &cfg)?;
+    let (model, mut state) = check_and_build(gpu, &cfg)?;
     let optimizer = adam(&model, cfg.lr)?;
     let run = RunDir::create(out, overwrite)?;
     // The split before run.json: a directory that holds a run has its split.
     if let Some(record) = &split_record {
-        record.save(run.path())?;
+        record.save(run.for_writing()?)?;
         println!(
             "validation: {} of train/ ({} images; {} train), stratified by class, seed {}; recorded in {}",
             record.validation_split,
@@ -81,7 +87,7 @@ pub fn new_run(gpu: &Gpu, cfg: TrainConfig, out: &Path, overwrite: bool) -> Resu
         );
     }
     run.save_config(&cfg)?;
-    let state = fresh_state(&cfg);
+    state.data = Some(splits.counts());
     Ok(Start { cfg, run, splits, model, optimizer, history: History::default(), state })
 }
 
@@ -126,10 +132,15 @@ pub fn resume(gpu: &Gpu, dir: &Path, cfg: TrainConfig) -> Result<Start> {
         (model, optimizer, history, ckpt.state)
     } else {
         eprintln!("{}: no checkpoint yet (the run stopped during its first epoch); starting again from epoch 1", run.path().display());
-        let model = check_and_build(gpu, &cfg)?;
+        let (model, state) = check_and_build(gpu, &cfg)?;
         let optimizer = adam(&model, cfg.lr)?;
-        (model, optimizer, History::default(), fresh_state(&cfg))
+        (model, optimizer, History::default(), state)
     };
+    let mut state = state;
+    if let Some(before) = &state.data {
+        splits.warn_if_changed(before, &cfg.classes);
+    }
+    state.data = Some(splits.counts());
     if cfg.total_epochs() < state.epoch {
         return Err(Error::Invalid(format!("--epochs {}: the run has completed {} epochs already", cfg.epochs, state.epoch)));
     }
@@ -138,9 +149,9 @@ pub fn resume(gpu: &Gpu, dir: &Path, cfg: TrainConfig) -> Result<Start> {
         println!("{}: the run now ends after {} epochs (run.json said {})", run.path().display(), cfg.epochs, saved.epochs);
         run.save_config(&cfg)?;
     }
-    history.save(run.path())?;
+    history.save(run.for_writing()?)?;
     if !history.epochs.is_empty() {
-        plots::save_plots(&history, run.path())?;
+        plots::save_plots(&history, run.for_writing()?)?;
     }
     Ok(Start { cfg, run, splits, model, optimizer, history, state })
 }
