@@ -62,7 +62,7 @@ expect_failure() {
   local label=$1; shift
   local log="$logs/run.log"
   echo "  \$ $*"
-  if "$@" >"$log" 2>&1; then
+  if RUST_BACKTRACE=0 "$@" >"$log" 2>&1; then
     echo "    PASSED (the mutation went unnoticed here)"
     grep -E "^test result:" "$log" | sed 's/^/    /'
   else
