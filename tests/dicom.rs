@@ -5,7 +5,8 @@
 //! formula, written here in integer arithmetic; corrupt files skipped with a
 //! warning; real files from the pydicom 3.0.2 wheel (fetched by
 //! `tools/fetch-dicom-samples.sh`) checked against facts read with pydicom
-//! (`tools/dicom_facts.py`); and `incept train` on a class folder of .dcm files.
+//! (`tools/dicom_facts.py`) and grey levels of their pixels worked by hand;
+//! and `incept train` on a class folder of .dcm files.
 
 mod binary;
 
