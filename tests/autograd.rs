@@ -1,11 +1,12 @@
 //! The tape: gradient accumulation, no-grad scopes, trainable flags, error
-//! paths, and a composed conv-BN-ReLU-pool-dense graph checked against finite
-//! differences of its own GPU forward.
+//! paths, and a composed conv-BN-ReLU-pool-dense graph whose GPU gradients
+//! are checked, entry by entry, against f64 finite differences of the same
+//! graph built from the CPU references.
 mod common;
 use common::*;
 use incept::autograd::{self as ag, Var};
 use incept::ops::window::{Padding, Window2d};
-use incept::reference::{random, to_f64};
+use incept::reference::{self as cpu, random, to_f64};
 use incept::Tensor;
 
 fn one_hot(gpu: &incept::Gpu, n: usize, c: usize, labels: &[usize]) -> Tensor {
@@ -108,30 +109,55 @@ fn tiny_batch(gpu: &incept::Gpu) -> (Var, Tensor) {
     (Var::constant(x), one_hot(gpu, 4, 3, &[0, 2, 1, 2]))
 }
 
+/// `Tiny::loss` in f64 from the CPU references, on the parameters `p` (in
+/// `Tiny::params` order), the input `x` [4, 9, 9, 3] and one-hot `t` [4, 3].
+fn tiny_loss_f64(p: &[Vec<f64>], x: &[f64], t: &[f64]) -> f64 {
+    let (y, ys) = cpu::conv::conv2d(x, [4, 9, 9, 3], &p[0], 6, &Window2d::new(3, 3, 1, Padding::Same));
+    let (y, _, _) = cpu::batchnorm::batchnorm_train(&y, None, &p[1], 1e-3);
+    let y = cpu::elementwise::relu(&y);
+    let (y, ys) = cpu::pool::max_pool2d(&y, ys, &Window2d::new(3, 3, 2, Padding::Valid));
+    let y = cpu::pool::global_avg_pool(&y, ys);
+    let y = cpu::matmul::dense(&y, &p[2], &p[3], 4, 6, 16, true);
+    let y = cpu::matmul::dense(&y, &p[4], &p[5], 4, 16, 3, false);
+    cpu::loss::softmax_cross_entropy(&y, t, 3).0
+}
+
+/// Every entry of every parameter's GPU gradient against central
+/// differences (step 1e-6) of the f64 CPU graph, and a guard that the
+/// gradients checked are not zero: every conv channel and most hidden units
+/// of the first Dense layer (a ReLU) get one, so `0 == 0` cannot pass.
 #[test]
-fn composed_graph_gradients_match_finite_differences_of_the_gpu_forward() {
+fn composed_graph_gradients_match_f64_finite_differences_of_the_cpu_graph() {
     let gpu = gpu();
     let model = Tiny::new(&gpu);
     let (x, targets) = tiny_batch(&gpu);
     let grads = model.loss(&x, &targets, None).backward().unwrap();
-    let eps = 1e-2f32;
+    let xs = to_f64(&x.value().to_vec().unwrap());
+    let t = to_f64(&targets.to_vec().unwrap());
+    let params: Vec<Vec<f64>> = model.params().iter().map(|p| to_f64(&p.value().to_vec().unwrap())).collect();
+    let gpu_loss = ag::no_grad(|| model.loss(&x, &targets, None)).value().scalar().unwrap() as f64;
+    let cpu_loss = tiny_loss_f64(&params, &xs, &t);
+    assert!((gpu_loss - cpu_loss).abs() <= 1e-5 * cpu_loss.abs(), "loss: GPU {gpu_loss} vs f64 CPU {cpu_loss}");
+    let names = ["conv kernel", "BN beta", "dense 1 kernel", "dense 1 bias", "dense 2 kernel", "dense 2 bias"];
+    let mut fd = Vec::new();
     for (pi, p) in model.params().iter().enumerate() {
-        let g = grads.get(p).unwrap_or_else(|| panic!("parameter {pi} got no gradient")).to_vec().unwrap();
-        let base = p.value().to_vec().unwrap();
-        // A few entries per parameter: FD in f32 on the GPU, central differences.
-        for &i in &[0, base.len() / 2, base.len() - 1] {
-            let eval = |delta: f32| {
-                let mut v = base.clone();
-                v[i] += delta;
-                p.value().write(&v).unwrap();
-                let l = ag::no_grad(|| model.loss(&x, &targets, None)).value().scalar().unwrap() as f64;
-                p.value().write(&base).unwrap();
-                l
-            };
-            let fd = (eval(eps) - eval(-eps)) / (2.0 * eps as f64);
-            let got = g[i] as f64;
-            assert!((got - fd).abs() <= 2e-3 + 2e-2 * fd.abs(), "parameter {pi} entry {i}: autograd {got:.6} vs finite difference {fd:.6}");
-        }
+        let want = cpu::finite_difference(&params[pi], 1e-6, |v| {
+            let mut all = params.clone();
+            all[pi] = v.to_vec();
+            tiny_loss_f64(&all, &xs, &t)
+        });
+        let got = grads.get(p).unwrap_or_else(|| panic!("{} got no gradient", names[pi])).to_vec().unwrap();
+        assert_close(names[pi], &got, &want);
+        fd.push(want);
+    }
+    // Nonzero guard. Conv kernel [3, 3, 3, 6]: every output channel; dense 1 bias: its hidden units.
+    let alive = |g: &[f64], units: usize| (0..units).filter(|&u| g.iter().skip(u).step_by(units).any(|v| v.abs() > 1e-8)).count();
+    assert_eq!(alive(&fd[0], 6), 6, "every conv channel gets a gradient: {:?}", fd[0]);
+    let hidden = alive(&fd[3], 16);
+    assert!(hidden >= 8, "only {hidden} of 16 hidden units get a gradient (dead ReLUs): {:?}", fd[3]);
+    assert_eq!(alive(&fd[2], 16), hidden, "a hidden unit's kernel column has a gradient exactly when its bias has");
+    for (name, g) in names.iter().zip(&fd) {
+        assert!(g.iter().map(|v| v * v).sum::<f64>().sqrt() > 1e-4, "{name}: gradient {g:?}");
     }
 }
 

@@ -5,7 +5,8 @@
 //! formula, written here in integer arithmetic; corrupt files skipped with a
 //! warning; real files from the pydicom 3.0.2 wheel (fetched by
 //! `tools/fetch-dicom-samples.sh`) checked against facts read with pydicom
-//! (`tools/dicom_facts.py`); and `incept train` on a class folder of .dcm files.
+//! (`tools/dicom_facts.py`) and grey levels of their pixels worked by hand;
+//! and `incept train` on a class folder of .dcm files.
 
 mod binary;
 
@@ -509,6 +510,45 @@ fn real_ct_slice_in_hounsfield_units() {
     assert_eq!(grey_sum(&frame, Some(window("brain"))), 1474215);
     // No window in the file: the frame's range.
     assert_eq!(grey_sum(&frame, None), 1565185);
+}
+
+/// Grey levels of real pixels worked by hand, ⌊255 · (v − lo) / W⌋ with
+/// lo = L − W/2 (values below lo give 0), independent of incept's code and
+/// of tools/dicom_facts.py; the HU values are pydicom's (pixel_array · slope
+/// + intercept).
+#[test]
+fn real_files_window_as_worked_by_hand() {
+    let grey = |frame: &DicomFrame, w: Option<Window>, row: usize, col: usize| {
+        let rgb = frame.to_rgb(w).unwrap();
+        rgb.get_pixel(col as u32, row as u32)[0]
+    };
+    let ct = read_frame(&sample("CT_small.dcm"), None).unwrap();
+    // (row, col, HU, grey): lungs W 1500 L −600, lo −1350: −849 → 255·501/1500 = 85.17 → 85, …
+    for (r, c, hu, g) in [(0, 0, -849.0, 85), (5, 7, -838.0, 87), (10, 3, -821.0, 89), (15, 15, -826.0, 89)] {
+        assert_eq!((at(&ct, r, c), grey(&ct, Some(window("lungs")), r, c)), (hu, g), "lungs at ({r}, {c})");
+    }
+    // Mediastinum W 350 L 50, lo −125: −66 → 255·59/350 = 42.98 → 42; −91 → 24.77; 76 → 146.44; 77 → 147.17.
+    for (r, c, hu, g) in [(0, 48, -66.0, 42), (54, 101, -91.0, 24), (84, 63, 76.0, 146), (105, 90, 77.0, 147), (0, 0, -849.0, 0)] {
+        assert_eq!((at(&ct, r, c), grey(&ct, Some(window("mediastinum")), r, c)), (hu, g), "mediastinum at ({r}, {c})");
+    }
+    // Brain W 80 L 40, lo 0: 29 → 255·29/80 = 92.43 → 92; 34 → 108.38; 37 → 117.94; 66 → 210.38.
+    for (r, c, hu, g) in [(0, 49, 29.0, 92), (73, 3, 34.0, 108), (86, 36, 37.0, 117), (101, 68, 66.0, 210)] {
+        assert_eq!((at(&ct, r, c), grey(&ct, Some(window("brain")), r, c)), (hu, g), "brain at ({r}, {c})");
+    }
+    // No window in the file: its range −896 … 1167, W 2063, lo −896: −849 → 255·47/2063 = 5.81 → 5; −838 → 7.17; −826 → 8.65.
+    for (r, c, g) in [(0, 0, 5), (5, 7, 7), (15, 15, 8)] {
+        assert_eq!(grey(&ct, None, r, c), g, "the frame's range at ({r}, {c})");
+    }
+    // Its own window W 100 L 30, lo −20: 76 → 255·96/100 = 244.8 → 244; 23 → 109.65 → 109; −963 → 0.
+    let small = read_frame(&sample("dicomdirtests/77654033/CT2/17106"), None).unwrap();
+    for (r, c, g) in [(0, 0, 244), (15, 15, 109), (5, 7, 0)] {
+        assert_eq!(grey(&small, None, r, c), g, "17106's own window at ({r}, {c})");
+    }
+    // MR, its own window W 1600 L 600, lo −200: 905 → 255·1105/1600 = 176.11 → 176; 847 → 166.87; 392 → 94.35; 654 → 136.11.
+    let mr = read_frame(&sample("MR_small.dcm"), None).unwrap();
+    for (r, c, g) in [(0, 0, 176), (5, 7, 166), (10, 3, 94), (15, 15, 136)] {
+        assert_eq!(grey(&mr, None, r, c), g, "MR's own window at ({r}, {c})");
+    }
 }
 
 #[test]

@@ -3,7 +3,7 @@
 mod common;
 use common::*;
 use incept::ops::elementwise as ew;
-use incept::gpu::Precision;
+use incept::gpu::{Precision, check_binding};
 use incept::{DType, Error, Gpu, GpuOptions, Tensor};
 
 #[test]
@@ -20,16 +20,24 @@ fn a_tensor_beyond_max_buffer_size_is_a_limit_error_naming_both_sizes() {
     }
 }
 
+/// The binding check against a 1 MiB limit (every adapter), then a launch
+/// binding a tensor past the adapter's own limit where the adapter can
+/// allocate one (lavapipe: 128 MiB bindings of 2 GiB buffers; an adapter
+/// that binds every buffer it allocates cannot reach that error).
 #[test]
 fn binding_a_tensor_beyond_max_storage_binding_is_a_limit_error() {
+    let small = wgpu::Limits { max_storage_buffer_binding_size: 1 << 20, ..wgpu::Limits::default() };
+    assert!(check_binding(&small, || "x".into(), 1 << 20).is_ok(), "exactly the limit binds");
+    let msg = check_binding(&small, || "relu_forward: a tensor".into(), (1 << 20) + 4).unwrap_err().to_string();
+    assert!(msg.contains("relu_forward: a tensor") && msg.contains("max_storage_buffer_binding_size") && msg.contains("1048576") && msg.contains("1048580"), "{msg}");
+
     let gpu = gpu();
     let limit = gpu.limits().max_storage_buffer_binding_size;
-    if limit >= gpu.limits().max_buffer_size {
-        return; // every buffer this adapter can allocate can also be bound
+    if limit < gpu.limits().max_buffer_size {
+        let x = Tensor::empty(&gpu, &[(limit / 4 + 16) as usize], DType::F32).unwrap();
+        let msg = ew::relu(&x).unwrap_err().to_string();
+        assert!(msg.contains("max_storage_buffer_binding_size") && msg.contains(&limit.to_string()), "{msg}");
     }
-    let x = Tensor::empty(&gpu, &[(limit / 4 + 16) as usize], DType::F32).unwrap();
-    let msg = ew::relu(&x).unwrap_err().to_string();
-    assert!(msg.contains("max_storage_buffer_binding_size") && msg.contains(&limit.to_string()), "{msg}");
 }
 
 #[test]

@@ -1,7 +1,11 @@
 //! `incept convert keras` and `incept inspect` on files Keras itself wrote
 //! (tests/data/keras, made by tools/make_keras_fixtures.py with tf_keras
-//! 2.21 and Keras 3.15.1): every tensor of each file is a constant that
-//! names it (VALUES in the tool's header), so a mapping error shows.
+//! 2.21 and Keras 3.15.1): every tensor of each file is filled from a
+//! formula that names it and each of its elements (VALUES in the tool's
+//! header), so a mapping error and an element order, transpose or layout
+//! error inside a tensor shows; and incept's conversion is byte for byte
+//! what the Python converter (tools/keras_h5_to_safetensors.py), run here,
+//! writes.
 
 mod binary;
 
@@ -9,8 +13,7 @@ use binary::{incept, ok, text};
 use incept::io::keras_import::map_inception_v3;
 use incept::io::keras_inception_v3::{bn_name, conv_name, convs};
 use incept::io::keras_weights::{KerasFormat, read_keras_file};
-use incept::io::{StorageDtype, TensorMap, read_safetensors, write_safetensors};
-use std::collections::BTreeMap;
+use incept::io::{TensorMap, read_safetensors};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -35,29 +38,40 @@ fn unpacked(dir: &Path, name: &str) -> PathBuf {
 }
 
 /// VALUES of tools/make_keras_fixtures.py: what every tensor must hold
-/// (conv k, Dense j of `dense` layers; the last Dense's bias is 0.1·c).
+/// (conv k, Dense j of `dense` layers): a base per tensor times
+/// f(i) = 1 + (i mod P) / (2P) over the row-major element index i, P = 1009
+/// for tensors of up to 1009 elements, else 13; the last Dense kernel by
+/// row, its bias 0.1·c.
 fn expected(name: &str, shape: &[usize], dense: usize) -> Vec<f32> {
     let n: usize = shape.iter().product();
     let (layer, var) = name.split_once('/').unwrap();
     let number = |prefix: &str| layer.strip_prefix(prefix).map(|r| r.strip_prefix('_').map_or(0, |k| k.parse::<usize>().unwrap()));
-    let fill = |v: f64| vec![v as f32; n];
+    // base · f(index(i)) for i in 0..n, where `index` maps an element to the index the formula uses.
+    let values = |base: f64, distinct: usize, index: &dyn Fn(usize) -> usize| -> Vec<f32> {
+        let period = if distinct <= 1009 { 1009 } else { 13 };
+        (0..n).map(|i| (base * (1.0 + (index(i) % period) as f64 / (2 * period) as f64)) as f32).collect()
+    };
+    let element = |i: usize| i;
     if let Some(k) = number("conv2d") {
         let c = &convs()[k];
-        return fill((1.0 + k as f64 / 1000.0) / (c.kh * c.kw * c.cin) as f64);
+        return values((1.0 + k as f64 / 1000.0) / (c.kh * c.kw * c.cin) as f64, n, &element);
     }
     if let Some(j) = number("dense") {
+        let last = j + 1 == dense;
         return match var {
-            "kernel" => fill((1.0 + j as f64 / 10.0) / shape[0] as f64),
-            _ if j + 1 == dense => (0..n).map(|c| (0.1 * c as f64) as f32).collect(),
-            _ => fill(0.001 * (j + 1) as f64),
+            "kernel" if last => values((1.0 + j as f64 / 10.0) / shape[0] as f64, shape[0], &|i| i / shape[1]),
+            "kernel" => values((1.0 + j as f64 / 10.0) / shape[0] as f64, n, &element),
+            _ if last => (0..n).map(|c| (0.1 * c as f64) as f32).collect(),
+            _ => values(0.001 * (j + 1) as f64, n, &element),
         };
     }
     let k = number("batch_normalization").unwrap() as f64;
-    fill(match var {
+    let base = match var {
         "beta" => 0.01 + k / 1e4,
         "moving_mean" => 0.02 + k / 1e4,
         _ => 1.0 + k / 1000.0,
-    })
+    };
+    values(base, n, &element)
 }
 
 #[track_caller]
@@ -69,6 +83,10 @@ fn check_values(what: &str, weights: &TensorMap, dense: usize) {
     for (name, t) in weights {
         assert_eq!(t.data, expected(name, &t.shape, dense), "{what}: {name} {:?}", t.shape);
     }
+    // The fixture itself: the first kernel (3·3·3·32) holds 864 distinct values, so no reordering passes.
+    let first = &weights["conv2d/kernel"].data;
+    let distinct: std::collections::BTreeSet<u32> = first.iter().map(|v| v.to_bits()).collect();
+    assert_eq!(distinct.len(), first.len(), "{what}: conv2d/kernel's values are not all distinct");
 }
 
 /// Every Keras form the fixtures hold: (file, form, has the head).
@@ -98,27 +116,50 @@ fn every_keras_form_maps_onto_incepts_names_with_the_values_keras_wrote() {
     }
 }
 
+/// The Python that runs tools/keras_h5_to_safetensors.py: `INCEPT_TOOLS_PYTHON`,
+/// else the venv `bash tools/python-tools.sh` makes under target/ (tools/test.sh runs it).
+fn tools_python() -> PathBuf {
+    let python = std::env::var_os("INCEPT_TOOLS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/python-tools/venv/bin/python"));
+    assert!(
+        python.exists(),
+        "{} is missing: the Python converter's check needs h5py, numpy and safetensors; run `bash tools/python-tools.sh` (tools/test.sh does) or set INCEPT_TOOLS_PYTHON",
+        python.display()
+    );
+    python
+}
+
+/// The header of a safetensors file as JSON, and the bytes after it.
+fn safetensors_parts(path: &Path) -> (serde_json::Value, Vec<u8>) {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    (serde_json::from_slice(&bytes[8..8 + n]).unwrap(), bytes[8 + n..].to_vec())
+}
+
 #[test]
 fn the_base_alone_becomes_the_safetensors_file_the_python_converter_writes() {
+    let python = tools_python();
+    let converter = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/keras_h5_to_safetensors.py");
     let tmp = tempfile::tempdir().unwrap();
     for name in ["inception_v3_tf_keras.h5", "inception_v3_keras3.weights.h5"] {
         let path = unpacked(tmp.path(), name);
         let out = tmp.path().join(format!("{name}.safetensors"));
         let t = ok(incept(&["convert", "keras", path.to_str().unwrap(), "--out", out.to_str().unwrap()]));
         assert!(t.contains("InceptionV3 base, 21802784 parameters") && t.contains("376 tensors"), "{t}");
-        let weights = read_safetensors(&out).unwrap();
-        check_values(name, &weights, 0);
-        // tools/keras_h5_to_safetensors.py writes these tensors with this metadata (its
-        // output for these two fixtures was compared with this command's by hand: same
-        // header and bytes but for the metadata key order, tests/data/README.md).
-        let metadata = BTreeMap::from([
-            ("model".to_string(), "keras InceptionV3 include_top=False".to_string()),
-            ("names".to_string(), "keras3".to_string()),
-            ("source".to_string(), format!("keras: {name}")),
-        ]);
-        let reference = tmp.path().join("reference.safetensors");
-        write_safetensors(&reference, &weights, StorageDtype::F32, &metadata).unwrap();
-        assert!(std::fs::read(&out).unwrap() == std::fs::read(&reference).unwrap(), "{name}: not the bytes of these tensors and metadata");
+        check_values(name, &read_safetensors(&out).unwrap(), 0);
+
+        let reference = tmp.path().join(format!("{name}.python.safetensors"));
+        let o = std::process::Command::new(&python).arg(&converter).arg(&path).arg(&reference).output().unwrap();
+        assert!(o.status.success(), "{name}: the Python converter failed: {}", text(&o));
+        // The same header (names, dtypes, shapes, offsets, metadata; the Python writer orders the
+        // metadata keys at random, so headers are compared as JSON) and the same tensor bytes.
+        let (ours, our_data) = safetensors_parts(&out);
+        let (theirs, their_data) = safetensors_parts(&reference);
+        assert_eq!(ours, theirs, "{name}: headers differ");
+        assert!(our_data == their_data, "{name}: tensor bytes differ");
+        let metadata = &ours["__metadata__"];
+        assert_eq!(metadata["source"], format!("keras: {name}"), "{metadata}");
     }
 }
 

@@ -29,11 +29,18 @@ fn imbalanced_set_split_weighted_stopped_evaluated_with_tta_and_explained() {
     }
     let w = weights(tmp.path());
     let run = tmp.path().join("run");
+    // --min-delta 1e9: no epoch after the first counts as an improvement, so
+    // patience 2 must stop the run after epoch 3 of the 4 asked for.
     let out = ok(incept(&[
-        "train", "--data", s(&data), "--weights", s(&w), "--out", s(&run), "--epochs", "3", "--image-size", "75", "--batch", "6",
+        "train", "--data", s(&data), "--weights", s(&w), "--out", s(&run), "--epochs", "4", "--image-size", "75", "--batch", "6",
         "--head", "8", "--seed", "3", "--validation-split", "0.25", "--class-weight", "balanced", "--early-stopping", "2",
+        "--min-delta", "1e9",
     ]));
     assert!(out.contains("class weights (training loss only)"), "{out}");
+    assert!(out.contains("has not improved on epoch 1 for 2 epoch(s); stopped after epoch 3"), "{out}");
+    let history = std::fs::read_to_string(run.join("history.csv")).unwrap();
+    let epochs: Vec<&str> = history.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(epochs, ["1", "2", "3"], "epoch 4 never ran:\n{history}");
 
     // Balanced weights count the training side of the recorded split: n / (classes · count).
     let split = json(&run.join("split.json"));
@@ -59,10 +66,23 @@ fn imbalanced_set_split_weighted_stopped_evaluated_with_tta_and_explained() {
     assert_eq!(metrics["images"], 9);
     let per_class = metrics["per_class"].as_array().unwrap();
     assert_eq!(per_class.len(), 3);
-    for c in per_class {
+    // Each class's ROC-AUC against the Mann–Whitney count over the per-image
+    // probabilities evaluate wrote (positive ranked above negative: 1, tie: ½),
+    // and the confusion matrix against the same file's rows.
+    let (actual, scores) = evaluation_rows(&run.join("evaluation_predictions.csv"));
+    assert_eq!(actual.len(), 9);
+    for (k, c) in per_class.iter().enumerate() {
         let auc = c["roc_auc"].as_f64().unwrap();
-        assert!((0.0..=1.0).contains(&auc), "{c}");
+        let want = mann_whitney_auc(&actual, &scores, k);
+        assert!((auc - want).abs() < 1e-9, "class {k}: roc_auc {auc} but the pairs give {want}");
     }
+    let mut confusion = vec![vec![0u64; 3]; 3];
+    for (a, p) in actual.iter().zip(&scores) {
+        let predicted = (0..3).fold(0, |best, c| if p[c] > p[best] { c } else { best });
+        confusion[*a][predicted] += 1;
+    }
+    let written: Vec<Vec<u64>> = metrics["confusion_matrix"].as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect()).collect();
+    assert_eq!(written, confusion);
     for png in ["roc.png", "precision_recall.png", "top_losses.png", "confusion_matrix.png"] {
         let (w, h) = image::image_dimensions(run.join(png)).unwrap_or_else(|e| panic!("{png}: {e}"));
         assert!(w > 100 && h > 100, "{png}: {w}×{h}");
@@ -78,4 +98,35 @@ fn imbalanced_set_split_weighted_stopped_evaluated_with_tta_and_explained() {
         assert_eq!(map["gradcam"].shape, vec![3, 3]);
         assert!(map["gradcam"].data.iter().all(|&v| v >= 0.0));
     }
+}
+
+/// (true class index, probabilities) per row of evaluate's per-image CSV
+/// (`path,actual,predicted,probability_<class>…`, classes in `CLASSES` order).
+fn evaluation_rows(path: &Path) -> (Vec<usize>, Vec<Vec<f64>>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let want: Vec<String> = CLASSES.iter().map(|c| format!("probability_{c}")).collect();
+    assert_eq!(header.split(',').skip(3).collect::<Vec<_>>(), want, "{header}");
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let actual = CLASSES.iter().position(|c| *c == f[1]).unwrap_or_else(|| panic!("{l}"));
+            (actual, f[3..].iter().map(|v| v.parse::<f64>().unwrap()).collect())
+        })
+        .unzip()
+}
+
+/// One-vs-rest ROC-AUC of `class` by counting pairs: P(score of a positive > score of a negative), ties ½.
+fn mann_whitney_auc(actual: &[usize], scores: &[Vec<f64>], class: usize) -> f64 {
+    let (mut wins, mut pairs) = (0.0, 0.0);
+    for (a, p) in actual.iter().zip(scores) {
+        for (b, q) in actual.iter().zip(scores) {
+            if *a == class && *b != class {
+                pairs += 1.0;
+                wins += if p[class] > q[class] { 1.0 } else if p[class] == q[class] { 0.5 } else { 0.0 };
+            }
+        }
+    }
+    wins / pairs
 }

@@ -316,6 +316,32 @@ fn cap_works() -> bool {
     })
 }
 
+/// `--batch B --image-size 2000`, within the adapter's limits but beyond
+/// the host memory, is refused before anything is allocated: under the
+/// 6 GiB cap where the adapter starts under it (B = 40, 1.9 GB a batch);
+/// else uncapped, with B sized so that two batches in flight exceed
+/// MemAvailable, where one batch still fits the adapter's max_buffer_size
+/// (where it does not, that limit refuses the batch, and that is checked).
+fn host_memory_refusal(train: impl Fn(&[&str]) -> Output) {
+    if cap_works() {
+        fails_with(train(&["--image-size", "2000", "--batch", "40"]), &["host memory", "--batch 40 × --image-size 2000", "bytes"]);
+        return;
+    }
+    let meminfo = std::fs::read_to_string("/proc/meminfo").expect("/proc/meminfo (the host-memory check reads it)");
+    let kib: u64 = meminfo.lines().find_map(|l| l.strip_prefix("MemAvailable:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).expect("MemAvailable");
+    let per_image = 2000u64 * 2000 * 3 * 4;
+    let batch = (kib * 1024 * 6 / 10).div_ceil(per_image);
+    let flags = format!("--batch {batch} × --image-size 2000");
+    let o = train(&["--image-size", "2000", "--batch", &batch.to_string()]);
+    let max_buffer = incept::Gpu::shared().unwrap().limits().max_buffer_size;
+    if batch * per_image <= max_buffer {
+        fails_with(o, &["host memory", &flags, "bytes"]);
+    } else {
+        eprintln!("uncapped: one batch of {flags} exceeds max_buffer_size {max_buffer}, so that limit refuses it before the host check");
+        fails_with(o, &["max_buffer_size", &flags]);
+    }
+}
+
 #[test]
 fn oversized_flags_fail_with_a_message_under_a_memory_cap() {
     let f = fixture();
@@ -331,10 +357,7 @@ fn oversized_flags_fail_with_a_message_under_a_memory_cap() {
     fails_with(train(&["--image-size", "75", "--head", "300000000"]), &["--head 300000000", "bytes"]);
     fails_with(train(&["--image-size", "75", "--head", "40000,40000"]), &["--head 40000,40000", "bytes"]);
     fails_with(train(&["--image-size", "75", "--batch", "3000000"]), &["--batch 3000000", "bytes"]);
-    // Within the adapter's limits, but not within the capped host memory.
-    if cap_works() {
-        fails_with(train(&["--image-size", "2000", "--batch", "40"]), &["host memory", "--batch 40 × --image-size 2000", "bytes"]);
-    }
+    host_memory_refusal(&train);
     assert!(!out.exists());
     fails_with(capped(&["predict", "--model", s(&f.run), "--batch", "3000000", s(&f.data)]), &["--batch 3000000", "bytes"]);
 }

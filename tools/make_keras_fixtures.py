@@ -6,10 +6,13 @@
 Needs TensorFlow with Keras 3 and tf_keras (`pip install tensorflow-cpu tf-keras h5py`);
 CI only reads the files. Every file is written by Keras itself (tf_keras for the legacy
 .h5 forms, Keras 3 for .weights.h5 and .keras). Every weight tensor is filled from a
-formula that identifies it (VALUES below; tests/keras_import.rs recomputes it), so a
-mapping error shows, and constant tensors compress ~1000:1: HDF5 files are stored
-gzipped (`.gz`), .keras archives as Keras wrote them (re-zipped with deflate when Keras
-stored them uncompressed). Files:
+formula that identifies it and each of its elements (VALUES below; tests/keras_import.rs
+recomputes it), so a mapping error, and an element order, transpose or layout error
+inside a tensor, shows: every tensor of up to 1009 elements (the first kernel, every
+BatchNormalization vector, the head's biases) holds distinct values, larger ones repeat
+with a period of 13 elements (a prime that divides no InceptionV3 dimension), so the
+files still compress ~100:1: HDF5 files are stored gzipped (`.gz`), .keras archives
+as Keras wrote them (re-zipped with deflate when Keras stored them uncompressed). Files:
 
   inception_v3_tf_keras.h5.gz             tf_keras save_weights("x.h5"), base only
                                           (the format of Keras's ImageNet notop file)
@@ -28,12 +31,17 @@ stored them uncompressed). Files:
   inception_v3_head_no_weights.keras      inception_v3_head.keras without model.weights.h5
   tiny_dense.weights.h5, tiny_dense_tf_keras.h5   another model (Dense 4 -> 3)
 
-VALUES (k: the conv2d_bn call in creation order, j: the head's Dense layer in order):
-  conv2d_k/kernel = (1 + k/1000) / (kh*kw*cin)      batch_normalization_k/beta = 0.01 + k/10^4
-  .../moving_mean = 0.02 + k/10^4                   .../moving_variance = 1 + k/1000
-  dense_j/kernel = (1 + j/10) / fan_in              dense_j/bias = 0.001 (j + 1), the last
-                                                    layer's bias[c] = 0.1 c instead
-(values computed in float64, stored as float32).
+VALUES (k: the conv2d_bn call in creation order, j: the head's Dense layer in order),
+each a base times the element factor f(i) = 1 + (i mod P) / (2 P), i the element's
+row-major index in Keras's layout (HWIO kernels, [fan_in, units] Dense kernels), P = 1009
+for tensors of up to 1009 elements (the last Dense kernel: up to 1009 rows), else 13:
+  conv2d_k/kernel = (1 + k/1000) / (kh*kw*cin) * f(i)
+  batch_normalization_k/beta = (0.01 + k/10^4) * f(c)
+  .../moving_mean = (0.02 + k/10^4) * f(c)          .../moving_variance = (1 + k/1000) * f(c)
+  dense_j/kernel = (1 + j/10) / fan_in * f(i)       dense_j/bias = 0.001 (j + 1) * f(c)
+  except the last Dense layer: kernel[r, c] = (1 + j/10) / fan_in * f(r), the same in every
+  column (so every class gets the same logit but for the bias), and bias[c] = 0.1 c
+(values computed in float64, operations left to right as written, stored as float32).
 """
 import gzip
 import json
@@ -58,6 +66,19 @@ def counter(name):
     return int(m.group(1) or 0)
 
 
+# VALUES's periods: every element distinct up to DISTINCT_UP_TO elements, else a period of REPEAT.
+DISTINCT_UP_TO = 1009
+REPEAT = 13
+
+
+def values(base, shape, index=None):
+    """base * f(i) over the row-major indices of `shape` (or over `index`, broadcast), as float32."""
+    if index is None:
+        index = np.arange(int(np.prod(shape))).reshape(shape)
+    period = DISTINCT_UP_TO if index.size <= DISTINCT_UP_TO else REPEAT
+    return np.broadcast_to(base * (1 + (index % period) / (2 * period)), shape).astype(np.float32)
+
+
 def fill(layers, dense, conv_type, bn_type):
     """Sets VALUES into the base's layers (ranked by creation counter) and the head's Dense layers."""
     convs = sorted((l for l in layers if isinstance(l, conv_type)), key=lambda l: counter(l.name))
@@ -65,15 +86,16 @@ def fill(layers, dense, conv_type, bn_type):
     assert len(convs) == len(bns) == 94, (len(convs), len(bns))
     for k, (c, b) in enumerate(zip(convs, bns)):
         kh, kw, cin, cout = c.kernel.shape
-        c.kernel.assign(np.full((kh, kw, cin, cout), (1 + k / 1000) / (kh * kw * cin), dtype=np.float32))
-        b.beta.assign(np.full((cout,), 0.01 + k / 1e4, dtype=np.float32))
-        b.moving_mean.assign(np.full((cout,), 0.02 + k / 1e4, dtype=np.float32))
-        b.moving_variance.assign(np.full((cout,), 1 + k / 1000, dtype=np.float32))
+        c.kernel.assign(values((1 + k / 1000) / (kh * kw * cin), (kh, kw, cin, cout)))
+        b.beta.assign(values(0.01 + k / 1e4, (cout,)))
+        b.moving_mean.assign(values(0.02 + k / 1e4, (cout,)))
+        b.moving_variance.assign(values(1 + k / 1000, (cout,)))
     for j, d in enumerate(dense):
         fan_in, units = d.kernel.shape
-        d.kernel.assign(np.full((fan_in, units), (1 + j / 10) / fan_in, dtype=np.float32))
-        bias = 0.1 * np.arange(units) if j == len(dense) - 1 else np.full((units,), 0.001 * (j + 1))
-        d.bias.assign(bias.astype(np.float32))
+        last = j == len(dense) - 1
+        rows = np.arange(fan_in).reshape(fan_in, 1) if last else None
+        d.kernel.assign(values((1 + j / 10) / fan_in, (fan_in, units), rows))
+        d.bias.assign((0.1 * np.arange(units)).astype(np.float32) if last else values(0.001 * (j + 1), (units,)))
 
 
 def head(keras, x):

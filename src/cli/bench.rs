@@ -6,6 +6,7 @@ use incept::autograd as ag;
 use super::base::BaseArgs;
 use incept::ops::optim::{AdamConfig, adam_step};
 use incept::ops::pool;
+use incept::gpu::profile::HOST_WORK;
 use incept::report::ProfileReport;
 use incept::{Error, Gpu, Result, Tensor};
 use std::path::{Path, PathBuf};
@@ -214,7 +215,10 @@ const PROFILE_TOP: usize = 15;
 /// Profiles one run of `f` (already warmed up), prints the tables and writes `stem.json` and `stem.png`.
 fn profile_once(gpu: &Gpu, label: &str, stem: &Path, f: &mut dyn FnMut() -> Result<()>) -> Result<()> {
     gpu.start_profile()?;
-    f()?;
+    {
+        let _span = gpu.profile_span(HOST_WORK);
+        f()?;
+    }
     let report = ProfileReport::new(&gpu.finish_profile()?, label, gpu.name(), 1);
     println!("\n{}", report.to_text(PROFILE_TOP));
     let (json, png) = (stem.with_extension("json"), stem.with_extension("png"));

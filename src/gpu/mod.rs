@@ -453,6 +453,16 @@ impl Gpu {
     }
 }
 
+/// Whether a storage binding of `bytes` bytes (`what`, for the error) fits
+/// the adapter's `max_storage_buffer_binding_size`.
+pub fn check_binding(limits: &wgpu::Limits, what: impl FnOnce() -> String, bytes: u64) -> Result<()> {
+    let limit = limits.max_storage_buffer_binding_size;
+    if bytes > limit {
+        return Err(Error::Limit { what: what(), bytes, limit_name: "max_storage_buffer_binding_size", limit });
+    }
+    Ok(())
+}
+
 /// A dispatch with what it computes attached, from [`Gpu::with_work`].
 pub struct Launcher<'a> {
     gpu: &'a Gpu,
@@ -482,16 +492,8 @@ impl Launcher<'_> {
                 kernel.entry, kernel.reads, kernel.writes, reads.len(), writes.len()
             )));
         }
-        let max_binding = inner.limits.max_storage_buffer_binding_size;
         for b in reads.iter().chain(writes) {
-            if b.byte_size() > max_binding {
-                return Err(Error::Limit {
-                    what: format!("{}: {}", kernel.entry, b.describe()),
-                    bytes: b.byte_size(),
-                    limit_name: "max_storage_buffer_binding_size",
-                    limit: max_binding,
-                });
-            }
+            check_binding(&inner.limits, || format!("{}: {}", kernel.entry, b.describe()), b.byte_size())?;
         }
         for (i, w) in writes.iter().enumerate() {
             let aliased = reads.iter().chain(&writes[..i]).any(|o| o.buffer() == w.buffer());

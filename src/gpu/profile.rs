@@ -9,12 +9,15 @@
 //!   without `TIMESTAMP_QUERY` get [`Timing::WallClock`]: each dispatch is
 //!   submitted alone and timed on the host from submit to completion.
 //! - Host time: exclusive spans per category ([`RECORDING`], [`COMPILING`],
-//!   [`SUBMITS`], [`UPLOADS`], [`READBACKS`], [`WAITS`], or a caller's own); a span opened
+//!   [`SUBMITS`], [`UPLOADS`], [`READBACKS`], [`WAITS`], or a caller's own,
+//!   [`HOST_WORK`] around the whole of what it profiles); a span opened
 //!   inside another pauses the outer one, so categories never overlap.
 //! - While profiling, every submit is waited for. The GPU then runs only
-//!   while the host waits, so kernel time is part of [`WAITS`] and the parts
-//!   of a profile add up to its wall time without overlap. (An unprofiled run
-//!   can overlap host recording with GPU work and be a little faster.)
+//!   while the host waits, so kernel time is part of [`WAITS`] and the
+//!   categories of a profile add up to its wall time without overlap, less
+//!   the time outside every span (which the report shows as unaccounted).
+//!   (An unprofiled run can overlap host recording with GPU work and be a
+//!   little faster.)
 //!
 //! Off by default; when off, each hook costs one relaxed atomic load.
 
@@ -36,6 +39,10 @@ pub const READBACKS: &str = "readbacks";
 /// Host time from each submit to its completion, and in waits for the
 /// device; the GPU runs only then, so the kernel time lies inside it.
 pub const WAITS: &str = "waits for the GPU";
+/// Host time of the profiled work outside the device layer (ops, autograd,
+/// the training loop): the caller opens a span of it around what it profiles,
+/// so that this time is measured rather than inferred from the wall time.
+pub const HOST_WORK: &str = "host work outside the device layer";
 
 /// How a profile measured GPU time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -122,6 +122,11 @@ mod tests {
             (2, 1, 4, 4, (0, 1)),
             (7, 1, 9, 9, (3, 3)),
             (3, 2, 2, 1, (0, 1)),
+            (2, 2, 7, 4, (0, 1)),
+            (4, 1, 5, 5, (1, 2)),
+            (5, 2, 10, 5, (1, 2)),
+            (6, 3, 10, 4, (2, 3)),
+            (4, 2, 9, 5, (1, 2)),
         ];
         for (k, s, i, o, (before, after)) in table {
             let win = Window2d::new(k, k, s, Padding::Same);
@@ -129,6 +134,17 @@ mod tests {
             assert_eq!(win.pad_before(i, i).unwrap(), (before, before), "k{k} s{s} on {i}");
             assert_eq!(win.pad_total(i, i).unwrap(), (before + after, before + after), "k{k} s{s} on {i}");
         }
+        // Rows and columns apart: a 4×3 kernel, stride 2, on 9×8: rows as (4, 2, 9) above,
+        // columns 4 outputs ending at 3·2 + 3 = 9, one past 8: (0 before, 1 after).
+        let win = Window2d { kh: 4, kw: 3, stride_h: 2, stride_w: 2, padding: Padding::Same };
+        assert_eq!(win.output_size(9, 8).unwrap(), (5, 4));
+        assert_eq!(win.pad_before(9, 8).unwrap(), (1, 0));
+        assert_eq!(win.pad_total(9, 8).unwrap(), (3, 1));
+        // Strides apart: 3×3, strides (1, 2) on 6×6: rows (1, 1); columns 3 outputs ending at 2·2 + 3 = 7: (0, 1).
+        let win = Window2d { kh: 3, kw: 3, stride_h: 1, stride_w: 2, padding: Padding::Same };
+        assert_eq!(win.output_size(6, 6).unwrap(), (6, 3));
+        assert_eq!(win.pad_before(6, 6).unwrap(), (1, 0));
+        assert_eq!(win.pad_total(6, 6).unwrap(), (2, 1));
     }
 
     #[test]

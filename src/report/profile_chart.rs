@@ -1,9 +1,9 @@
 //! `profile.png`: a profile report as horizontal bars of milliseconds per
 //! step, in two panels: the largest kernel variants together with the parts
-//! of the time outside kernels, then the largest layers.
+//! of the time outside kernels and the unaccounted time, then the largest layers.
 
 use super::canvas::{Canvas, DrawResult, FONT, save_drawing, text_size};
-use super::profile::{ProfileReport, shorten};
+use super::profile::{ProfileReport, UNACCOUNTED, shorten};
 use crate::error::Result;
 use plotters::prelude::*;
 use std::path::Path;
@@ -31,6 +31,9 @@ impl ProfileReport {
             self.variants.iter().take(top).map(|r| Bar { label: shorten(&r.name, LABEL_CHARS), ms: per_step(r.ms), colour: KERNEL }).collect();
         let outside = self.outside.iter().filter(|p| p.ms > 0.0);
         kernels.extend(outside.map(|p| Bar { label: format!("outside kernels: {}", p.name), ms: per_step(p.ms), colour: OUTSIDE }));
+        if self.accounting.unaccounted_ms > 0.0 {
+            kernels.push(Bar { label: UNACCOUNTED.into(), ms: per_step(self.accounting.unaccounted_ms), colour: OUTSIDE });
+        }
         let layers: Vec<Bar> =
             self.layers.iter().take(top).map(|r| Bar { label: shorten(&r.name, LABEL_CHARS), ms: per_step(r.ms), colour: KERNEL }).collect();
 

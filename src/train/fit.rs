@@ -18,6 +18,7 @@ use crate::data::folder::ImageFolder;
 use crate::data::loader::{Batch, Loader, LoaderConfig};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::gpu::profile::HOST_WORK;
 use crate::ops::loss;
 use crate::report::history::EpochRecord;
 use crate::report::roc;
@@ -233,6 +234,8 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
                 bar.abandon_with_message("interrupted");
                 return Err(Error::Invalid(format!("interrupted; {} holds the last complete epoch", run_dir.join(LAST).display())));
             }
+            // The step's host work, measured for the profile (device-layer calls and data loading pause it).
+            let step_span = gpu.profile_span(HOST_WORK);
             let waited = Instant::now();
             let next = {
                 let _span = gpu.profile_span("data loading");
@@ -271,6 +274,7 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
                 bar.set_message(format!("loss {:.4} acc {:.4} {:.1} img/s, {from_cache} from the feature cache", s.loss, s.accuracy, rate));
             }
             bar.inc(1);
+            drop(step_span);
             if profiler.as_mut().is_some_and(StepProfiler::step_done)
                 && let Some(p) = profiler.take()
             {
