@@ -357,7 +357,7 @@ fn oversized_flags_fail_with_a_message_under_a_memory_cap() {
     fails_with(train(&["--image-size", "75", "--head", "300000000"]), &["--head 300000000", "bytes"]);
     fails_with(train(&["--image-size", "75", "--head", "40000,40000"]), &["--head 40000,40000", "bytes"]);
     fails_with(train(&["--image-size", "75", "--batch", "3000000"]), &["--batch 3000000", "bytes"]);
-    host_memory_refusal(&train);
+    host_memory_refusal(train);
     assert!(!out.exists());
     fails_with(capped(&["predict", "--model", s(&f.run), "--batch", "3000000", s(&f.data)]), &["--batch 3000000", "bytes"]);
 }

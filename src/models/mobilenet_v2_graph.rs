@@ -89,9 +89,9 @@ pub fn mobilenet_v2_graph() -> Graph {
     let mut x = b.conv_bn(input, 32, Window2d::new(3, 3, 2, Padding::Same), "Conv1".into(), "bn_Conv1".into());
     x = b.relu6(x, "Conv1_relu".into());
     let mut channels = 32;
-    for block_id in 0..BLOCKS.len() {
+    for (block_id, &(out_channels, ..)) in BLOCKS.iter().enumerate() {
         x = b.inverted_residual(x, channels, block_id);
-        channels = BLOCKS[block_id].0;
+        channels = out_channels;
     }
     x = b.conv_bn(x, 1280, Window2d::new(1, 1, 1, Padding::Valid), "Conv_1".into(), "Conv_1_bn".into());
     b.relu6(x, "out_relu".into());
