@@ -14,11 +14,12 @@ use std::time::{Duration, Instant};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
-    /// The kernel lab: every variant of a kernel family at every InceptionV3 shape of it,
-    /// checked against the family's oracle, then timed (ms, GFLOP/s, GB/s, the adapter's pick).
+    /// The kernel lab: every variant of a kernel family at every shape of it in the built-in
+    /// networks, checked against the family's oracle, then timed (ms, GFLOP/s, GB/s, the adapter's pick).
     Kernels {
-        /// Kernel family: conv, conv-backward-input, conv-backward-filter, matmul,
-        /// batchnorm, batchnorm-backward, pool, pool-backward, depthwise or depthwise-backward.
+        /// Kernel family: conv, conv-backward-input, conv-backward-filter, conv-siblings,
+        /// depthwise, depthwise-backward, matmul, batchnorm, batchnorm-backward, pool,
+        /// pool-backward or elementwise.
         #[arg(long, default_value = "conv")]
         family: String,
         #[arg(long, default_value_t = 8)]

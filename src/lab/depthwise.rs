@@ -1,15 +1,18 @@
 //! Lab families `depthwise` and `depthwise-backward`: the depthwise
 //! convolution at MobileNetV2's depthwise layers (all 3×3; stride 1 'same',
-//! stride 2 after ZeroPadding2D((0, 1), (0, 1)), i.e. explicit padding).
+//! stride 2 after ZeroPadding2D((0, 1), (0, 1)), i.e. explicit padding) and
+//! EfficientNet-Lite0's (3×3 and 5×5, TF 'same').
 //! Forward variants are `DepthwiseAlgo::ALL` (the `Direct` oracle first),
 //! with a ReLU6 epilogue as the network fuses it; backward variants are
 //! `DepthwiseGradKernel::ALL` (per-element oracle first), each computing both
 //! gradients. Depthwise convolutions move more bytes than they multiply:
 //! read the GB/s column (bytes = input + filter + output, f32).
 
-use super::{Family, Variant};
+use super::{Family, Variant, layer_shapes};
 use crate::error::Result;
 use crate::gpu::Gpu;
+use crate::models::Backbone;
+use crate::models::graph::LayerKind;
 use crate::ops::Act;
 use crate::ops::depthwise::{self as dw, DepthwiseAlgo, DepthwiseGradKernel, DepthwiseSpec};
 use crate::ops::window::{Padding, Window2d};
@@ -61,39 +64,31 @@ fn numel(shape: [usize; 4]) -> usize {
     shape.iter().product()
 }
 
-/// The distinct depthwise convolutions of Keras MobileNetV2 (alpha 1) at
-/// batch `n` and `s`² images, in network order. Conv1 (3×3, stride 2,
-/// 'same') gives side ceil(s/2); then 17 depthwise 3×3 layers of (channels,
-/// stride); stride 2 ones read a ZeroPadding2D((0, 1), (0, 1)) output with
-/// 'valid' padding, stride 1 ones use 'same'.
-pub fn mobilenet_v2_depthwise_shapes(n: usize, s: usize) -> Result<Vec<DepthwiseShape>> {
-    const LAYERS: [(usize, usize); 17] = [
-        (32, 1),
-        (96, 2),
-        (144, 1),
-        (144, 2),
-        (192, 1),
-        (192, 1),
-        (192, 2),
-        (384, 1),
-        (384, 1),
-        (384, 1),
-        (384, 1),
-        (576, 1),
-        (576, 1),
-        (576, 2),
-        (960, 1),
-        (960, 1),
-        (960, 1),
-    ];
-    let mut side = s.div_ceil(2);
+/// The distinct depthwise convolutions of the built-in backbones that have
+/// them (MobileNetV2, then EfficientNet-Lite0's new ones: its 5×5 windows) at
+/// batch `n` and `s`² images, in network order, read off their graphs. A
+/// ZeroPadding2D in front of a 'valid' depthwise layer is folded into it as
+/// explicit padding, as the executor runs it.
+pub fn backbone_depthwise_shapes(n: usize, s: usize) -> Result<Vec<DepthwiseShape>> {
     let mut shapes: Vec<DepthwiseShape> = Vec::new();
-    for (c, stride) in LAYERS {
-        let padding = if stride == 2 { Padding::Explicit { top: 0, bottom: 1, left: 0, right: 1 } } else { Padding::Same };
-        let shape = DepthwiseShape { n, h: side, w: side, c, win: Window2d::new(3, 3, stride, padding) };
-        side = shape.win.output_size(side, side)?.0;
-        if !shapes.contains(&shape) {
-            shapes.push(shape);
+    for backbone in [Backbone::MobileNetV2, Backbone::EfficientNetLite0] {
+        let (graph, outputs) = layer_shapes(backbone, n, s)?;
+        for layer in &graph.layers {
+            let LayerKind::DepthwiseConv2d { win } = layer.kind else { continue };
+            let source = layer.inputs[0];
+            let shape = match graph.layers[source].kind {
+                LayerKind::ZeroPad([top, bottom, left, right]) if win.padding == Padding::Valid => {
+                    let [n, h, w, c] = outputs[graph.layers[source].inputs[0]];
+                    DepthwiseShape { n, h, w, c, win: Window2d::new(win.kh, win.kw, win.stride_h, Padding::Explicit { top, bottom, left, right }) }
+                }
+                _ => {
+                    let [n, h, w, c] = outputs[source];
+                    DepthwiseShape { n, h, w, c, win }
+                }
+            };
+            if !shapes.contains(&shape) {
+                shapes.push(shape);
+            }
         }
     }
     Ok(shapes)
@@ -116,10 +111,10 @@ pub struct DepthwiseForward;
 impl Family for DepthwiseForward {
     type Shape = DepthwiseShape;
     const NAME: &'static str = "depthwise";
-    const WHAT: &'static str = "depthwise conv2d forward + ReLU6 (MobileNetV2's layers), NHWC; FLOPs = 2·n·oh·ow·c·kh·kw; bytes = input + filter + output";
+    const WHAT: &'static str = "depthwise conv2d forward + ReLU6 (MobileNetV2's and EfficientNet-Lite0's layers), NHWC; FLOPs = 2·n·oh·ow·c·kh·kw; bytes = input + filter + output";
 
     fn shapes(n: usize, image: usize) -> Result<Vec<DepthwiseShape>> {
-        mobilenet_v2_depthwise_shapes(n, image)
+        backbone_depthwise_shapes(n, image)
     }
     fn small_shapes() -> Vec<DepthwiseShape> {
         small_shapes()
@@ -170,7 +165,7 @@ impl Family for DepthwiseBackward {
         "depthwise conv2d input and filter gradients (dw reduced in slices, as the op chooses); FLOPs = 2 × 2·n·oh·ow·c·kh·kw; bytes = dy + w + dx + x + dy + dw";
 
     fn shapes(n: usize, image: usize) -> Result<Vec<DepthwiseShape>> {
-        mobilenet_v2_depthwise_shapes(n, image)
+        backbone_depthwise_shapes(n, image)
     }
     fn small_shapes() -> Vec<DepthwiseShape> {
         small_shapes()
@@ -214,17 +209,22 @@ impl Family for DepthwiseBackward {
 
 #[cfg(test)]
 mod tests {
-    use super::mobilenet_v2_depthwise_shapes;
+    use super::backbone_depthwise_shapes;
+    use crate::ops::window::Padding;
 
     #[test]
-    fn mobilenet_v2_depthwise_layers_at_224() {
-        let shapes = mobilenet_v2_depthwise_shapes(8, 224).unwrap();
-        let got: Vec<(usize, usize, usize)> = shapes.iter().map(|s| (s.c, s.win.stride_h, s.h)).collect();
-        let want = [(32, 1, 112), (96, 2, 112), (144, 1, 56), (144, 2, 56), (192, 1, 28), (192, 2, 28), (384, 1, 14), (576, 1, 14), (576, 2, 14), (960, 1, 7)];
-        assert_eq!(got, want);
+    fn backbone_depthwise_layers_at_224() {
+        let shapes = backbone_depthwise_shapes(8, 224).unwrap();
+        let got: Vec<(usize, usize, usize, usize)> = shapes.iter().map(|s| (s.c, s.win.kh, s.win.stride_h, s.h)).collect();
+        let mobilenet = [(32, 3, 1, 112), (96, 3, 2, 112), (144, 3, 1, 56), (144, 3, 2, 56), (192, 3, 1, 28), (192, 3, 2, 28), (384, 3, 1, 14), (576, 3, 1, 14), (576, 3, 2, 14), (960, 3, 1, 7)];
+        assert_eq!(got[..mobilenet.len()], mobilenet);
+        // EfficientNet-Lite0 adds its 5×5 windows and the 3×3 ones MobileNetV2 lacks (240 and 480 channels).
+        assert!(got.contains(&(144, 5, 2, 56)) && got.contains(&(672, 5, 1, 14)) && got.contains(&(1152, 5, 1, 7)), "{got:?}");
+        assert!(got.contains(&(240, 3, 2, 28)) && got.contains(&(480, 3, 1, 14)), "{got:?}");
         assert!(shapes.iter().all(|s| s.n == 8 && s.h == s.w));
+        assert!(shapes.iter().take(mobilenet.len()).all(|s| (s.win.stride_h == 2) == matches!(s.win.padding, Padding::Explicit { top: 0, bottom: 1, left: 0, right: 1 })));
         // 75² images: Conv1 gives 38, then each stride 2 (pad 1 after, 'valid') floor((side + 1 − 3) / 2) + 1: 19, 9, 4, 2.
-        let sides: Vec<usize> = mobilenet_v2_depthwise_shapes(1, 75).unwrap().iter().map(|s| s.h).collect();
+        let sides: Vec<usize> = backbone_depthwise_shapes(1, 75).unwrap().iter().take(10).map(|s| s.h).collect();
         assert_eq!(sides, [38, 38, 19, 19, 9, 9, 4, 4, 4, 2]);
     }
 }
