@@ -313,18 +313,25 @@ fn precision_summary(p: incept::gpu::Precision) -> &'static str {
 pub fn run(adapter: Option<String>, args: TrainArgs) -> Result<()> {
     // Everything that needs no adapter is checked first.
     let (cfg, target) = match (&args.resume, &args.out, &args.data) {
-        (Some(dir), _, _) => (resume_config(&args, dir)?, Target::Resume(dir.clone())),
+        (Some(dir), _, _) => {
+            let cfg = resume_config(&args, dir)?;
+            let target = Target::Resume(dir.clone());
+            refuse_output_inside_inputs(&target.outputs(), &inputs(&cfg.data, cfg.weights.as_deref(), cfg.init.as_deref()))?;
+            (cfg, target)
+        }
         (None, Some(out), Some(data)) => {
             if run_dir::holds_run(out) && !args.overwrite {
                 return Err(run_dir::refuse_existing(out));
             }
+            // Before the weights file is even read: the run never writes over what it reads.
+            let target = Target::New { out: out.clone(), overwrite: args.overwrite };
+            refuse_output_inside_inputs(&target.outputs(), &inputs(data, args.weights.as_deref(), args.init.as_deref()))?;
             let cfg = new_config(&args, data)?;
             cfg.validate()?;
-            (cfg, Target::New { out: out.clone(), overwrite: args.overwrite })
+            (cfg, target)
         }
         _ => return Err(Error::Invalid("give --data DIR --out RUN for a new run, or --resume RUN".into())),
     };
-    refuse_output_inside_inputs(&target.outputs(), &inputs(&cfg))?;
     let gpu = super::open_gpu_with(adapter, cfg.precision)?;
     println!(
         "incept train on {}: {} base, {} classes {:?}, {}x{} images, batch {}, {} epochs, last {} layers of the base trainable, preprocess {:?}, precision {}, feature cache {}{}{}",
@@ -439,10 +446,10 @@ impl Target {
 
 /// What a run reads: the data tree (a run inside it would become data), the
 /// base weights and the `--init` run's files.
-fn inputs(cfg: &TrainConfig) -> Vec<Named> {
-    let mut inputs = vec![named("the data tree (--data)", &cfg.data)];
-    inputs.extend(cfg.weights.iter().map(|w| named("the base weights (--weights)", w)));
-    if let Some(init) = &cfg.init {
+fn inputs(data: &Path, weights: Option<&Path>, init: Option<&Path>) -> Vec<Named> {
+    let mut inputs = vec![named("the data tree (--data)", data)];
+    inputs.extend(weights.map(|w| named("the base weights (--weights)", w)));
+    if let Some(init) = init {
         inputs.extend(run_dir::run_files_as_inputs(init).into_iter().map(|(what, p)| (format!("--init {what}"), p)));
     }
     inputs
