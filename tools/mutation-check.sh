@@ -25,6 +25,14 @@ cleanup() {
   done
   rm -rf "$backups" "$logs"
 }
+# restore BACKUP FILE: copies the pristine text back with a new modification
+# time. Keeping the backup's older time (cp -p) would leave cargo's build of
+# the mutated file looking up to date, so the next mutation's tests would
+# still run the previous mutation's code.
+restore() {
+  cp "$1" "$2"
+  touch "$2"
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -51,7 +59,7 @@ EOF
 # unmutate FILE: puts FILE back from its backup.
 unmutate() {
   local backup="$backups/$(echo "$1" | tr / _)"
-  cp -p "$backup" "$1"
+  restore "$backup" "$1"
   rm -f "$backup" "$backup.path"
   git diff --quiet HEAD -- "$1" || { echo "mutation-check: $1 differs from HEAD after restoring" >&2; exit 2; }
 }
