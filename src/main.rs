@@ -51,7 +51,27 @@ enum Command {
     Inspect(cli::inspect::InspectArgs),
 }
 
+/// Status of a process that its reader stopped (128 + SIGPIPE), as a shell reports it.
+const BROKEN_PIPE_STATUS: i32 = 141;
+
+/// A reader that stops early (`incept … | head`) closes the pipe, and
+/// `println!` then panics. End quietly with the shell's status for that
+/// instead; every other panic keeps the default report.
+fn end_quietly_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied()).unwrap_or("");
+        // EPIPE is 32 on Linux and macOS; the text is std's for a failed print.
+        if message.starts_with("failed printing to stdout") && message.contains("(os error 32)") {
+            std::process::exit(BROKEN_PIPE_STATUS);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    end_quietly_on_broken_pipe();
     let cli = Cli::parse();
     let adapter = cli.adapter;
     let result = match cli.command {

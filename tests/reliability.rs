@@ -920,3 +920,15 @@ fn quickstart_runs_the_binary_where_cargo_puts_it() {
     assert_eq!(bin(Some("/tmp/shared-target")), "/tmp/shared-target/release/incept");
     assert_eq!(bin(None), "target/release/incept");
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_the_output_quietly() {
+    // The pipe's read end is closed before incept starts, so its first line
+    // to standard output fails with a broken pipe, as under `incept … | head`.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = Command::new(env!("CARGO_BIN_EXE_incept")).args(["bench", "kernels", "--list"]).stdout(writer).stderr(Stdio::piped()).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(o.status.code(), Some(141), "{err}");
+}
