@@ -13,10 +13,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 backbone=${BACKBONE:-inception_v3}
+# The light backbones fine-tune with BatchNorm in inference mode, as Keras's
+# transfer-learning guide advises (base_model(x, training=False)): at 224² on
+# fmnist4, with training-mode BatchNorm their validation loss blew up and the
+# best checkpoint tested at 0.38-0.39 (BENCHMARKS.md, 2026-12-07).
+bn=()
 case "$backbone" in
   inception_v3) weights=weights/inception_v3_notop.safetensors size=75 ;;
-  mobilenet_v2) weights=weights/mobilenet_v2_notop.safetensors size=224 ;;
-  efficientnet_lite0) weights=weights/efficientnet_lite0.safetensors size=224 ;;
+  mobilenet_v2) weights=weights/mobilenet_v2_notop.safetensors size=224 bn=(--bn-inference) ;;
+  efficientnet_lite0) weights=weights/efficientnet_lite0.safetensors size=224 bn=(--bn-inference) ;;
   *) echo "quickstart.sh: BACKBONE=$backbone: expected inception_v3, mobilenet_v2 or efficientnet_lite0" >&2; exit 2 ;;
 esac
 bash .ci/install-vulkan.sh
@@ -28,5 +33,5 @@ bin="${CARGO_TARGET_DIR:-target}/release/incept"
 "$bin" data fashion-mnist --out data/fmnist4
 run=runs/fmnist4-$backbone-$(date +%Y%m%d-%H%M%S)
 "$bin" train --data data/fmnist4 --weights "$weights" --out "$run" \
-  --image-size "${IMAGE_SIZE:-$size}" --epochs "${EPOCHS:-10}" --seed 1 "$@"
+  --image-size "${IMAGE_SIZE:-$size}" --epochs "${EPOCHS:-10}" --seed 1 "${bn[@]}" "$@"
 "$bin" evaluate --model "$run" --data data/fmnist4/test
