@@ -141,7 +141,7 @@ fn model(gpu: &Gpu, b: &ModelBench, profile_out: Option<&Path>) -> Result<()> {
     let x = Tensor::from_slice(gpu, &[batch, image, image, 3], &incept::reference::random(n, 1, 0.0, 1.0))?;
     println!("adapter: {}", gpu.heading());
     println!("{} batch {batch}, {image}x{image}, last {} layers trainable, precision {}", net.backbone().title(), b.unfreeze_last, gpu.precision().name());
-    let output = net.graph().layers.last().map(|l| l.name.clone()).unwrap_or_default();
+    let output = net.graph().output_name();
     let features = net.backbone().feature_channels();
 
     // Peak: the most bytes of pooled buffers (every tensor, weights included)

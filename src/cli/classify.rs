@@ -1,19 +1,19 @@
 //! `incept classify`: a weights file's own pretrained classifier applied to
 //! images (EfficientNet-Lite0's ImageNet head): the top-k classes of each.
 
+use super::base::{base_for_batches, image_batch};
 use super::dicom::DicomArgs;
 use super::precision::PrecisionArgs;
 use super::predict::collect_images;
 use clap::Args;
-use incept::data::{DicomOptions, Preprocess, load_image_with};
+use incept::data::{DicomOptions, Preprocess};
 use incept::io::atomic::check_writable;
 use incept::io::output_paths::{named, refuse_output_inside_inputs};
 use incept::io::write_atomic;
 use incept::models::weights_file::HEAD_LAYER;
-use incept::models::{Backbone, Base, WeightsFile};
+use incept::models::{Backbone, WeightsFile};
 use incept::ops::{loss, matmul, pool};
 use incept::report::predictions::{Prediction, top_k_csv};
-use incept::train::memory;
 use incept::{Error, Result, Tensor};
 use std::path::PathBuf;
 
@@ -77,20 +77,14 @@ pub fn run(adapter: Option<String>, args: ClassifyArgs) -> Result<()> {
         check_writable(out)?;
     }
     let gpu = super::open_gpu_with(adapter, args.precision.or_default())?;
-    memory::check_images_fit(&gpu, &format!("--batch {}", args.batch), args.batch, &format!("--image-size {size}"), size, 1)?;
-    let base = Base::from_tensor_map(&gpu, file.backbone, &file.base, 0)?;
-    memory::check_activations_fit(&gpu, args.batch, size, &base.output_shapes(1, size, size)?)?;
-    let output = base.graph().layers.last().map(|l| l.name.clone()).unwrap_or_default();
+    let base = base_for_batches(&gpu, &file, args.batch, size)?;
+    let output = base.graph().output_name();
     let kernel = Tensor::from_slice(&gpu, &head.kernel.shape, &head.kernel.data)?;
     let bias = Tensor::from_slice(&gpu, &head.bias.shape, &head.bias.data)?;
     let top = args.top.min(head.classes.len());
     let mut predictions = Vec::with_capacity(paths.len());
     for chunk in paths.chunks(args.batch) {
-        let mut pixels = Vec::with_capacity(chunk.len() * size * size * 3);
-        for path in chunk {
-            pixels.extend(load_image_with(path, size, preprocess, &dicom)?);
-        }
-        let x = Tensor::from_slice(&gpu, &[chunk.len(), size, size, 3], &pixels)?;
+        let x = image_batch(&gpu, chunk, size, preprocess, &dicom)?;
         let features = pool::global_avg_pool(&base.infer_layers(&x, &[output.as_str()])?.remove(0))?;
         let probabilities = loss::softmax(&matmul::dense(&features, &kernel, &bias, false)?)?.to_vec()?;
         for (path, p) in chunk.iter().zip(probabilities.chunks(head.classes.len())) {

@@ -46,7 +46,7 @@ pub fn run(adapter: Option<String>, args: ExplainArgs) -> Result<()> {
     }
     let run_cfg = run_dir::load_config(&args.model.model)?;
     let graph = run_cfg.backbone.graph();
-    let layer_name = args.layer.clone().unwrap_or_else(|| graph.layers.last().map(|l| l.name.clone()).unwrap_or_default());
+    let layer_name = args.layer.clone().unwrap_or_else(|| graph.output_name());
     let layer = layer_index(run_cfg.backbone, &graph, &layer_name)?;
     let class = args.class.as_deref().map(|name| class_index(&run_cfg.classes, name)).transpose()?;
     let paths = collect_images(&args.inputs)?;

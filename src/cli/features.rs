@@ -1,15 +1,15 @@
 //! `incept features`: a named layer's output for each image, written to safetensors.
 
 use clap::Args;
+use super::base::{base_for_batches, image_batch};
 use super::dicom::DicomArgs;
 use super::precision::PrecisionArgs;
-use incept::data::{DicomOptions, Preprocess, load_image_with};
+use incept::data::{DicomOptions, Preprocess};
 use incept::io::output_paths::{named, refuse_output_inside_inputs};
 use incept::io::{HostTensor, StorageDtype, TensorMap, write_safetensors};
-use incept::models::{Backbone, Base, WeightsFile};
+use incept::models::{Backbone, WeightsFile};
 use incept::ops::pool;
-use incept::train::memory;
-use incept::{Error, Tensor};
+use incept::Error;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -54,22 +54,15 @@ pub fn run(adapter: Option<String>, args: FeaturesArgs) -> incept::Result<()> {
     let gpu = super::open_gpu_with(adapter, args.precision.or_default())?;
     let file = WeightsFile::read_expecting(&args.weights, args.backbone)?;
     file.backbone.check_size(args.image_size, args.image_size).map_err(|e| Error::Invalid(format!("--image-size {}: {e}", args.image_size)))?;
-    memory::check_images_fit(&gpu, &format!("--batch {}", args.batch), args.batch, &format!("--image-size {}", args.image_size), args.image_size, 1)?;
     let preprocess = args.preprocess.unwrap_or(file.preprocess);
-    let model = Base::from_tensor_map(&gpu, file.backbone, &file.base, 0)?;
-    let shapes = model.output_shapes(1, args.image_size, args.image_size)?;
-    memory::check_activations_fit(&gpu, args.batch, args.image_size, &shapes)?;
-    let output = model.graph().layers.last().map(|l| l.name.clone()).unwrap_or_default();
+    let model = base_for_batches(&gpu, &file, args.batch, args.image_size)?;
+    let output = model.graph().output_name();
     let layer = args.layer.as_deref().unwrap_or(&output);
     let s = args.image_size;
     let mut rows: Vec<f32> = Vec::new();
     let mut per_image: Vec<usize> = Vec::new();
     for chunk in args.images.chunks(args.batch) {
-        let mut pixels = Vec::with_capacity(chunk.len() * s * s * 3);
-        for path in chunk {
-            pixels.extend(load_image_with(path, s, preprocess, &dicom)?);
-        }
-        let x = Tensor::from_slice(&gpu, &[chunk.len(), s, s, 3], &pixels)?;
+        let x = image_batch(&gpu, chunk, s, preprocess, &dicom)?;
         let mut y = model.infer_layers(&x, &[layer])?.remove(0);
         if args.layer.is_none() {
             y = pool::global_avg_pool(&y)?;

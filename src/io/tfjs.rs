@@ -284,7 +284,7 @@ impl fmt::Display for ConversionReport {
             self.file_bytes,
             self.keras_version.as_deref().unwrap_or("unknown")
         )?;
-        let output = self.backbone.graph().layers.last().map(|l| l.name.clone()).unwrap_or_default();
+        let output = self.backbone.graph().output_name();
         writeln!(f, "dropped {} after {output}: {}", self.dropped.len(), self.dropped.join(", "))?;
         if self.backbone != Backbone::InceptionV3 {
             return Ok(());

@@ -86,6 +86,11 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// The name of the last layer, the network's output ("" for an empty graph).
+    pub fn output_name(&self) -> String {
+        self.layers.last().map(|l| l.name.clone()).unwrap_or_default()
+    }
+
     pub fn add(&mut self, name: String, kind: LayerKind, inputs: Vec<usize>) -> usize {
         self.layers.push(Layer { name, kind, inputs });
         self.layers.len() - 1
