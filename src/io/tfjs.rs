@@ -397,12 +397,7 @@ pub fn inception_v3_weights(model: &TfjsModel) -> Result<(TensorMap, Vec<String>
     let mut by_layer: HashMap<&str, BTreeMap<&str, &str>> = HashMap::new();
     let mut dropped = Vec::new();
     for name in model.weights.keys() {
-        let (layer, var) = name
-            .rsplit_once('/')
-            .ok_or_else(|| Error::Invalid(format!("weight '{name}' is not named layer/variable")))?;
-        if !graph.layers.contains_key(layer) {
-            return Err(Error::Invalid(format!("weight '{name}' belongs to no layer of the topology")));
-        }
+        let (layer, var) = graph.layer_of(name)?;
         if kept.contains(layer) {
             by_layer.entry(layer).or_default().insert(var, name);
         } else {
@@ -477,12 +472,7 @@ pub fn named_weights(model: &TfjsModel, expected: &[(String, Vec<usize>)]) -> Re
     let graph = Graph::new(&model.layers)?;
     let mut weighted = BTreeSet::new();
     for name in model.weights.keys() {
-        let (layer, _) = name
-            .rsplit_once('/')
-            .ok_or_else(|| Error::Invalid(format!("weight '{name}' is not named layer/variable")))?;
-        if !graph.layers.contains_key(layer) {
-            return Err(Error::Invalid(format!("weight '{name}' belongs to no layer of the topology")));
-        }
+        let (layer, _) = graph.layer_of(name)?;
         if kept.contains(layer) && !out.contains_key(name) {
             return Err(Error::Invalid(format!(
                 "weight '{name}' of kept layer {layer} is not among the expected weights"
@@ -556,6 +546,16 @@ struct Graph<'a> {
 }
 
 impl<'a> Graph<'a> {
+    /// `(layer, variable)` of a weight named "layer/variable"; errors unless the
+    /// name has that form and the layer is in the topology.
+    fn layer_of<'n>(&self, weight: &'n str) -> Result<(&'n str, &'n str)> {
+        let (layer, var) = weight.rsplit_once('/').ok_or_else(|| Error::Invalid(format!("weight '{weight}' is not named layer/variable")))?;
+        if !self.layers.contains_key(layer) {
+            return Err(Error::Invalid(format!("weight '{weight}' belongs to no layer of the topology")));
+        }
+        Ok((layer, var))
+    }
+
     fn new(layers: &'a [Layer]) -> Result<Self> {
         let mut map = HashMap::new();
         for l in layers {
