@@ -210,7 +210,7 @@ fn extract_nsfwjs_mobilenet_v2(dir: &Path) -> (PathBuf, PathBuf) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let fetch = std::fs::read_to_string(root.join("weights/fetch.sh")).unwrap();
     let sha =
-        fetch.lines().find_map(|l| l.strip_prefix("PACKAGE_SHA256=")).expect("PACKAGE_SHA256 in weights/fetch.sh");
+        fetch.lines().find_map(|l| l.strip_prefix("NSFWJS_SHA256=")).expect("NSFWJS_SHA256 in weights/fetch.sh");
     let run = |cmd: &mut Command| {
         let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
         assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
