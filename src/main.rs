@@ -45,6 +45,8 @@ enum Command {
     /// Convert pretrained weights to safetensors with Keras names.
     #[command(subcommand)]
     Convert(cli::convert::ConvertCommand),
+    /// One self-contained HTML page of a run: configuration, data, curves, evaluation, Grad-CAM, profile.
+    Report(cli::report::ReportArgs),
     /// Export a trained run (base + head + softmax) for another runtime: ONNX or TF.js.
     Export(cli::export::ExportArgs),
     /// What a weights or model file is: format, tensors, parameters, the model it matches, its preprocessing.
@@ -87,6 +89,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => cli::explain::run(adapter, args),
         Command::Data(cmd) => cli::data::run(cmd),
         Command::Tune(args) => cli::tune::run(adapter, args),
+        Command::Report(args) => cli::report::run(args),
         Command::Export(args) => cli::export::run(args),
         Command::Inspect(args) => cli::inspect::run(args),
     };

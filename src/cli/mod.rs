@@ -13,6 +13,7 @@ pub mod features;
 pub mod inspect;
 pub mod precision;
 pub mod predict;
+pub mod report;
 pub mod summary;
 pub mod train;
 pub mod tune;

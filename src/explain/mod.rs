@@ -21,6 +21,7 @@ pub use names::output_stems;
 use crate::autograd::{self as ag, Var};
 use crate::error::{Error, Result};
 use crate::ops::loss;
+use crate::report::predictions::most_probable;
 use crate::tensor::Tensor;
 use crate::train::Classifier;
 
@@ -53,7 +54,7 @@ pub fn class_gradients(model: &Classifier, x: &Tensor, layer: usize, class: Opti
     let (leaf, logits) = model.logits_from_layer(&boundary, layer)?;
     let [n, c] = logits.value().dims2()?;
     let host = logits.value().to_vec()?;
-    let predicted: Vec<usize> = host.chunks(c).map(argmax).collect();
+    let predicted: Vec<usize> = host.chunks(c).map(most_probable).collect();
     let classes = match class {
         Some(k) if k >= c => return Err(Error::Invalid(format!("class index {k}: the model has {c} classes"))),
         Some(k) => vec![k; n],
@@ -63,11 +64,6 @@ pub fn class_gradients(model: &Classifier, x: &Tensor, layer: usize, class: Opti
     let gradients = grads.get(&leaf).ok_or_else(|| Error::Invalid("the class score does not depend on the chosen layer".into()))?.clone();
     let probabilities = loss::softmax(logits.value())?.to_vec()?;
     Ok(ClassGradients { activations: leaf.value().clone(), gradients, logits: host, probabilities, classes, predicted })
-}
-
-/// Index of the largest value (the first of equal ones).
-fn argmax(row: &[f32]) -> usize {
-    row.iter().enumerate().fold(0, |best, (i, &v)| if v > row[best] { i } else { best })
 }
 
 /// Σ_i logits[i, classes[i]] as one recorded scalar: the logits flattened to

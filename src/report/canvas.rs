@@ -65,17 +65,28 @@ pub(crate) fn save_drawing(
 /// Draws over `background` (pictures composed pixel by pixel) and writes it
 /// to `path` as a PNG, atomically.
 pub(crate) fn save_drawing_on(path: &Path, background: RgbImage, draw: impl FnOnce(&Canvas<'_>) -> DrawResult) -> Result<()> {
-    ensure_font()?;
-    let fail = |reason: String| Error::Io { path: path.display().to_string(), reason };
+    let png = render_png(background, draw).map_err(|reason| Error::Io { path: path.display().to_string(), reason })?;
+    write_atomic(path, &png)
+}
+
+/// Draws on a white `width`×`height` canvas and returns the PNG's bytes (for
+/// pictures that go inside another file, such as a TensorBoard event).
+pub(crate) fn drawing_png((width, height): (u32, u32), draw: impl FnOnce(&Canvas<'_>) -> DrawResult) -> Result<Vec<u8>> {
+    render_png(RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255])), draw).map_err(Error::Invalid)
+}
+
+/// Draws over `background` and encodes the result as PNG; the error is the reason alone.
+fn render_png(background: RgbImage, draw: impl FnOnce(&Canvas<'_>) -> DrawResult) -> std::result::Result<Vec<u8>, String> {
+    ensure_font().map_err(|e| e.to_string())?;
     let (width, height) = background.dimensions();
     let mut rgb = background.into_raw();
     {
         let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
-        draw(&root).map_err(|e| fail(format!("drawing: {e}")))?;
-        root.present().map_err(|e| fail(format!("drawing: {e}")))?;
+        draw(&root).map_err(|e| format!("drawing: {e}"))?;
+        root.present().map_err(|e| format!("drawing: {e}"))?;
     }
-    let image = RgbImage::from_raw(width, height, rgb).ok_or_else(|| fail("image buffer of the wrong size".into()))?;
+    let image = RgbImage::from_raw(width, height, rgb).ok_or("image buffer of the wrong size")?;
     let mut png = Cursor::new(Vec::new());
-    image.write_to(&mut png, ImageFormat::Png).map_err(|e| fail(format!("encoding PNG: {e}")))?;
-    write_atomic(path, png.get_ref())
+    image.write_to(&mut png, ImageFormat::Png).map_err(|e| format!("encoding PNG: {e}"))?;
+    Ok(png.into_inner())
 }

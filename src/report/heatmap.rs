@@ -4,7 +4,7 @@
 //! `MAX_NAME_CHARS`). The image grows with the longest class name; cells shrink
 //! as classes are added, and counts, then names, that no longer fit are left out.
 
-use super::canvas::{Canvas, DrawResult, FONT, save_drawing, text_size};
+use super::canvas::{Canvas, DrawResult, FONT, drawing_png, save_drawing, text_size};
 use super::metrics::ConfusionMatrix;
 use crate::error::Result;
 use plotters::prelude::*;
@@ -33,6 +33,18 @@ struct Layout {
 }
 
 pub(crate) fn save_confusion_png(matrix: &ConfusionMatrix, path: &Path) -> Result<()> {
+    let (layout, names, counts) = plan(matrix)?;
+    save_drawing(path, layout.size, |root| draw(root, matrix, &names, &layout, counts))
+}
+
+/// The same picture as PNG bytes.
+pub(crate) fn confusion_png(matrix: &ConfusionMatrix) -> Result<Vec<u8>> {
+    let (layout, names, counts) = plan(matrix)?;
+    drawing_png(layout.size, |root| draw(root, matrix, &names, &layout, counts))
+}
+
+/// The picture's layout, the class names drawn and the size of the counts' font.
+fn plan(matrix: &ConfusionMatrix) -> Result<(Layout, Vec<String>, Option<f64>)> {
     let n = matrix.classes().len().max(1) as u32;
     let cell = (640 / n).clamp(20, 90).min((MAX_GRID / n).max(1));
     // Names need a row of their own height; with smaller cells they would overlap.
@@ -50,7 +62,7 @@ pub(crate) fn save_confusion_png(matrix: &ConfusionMatrix, path: &Path) -> Resul
     let height = top + n * cell + GAP + name_width + GAP + label_height + MARGIN;
     let layout = Layout { cell, left, top, size: (width, height), title_width };
     let counts = count_font(matrix, cell)?;
-    save_drawing(path, layout.size, |root| draw(root, matrix, &names, &layout, counts))
+    Ok((layout, names, counts))
 }
 
 fn short_name(name: &str) -> String {

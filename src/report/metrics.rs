@@ -184,4 +184,9 @@ impl ConfusionMatrix {
     pub fn save_png(&self, path: &Path) -> Result<()> {
         heatmap::save_confusion_png(self, path)
     }
+
+    /// The same heat map as PNG bytes.
+    pub fn png(&self) -> Result<Vec<u8>> {
+        heatmap::confusion_png(self)
+    }
 }

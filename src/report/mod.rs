@@ -5,10 +5,13 @@
 //! their AUC and average precision, the clinical one-vs-rest metrics and
 //! metrics.json (`evaluation`), the grid of top losses, per-image
 //! predictions, profiles of the GPU work (tables, JSON and a bar chart), and
-//! the Grad-CAM pictures of `incept explain`.
+//! the Grad-CAM pictures of `incept explain`, TensorBoard event files
+//! (`tensorboard`) and the one-page HTML report of a run (`run_report`).
 //!
 //! Everything here runs on the CPU, and every file is written atomically
-//! (`io::atomic`), so an interrupted run never leaves a half-written output.
+//! (`io::atomic`), so an interrupted run never leaves a half-written output;
+//! TensorBoard event files, which TensorBoard reads while they grow, are
+//! appended to instead (see `tensorboard`).
 
 mod canvas;
 pub mod curves;
@@ -16,6 +19,7 @@ pub mod evaluation;
 pub mod grad_cam;
 mod heatmap;
 pub mod history;
+pub mod html;
 pub mod metrics;
 pub mod plots;
 pub mod pr;
@@ -23,6 +27,8 @@ pub mod predictions;
 pub mod profile;
 mod profile_chart;
 pub mod roc;
+pub mod run_report;
+pub mod tensorboard;
 pub mod top_losses;
 
 pub use history::{EpochRecord, History};

@@ -2,11 +2,13 @@
 //! loss per epoch) and `accuracy.png` (training and validation accuracy), each
 //! with a title, axis labels and a legend. Every epoch is also marked with a
 //! dot, so a one-epoch history still shows its values. Non-finite values are
-//! left out of the curves.
+//! left out of the curves. `auc_png` draws the validation AUC the same way
+//! (for `incept report`).
 
-use super::canvas::{Canvas, DrawResult, FONT, PALETTE, save_drawing};
+use super::canvas::{Canvas, DrawResult, FONT, PALETTE, drawing_png};
 use super::history::{EpochRecord, History};
 use crate::error::{Error, Result};
+use crate::io::write_atomic;
 use plotters::prelude::*;
 use std::ops::Range;
 use std::path::Path;
@@ -21,9 +23,12 @@ const VALIDATION: RGBColor = PALETTE[1];
 
 /// Writes `dir/loss.png` and `dir/accuracy.png`, each atomically.
 pub fn save_plots(history: &History, dir: &Path) -> Result<()> {
-    if history.epochs.is_empty() {
-        return Err(Error::Invalid("no epochs to plot: the history is empty".into()));
-    }
+    write_atomic(&dir.join(LOSS_PNG), &loss_png(history)?)?;
+    write_atomic(&dir.join(ACCURACY_PNG), &accuracy_png(history)?)
+}
+
+/// `loss.png`'s picture, as PNG bytes.
+pub fn loss_png(history: &History) -> Result<Vec<u8>> {
     let losses = history.epochs.iter().flat_map(|r| [r.loss, r.val_loss]);
     let top = losses.filter(|v| v.is_finite()).fold(0.0, f64::max);
     let loss = Panel {
@@ -32,14 +37,28 @@ pub fn save_plots(history: &History, dir: &Path) -> Result<()> {
         y_range: 0.0..if top > 0.0 { top * 1.1 } else { 1.0 },
         legend: SeriesLabelPosition::UpperRight,
     };
-    loss.save(history, |r| (r.loss, r.val_loss), &dir.join(LOSS_PNG))?;
+    loss.png(history, &[("Training", TRAINING, |r| Some(r.loss)), ("Validation", VALIDATION, |r| Some(r.val_loss))])
+}
+
+/// `accuracy.png`'s picture, as PNG bytes.
+pub fn accuracy_png(history: &History) -> Result<Vec<u8>> {
     let accuracy = Panel {
         title: "Training and validation accuracy",
         y_label: "Accuracy",
         y_range: 0.0..1.0,
         legend: SeriesLabelPosition::LowerRight,
     };
-    accuracy.save(history, |r| (r.accuracy, r.val_accuracy), &dir.join(ACCURACY_PNG))
+    accuracy.png(history, &[("Training", TRAINING, |r| Some(r.accuracy)), ("Validation", VALIDATION, |r| Some(r.val_accuracy))])
+}
+
+/// The validation ROC-AUC per epoch (the run's report), as PNG bytes; `None`
+/// when no epoch has one.
+pub fn auc_png(history: &History) -> Result<Option<Vec<u8>>> {
+    if history.epochs.iter().all(|r| r.val_auc.is_none()) {
+        return Ok(None);
+    }
+    let auc = Panel { title: "Validation ROC-AUC (macro, one-vs-rest)", y_label: "AUC", y_range: 0.0..1.0, legend: SeriesLabelPosition::LowerRight };
+    auc.png(history, &[("Validation", VALIDATION, |r| r.val_auc)]).map(Some)
 }
 
 /// One line of a plot.
@@ -49,6 +68,9 @@ struct Curve {
     points: Vec<(usize, f64)>,
 }
 
+/// A line to draw: its legend, its colour and the value it takes from each epoch.
+type Metric = (&'static str, RGBColor, fn(&EpochRecord) -> Option<f64>);
+
 struct Panel {
     title: &'static str,
     y_label: &'static str,
@@ -57,21 +79,24 @@ struct Panel {
 }
 
 impl Panel {
-    /// Plots the (training, validation) pair that `metric` picks from each epoch.
-    fn save(&self, history: &History, metric: fn(&EpochRecord) -> (f64, f64), path: &Path) -> Result<()> {
-        let points = |pick: fn((f64, f64)) -> f64| -> Vec<(usize, f64)> {
-            let all = history.epochs.iter().map(|r| (r.epoch, pick(metric(r))));
-            all.filter(|(_, v)| v.is_finite()).collect()
+    /// Plots one line per metric over the epochs.
+    fn png(&self, history: &History, metrics: &[Metric]) -> Result<Vec<u8>> {
+        let Some(first) = history.epochs.first().map(|r| r.epoch) else {
+            return Err(Error::Invalid("no epochs to plot: the history is empty".into()));
         };
-        let training = Curve { label: "Training", colour: TRAINING, points: points(|(t, _)| t) };
-        let validation = Curve { label: "Validation", colour: VALIDATION, points: points(|(_, v)| v) };
+        let curves = metrics
+            .iter()
+            .map(|&(label, colour, pick)| {
+                let points = history.epochs.iter().filter_map(|r| pick(r).filter(|v| v.is_finite()).map(|v| (r.epoch, v)));
+                Curve { label, colour, points: points.collect() }
+            })
+            .collect();
         // One epoch of space either side keeps the first and last dots off the axes.
-        let first = history.epochs[0].epoch;
         let epochs = first - 1..first + history.epochs.len();
-        save_drawing(path, PLOT_SIZE, |root| self.draw(root, epochs, [training, validation]))
+        drawing_png(PLOT_SIZE, |root| self.draw(root, epochs, curves))
     }
 
-    fn draw(&self, root: &Canvas<'_>, epochs: Range<usize>, curves: [Curve; 2]) -> DrawResult {
+    fn draw(&self, root: &Canvas<'_>, epochs: Range<usize>, curves: Vec<Curve>) -> DrawResult {
         let padding = [epochs.start, epochs.end];
         let mut chart = ChartBuilder::on(root)
             .caption(self.title, (FONT, 24))

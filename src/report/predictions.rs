@@ -17,16 +17,22 @@ pub struct Prediction {
     pub probabilities: Vec<f32>,
 }
 
-impl Prediction {
-    /// Index of the most probable class (0 when every value is NaN).
-    pub fn predicted(&self) -> usize {
-        let mut best = 0;
-        for (i, &p) in self.probabilities.iter().enumerate() {
-            if p > self.probabilities[best] || self.probabilities[best].is_nan() && !p.is_nan() {
-                best = i;
-            }
+/// Index of the largest value: the first of equal ones, NaN never chosen
+/// over a number, and 0 when every value is NaN.
+pub fn most_probable(values: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &p) in values.iter().enumerate() {
+        if p > values[best] || values[best].is_nan() && !p.is_nan() {
+            best = i;
         }
-        best
+    }
+    best
+}
+
+impl Prediction {
+    /// Index of the most probable class (see [`most_probable`]).
+    pub fn predicted(&self) -> usize {
+        most_probable(&self.probabilities)
     }
 
     /// Indices of the `k` most probable classes, most probable first (ties:

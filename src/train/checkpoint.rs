@@ -13,7 +13,7 @@ use super::optimizer::Adam;
 use super::schedule::ReduceLrOnPlateau;
 use super::splits::SplitCounts;
 use crate::error::{Error, Result};
-use crate::io::safetensors_io::read_safetensors_with_metadata;
+use crate::io::safetensors_io::{read_metadata, read_safetensors_with_metadata};
 use crate::io::{StorageDtype, TensorMap, write_safetensors};
 use crate::report::history::History;
 use serde::{Deserialize, Serialize};
@@ -155,6 +155,13 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     };
     state.upgrade(history.as_ref());
     Ok(Checkpoint { tensors, state, config, history })
+}
+
+/// A checkpoint's training state alone, from its header (no tensors read).
+pub fn read_state(path: &Path) -> Result<TrainState> {
+    let meta = read_metadata(path)?;
+    let state = meta.get(STATE_KEY).ok_or_else(|| bad(path, "not an incept checkpoint (no training state)"))?;
+    serde_json::from_str(state).map_err(|e| bad(path, format!("bad training state: {e}")))
 }
 
 /// Reads a checkpoint of the run configured by `cfg` (its run.json): errors,

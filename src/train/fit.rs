@@ -20,7 +20,10 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::gpu::profile::HOST_WORK;
 use crate::ops::loss;
+use crate::report::ConfusionMatrix;
 use crate::report::history::EpochRecord;
+use crate::report::predictions::most_probable;
+use crate::report::tensorboard::TensorBoard;
 use crate::report::roc;
 use crate::report::plots;
 use crate::tensor::Tensor;
@@ -142,7 +145,15 @@ fn one_hot(gpu: &Gpu, b: &Batch, classes: usize) -> Result<Tensor> {
 /// Loss, accuracy and AUC of `model` on a split, in inference mode, through
 /// `cache` when given (a cache of this split's images). The probabilities
 /// stay on the device until the split is done, then are read back at once.
-pub fn evaluate_split(gpu: &Gpu, model: &Classifier, loader: &Loader, classes: usize, mut cache: Option<&mut FeatureCache>) -> Result<Scores> {
+/// Also returns the split's confusion matrix (argmax predictions) over `class_names`.
+pub fn evaluate_split(
+    gpu: &Gpu,
+    model: &Classifier,
+    loader: &Loader,
+    class_names: &[String],
+    mut cache: Option<&mut FeatureCache>,
+) -> Result<(Scores, ConfusionMatrix)> {
+    let classes = class_names.len();
     let mut run = Running::default();
     let mut from_cache = 0;
     let mut probabilities = Vec::new();
@@ -166,7 +177,11 @@ pub fn evaluate_split(gpu: &Gpu, model: &Classifier, loader: &Loader, classes: u
         p.extend(t.to_vec()?);
     }
     let auc = roc::macro_auc(&roc::one_vs_rest_auc(&p, &labels, classes));
-    Ok(Scores { from_cache, auc, ..run.scores() })
+    let mut confusion = ConfusionMatrix::new(class_names.to_vec());
+    for (row, &label) in p.chunks_exact(classes).zip(&labels) {
+        confusion.add(label, most_probable(row))?;
+    }
+    Ok((Scores { from_cache, auc, ..run.scores() }, confusion))
 }
 
 /// Trains a started run (new or resumed, see [`super::start`]) to its
@@ -201,6 +216,12 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
     let draw_offset = state.draw_offset;
     let draws = |epoch: usize| draw_offset + epoch;
     let monitor = cfg.callbacks.monitor;
+    // TensorBoard's logs: first whatever the history holds that they do not
+    // (a run resumed after an interruption, or trained before they existed).
+    let config_json = serde_json::to_string_pretty(&cfg).map_err(|e| Error::Invalid(format!("cannot encode the run configuration: {e}")))?;
+    let mut tensorboard = TensorBoard::open(run_dir)?;
+    tensorboard.write_config(run.for_writing()?, state.epoch, &config_json)?;
+    tensorboard.write_epochs(run.for_writing()?, &history)?;
     if let Some(stopped) = state.best.stopped_epoch {
         println!("{}: early stopping ended this run after epoch {stopped}; it is finished (start a new run to train further)", run_dir.display());
     }
@@ -294,7 +315,7 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
         }
         let train_scores = running.scores();
         let train_seconds = started.elapsed().as_secs_f64();
-        let val = evaluate_split(gpu, &model, &valid, classes, valid_cache.as_mut())?;
+        let (val, val_confusion) = evaluate_split(gpu, &model, &valid, &cfg.classes, valid_cache.as_mut())?;
         if !val.loss.is_finite() {
             bar.abandon_with_message("diverged");
             let steps = train.batches_per_epoch();
@@ -352,6 +373,10 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
         checkpoint::save(&run.for_writing()?.join(LAST), &model, &optimizer, &state, &cfg, &history)?;
         history.save(run.for_writing()?)?;
         plots::save_plots(&history, run.for_writing()?)?;
+        tensorboard.write_epochs(run.for_writing()?, &history)?;
+        if improved {
+            tensorboard.write_confusion(run.for_writing()?, epoch + 1, &val_confusion)?;
+        }
         if verdict.stop {
             println!(
                 "early stopping: {} has not improved on epoch {} for {} epoch(s); stopped after epoch {}",
@@ -370,7 +395,7 @@ pub fn fit(gpu: &Gpu, start: Start, interrupt: Arc<AtomicBool>, profile: Profile
             let best = Classifier::from_tensor_map(gpu, &cfg, &weights)
                 .map_err(|e| Error::Io { path: best.display().to_string(), reason: e.to_string() })?;
             let test = loader(f, &cfg, false)?;
-            Some(evaluate_split(gpu, &best, &test, classes, None)?.accuracy)
+            Some(evaluate_split(gpu, &best, &test, &cfg.classes, None)?.0.accuracy)
         }
         None => None,
     };
