@@ -5,9 +5,11 @@
 # Debian's Fashion-MNIST for the dataset test, pydicom's DICOM test files from
 # PyPI for the DICOM test, h5py/numpy/safetensors from PyPI into a venv under
 # target/ for the Python converter the Keras import test runs), runs the whole
-# suite, the Python converter's own tests and the
-# export checks against ONNX Runtime and TF.js (tools/deploy-check), and
-# closes with the totals over every test binary and check.
+# suite, the Python converter's own tests, the export checks against ONNX
+# Runtime and TF.js (tools/deploy-check), the TensorBoard logs against
+# TensorBoard's reader (tools/tensorboard-check) and the HTML report in
+# headless Chromium (tools/report-check), and closes with the totals over
+# every test binary and check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/install-vulkan.sh
@@ -29,6 +31,10 @@ fi
 echo "test result: $result (tools/test_keras_h5_to_safetensors.py)" | tee -a "$log"
 # The exports against their real consumers (ONNX Runtime, TF.js), through the binary.
 bash tools/deploy-check/run.sh 2>&1 | tee -a "$log" || status=$?
-awk '/^(test|deploy-check) result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+# train's TensorBoard logs against TensorBoard's own reader.
+bash tools/tensorboard-check/run.sh 2>&1 | tee -a "$log" || status=$?
+# incept report rendered in headless Chromium (skipped, visibly, where Chromium cannot be installed).
+bash tools/report-check/run.sh 2>&1 | tee -a "$log" || status=$?
+awk '/^(test|deploy-check|tensorboard-check|report-check) result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
      END { printf "total: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

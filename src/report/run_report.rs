@@ -42,12 +42,12 @@ impl RunReport {
         let mut page = Page::new();
         page.heading(1, None, &format!("incept run report: {}", self.run));
         self.summary(&mut page);
-        self.configuration(&mut page);
         self.dataset(&mut page);
         self.training(&mut page)?;
         self.evaluation(&mut page);
         self.grad_cam(&mut page);
         self.profile(&mut page);
+        self.configuration(&mut page);
         page.note(&format!("Written by incept {}.", env!("CARGO_PKG_VERSION")));
         Ok(page.finish(&format!("incept report: {}", self.run)))
     }
@@ -90,7 +90,10 @@ impl RunReport {
             page.close_section();
             return;
         };
-        let splits: Vec<&String> = counts.keys().collect();
+        // Training order, then any other split by name.
+        let rank = |s: &str| ["train", "validation", "test"].iter().position(|&k| k == s).unwrap_or(3);
+        let mut splits: Vec<&String> = counts.keys().collect();
+        splits.sort_by_key(|s| (rank(s), s.to_string()));
         let mut header = vec!["class"];
         header.extend(splits.iter().map(|s| s.as_str()));
         let mut rows: Vec<Vec<String>> = self
@@ -226,10 +229,30 @@ impl RunReport {
     }
 }
 
-/// A JSON value as a person reads it: strings without quotes, the rest compact.
+/// A JSON value as a person reads it: strings without quotes, numbers that
+/// were f32 settings as the f32 (0.3, not 0.30000001192092896), the rest compact.
 fn plain(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => match n.as_f64() {
+            Some(v) if n.is_f64() && v as f32 as f64 == v => (v as f32).to_string(),
+            _ => n.to_string(),
+        },
         v => v.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain;
+    use serde_json::json;
+
+    #[test]
+    fn settings_read_as_they_were_given() {
+        assert_eq!(plain(&json!(0.3f32)), "0.3");
+        assert_eq!(plain(&json!(0.001f64)), "0.001");
+        assert_eq!(plain(&json!(224)), "224");
+        assert_eq!(plain(&json!("rescale")), "rescale");
+        assert_eq!(plain(&json!([512, 512])), "[512,512]");
     }
 }

@@ -19,7 +19,7 @@ import zlib
 from html.parser import HTMLParser
 from pathlib import Path
 
-SECTIONS = ["summary", "configuration", "dataset", "training", "evaluation", "gradcam", "profile"]
+SECTIONS = ["summary", "dataset", "training", "evaluation", "gradcam", "profile", "configuration"]
 
 
 class Page(HTMLParser):

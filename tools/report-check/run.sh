@@ -37,7 +37,7 @@ cargo build --quiet --locked --bin incept
 incept=target/debug/incept
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$incept" data fmnist4 --out "$work/fmnist4" >/dev/null
+"$incept" data fashion-mnist --out "$work/fmnist4" >/dev/null
 # Three training, two validation and two test images per class.
 for split_count in train:3 valid:2 test:2; do
   split=${split_count%:*}; count=${split_count#*:}
