@@ -2,9 +2,9 @@
 # One measurement run on a GPU machine (one prepared run, as GPU time is
 # scarce; nothing is built there), f32 and mixed precision side by side:
 #
-#   tests     the test binaries in INCEPT_TEST_BINS (all their tests) and in
-#             INCEPT_IGNORED_TEST_BINS (only their ignored tests, e.g.
-#             tests/conv_coop.rs, which need cooperative matrices);
+#   tests     the GPU modules of the test suite in INCEPT_SUITE (all their
+#             tests, then the ignored ones of conv_coop and parity, which
+#             need cooperative matrices);
 #   lab       the conv kernel lab at b8 224² (every variant checked against the
 #             Direct oracle, then timed; `coop` and `coop-f16`, over f32 and f16
 #             activations, appear where the adapter has cooperative matrices),
@@ -19,9 +19,10 @@
 #             with each precision.
 #
 # usage: OUT=DIR bash benches/gpu.sh      (STAGES="tests lab model finetune" by default)
-# env:   INCEPT_BIN (default target/release/incept), INCEPT_TEST_BINS,
-#        INCEPT_IGNORED_TEST_BINS (prebuilt `cargo test --release --no-run`
-#        binaries), INCEPT_FINETUNE_DATA, INCEPT_FINETUNE_WEIGHTS, PYTHON
+# env:   INCEPT_BIN (default target/release/incept), INCEPT_SUITE (the
+#        prebuilt `cargo test --release --no-run --test suite` binary; its
+#        GPU modules run: conv_coop, parity, coop_shader and gpu, and the
+#        ignored tests of conv_coop and parity), INCEPT_FINETUNE_DATA, INCEPT_FINETUNE_WEIGHTS, PYTHON
 #        (default python3, with torch + torchvision), LAB_MIN_TIME (default
 #        0.1 s per row), MODEL_ITERS (default 10), EPOCHS (default 10).
 # Full logs go to $OUT; the summary table is printed last (and saved as
@@ -30,8 +31,8 @@
 # Prepared here (../shared/DEVICE.md: no Rust toolchain there): the loader
 # packages in .gl/, then
 #   cargo build --release --locked
-#   cargo test --release --locked --no-run --test conv_coop --test parity --test coop_shader --test gpu
-# and the binaries it names ("Executable tests/conv_coop.rs (target/release/deps/conv_coop-…)")
+#   cargo test --release --locked --no-run --test suite
+# and the binary it names ("Executable tests/suite.rs (target/release/deps/suite-…)")
 # copied to .gpu/ with target/release/incept; the fine-tune also needs data/fmnist4 (copied, not a
 # link) and the base weights stored as f16 (`incept convert storage W --out .gpu/w16.safetensors
 # --f16`, 44 MB), more than one 64 MiB transfer holds together with the binaries: run STAGES="tests
@@ -68,14 +69,12 @@ fi
 
 if want tests; then
   {
-    for t in ${INCEPT_TEST_BINS:-}; do
-      stamp "test binary $t"
-      "$t" --test-threads=4 2>&1 | tail -3
-    done
-    for t in ${INCEPT_IGNORED_TEST_BINS:-}; do
-      stamp "test binary $t --ignored"
-      "$t" --ignored --test-threads=1 --nocapture 2>&1 | tail -40
-    done
+    if [ -n "${INCEPT_SUITE:-}" ]; then
+      stamp "test suite: conv_coop parity coop_shader gpu"
+      "$INCEPT_SUITE" conv_coop:: parity:: coop_shader:: gpu:: --test-threads=4 2>&1 | tail -3
+      stamp "test suite: conv_coop parity --ignored"
+      "$INCEPT_SUITE" conv_coop:: parity:: --ignored --test-threads=1 --nocapture 2>&1 | tail -40
+    fi
   } 2>&1 | tee "$OUT/tests.txt"
 fi
 

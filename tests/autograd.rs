@@ -2,7 +2,7 @@
 //! paths, and a composed conv-BN-ReLU-pool-dense graph whose GPU gradients
 //! are checked, entry by entry, against f64 finite differences of the same
 //! graph built from the CPU references.
-mod common;
+use crate::common;
 use common::*;
 use incept::autograd::{self as ag, Var};
 use incept::ops::window::{Padding, Window2d};

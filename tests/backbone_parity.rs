@@ -11,7 +11,7 @@
 //!
 //! Larger golden tensors are stored as `flat[0::17]` (the generators' rule).
 
-mod common;
+use crate::common;
 use common::*;
 use incept::io::synthetic::synthetic_weights;
 use incept::io::{HostTensor, TensorMap};

@@ -5,7 +5,7 @@
 //! frozen boundary against the f64 CPU reference of the whole graph
 //! (`reference::network`), and the tail's gradients (depthwise kernels,
 //! BatchNorm gammas) against finite differences of that reference.
-mod common;
+use crate::common;
 use common::*;
 use incept::autograd as ag;
 use incept::io::{HostTensor, TensorMap};

@@ -3,7 +3,7 @@
 //! right network from the file alone), `incept classify` with
 //! EfficientNet-Lite0's ImageNet head, and bad weight files refused with the
 //! file and what is wrong.
-mod binary;
+use crate::binary;
 use binary::{incept, make_tree, ok, text};
 use incept::io::safetensors_io::read_safetensors_with_metadata;
 use incept::io::{StorageDtype, write_safetensors};

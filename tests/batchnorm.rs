@@ -2,7 +2,7 @@
 //! CPU backward against finite differences of the f64 forward, then every GPU
 //! function against the CPU references, autograd end to end, and gamma = 1
 //! against no gamma.
-mod common;
+use crate::common;
 use common::*;
 use incept::Tensor;
 use incept::autograd::{self as ag, Var};

@@ -1,5 +1,5 @@
 //! Channel concatenation and slicing against their CPU references.
-mod common;
+use crate::common;
 use common::*;
 use incept::ops::concat;
 use incept::reference::{concat as rc, to_f64};

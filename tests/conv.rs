@@ -8,7 +8,7 @@
 //! epilogue) and the others its direct path; cin and cout both multiples of 4
 //! pick its vec4 loads. Each test below has cases of both paths. The Winograd
 //! variants (3×3 stride 1 only) are tested in tests/conv_winograd.rs.
-mod common;
+use crate::common;
 use common::*;
 use common::{ConvCase as Case, ConvOperands as Operands, conv_case as case};
 use incept::ops::conv::{self, ConvAlgo, ConvSpec};

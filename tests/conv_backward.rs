@@ -1,6 +1,6 @@
 //! Convolution backward: the f64 CPU backward against finite differences of
 //! the f64 forward reference, then the GPU kernels against the CPU backward.
-mod common;
+use crate::common;
 use common::*;
 use incept::ops::conv_backward::{self as cb, FilterGradKernel, InputGradKernel};
 use incept::ops::{Padding, Window2d};

@@ -15,11 +15,11 @@
 //!
 //! Only adapters with cooperative matrices (16×16×16 or 8×8×8 f16 × f16 →
 //! f32) can run the kernel, so these tests are ignored by default and
-//! reported as such; run them there with `cargo test --test conv_coop --
+//! reported as such; run them there with `cargo test --test suite conv_coop:: --
 //! --ignored` (benches/gpu.sh does on the GPU; tools/coop-lavapipe.sh runs
 //! them on Mesa 26's lavapipe, which has 8×8×8). Run on an adapter without
 //! the feature they fail, saying what it lacks.
-mod common;
+use crate::common;
 use common::*;
 use common::{ConvCase as Case, ConvOperands as Operands, conv_case as case};
 use half::f16;

@@ -2,7 +2,7 @@
 //! odd sizes (channels not multiples of 4, outputs not multiples of the 2×2
 //! tile, images smaller than a tile), with the fused epilogue and
 //! channel-slice outputs, and against the Direct oracle at InceptionV3 shapes.
-mod common;
+use crate::common;
 use common::*;
 use incept::ops::conv::{self, ConvAlgo, ConvSpec};
 use incept::ops::conv_tuning::ConvKey;

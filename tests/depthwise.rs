@@ -5,7 +5,7 @@
 //! bias; each activation); the reference backward against finite differences
 //! of the reference forward; every GPU backward kernel against the reference
 //! backward; the autograd wrapper end to end; bad input.
-mod common;
+use crate::common;
 use common::*;
 use incept::autograd::{self as ag, Var};
 use incept::ops::depthwise::{self as dw, DepthwiseAlgo, DepthwiseGradKernel, DepthwiseSpec};

@@ -8,7 +8,7 @@
 //! (`tools/dicom_facts.py`) and grey levels of their pixels worked by hand;
 //! and `incept train` on a class folder of .dcm files.
 
-mod binary;
+use crate::binary;
 
 use dicom_core::smallvec::SmallVec;
 use dicom_core::value::PixelFragmentSequence;

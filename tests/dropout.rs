@@ -1,7 +1,7 @@
 //! Dropout: the GPU mask equals the CPU hash bit for bit, forward and
 //! backward share it, its statistics fit the rate, and kept values are
 //! scaled by exactly 1/(1 − rate).
-mod common;
+use crate::common;
 use common::*;
 use incept::Tensor;
 use incept::ops::dropout::{dropout, dropout_backward};

@@ -1,6 +1,6 @@
 //! End to end through the `incept` binary: train a few steps on a tiny
 //! generated image tree, resume, predict, evaluate, and the bad-input paths.
-mod binary;
+use crate::binary;
 
 use binary::{CLASSES, incept, make_tree, ok, text, weights};
 use std::path::{Path, PathBuf};

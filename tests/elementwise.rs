@@ -1,6 +1,6 @@
 //! Elementwise kernels against their CPU references; the backwards of ReLU,
 //! ReLU6 and Add also against finite differences, and through autograd.
-mod common;
+use crate::common;
 use common::*;
 use incept::Tensor;
 use incept::autograd::{self as ag, Var};

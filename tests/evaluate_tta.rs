@@ -3,7 +3,7 @@
 //! mean of the image's and its mirror's probabilities, N = 0 is refused
 //! naming the flag; evaluate writes metrics.json, whose numbers are
 //! recomputed here from its per-image CSV, and the three PNGs.
-mod binary;
+use crate::binary;
 
 use binary::{CLASSES, incept, make_tree, ok, text, weights};
 use serde_json::Value;

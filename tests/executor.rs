@@ -3,7 +3,7 @@
 //! conv chain writing into one concatenation. The fused, slice-writing frozen
 //! path, the batch-chunked path and the prefix-boundary path must agree with
 //! the plain layer-by-layer path (every layer trainable, recorded op by op).
-mod common;
+use crate::common;
 use common::*;
 use incept::autograd as ag;
 use incept::io::{HostTensor, TensorMap};

@@ -3,8 +3,8 @@
 //! against central finite differences of the same network computed by the
 //! f64 CPU references; the map's properties; and the command end to end
 //! through the binary.
-mod binary;
-mod common;
+use crate::binary;
+use crate::common;
 
 use binary::{incept, make_tree, ok, text, weights};
 use common::*;

@@ -1,7 +1,7 @@
 //! The feature cache: hits and misses, gather order, the host fallback, keys
 //! and invalidation (library level), and training histories with the cache on
 //! and off (through the `incept` binary).
-mod common;
+use crate::common;
 use common::*;
 use incept::data::Preprocess;
 use incept::io::{StorageDtype, write_safetensors};

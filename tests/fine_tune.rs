@@ -3,7 +3,7 @@
 //! training (moving statistics used and left unchanged, the betas still
 //! trained), so a training forward equals the inference forward.
 
-mod common;
+use crate::common;
 use common::*;
 
 use incept::autograd as ag;

@@ -16,7 +16,7 @@
 //!
 //! Run with `--nocapture` to see the error per tensor.
 
-mod common;
+use crate::common;
 use common::*;
 
 use incept::autograd::Grads;

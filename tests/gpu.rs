@@ -1,6 +1,6 @@
 //! The device layer: limits give clear errors, buffers are reused, uploads and
 //! readbacks keep recorded order.
-mod common;
+use crate::common;
 use common::*;
 use incept::ops::elementwise as ew;
 use incept::gpu::{Precision, check_binding};

@@ -1,7 +1,7 @@
 //! InceptionV3 as Keras builds it: layer counts and order, parameters,
 //! weight loading, and the fused/concat-free frozen path against the plain
 //! layer-by-layer path.
-mod common;
+use crate::common;
 use common::*;
 use incept::autograd as ag;
 use incept::io::TensorMap;

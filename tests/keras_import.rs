@@ -7,7 +7,7 @@
 //! what the Python converter (tools/keras_h5_to_safetensors.py), run here,
 //! writes.
 
-mod binary;
+use crate::binary;
 
 use binary::{incept, ok, text};
 use incept::io::keras_import::map_inception_v3;

@@ -2,7 +2,7 @@
 //! which need the max-subtracted log-sum-exp form), with and without
 //! per-sample weights, the backward against finite differences, and the
 //! correct-prediction count with ties.
-mod common;
+use crate::common;
 use common::*;
 use incept::Tensor;
 use incept::ops::loss;

@@ -1,7 +1,7 @@
 //! Matrix products: every variant (naive, register-blocked, tiled) against the
 //! f64 CPU reference at odd sizes, for plain, transposed and Dense products;
 //! the Dense backward formulas against finite differences; shape errors.
-mod common;
+use crate::common;
 use common::*;
 use incept::ops::matmul::{self as mm, Epilogue, Gemm, MatmulAlgo};
 use incept::reference::{self as r, matmul as rm};

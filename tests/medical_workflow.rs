@@ -3,7 +3,7 @@
 //! --validation-split --class-weight balanced --early-stopping 2`, then
 //! `evaluate --tta 4` (clinical metrics, JSON and plots) and `explain`
 //! (Grad-CAM pictures and maps).
-mod binary;
+use crate::binary;
 
 use binary::{CLASSES, incept, make_tree, ok, weights};
 use std::collections::BTreeMap;

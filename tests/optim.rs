@@ -1,6 +1,6 @@
 //! Adam and both SGD forms over several steps (a fresh random gradient each
 //! step) against the f64 Keras formulas.
-mod common;
+use crate::common;
 use common::*;
 use incept::Tensor;
 use incept::ops::optim::{AdamConfig, adam_step, sgd_step};

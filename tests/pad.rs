@@ -1,7 +1,7 @@
 //! Zero padding (Keras ZeroPadding2D) and cropping (Cropping2D, its gradient)
 //! against the CPU references on odd shapes with asymmetric pads, the
 //! backward against finite differences, and through autograd.
-mod common;
+use crate::common;
 use common::*;
 use incept::autograd::{self as ag, Var};
 use incept::ops::pad;

@@ -6,7 +6,7 @@
 //! TF's forward and both backward passes. The references and the kernels
 //! share `Window2d::pad_before`, so only an outside oracle can catch a wrong
 //! split: this one.
-mod common;
+use crate::common;
 
 use common::*;
 use incept::io::HostTensor;

@@ -19,7 +19,7 @@
 //!
 //! Run with `--nocapture` to see the error per layer.
 
-mod common;
+use crate::common;
 use common::*;
 
 use incept::gpu::Precision;

@@ -2,7 +2,7 @@
 //! general ones at odd sizes, every backward against finite differences of
 //! its forward reference, channel-slice output, the forward kernels' f16
 //! storage forms (the frozen prefix under `--precision mixed`), and shape errors.
-mod common;
+use crate::common;
 use common::*;
 use incept::ops::pool as pl;
 use incept::ops::{Padding, Window2d};

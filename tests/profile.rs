@@ -3,7 +3,7 @@
 //! wall time unaccounted, and host time outside every span shows up as
 //! unaccounted; JSON round-trips; nothing is recorded unless a session runs.
 //! No timing thresholds: only that times are positive and accounted for.
-mod common;
+use crate::common;
 use common::*;
 use incept::autograd as ag;
 use incept::gpu::profile::{HOST_WORK, Profile, READBACKS, RECORDING, WAITS};

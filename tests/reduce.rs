@@ -1,6 +1,6 @@
 //! Reductions against their f64 CPU references, from single elements to
 //! 100k-row matrices (several tree levels).
-mod common;
+use crate::common;
 use common::*;
 use incept::Tensor;
 use incept::ops::reduce;

@@ -5,7 +5,7 @@
 //! SIGKILL at random points never leaving a disagreeing or unresumable run,
 //! folder walks that survive link cycles, and oversized flags that fail
 //! with a message under a memory cap instead of aborting.
-mod binary;
+use crate::binary;
 
 use binary::{incept, make_tree, ok, text, weights};
 use incept::train::checkpoint;
@@ -53,13 +53,15 @@ fn fixture() -> &'static Fixture {
 
 /// A copy of a run directory; checkpoints are hard links (they are only
 /// ever replaced by rename, never written in place), which keeps the tests'
-/// disk use small.
+/// disk use small. Folders (the TensorBoard logs, appended to in place) are copied.
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let name = e.unwrap().file_name();
         let (src, dst) = (from.join(&name), to.join(&name));
-        if src.extension().is_some_and(|x| x == "safetensors") {
+        if src.is_dir() {
+            copy_dir(&src, &dst);
+        } else if src.extension().is_some_and(|x| x == "safetensors") {
             std::fs::hard_link(&src, &dst).unwrap();
         } else {
             std::fs::copy(&src, &dst).unwrap();

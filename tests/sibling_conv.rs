@@ -5,7 +5,7 @@
 //! and in the executor: InceptionV3 at 75² with merging on equals merging
 //! off, in inference, in a fine-tune step and from the frozen boundary (bit
 //! for bit: the same summation order), and in batch chunks.
-mod common;
+use crate::common;
 use common::*;
 use incept::autograd as ag;
 use incept::models::{Backbone, Base};

@@ -3,7 +3,7 @@
 //! `--init` from another run (refused, naming the tensor, when the head does
 //! not fit), and `--head-epochs` running both stages in one run and resuming
 //! in the fine-tuning stage.
-mod binary;
+use crate::binary;
 
 use binary::{incept, make_tree, ok, text, weights};
 use std::path::Path;

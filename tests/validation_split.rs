@@ -2,7 +2,7 @@
 //! `--validation-split` and early stopping, the resume of the finished run,
 //! `evaluate` on the recorded validation split, and the flags refused
 //! before anything is written.
-mod binary;
+use crate::binary;
 
 use binary::{incept, make_tree, ok, text, weights};
 use std::path::Path;

@@ -9,7 +9,7 @@
 #
 # usage: bash tools/coop-lavapipe.sh COMMAND [ARGS...]   (run from anywhere; the
 #        command runs in the repository root, e.g.
-#        bash tools/coop-lavapipe.sh target/debug/deps/conv_coop-HASH --ignored)
+#        bash tools/coop-lavapipe.sh target/debug/deps/suite-HASH conv_coop:: --ignored)
 # env:   COOP_ROOT (default /var/tmp/incept-trixie), MIRROR (default: the first
 #        URI of this machine's own Debian sources), LP_NUM_THREADS (default 2),
 #        LP_NATIVE_VECTOR_WIDTH (unset: lavapipe's 256 bits, subgroups of 8;

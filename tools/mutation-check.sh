@@ -111,7 +111,7 @@ m_profile_drop_waits() {
   OLD='let measured_ns: f64 = profile.host_ns.iter().map(|(_, ns)| ns).sum();'
   NEW='let measured_ns: f64 = profile.host_ns.iter().filter(|(c, _)| *c != WAITS).map(|(_, ns)| ns).sum();'
   mutate src/report/profile.rs
-  expect_failure tests/profile.rs cargo test --test profile
+  expect_failure tests/profile.rs cargo test --test suite profile::
   unmutate src/report/profile.rs
   verdict
 }
@@ -124,7 +124,7 @@ m_profile_overlapping_spans() {
             }'
   NEW='            s.spans.truncate(self.depth - 1);'
   mutate src/gpu/profile.rs
-  expect_failure tests/profile.rs cargo test --test profile
+  expect_failure tests/profile.rs cargo test --test suite profile::
   unmutate src/gpu/profile.rs
   verdict
 }
@@ -135,7 +135,7 @@ m_pad_before_rounds_up() {
   NEW='        Ok((th.div_ceil(2), tw.div_ceil(2)))'
   mutate src/ops/window.rs
   expect_failure "src/ops/window.rs (hand-worked table)" cargo test --lib ops::window
-  expect_failure tests/padding_goldens.rs cargo test --test padding_goldens
+  expect_failure tests/padding_goldens.rs cargo test --test suite padding_goldens::
   unmutate src/ops/window.rs
   verdict
 }
@@ -146,7 +146,7 @@ m_tfjs_swap_bn_statistics() {
   NEW='            let source = match *var { "moving_mean" => "moving_variance", "moving_variance" => "moving_mean", v => v };
             let t = &model.weights[have[&source]];'
   mutate src/io/tfjs.rs
-  expect_failure tests/weights.rs cargo test --test weights converts_synthetic_inception_v3
+  expect_failure tests/weights.rs cargo test --test suite weights::converts_synthetic_inception_v3
   unmutate src/io/tfjs.rs
   verdict
 }
@@ -165,7 +165,7 @@ m_keras_kernel_transposed() {
             }
         }'
   mutate src/io/keras_import.rs
-  expect_failure tests/keras_import.rs cargo test --test keras_import
+  expect_failure tests/keras_import.rs cargo test --test suite keras_import::
   unmutate src/io/keras_import.rs
   verdict
 }
@@ -176,7 +176,7 @@ m_python_converter_swap() {
   NEW='            swapped = {"moving_mean": "moving_variance", "moving_variance": "moving_mean"}.get(var, var)
             tensors[f"{keras3_name('"'"'batch_normalization'"'"', k)}/{var}"] = bw[swapped]'
   mutate tools/keras_h5_to_safetensors.py
-  expect_failure tests/keras_import.rs cargo test --test keras_import the_base_alone
+  expect_failure tests/keras_import.rs cargo test --test suite keras_import::the_base_alone
   unmutate tools/keras_h5_to_safetensors.py
   verdict
 }
