@@ -79,7 +79,7 @@ if want tests; then
 fi
 
 if want lab; then
-  $bin bench kernels --list --image-size 224 > "$OUT/shapes.csv"
+  $bin bench kernels --conv-shapes-csv --image-size 224 > "$OUT/shapes.csv"
   stamp "conv kernel lab"
   $bin bench kernels --family conv --batch 8 --image-size 224 --min-time "$min_time" 2>&1 | tee "$OUT/incept_lab_conv.txt"
   for f in ${LAB_FAMILIES:-}; do

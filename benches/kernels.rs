@@ -16,7 +16,7 @@ fn main() -> Result<()> {
     let named: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let families: Vec<&str> = if named.is_empty() { lab::FAMILIES.to_vec() } else { named.iter().map(String::as_str).collect() };
     let gpu = Gpu::shared()?;
-    let opts = LabOptions { batch: 8, image: 75, variant: None, min_time: Duration::from_secs_f64(0.1), limit: None };
+    let opts = LabOptions { batch: 8, image: 75, variant: None, min_time: Duration::from_secs_f64(0.1), shape: None, limit: None };
     for family in families {
         lab::print(family, &gpu, &opts)?;
         println!();

@@ -39,7 +39,7 @@ fn check_every_variant(gpu: &Gpu) {
 #[test]
 fn the_lab_rejects_unknown_families_and_variants() {
     let gpu = Gpu::shared().unwrap();
-    let opts = lab::LabOptions { batch: 1, image: 75, variant: None, min_time: std::time::Duration::ZERO, limit: Some(1) };
+    let opts = lab::LabOptions { batch: 1, image: 75, variant: None, min_time: std::time::Duration::ZERO, shape: None, limit: Some(1) };
     let err = lab::print("convolution", &gpu, &opts).unwrap_err().to_string();
     assert!(err.contains("conv-backward-input"), "{err}");
     let opts = lab::LabOptions { variant: Some("fastest".into()), ..opts };

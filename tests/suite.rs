@@ -37,6 +37,7 @@ mod gpu;
 mod inception_v3;
 mod keras_import;
 mod kernel_lab;
+mod kernel_study;
 mod kernel_layout;
 mod loss;
 mod matmul;

@@ -1,5 +1,5 @@
 """libtorch reference for `incept bench kernels`: the same InceptionV3 conv
-shapes (read from `incept bench kernels --list`), NHWC (channels_last), f32,
+shapes (read from `incept bench kernels --conv-shapes-csv`), NHWC (channels_last), f32,
 conv + ReLU, timed with CUDA events. Prints GFLOP/s per shape with TF32 off
 (pure f32, like-for-like) and on (PyTorch's default for convolutions).
 

@@ -9,6 +9,8 @@ use incept::ops::pool;
 use incept::gpu::profile::HOST_WORK;
 use incept::report::ProfileReport;
 use incept::{Error, Gpu, Result, Tensor};
+use incept::io::atomic::check_writable;
+use incept::io::write_atomic;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -32,12 +34,25 @@ pub enum BenchCommand {
         /// Minimum seconds of repetitions per row (after one warm-up run).
         #[arg(long, default_value_t = 0.5)]
         min_time: f64,
+        /// Only the shapes whose label (as the table prints it) contains this text, e.g. "35x35x288".
+        #[arg(long)]
+        shape: Option<String>,
         /// Only the first N shapes (quick checks).
         #[arg(long)]
         limit: Option<usize>,
-        /// Print the conv shapes as CSV (for benches/libtorch/conv_shapes.py) and exit.
+        /// List every family with what it computes and its variants (the oracle first), and exit.
         #[arg(long)]
         list: bool,
+        /// Print InceptionV3's conv shapes as CSV (for benches/libtorch/conv_shapes.py) and exit.
+        #[arg(long)]
+        conv_shapes_csv: bool,
+        /// Also measure the adapter's ceilings (a streaming copy and an FMA loop) and draw every
+        /// row as a point of a roofline: arithmetic intensity against GFLOP/s, as a PNG.
+        #[arg(long)]
+        roofline: Option<PathBuf>,
+        /// Write the rows as roofline points (intensity, GFLOP/s, share of the roofline) and the ceilings as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
         /// Accepted for older scripts: every row is checked against the oracle anyway.
         #[arg(long, hide = true)]
         check: bool,
@@ -88,18 +103,37 @@ pub enum BenchCommand {
 
 pub fn run(adapter: Option<String>, cmd: BenchCommand) -> Result<()> {
     match cmd {
-        BenchCommand::Kernels { list: true, image_size, .. } => list_conv_shapes(image_size),
-        BenchCommand::Kernels { family, batch, image_size, variant, min_time, limit, .. } => {
+        BenchCommand::Kernels { list: true, .. } => list_families(),
+        BenchCommand::Kernels { conv_shapes_csv: true, image_size, .. } => list_conv_shapes(image_size),
+        BenchCommand::Kernels { family, batch, image_size, variant, min_time, shape, limit, roofline, json, .. } => {
             if image_size < 75 {
                 return Err(Error::Invalid(format!("--image-size {image_size}: InceptionV3 needs at least 75")));
             }
-            let gpu = super::open_gpu(adapter)?;
             if !(min_time >= 0.0 && min_time.is_finite()) {
                 return Err(Error::Invalid(format!("--min-time {min_time}: expected a non-negative number of seconds")));
             }
+            for path in roofline.iter().chain(&json) {
+                check_writable(path)?;
+            }
+            let gpu = super::open_gpu(adapter)?;
             check_inputs(&gpu, batch, image_size)?;
-            let opts = incept::lab::LabOptions { batch, image: image_size, variant, min_time: Duration::from_secs_f64(min_time), limit };
-            incept::lab::print(&family, &gpu, &opts)
+            let min_time = Duration::from_secs_f64(min_time);
+            let opts = incept::lab::LabOptions { batch, image: image_size, variant, min_time, shape, limit };
+            let rows = incept::lab::print(&family, &gpu, &opts)?;
+            if roofline.is_some() || json.is_some() {
+                let ceilings = incept::lab::roofline::measure_ceilings(&gpu, min_time)?;
+                println!("ceilings on {}: {:.2} GB/s (streaming copy), {:.2} GFLOP/s (FMA loop)", gpu.name(), ceilings.gb_per_s, ceilings.gflops);
+                let points = incept::lab::roofline::Roofline::new(gpu.name().to_string(), &family, ceilings, &rows);
+                if let Some(path) = &json {
+                    write_atomic(path, points.to_json().as_bytes())?;
+                    println!("wrote {}", path.display());
+                }
+                if let Some(path) = &roofline {
+                    incept::report::roofline_chart::save_roofline_png(&points, path)?;
+                    println!("wrote {}", path.display());
+                }
+            }
+            Ok(())
         }
         BenchCommand::Loader { data, image_size, batch, workers, no_augment, epochs } => loader(&data, image_size, batch, workers, !no_augment, epochs),
         BenchCommand::Model { batch, image_size, unfreeze_last, base, iters, profile, profile_out, precision } => {
@@ -114,6 +148,14 @@ pub fn run(adapter: Option<String>, cmd: BenchCommand) -> Result<()> {
 /// `--batch` images of `--image-size`, checked against the limits `train` uses before they are allocated.
 fn check_inputs(gpu: &Gpu, batch: usize, image_size: usize) -> Result<()> {
     incept::train::memory::check_images_fit(gpu, &format!("--batch {batch}"), batch, &format!("--image-size {image_size}"), image_size, 1)
+}
+
+fn list_families() -> Result<()> {
+    for (name, what, variants) in incept::lab::list() {
+        println!("{name}: {what}");
+        println!("  variants: {}", variants.join(", "));
+    }
+    Ok(())
 }
 
 fn list_conv_shapes(image: usize) -> Result<()> {

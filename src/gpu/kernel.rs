@@ -10,7 +10,10 @@
 //! Tile sizes and other compile-time choices are WGSL `override` constants,
 //! so each variant is one pipeline, compiled once and cached.
 
+use super::shader_source;
+use crate::error::{Error, Result};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// A WGSL entry point and the shape of its bindings.
@@ -18,7 +21,8 @@ use std::sync::{Arc, Mutex};
 pub struct Kernel {
     /// File name under `shaders/`, for messages and the module cache.
     pub file: &'static str,
-    /// The WGSL source (embedded with `include_str!`).
+    /// The WGSL source (embedded with `include_str!`; `INCEPT_SHADER_DIR`
+    /// replaces it at run time, see `shader_source`).
     pub source: &'static str,
     pub entry: &'static str,
     /// Number of read-only storage bindings (1..=reads).
@@ -113,6 +117,9 @@ type PipelineKey = (&'static str, &'static str, Vec<(&'static str, u64)>);
 pub(crate) struct PipelineCache {
     /// Whether modules keep naga's runtime checks (see `Gpu::shader_checks`).
     checked: bool,
+    /// The folder the WGSL is read from instead of the embedded text
+    /// (`INCEPT_SHADER_DIR` when the device was opened).
+    shader_dir: Option<PathBuf>,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     layouts: Mutex<HashMap<LayoutKey, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<CachedPipeline>>>,
@@ -129,7 +136,8 @@ fn key(k: &Kernel, constants: &[(&'static str, f64)]) -> PipelineKey {
 
 impl PipelineCache {
     pub(crate) fn new(checked: bool) -> PipelineCache {
-        PipelineCache { checked, modules: Mutex::default(), layouts: Mutex::default(), pipelines: Mutex::default() }
+        let shader_dir = shader_source::shader_dir();
+        PipelineCache { checked, shader_dir, modules: Mutex::default(), layouts: Mutex::default(), pipelines: Mutex::default() }
     }
 
     pub(crate) fn checked(&self) -> bool {
@@ -141,39 +149,32 @@ impl PipelineCache {
         self.pipelines.lock().unwrap().get(&key(k, constants)).cloned()
     }
 
-    /// The pipeline of a variant, compiled on first use.
+    /// The pipeline of a variant, compiled on first use. Fails only for a
+    /// shader read from `INCEPT_SHADER_DIR` that naga or wgpu rejects.
     pub(crate) fn get(
         &self,
         device: &wgpu::Device,
         k: &Kernel,
         constants: &[(&'static str, f64)],
-    ) -> Arc<CachedPipeline> {
+    ) -> Result<Arc<CachedPipeline>> {
         let key = key(k, constants);
         if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
-            return p.clone();
+            return Ok(p.clone());
         }
-        let module = self
-            .modules
-            .lock()
-            .unwrap()
-            .entry(k.file)
-            .or_insert_with(|| {
-                let desc = wgpu::ShaderModuleDescriptor { label: Some(k.file), source: wgpu::ShaderSource::Wgsl(k.source.into()) };
-                if self.checked {
-                    device.create_shader_module(desc)
-                } else {
-                    // SAFETY: asked for by the user (`INCEPT_SHADER_CHECKS=off`).
-                    // Every kernel indexes only inside its bindings (launchers
-                    // check that flat indices fit, kernels clamp or skip rows
-                    // and columns past the end), bounds its loops by its
-                    // parameters and divides by sizes the launchers never pass
-                    // as 0 (they return before dispatching empty work); the
-                    // kernel lab's check of every variant runs both ways
-                    // (tests/kernel_lab.rs).
-                    unsafe { device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) }
-                }
-            })
-            .clone();
+        // A shader from the folder may still disagree with the Rust side (an
+        // entry point or binding renamed): wgpu's own errors are caught here
+        // and named with the file, not reported later as a device error.
+        let scope = self.shader_dir.as_ref().map(|_| device.push_error_scope(wgpu::ErrorFilter::Validation));
+        let cached = self.modules.lock().unwrap().get(k.file).cloned();
+        let module = match cached {
+            Some(module) => module,
+            None => {
+                let source = shader_source::wgsl(k, self.shader_dir.as_deref())?;
+                let module = self.create_module(device, k.file, source);
+                self.modules.lock().unwrap().insert(k.file, module.clone());
+                module
+            }
+        };
         let (bgl, pl) = self
             .layouts
             .lock()
@@ -196,9 +197,32 @@ impl PipelineCache {
             },
             cache: None,
         });
+        if let (Some(scope), Some(dir)) = (scope, &self.shader_dir)
+            && let Some(e) = pollster::block_on(scope.pop())
+        {
+            self.modules.lock().unwrap().remove(k.file);
+            return Err(Error::Invalid(format!("{}: entry point {}: {e}", dir.join(k.file).display(), k.entry)));
+        }
         let p = Arc::new(CachedPipeline { pipeline, layout: bgl });
         self.pipelines.lock().unwrap().insert(key, p.clone());
-        p
+        Ok(p)
+    }
+
+    fn create_module(&self, device: &wgpu::Device, file: &'static str, source: std::borrow::Cow<'static, str>) -> wgpu::ShaderModule {
+        let desc = wgpu::ShaderModuleDescriptor { label: Some(file), source: wgpu::ShaderSource::Wgsl(source) };
+        if self.checked {
+            device.create_shader_module(desc)
+        } else {
+            // SAFETY: asked for by the user (`INCEPT_SHADER_CHECKS=off`).
+            // Every kernel indexes only inside its bindings (launchers
+            // check that flat indices fit, kernels clamp or skip rows
+            // and columns past the end), bounds its loops by its
+            // parameters and divides by sizes the launchers never pass
+            // as 0 (they return before dispatching empty work); the
+            // kernel lab's check of every variant runs both ways
+            // (tests/kernel_lab.rs).
+            unsafe { device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) }
+        }
     }
 }
 

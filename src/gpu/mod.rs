@@ -15,6 +15,7 @@ mod kernel;
 mod pool;
 mod precision;
 pub mod profile;
+pub mod shader_source;
 pub mod variant;
 
 pub use adapter::{describe, list as list_adapters, ADAPTER_ENV};
@@ -517,7 +518,7 @@ impl Launcher<'_> {
             Some(p) => p,
             None => {
                 let _span = inner.profiler.span(COMPILING);
-                inner.pipelines.get(&inner.device, kernel, constants)
+                inner.pipelines.get(&inner.device, kernel, constants)?
             }
         };
         let mut entries = vec![wgpu::BindGroupEntry {

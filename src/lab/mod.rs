@@ -18,6 +18,7 @@ pub mod depthwise;
 pub mod elementwise;
 pub mod matmul;
 pub mod pool;
+pub mod roofline;
 pub mod tune;
 
 use crate::error::{Error, Result};
@@ -196,7 +197,9 @@ pub struct LabOptions {
     /// Only this variant (by name; `auto` = the adapter's pick); the oracle still runs.
     pub variant: Option<String>,
     pub min_time: Duration,
-    /// Only the first N shapes.
+    /// Only the shapes whose label contains this text.
+    pub shape: Option<String>,
+    /// Only the first N shapes (after `shape`).
     pub limit: Option<usize>,
 }
 
@@ -229,6 +232,13 @@ pub fn run_family<F: Family>(gpu: &Gpu, opts: &LabOptions, mut report: impl FnMu
         return Err(Error::Invalid(format!("--variant {v:?}: family {} has auto, {}{absent}", F::NAME, names.join(", "))));
     }
     let mut shapes = F::shapes(opts.batch, opts.image)?;
+    if let Some(text) = opts.shape.as_deref() {
+        let labels: Vec<String> = shapes.iter().map(|s| F::label(s).trim().to_string()).collect();
+        shapes.retain(|s| F::label(s).contains(text));
+        if shapes.is_empty() {
+            return Err(Error::Invalid(format!("--shape {text:?}: no shape of family {} contains it; its shapes: {}", F::NAME, labels.join("; "))));
+        }
+    }
     shapes.truncate(opts.limit.unwrap_or(shapes.len()));
     let mut rows = Vec::new();
     for s in &shapes {
@@ -287,9 +297,9 @@ pub fn check_small<F: Family>(gpu: &Gpu) -> Result<Vec<(String, &'static str, f6
 }
 
 /// Runs family `F` and prints its table: one row per (shape, variant), `*`
-/// on the adapter's pick, then a total per variant. Fails after the table
-/// when some variant disagrees with the oracle.
-pub fn print_family<F: Family>(gpu: &Gpu, opts: &LabOptions) -> Result<()> {
+/// on the adapter's pick, then a total per variant; returns the rows. Fails
+/// after the table when some variant disagrees with the oracle.
+pub fn print_family<F: Family>(gpu: &Gpu, opts: &LabOptions) -> Result<Vec<Row>> {
     println!("adapter: {}", gpu.heading());
     println!("family {}: {}; batch {}, {}x{} images", F::NAME, F::WHAT, opts.batch, opts.image, opts.image);
     println!("time: {TIMING}, at least {:.2} s per row", opts.min_time.as_secs_f64());
@@ -339,7 +349,7 @@ pub fn print_family<F: Family>(gpu: &Gpu, opts: &LabOptions) -> Result<()> {
             r.error,
             r.tolerance
         ))),
-        None => Ok(()),
+        None => Ok(rows),
     }
 }
 
@@ -349,12 +359,18 @@ macro_rules! families {
         /// The `--family` names, in registration order.
         pub const FAMILIES: &[&str] = &[$(<$family as Family>::NAME),*];
 
-        /// Prints the table of the family called `name`.
-        pub fn print(name: &str, gpu: &Gpu, opts: &LabOptions) -> Result<()> {
+        /// Prints the table of the family called `name` and returns its rows.
+        pub fn print(name: &str, gpu: &Gpu, opts: &LabOptions) -> Result<Vec<Row>> {
             $(if name == <$family as Family>::NAME {
                 return print_family::<$family>(gpu, opts);
             })*
             Err(Error::Invalid(format!("--family {name:?}: expected one of {}", FAMILIES.join(", "))))
+        }
+
+        /// Every family: its name, what it computes and all its variant
+        /// names (the oracle first), whether or not this adapter runs them.
+        pub fn list() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
+            vec![$((<$family as Family>::NAME, <$family as Family>::WHAT, <$family as Family>::variants().iter().map(|v| v.name).collect())),*]
         }
 
         /// [`check_small`] of every family: (family, shape, variant, error, tolerance).

@@ -19,6 +19,7 @@ pub mod matmul;
 pub mod optim;
 pub mod pad;
 pub mod pool;
+pub mod probe;
 pub mod reduce;
 pub mod window;
 
@@ -78,6 +79,8 @@ pub const KERNELS: &[&Kernel] = &[
     &depthwise::DEPTHWISE_FILTER_GRAD_VEC4,
     &depthwise::DEPTHWISE_SUM_SLICES,
     &dropout::DROPOUT,
+    &probe::STREAM_COPY,
+    &probe::FMA_PEAK,
     &elementwise::RELU_FORWARD,
     &elementwise::RELU_FORWARD_VEC4,
     &elementwise::RELU_BACKWARD,

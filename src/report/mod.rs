@@ -27,6 +27,7 @@ pub mod predictions;
 pub mod profile;
 mod profile_chart;
 pub mod roc;
+pub mod roofline_chart;
 pub mod run_report;
 pub mod tensorboard;
 pub mod top_losses;
