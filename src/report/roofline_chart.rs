@@ -42,6 +42,8 @@ pub fn save_roofline_png(roofline: &Roofline, path: &Path) -> Result<()> {
             .build_cartesian_2d((x_lo..x_hi).log_scale(), (y_lo..y_hi).log_scale())?;
         chart
             .configure_mesh()
+            .x_labels(12)
+            .y_labels(12)
             .x_desc("Arithmetic intensity (FLOP / byte, minimum bytes)")
             .y_desc("GFLOP/s")
             .label_style((FONT, 14))
