@@ -8,6 +8,7 @@ pub mod error;
 pub mod explain;
 pub mod export;
 pub mod gpu;
+pub mod host_memory;
 pub mod io;
 pub mod models;
 pub mod ops;

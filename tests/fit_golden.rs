@@ -65,7 +65,7 @@ fn head_weights() -> TensorMap {
     let mut map = TensorMap::new();
     for (j, pair) in sizes.windows(2).enumerate() {
         let (fan_in, fan_out) = (pair[0], pair[1]);
-        let name = incept::train::head::dense_name(j);
+        let name = incept::models::keras_names::dense_name(j);
         let scale = (6.0 / (fan_in + fan_out) as f64).sqrt();
         let kernel = (0..fan_in * fan_out).map(|i| i as f64).map(|i| (scale * (0.37 * i + 1.1 * j as f64 + 0.013 * (i * i)).sin()) as f32).collect();
         map.insert(format!("{name}/kernel"), HostTensor { shape: vec![fan_in, fan_out], data: kernel });

@@ -35,6 +35,7 @@ mod fine_tune;
 mod fit_golden;
 mod gpu;
 mod inception_v3;
+mod keras_config;
 mod keras_import;
 mod kernel_lab;
 mod kernel_study;

@@ -280,7 +280,7 @@ fn loader(data: &std::path::Path, image: usize, batch: usize, workers: Option<us
         cfg.workers = w;
     }
     let batch_bytes = batch as u128 * image as u128 * image as u128 * 3 * 4;
-    incept::train::memory::check_host_bytes(|| format!("--batch {batch} × --image-size {image}: decoded batches in flight"), (cfg.prefetch as u128 + 2) * batch_bytes)?;
+    incept::host_memory::check_host_bytes(|| format!("--batch {batch} × --image-size {image}: decoded batches in flight"), (cfg.prefetch as u128 + 2) * batch_bytes)?;
     let loader = Loader::new(ImageFolder::open(data)?, cfg)?;
     println!("{}: {} images, {image}x{image}, batch {batch}, {} workers, augmentation {}", data.display(), loader.len(), cfg.workers, if augment { "on" } else { "off" });
     for epoch in 0..epochs.max(1) {

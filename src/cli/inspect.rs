@@ -14,7 +14,14 @@ pub struct InspectArgs {
 }
 
 pub fn run(args: InspectArgs) -> incept::Result<()> {
-    let report = incept::io::inspect::inspect(&args.file)?.to_string();
+    let mut report = incept::io::inspect::inspect(&args.file)?;
+    // A run's checkpoint: the run.json beside it says how its images are preprocessed.
+    if report.format == "safetensors"
+        && let Some(preprocess) = incept::train::run_dir::preprocess_beside(&args.file)
+    {
+        report.preprocess = preprocess;
+    }
+    let report = report.to_string();
     let text: String = if args.brief { report.lines().take_while(|l| !l.starts_with("  ")).map(|l| format!("{l}\n")).collect() } else { report };
     // A closed pipe (`| head`) ends the listing quietly.
     match std::io::stdout().write_all(text.as_bytes()) {

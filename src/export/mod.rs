@@ -18,7 +18,7 @@ use crate::models::graph::Graph;
 use crate::train::checkpoint::{self, BEST, LAST};
 use crate::train::run_dir::{self, RUN_CONFIG};
 use crate::train::classifier::Classifier;
-use crate::train::head::dense_name;
+use crate::models::keras_names::dense_name;
 use std::path::{Path, PathBuf};
 
 /// A trained classifier on the host: the base's layer graph and weights, the

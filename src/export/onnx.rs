@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::io::HostTensor;
 use crate::models::graph::{BatchNormSpec, LayerKind};
 use crate::ops::window::Window2d;
-use crate::train::head::dense_name;
+use crate::models::keras_names::dense_name;
 use prost::Message;
 
 /// The operator set the graph is written against (Softmax on one axis needs ≥ 13).

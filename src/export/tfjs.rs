@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::io::tfjs::{Quantization, WeightEntry, WeightGroup};
 use crate::io::HostTensor;
 use crate::models::graph::LayerKind;
-use crate::train::head::dense_name;
+use crate::models::keras_names::dense_name;
 use serde_json::{Value, json};
 
 /// Bytes per weight shard, as the TF.js converter writes them.

@@ -125,7 +125,7 @@ impl<'a> Node<'a> {
                 format!("declares {shape:?} float32 values ({bytes} bytes), more than a {}-byte file can hold even compressed (at most {most} bytes); the file is damaged or not Keras weights", self.h5.len),
             ));
         }
-        crate::train::memory::check_host_bytes(|| format!("{} in {}: dataset {shape:?}", at, self.h5.path.display()), bytes)
+        crate::host_memory::check_host_bytes(|| format!("{} in {}: dataset {shape:?}", at, self.h5.path.display()), bytes)
     }
 
     /// The dtype name and shape of dataset `name`, its values unread.

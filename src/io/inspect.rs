@@ -14,12 +14,13 @@ use super::{TensorMap, tfjs};
 use super::hdf5_file::{H5, HDF5_SIGNATURE};
 use super::keras_archive::{KerasArchive, ZIP_SIGNATURE};
 use super::keras_import::map_inception_v3;
+use super::keras_config;
 use super::keras_weights::{KerasFile, read_keras_file};
 use crate::error::{Error, Result};
 use crate::export::onnx_proto::{self, ModelProto};
 use crate::models::Backbone;
 use crate::models::weights_file::{HEAD_LAYER, KEY_BACKBONE, KEY_PREPROCESS};
-use crate::train::head::dense_name;
+use crate::models::keras_names::dense_name;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -104,15 +105,11 @@ fn inspect_safetensors(path: &Path, bytes: &[u8]) -> Result<Report> {
     if weights.keys().any(|k| k.starts_with("optimizer/")) || metadata.iter().any(|(k, _)| k == "incept_train_state") {
         model.push_str("; an incept training checkpoint (with Adam moments and loop state)");
     }
-    // A run's checkpoint: the preprocessing is in run.json beside it.
-    let run_json = path.parent().map(|d| d.join(crate::train::run_dir::RUN_CONFIG));
-    let recorded = metadata.iter().find(|(k, _)| k == KEY_PREPROCESS).map(|(_, v)| v.clone());
-    let preprocess = match run_json.as_deref().filter(|p| p.is_file()).map(|p| p.parent().map(crate::train::run_dir::load_config)) {
-        Some(Some(Ok(cfg))) => format!("{} ({}), from the run's run.json", cfg.preprocess.name(), cfg.preprocess.formula()),
-        _ => match recorded {
-            Some(name) => format!("{name}, from the file's metadata"),
-            None => "not recorded in the file".into(),
-        },
+    // A run's checkpoint has its preprocessing in run.json beside it instead:
+    // `train::run_dir::preprocess_beside`, which the command applies.
+    let preprocess = match metadata.iter().find(|(k, _)| k == KEY_PREPROCESS) {
+        Some((_, name)) => format!("{name}, from the file's metadata"),
+        None => "not recorded in the file".into(),
     };
     Ok(Report { path: path.to_path_buf(), format: "safetensors".into(), tensors, model, preprocess, metadata, unread: None })
 }
@@ -253,7 +250,7 @@ fn inspect_keras(path: &Path, bytes: &[u8]) -> Result<Report> {
             format,
             tensors: Vec::new(),
             unread: Some(format!("in model.weights.h5, not mapped onto InceptionV3: {}", strip_path(path, &e))),
-            model: archive.model(),
+            model: format!("{}; architecture: {}", archive.model(), keras_config::architecture_summary(path, &archive.config)),
             preprocess: incept_preprocess(&archive.incept),
             metadata: archive.metadata,
         }),
@@ -276,6 +273,11 @@ fn keras_report(file: &KerasFile, format: String, mut metadata: Vec<(String, Str
         }
         Ok(_) => "InceptionV3 base (include_top=False)".into(),
         Err(e) => config_model.unwrap_or_else(|| format!("not InceptionV3: {}", strip_path(&file.path, &e))),
+    };
+    // What the file's own config describes, layer by layer (files saved with their architecture).
+    let model = match &file.raw_config {
+        Some(config) => format!("{model}; architecture: {}", keras_config::architecture_summary(&file.path, config)),
+        None => model,
     };
     if file.format != crate::io::keras_weights::KerasFormat::Keras3Archive {
         if let Some(v) = &file.keras_version {

@@ -12,7 +12,7 @@ use crate::models::Backbone;
 use super::keras_weights::{KerasFile, WeightedLayer, describe};
 use super::{HostTensor, TensorMap};
 use crate::error::{Error, Result};
-use crate::train::head::dense_name;
+use crate::models::keras_names::dense_name;
 
 /// InceptionV3's weights, and the head's when the file has one.
 #[derive(Clone, Debug)]

@@ -81,6 +81,9 @@ pub struct KerasFile {
     pub format: KerasFormat,
     pub layers: Vec<WeightedLayer>,
     pub config: Option<ModelConfig>,
+    /// The model's config as the file holds it (config.json, or the
+    /// `model_config` attribute), for `io::keras_config`; `None` in weights-only files.
+    pub raw_config: Option<Value>,
     pub keras_version: Option<String>,
     /// What incept's Keras export records (tools/keras_export.py): in
     /// metadata.json under "incept", or as `incept.*` root attributes of a
@@ -118,7 +121,15 @@ pub fn read_keras_file(path: &Path) -> Result<KerasFile> {
         let layers = keras3_layers(&h5, &config_layers(path, &archive.config)?)?;
         let config = model_config(&archive.config);
         let keras_version = archive.metadata.iter().find(|(k, _)| k == "keras_version").map(|(_, v)| v.clone());
-        return Ok(KerasFile { path: path.to_path_buf(), format: KerasFormat::Keras3Archive, layers, config: Some(config), keras_version, incept: archive.incept });
+        return Ok(KerasFile {
+            path: path.to_path_buf(),
+            format: KerasFormat::Keras3Archive,
+            layers,
+            config: Some(config),
+            raw_config: Some(archive.config),
+            keras_version,
+            incept: archive.incept,
+        });
     }
     if !bytes.starts_with(HDF5_SIGNATURE) {
         return Err(io_err(path, "not a Keras file: expected HDF5 (.h5, .weights.h5) or a .keras zip archive"));
@@ -137,8 +148,8 @@ pub fn read_keras_file(path: &Path) -> Result<KerasFile> {
         };
         let layers = legacy_layers(&h5, legacy_root, config.as_ref())?;
         let keras_version = legacy_root.string_attr("keras_version")?.or(root.string_attr("keras_version")?);
-        let config = config.as_ref().map(model_config);
-        return Ok(KerasFile { path: path.to_path_buf(), format, layers, config, keras_version, incept: Map::new() });
+        let parsed = config.as_ref().map(model_config);
+        return Ok(KerasFile { path: path.to_path_buf(), format, layers, config: parsed, raw_config: config, keras_version, incept: Map::new() });
     }
     if root.group("layers")?.is_none() {
         return Err(io_err(path, "HDF5 file without Keras weights: no 'layer_names' attribute (legacy .h5) and no 'layers' group (Keras 3 .weights.h5)"));
@@ -151,7 +162,7 @@ pub fn read_keras_file(path: &Path) -> Result<KerasFile> {
         other => other,
     })?;
     let incept = incept_attrs(&root)?;
-    Ok(KerasFile { path: path.to_path_buf(), format: KerasFormat::Keras3Weights, layers, config: None, keras_version: None, incept })
+    Ok(KerasFile { path: path.to_path_buf(), format: KerasFormat::Keras3Weights, layers, config: None, raw_config: None, keras_version: None, incept })
 }
 
 /// The `incept.*` root attributes tools/keras_export.py writes into a

@@ -12,6 +12,7 @@ pub mod efficientnet_lite;
 pub mod hdf5_file;
 pub mod inspect;
 pub mod keras_archive;
+pub mod keras_config;
 pub mod keras_import;
 pub mod keras_inception_v3;
 pub mod keras_weights;
@@ -48,7 +49,7 @@ pub type TensorMap = BTreeMap<String, HostTensor>;
 pub fn read_whole_file(path: &std::path::Path) -> crate::Result<Vec<u8>> {
     let err = |reason: String| crate::Error::Io { path: path.display().to_string(), reason };
     let len = std::fs::metadata(path).map_err(|e| err(format!("cannot read: {e}")))?.len();
-    crate::train::memory::check_host_bytes(|| format!("reading {} ({len} bytes)", path.display()), len as u128)?;
+    crate::host_memory::check_host_bytes(|| format!("reading {} ({len} bytes)", path.display()), len as u128)?;
     std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))
 }
 

@@ -145,7 +145,7 @@ pub fn read_safetensors_with_metadata(path: &Path) -> Result<(TensorMap, BTreeMa
         ));
     }
     // The file's bytes and the f32 values decoded from them (twice the bytes for F16).
-    crate::train::memory::check_host_bytes(|| format!("reading {} ({} bytes)", path.display(), header.file_len), 3 * header.file_len as u128)?;
+    crate::host_memory::check_host_bytes(|| format!("reading {} ({} bytes)", path.display(), header.file_len), 3 * header.file_len as u128)?;
     let bytes = fs::read(path).map_err(|e| io_err(path, e))?;
     decode_safetensors(path, &bytes)
 }

@@ -8,6 +8,7 @@ pub mod executor;
 pub mod graph;
 pub mod inception_v3;
 pub mod inception_v3_graph;
+pub mod keras_names;
 pub mod mobilenet_v2_graph;
 pub mod weights_file;
 

@@ -7,6 +7,7 @@ use crate::autograd::{self as ag, Var};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::io::{HostTensor, TensorMap};
+use crate::models::keras_names::dense_name;
 use crate::tensor::Tensor;
 use rand::{Rng, SeedableRng};
 
@@ -14,11 +15,6 @@ pub struct Head {
     /// (kernel [in, out], bias [out]) per Dense layer, the last one producing the classes.
     dense: Vec<(Var, Var)>,
     dropout: f32,
-}
-
-/// Keras 3 name of the k-th Dense layer: `dense`, `dense_1`, …
-pub fn dense_name(k: usize) -> String {
-    if k == 0 { "dense".into() } else { format!("dense_{k}") }
 }
 
 /// Names and shapes of the head's weights, in layer order: for each Dense

@@ -218,6 +218,18 @@ pub fn save_config(dir: &Path, cfg: &TrainConfig) -> Result<()> {
     write_atomic(&path, json.as_bytes())
 }
 
+/// The preprocessing of the run whose checkpoint `file` is, from the run.json
+/// beside it, as `incept inspect` reports it; `None` when there is no
+/// readable run.json there.
+pub fn preprocess_beside(file: &Path) -> Option<String> {
+    let dir = file.parent()?;
+    if !dir.join(RUN_CONFIG).is_file() {
+        return None;
+    }
+    let cfg = load_config(dir).ok()?;
+    Some(format!("{} ({}), from the run's run.json", cfg.preprocess.name(), cfg.preprocess.formula()))
+}
+
 /// Reads and validates `dir/run.json`; errors name the file.
 pub fn load_config(dir: &Path) -> Result<TrainConfig> {
     let path = dir.join(RUN_CONFIG);

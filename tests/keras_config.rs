@@ -1,0 +1,133 @@
+//! Keras architectures read from the configs Keras itself wrote
+//! (tests/data/keras: `inception_v3_head_config.json` and the `.h5` saved
+//! by tf_keras from tools/make_keras_fixtures.py; `*_config.json.gz` from
+//! tools/make_keras_configs.py) into incept's layer graph: InceptionV3's and
+//! MobileNetV2's bases must come out as the built-in graphs, layer by layer
+//! (kind, window, filters, BatchNorm settings and connections), and the
+//! layers incept does not run yet are named, as `incept inspect` reports them.
+
+use incept::io::keras_config::{self, Support, read_model};
+use incept::io::keras_weights::read_keras_file;
+use incept::models::Backbone;
+use incept::models::graph::Graph;
+use serde_json::Value;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/keras").join(name)
+}
+
+fn gunzip(path: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()).read_to_end(&mut bytes).unwrap();
+    bytes
+}
+
+fn config_gz(name: &str) -> Value {
+    serde_json::from_slice(&gunzip(&fixture(name))).unwrap()
+}
+
+/// Layer for layer, matched by name: the same kinds with the same settings
+/// and the same inputs (by name); the input layer is matched by position
+/// (Keras numbers it per session). Keras lists a functional model's layers
+/// in an order of its own, so the order may differ from the built-in's.
+fn assert_same_graph(got: &Graph, want: &Graph, what: &str) {
+    assert_eq!(got.layers.len(), want.layers.len(), "{what}: layer count");
+    let name = |g: &Graph, i: usize| if i == 0 { "input".to_string() } else { g.layers[i].name.clone() };
+    for (i, w) in want.layers.iter().enumerate() {
+        let j = if i == 0 { 0 } else { got.layers.iter().position(|g| g.name == w.name).unwrap_or_else(|| panic!("{what}: no layer '{}'", w.name)) };
+        let g = &got.layers[j];
+        assert_eq!(g.kind, w.kind, "{what}: layer '{}'", w.name);
+        let inputs = |graph: &Graph, l: &incept::models::graph::Layer| l.inputs.iter().map(|&k| name(graph, k)).collect::<Vec<_>>();
+        assert_eq!(inputs(got, g), inputs(want, w), "{what}: inputs of '{}'", w.name);
+    }
+    assert_eq!(got.output_name(), want.output_name(), "{what}: output layer");
+}
+
+#[test]
+fn keras_3s_inception_v3_config_is_the_built_in_graph() {
+    let path = fixture("inception_v3_head_config.json");
+    let config: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let model = read_model(&path, &config).unwrap();
+    // The head after the base: GlobalAveragePooling2D, then Dense and Dropout layers.
+    let head: Vec<&str> = model.layers.iter().filter(|l| l.support == Support::Head).map(|l| l.class.as_str()).collect();
+    assert_eq!(head.first(), Some(&"GlobalAveragePooling2D"), "{head:?}");
+    assert!(head.contains(&"Dense"));
+    assert_same_graph(&model.base_graph(&path).unwrap(), &Backbone::InceptionV3.graph(), "InceptionV3 (Keras 3 .keras config)");
+}
+
+#[test]
+fn tf_keras_model_config_in_an_h5_is_read_the_same_way() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h5 = tmp.path().join("model.h5");
+    std::fs::write(&h5, gunzip(&fixture("inception_v3_head_tf_keras_save.h5.gz"))).unwrap();
+    let file = read_keras_file(&h5).unwrap();
+    let config = file.raw_config.expect("save() writes model_config");
+    let model = read_model(&h5, &config).unwrap();
+    let base = model.base_graph(&h5).unwrap();
+    assert_same_graph(&base, &Backbone::InceptionV3.graph(), "InceptionV3 (tf_keras save() .h5)");
+}
+
+#[test]
+fn a_base_nested_as_a_layer_is_flattened_into_the_same_graph() {
+    let path = fixture("inception_v3_nested_head.keras");
+    let config = read_keras_file(&path).unwrap().raw_config.unwrap();
+    let got = read_model(&path, &config).unwrap().base_graph(&path).unwrap();
+    // The nested base's auto names were numbered after another model's in
+    // the session that wrote it, so compare what they are, not what they are called.
+    let want = Backbone::InceptionV3.graph();
+    let kinds = |g: &Graph| {
+        let mut k: Vec<String> = g.layers.iter().map(|l| format!("{:?} <- {}", l.kind, l.inputs.len())).collect();
+        k.sort();
+        k
+    };
+    assert_eq!(kinds(&got), kinds(&want));
+    let last = |g: &Graph| *g.output_shapes(1, 299, 299, 3).unwrap().last().unwrap();
+    assert_eq!(last(&got), [1, 8, 8, 2048]);
+    assert_eq!(last(&got), last(&want));
+}
+
+#[test]
+fn keras_applications_mobilenet_v2_config_is_the_built_in_graph() {
+    let config = config_gz("mobilenet_v2_config.json.gz");
+    let path = fixture("mobilenet_v2_config.json.gz");
+    let model = read_model(&path, &config).unwrap();
+    assert_eq!(model.layers.len(), 154, "Keras's len(model.layers)");
+    assert_same_graph(&model.base_graph(&path).unwrap(), &Backbone::MobileNetV2.graph(), "MobileNetV2 (keras.applications)");
+    let summary = keras_config::architecture_summary(&path, &config);
+    assert!(summary.contains("maps onto incept's layer graph") && summary.contains("'out_relu'"), "{summary}");
+}
+
+#[test]
+fn densenet121s_base_uses_only_layers_incept_runs() {
+    let config = config_gz("densenet121_config.json.gz");
+    let path = fixture("densenet121_config.json.gz");
+    let model = read_model(&path, &config).unwrap();
+    assert_eq!(model.layers.len(), 427);
+    let graph = model.base_graph(&path).unwrap();
+    // Its dense blocks concatenate; its transitions average-pool.
+    let shapes = graph.output_shapes(1, 224, 224, 3).unwrap();
+    assert_eq!(shapes.last().unwrap(), &[1, 7, 7, 1024], "DenseNet121's base output at 224²");
+}
+
+#[test]
+fn unsupported_layers_are_named_with_their_class_and_why() {
+    let cases = [
+        // ResNet50's convolutions have biases.
+        ("resnet50_config.json.gz", 175, "'conv1_conv' (Conv2D)", "bias"),
+        // EfficientNetB0 starts with Rescaling and Normalization, and uses swish and squeeze-excite
+        // (global pooling inside the network, Reshape, Multiply).
+        ("efficientnet_b0_config.json.gz", 237, "'rescaling' (Rescaling)", "Multiply"),
+    ];
+    for (file, layers, first, mentioned) in cases {
+        let path = fixture(file);
+        let config = config_gz(file);
+        let model = read_model(&path, &config).unwrap();
+        assert_eq!(model.layers.len(), layers, "{file}");
+        let e = model.base_graph(&path).unwrap_err().to_string();
+        assert!(e.contains(file) && e.contains(first), "{file}: {e}");
+        let summary = keras_config::architecture_summary(&path, &config);
+        assert!(summary.contains(first) && summary.contains(mentioned), "{file}: {summary}");
+    }
+}
