@@ -131,3 +131,10 @@ fn unsupported_layers_are_named_with_their_class_and_why() {
         assert!(summary.contains(first) && summary.contains(mentioned), "{file}: {summary}");
     }
 }
+
+#[test]
+fn inspect_reports_the_architecture_of_a_keras_file() {
+    let out = crate::binary::ok(crate::binary::incept(&["inspect", "--brief", fixture("inception_v3_nested_head.keras").to_str().unwrap()]));
+    assert!(out.contains("architecture: 317 layers; the base, 311 layers up to 'mixed10', maps onto incept's layer graph"), "{out}");
+    assert!(out.contains("then a head from 'global_average_pooling2d"), "{out}");
+}
