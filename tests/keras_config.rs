@@ -133,8 +133,36 @@ fn unsupported_layers_are_named_with_their_class_and_why() {
 }
 
 #[test]
-fn inspect_reports_the_architecture_of_a_keras_file() {
-    let out = crate::binary::ok(crate::binary::incept(&["inspect", "--brief", fixture("inception_v3_nested_head.keras").to_str().unwrap()]));
-    assert!(out.contains("architecture: 317 layers; the base, 311 layers up to 'mixed10', maps onto incept's layer graph"), "{out}");
-    assert!(out.contains("then a head from 'global_average_pooling2d"), "{out}");
+fn inspect_reports_the_architecture_of_a_keras_file_and_lists_its_layers() {
+    let file = fixture("inception_v3_nested_head.keras");
+    let brief = crate::binary::ok(crate::binary::incept(&["inspect", "--brief", file.to_str().unwrap()]));
+    assert!(brief.contains("architecture: 317 layers; the base, 311 layers up to 'mixed10', maps onto incept's layer graph"), "{brief}");
+    assert!(brief.contains("then a head from 'global_average_pooling2d") && !brief.contains("from the file's config"), "{brief}");
+    let full = crate::binary::ok(crate::binary::incept(&["inspect", file.to_str().unwrap()]));
+    assert!(full.contains("layers (317), from the file's config:"), "{full}");
+    let line = |name: &str| full.lines().find(|l| l.trim_start().starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("no line for {name}: {full}")).to_string();
+    assert!(line("mixed10").contains("Concatenate") && line("mixed10").contains("supported"), "{}", line("mixed10"));
+    assert!(line("dense_3").contains("head"), "{}", line("dense_3"));
+}
+
+#[test]
+fn inspect_lists_which_layers_are_not_supported_before_anyone_converts() {
+    // A .keras archive holding EfficientNetB0's config as Keras wrote it (its weights are not needed to list layers).
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("efficientnet_b0.keras");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let stored = zip::write::SimpleFileOptions::default();
+    zip.start_file("metadata.json", stored).unwrap();
+    std::io::Write::write_all(&mut zip, br#"{"keras_version": "3.15.1"}"#).unwrap();
+    zip.start_file("config.json", stored).unwrap();
+    std::io::Write::write_all(&mut zip, &gunzip(&fixture("efficientnet_b0_config.json.gz"))).unwrap();
+    zip.start_file("model.weights.h5", stored).unwrap();
+    std::io::Write::write_all(&mut zip, b"not read").unwrap();
+    zip.finish().unwrap();
+    let out = crate::binary::ok(crate::binary::incept(&["inspect", path.to_str().unwrap()]));
+    assert!(out.contains("architecture: 237 layers;") && out.contains("the first 'rescaling' (Rescaling)"), "{out}");
+    let silu = out.lines().find(|l| l.trim_start().starts_with("stem_activation ")).expect("stem_activation listed");
+    assert!(silu.contains("NOT SUPPORTED") && silu.contains("silu"), "{silu}");
+    let conv = out.lines().find(|l| l.trim_start().starts_with("stem_conv ")).expect("stem_conv listed");
+    assert!(conv.contains("supported") && !conv.contains("NOT"), "{conv}");
 }

@@ -14,7 +14,7 @@ use super::{TensorMap, tfjs};
 use super::hdf5_file::{H5, HDF5_SIGNATURE};
 use super::keras_archive::{KerasArchive, ZIP_SIGNATURE};
 use super::keras_import::map_inception_v3;
-use super::keras_config;
+use super::keras_config::{self, ConfigLayer, Support};
 use super::keras_weights::{KerasFile, read_keras_file};
 use crate::error::{Error, Result};
 use crate::export::onnx_proto::{self, ModelProto};
@@ -46,6 +46,9 @@ pub struct Report {
     /// Where the tensors are when the file's format keeps them out of reach
     /// of inspect (a .keras archive's HDF5 weights); `tensors` is then empty.
     pub unread: Option<String>,
+    /// A Keras file's layers from its own config, with what incept makes of
+    /// each (`io::keras_config`); empty for other files.
+    pub layers: Vec<ConfigLayer>,
 }
 
 impl Report {
@@ -111,7 +114,7 @@ fn inspect_safetensors(path: &Path, bytes: &[u8]) -> Result<Report> {
         Some((_, name)) => format!("{name}, from the file's metadata"),
         None => "not recorded in the file".into(),
     };
-    Ok(Report { path: path.to_path_buf(), format: "safetensors".into(), tensors, model, preprocess, metadata, unread: None })
+    Ok(Report { path: path.to_path_buf(), format: "safetensors".into(), tensors, model, preprocess, metadata, unread: None, layers: Vec::new() })
 }
 
 /// Base and head in Keras naming (HWIO kernels, BatchNorm unfolded): the
@@ -213,7 +216,7 @@ fn inspect_tfjs(path: &Path, bytes: &[u8]) -> Result<Report> {
     }
     let preprocess = metadata.iter().find(|(k, _)| k == "incept.preprocess_formula").map_or("not recorded in the file".into(), |(_, v)| v.clone());
     let format = format!("TF.js layers model ({layer_count} layers, Keras {})", keras_version.as_deref().unwrap_or("unknown"));
-    Ok(Report { path: path.to_path_buf(), format, tensors, model: model_desc, preprocess, metadata, unread: None })
+    Ok(Report { path: path.to_path_buf(), format, tensors, model: model_desc, preprocess, metadata, unread: None, layers: Vec::new() })
 }
 
 /// `userDefinedMetadata` string values of a model.json.
@@ -234,7 +237,16 @@ fn inspect_hdf5(path: &Path, bytes: Vec<u8>) -> Result<Report> {
             let h5 = H5::parse(path, bytes)?;
             let tensors = h5.root().all_datasets()?.into_iter().map(|(name, dtype, shape)| TensorInfo { name, dtype, shape }).collect();
             let model = format!("not a Keras InceptionV3 file: {}", strip_path(path, &e));
-            Ok(Report { path: path.to_path_buf(), format: "HDF5".into(), tensors, model, preprocess: "not recorded in the file".into(), metadata: Vec::new(), unread: None })
+            Ok(Report {
+                path: path.to_path_buf(),
+                format: "HDF5".into(),
+                tensors,
+                model,
+                preprocess: "not recorded in the file".into(),
+                metadata: Vec::new(),
+                unread: None,
+                layers: Vec::new(),
+            })
         }
     }
 }
@@ -252,6 +264,7 @@ fn inspect_keras(path: &Path, bytes: &[u8]) -> Result<Report> {
             unread: Some(format!("in model.weights.h5, not mapped onto InceptionV3: {}", strip_path(path, &e))),
             model: format!("{}; architecture: {}", archive.model(), keras_config::architecture_summary(path, &archive.config)),
             preprocess: incept_preprocess(&archive.incept),
+            layers: config_layers(path, &archive.config),
             metadata: archive.metadata,
         }),
     }
@@ -285,7 +298,13 @@ fn keras_report(file: &KerasFile, format: String, mut metadata: Vec<(String, Str
         }
         metadata.extend(file.incept.iter().map(|(k, v)| (format!("incept.{k}"), v.as_str().map_or_else(|| v.to_string(), str::to_string))));
     }
-    Report { path: file.path.clone(), format, tensors, model, preprocess: incept_preprocess(&file.incept), metadata, unread: None }
+    let layers = file.raw_config.as_ref().map_or_else(Vec::new, |c| config_layers(&file.path, c));
+    Report { path: file.path.clone(), format, tensors, model, preprocess: incept_preprocess(&file.incept), metadata, unread: None, layers }
+}
+
+/// The config's layers, or none when it cannot be read (the model line says why).
+fn config_layers(path: &Path, config: &serde_json::Value) -> Vec<ConfigLayer> {
+    keras_config::read_model(path, config).map(|m| m.layers).unwrap_or_default()
 }
 
 /// What incept's Keras export recorded about the preprocessing.
@@ -348,7 +367,7 @@ fn inspect_onnx(path: &Path, bytes: &[u8]) -> Result<Report> {
         io(&graph.input),
         io(&graph.output)
     );
-    Ok(Report { path: path.to_path_buf(), format, tensors, model: model_desc, preprocess, metadata, unread: None })
+    Ok(Report { path: path.to_path_buf(), format, tensors, model: model_desc, preprocess, metadata, unread: None, layers: Vec::new() })
 }
 
 impl fmt::Display for Report {
@@ -368,6 +387,22 @@ impl fmt::Display for Report {
         for (k, v) in &self.metadata {
             let v = if v.len() > 200 { format!("{}…", &v[..v.floor_char_boundary(200)]) } else { v.clone() };
             writeln!(f, "metadata {k}: {v}")?;
+        }
+        if !self.layers.is_empty() {
+            // Indented, so `--brief` leaves them out with the tensors.
+            writeln!(f, "  layers ({}), from the file's config:", self.layers.len())?;
+            let width = self.layers.iter().map(|l| l.name.len()).max().unwrap_or(0);
+            let class_width = self.layers.iter().map(|l| l.class.len()).max().unwrap_or(0);
+            for l in &self.layers {
+                let support = match &l.support {
+                    Support::Layer(_) => "supported".to_string(),
+                    Support::Identity => "supported (identity at inference)".to_string(),
+                    Support::Head => "head".to_string(),
+                    Support::Unsupported(why) => format!("NOT SUPPORTED: {why}"),
+                };
+                let inputs = if l.inputs.is_empty() { String::new() } else { format!("  <- {}", l.inputs.join(", ")) };
+                writeln!(f, "    {:<width$}  {:<class_width$}  {support}{inputs}", l.name, l.class)?;
+            }
         }
         let width = self.tensors.iter().map(|t| t.name.len()).max().unwrap_or(0);
         for t in &self.tensors {
