@@ -15,6 +15,8 @@
 # Debian's Fashion-MNIST (tools/install-fashion-mnist.sh), python3.
 # Usage: tools/report-check/run.sh [--screenshot PNG]
 set -euo pipefail
+# A command that fails under set -e is named, never a silent exit.
+trap 'echo "report-check: FAILED at line $LINENO: $BASH_COMMAND (status $?)" >&2' ERR
 cd "$(dirname "$0")/../.."
 here=tools/report-check
 weights=weights/mobilenet_v2_notop.safetensors
@@ -44,14 +46,17 @@ for split_count in train:3 valid:2 test:2; do
   for class_dir in "$work/fmnist4/$split"/*/; do
     class=$(basename "$class_dir")
     mkdir -p "$work/data/$split/$class"
-    find "$class_dir" -name '*.png' | sort | head -n "$count" | xargs -I{} cp {} "$work/data/$split/$class/"
+    # No `| head` here: with pipefail, the writer it cuts off (SIGPIPE) would end the script silently.
+    mapfile -t images < <(find "$class_dir" -name '*.png' | sort)
+    cp "${images[@]:0:$count}" "$work/data/$split/$class/"
   done
 done
 run="$work/run"
 quiet() { "$@" >"$work/out.log" 2>&1 || { cat "$work/out.log"; fail "$* failed"; }; }
 quiet "$incept" train --data "$work/data" --weights "$weights" --out "$run" --image-size 75 --epochs 2 --batch 3 --seed 1 --profile
 quiet "$incept" evaluate --model "$run" --data "$work/data/test" --top-losses 4
-first_class=$(ls "$work/data/test" | head -n 1)
+classes=("$work/data/test"/*/)
+first_class=$(basename "${classes[0]}")
 quiet "$incept" explain --model "$run" --out "$run/gradcam" "$work/data/test/$first_class"
 quiet "$incept" report "$run"
 

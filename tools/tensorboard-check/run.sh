@@ -8,6 +8,8 @@
 # Needs: python3 with venv, cargo, weights/mobilenet_v2_notop.safetensors
 # (weights/fetch.sh) and Debian's Fashion-MNIST (tools/install-fashion-mnist.sh).
 set -euo pipefail
+# A command that fails under set -e is named, never a silent exit.
+trap 'echo "tensorboard-check: FAILED at line $LINENO: $BASH_COMMAND (status $?)" >&2' ERR
 cd "$(dirname "$0")/../.."
 here=tools/tensorboard-check
 venv=target/tensorboard-check/venv
