@@ -6,7 +6,7 @@
 //! (kind, window, filters, BatchNorm settings and connections), and the
 //! layers incept does not run yet are named, as `incept inspect` reports them.
 
-use incept::io::keras_config::{self, Support, read_model};
+use incept::io::keras_config::{Support, read_model};
 use incept::io::keras_weights::read_keras_file;
 use incept::models::Backbone;
 use incept::models::graph::Graph;
@@ -95,7 +95,7 @@ fn keras_applications_mobilenet_v2_config_is_the_built_in_graph() {
     let model = read_model(&path, &config).unwrap();
     assert_eq!(model.layers.len(), 154, "Keras's len(model.layers)");
     assert_same_graph(&model.base_graph(&path).unwrap(), &Backbone::MobileNetV2.graph(), "MobileNetV2 (keras.applications)");
-    let summary = keras_config::architecture_summary(&path, &config);
+    let summary = model.summary(&path);
     assert!(summary.contains("maps onto incept's layer graph") && summary.contains("'out_relu'"), "{summary}");
 }
 
@@ -127,7 +127,7 @@ fn unsupported_layers_are_named_with_their_class_and_why() {
         assert_eq!(model.layers.len(), layers, "{file}");
         let e = model.base_graph(&path).unwrap_err().to_string();
         assert!(e.contains(file) && e.contains(first), "{file}: {e}");
-        let summary = keras_config::architecture_summary(&path, &config);
+        let summary = model.summary(&path);
         assert!(summary.contains(first) && summary.contains(mentioned), "{file}: {summary}");
     }
 }

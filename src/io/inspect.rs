@@ -257,16 +257,19 @@ fn inspect_keras(path: &Path, bytes: &[u8]) -> Result<Report> {
     let format = format!("Keras 3 .keras archive ({})", archive.members.iter().map(|(n, s)| format!("{n} {s} bytes")).collect::<Vec<_>>().join(", "));
     match read_keras_file(path) {
         Ok(file) => Ok(keras_report(&file, format, archive.metadata.clone(), Some(archive.model()))),
-        Err(e) => Ok(Report {
-            path: path.to_path_buf(),
-            format,
-            tensors: Vec::new(),
-            unread: Some(format!("in model.weights.h5, not mapped onto InceptionV3: {}", strip_path(path, &e))),
-            model: format!("{}; architecture: {}", archive.model(), keras_config::architecture_summary(path, &archive.config)),
-            preprocess: incept_preprocess(&archive.incept),
-            layers: config_layers(path, &archive.config),
-            metadata: archive.metadata,
-        }),
+        Err(e) => {
+            let (architecture, layers) = keras_config::describe(path, &archive.config);
+            Ok(Report {
+                path: path.to_path_buf(),
+                format,
+                tensors: Vec::new(),
+                unread: Some(format!("in model.weights.h5, not mapped onto InceptionV3: {}", strip_path(path, &e))),
+                model: format!("{}; architecture: {architecture}", archive.model()),
+                preprocess: incept_preprocess(&archive.incept),
+                layers,
+                metadata: archive.metadata,
+            })
+        }
     }
 }
 
@@ -288,9 +291,12 @@ fn keras_report(file: &KerasFile, format: String, mut metadata: Vec<(String, Str
         Err(e) => config_model.unwrap_or_else(|| format!("not InceptionV3: {}", strip_path(&file.path, &e))),
     };
     // What the file's own config describes, layer by layer (files saved with their architecture).
-    let model = match &file.raw_config {
-        Some(config) => format!("{model}; architecture: {}", keras_config::architecture_summary(&file.path, config)),
-        None => model,
+    let (model, layers) = match &file.raw_config {
+        Some(config) => {
+            let (architecture, layers) = keras_config::describe(&file.path, config);
+            (format!("{model}; architecture: {architecture}"), layers)
+        }
+        None => (model, Vec::new()),
     };
     if file.format != crate::io::keras_weights::KerasFormat::Keras3Archive {
         if let Some(v) = &file.keras_version {
@@ -298,14 +304,9 @@ fn keras_report(file: &KerasFile, format: String, mut metadata: Vec<(String, Str
         }
         metadata.extend(file.incept.iter().map(|(k, v)| (format!("incept.{k}"), v.as_str().map_or_else(|| v.to_string(), str::to_string))));
     }
-    let layers = file.raw_config.as_ref().map_or_else(Vec::new, |c| config_layers(&file.path, c));
     Report { path: file.path.clone(), format, tensors, model, preprocess: incept_preprocess(&file.incept), metadata, unread: None, layers }
 }
 
-/// The config's layers, or none when it cannot be read (the model line says why).
-fn config_layers(path: &Path, config: &serde_json::Value) -> Vec<ConfigLayer> {
-    keras_config::read_model(path, config).map(|m| m.layers).unwrap_or_default()
-}
 
 /// What incept's Keras export recorded about the preprocessing.
 fn incept_preprocess(incept: &serde_json::Map<String, serde_json::Value>) -> String {

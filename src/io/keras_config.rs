@@ -412,50 +412,57 @@ impl KerasModel {
     }
 }
 
-/// One line for `incept inspect`: how many layers the config has, and
-/// either that the base maps onto incept's layer graph or which layers do
-/// not yet (the first by name, class and reason; the classes of all of them).
-pub fn architecture_summary(path: &Path, config: &Value) -> String {
-    let model = match read_model(path, config) {
-        Ok(m) => m,
-        Err(Error::Io { reason, .. }) => return format!("the config cannot be read: {reason}"),
-        Err(e) => return format!("the config cannot be read: {e}"),
-    };
-    let n = model.layers.len();
-    let head_at = model.layers.iter().position(|l| l.support == Support::Head).unwrap_or(n);
-    let unsupported: Vec<&ConfigLayer> = model.layers.iter().filter(|l| matches!(l.support, Support::Unsupported(_))).collect();
-    let Some(first) = unsupported.first() else {
-        return match model.base_graph(path) {
-            Ok(g) => format!(
-                "{n} layers; the base, {} layer{} up to '{}', maps onto incept's layer graph{}",
-                g.layers.len(),
-                if g.layers.len() == 1 { "" } else { "s" },
-                g.output_name(),
-                if head_at < n { format!(", then a head from '{}'", model.layers[head_at].name) } else { String::new() }
-            ),
-            Err(Error::Io { reason, .. }) => format!("{n} layers; {reason}"),
-            Err(e) => format!("{n} layers; {e}"),
-        };
-    };
-    let mut classes: Vec<(String, usize)> = Vec::new();
-    for l in &unsupported {
-        match classes.iter_mut().find(|(c, _)| *c == l.class) {
-            Some((_, k)) => *k += 1,
-            None => classes.push((l.class.clone(), 1)),
-        }
+/// What `incept inspect` says of a config, read once: the one-line summary
+/// (see [`KerasModel::summary`], or why the config cannot be read) and the layers.
+pub fn describe(path: &Path, config: &Value) -> (String, Vec<ConfigLayer>) {
+    match read_model(path, config) {
+        Ok(model) => (model.summary(path), model.layers),
+        Err(Error::Io { reason, .. }) => (format!("the config cannot be read: {reason}"), Vec::new()),
+        Err(e) => (format!("the config cannot be read: {e}"), Vec::new()),
     }
-    let why = match &first.support {
-        Support::Unsupported(why) => why.as_str(),
-        _ => "",
-    };
-    let classes: Vec<String> = classes.iter().map(|(c, k)| format!("{c} ×{k}")).collect();
-    format!(
-        "{n} layers; {} of the base's are not supported yet ({}), the first '{}' ({}): {why}",
-        unsupported.len(),
-        classes.join(", "),
-        first.name,
-        first.class
-    )
+}
+
+impl KerasModel {
+    /// One line: how many layers there are, and either that the base maps
+    /// onto incept's layer graph or which layers do not yet (the first by
+    /// name, class and reason; the classes of all of them).
+    pub fn summary(&self, path: &Path) -> String {
+        let n = self.layers.len();
+        let head_at = self.layers.iter().position(|l| l.support == Support::Head).unwrap_or(n);
+        let unsupported: Vec<&ConfigLayer> = self.layers.iter().filter(|l| matches!(l.support, Support::Unsupported(_))).collect();
+        let Some(first) = unsupported.first() else {
+            return match self.base_graph(path) {
+                Ok(g) => format!(
+                    "{n} layers; the base, {} layer{} up to '{}', maps onto incept's layer graph{}",
+                    g.layers.len(),
+                    if g.layers.len() == 1 { "" } else { "s" },
+                    g.output_name(),
+                    if head_at < n { format!(", then a head from '{}'", self.layers[head_at].name) } else { String::new() }
+                ),
+                Err(Error::Io { reason, .. }) => format!("{n} layers; {reason}"),
+                Err(e) => format!("{n} layers; {e}"),
+            };
+        };
+        let mut classes: Vec<(String, usize)> = Vec::new();
+        for l in &unsupported {
+            match classes.iter_mut().find(|(c, _)| *c == l.class) {
+                Some((_, k)) => *k += 1,
+                None => classes.push((l.class.clone(), 1)),
+            }
+        }
+        let why = match &first.support {
+            Support::Unsupported(why) => why.as_str(),
+            _ => "",
+        };
+        let classes: Vec<String> = classes.iter().map(|(c, k)| format!("{c} ×{k}")).collect();
+        format!(
+            "{n} layers; {} of the base's are not supported yet ({}), the first '{}' ({}): {why}",
+            unsupported.len(),
+            classes.join(", "),
+            first.name,
+            first.class
+        )
+    }
 }
 
 #[cfg(test)]
