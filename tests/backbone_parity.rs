@@ -22,14 +22,9 @@ use incept::reference::{rel_l2, to_f64};
 use incept::Tensor;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 /// The bar for these backbones (Keras float32 is within 2e-6 of float64 Keras here).
 const PARITY: f64 = 1e-5;
-
-fn repo_path(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
 
 fn golden_file(name: &str) -> (TensorMap, BTreeMap<String, String>) {
     let path = repo_path(&format!("tests/data/{name}"));

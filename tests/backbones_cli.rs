@@ -5,18 +5,15 @@
 //! file and what is wrong.
 use crate::binary;
 use binary::{incept, make_tree, ok, text};
+use crate::common::repo_path;
 use incept::io::safetensors_io::read_safetensors_with_metadata;
 use incept::io::{StorageDtype, write_safetensors};
 use incept::models::Backbone;
-use std::path::{Path, PathBuf};
-
-fn repo(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
+use std::path::Path;
 
 /// A file `bash weights/fetch.sh` writes (tools/test.sh runs it before the tests).
 fn pretrained(name: &str) -> String {
-    let path = repo(&format!("weights/{name}"));
+    let path = repo_path(&format!("weights/{name}"));
     assert!(path.exists(), "{} is missing: run `bash weights/fetch.sh` first", path.display());
     path.to_str().unwrap().to_string()
 }
@@ -36,7 +33,7 @@ fn fails(args: &[&str], wanted: &[&str]) {
 fn classify_names_imagenet_classes_and_writes_top_k_rows() {
     let tmp = tempfile::tempdir().unwrap();
     let csv = tmp.path().join("top.csv");
-    let photos = repo("tests/data/photos");
+    let photos = repo_path("tests/data/photos");
     let out = ok(incept(&["classify", "--weights", &pretrained("efficientnet_lite0.safetensors"), "--top", "3", "--out", csv.to_str().unwrap(), photos.to_str().unwrap()]));
     assert!(out.contains("chelsea.png\tEgyptian cat 0.3846") && out.contains("coffee.png\tespresso 0.9398"), "{out}");
     let rows: Vec<String> = std::fs::read_to_string(&csv).unwrap().lines().map(str::to_string).collect();
@@ -61,7 +58,7 @@ fn summary_and_features_follow_the_file() {
 
     let tmp = tempfile::tempdir().unwrap();
     let f = tmp.path().join("f.safetensors");
-    let photo = repo("tests/data/photos/coffee.png");
+    let photo = repo_path("tests/data/photos/coffee.png");
     ok(incept(&["features", "--weights", &pretrained("efficientnet_lite0.safetensors"), "--image-size", "96", "--out", f.to_str().unwrap(), photo.to_str().unwrap()]));
     let (t, meta) = read_safetensors_with_metadata(&f).unwrap();
     assert_eq!(t["features"].shape, [1, 1280]);
@@ -115,7 +112,7 @@ fn weight_files_that_do_not_fit_are_refused_naming_file_and_tensor() {
     let mut m = meta.clone();
     m.insert("classes".into(), serde_json::to_string(&vec!["a"; 999]).unwrap());
     write_safetensors(&few, &tensors, StorageDtype::F32, &m).unwrap();
-    fails(&["classify", "--weights", few.to_str().unwrap(), repo("tests/data/photos").to_str().unwrap()], &["few.safetensors", "999 classes", "1000"]);
+    fails(&["classify", "--weights", few.to_str().unwrap(), repo_path("tests/data/photos").to_str().unwrap()], &["few.safetensors", "999 classes", "1000"]);
 
     // A base tensor of the wrong shape, and one missing.
     let wrong = tmp.path().join("wrong.safetensors");
@@ -123,7 +120,7 @@ fn weight_files_that_do_not_fit_are_refused_naming_file_and_tensor() {
     t.shape = vec![3, 3, 144, 1];
     t.data.truncate(3 * 3 * 144);
     write_safetensors(&wrong, &tensors, StorageDtype::F32, &meta).unwrap();
-    fails(&["features", "--weights", wrong.to_str().unwrap(), "--out", tmp.path().join("f").to_str().unwrap(), repo("tests/data/photos/coffee.png").to_str().unwrap()], &["wrong.safetensors", "block3a_dwconv/depthwise_kernel", "[5, 5, 144, 1]"]);
+    fails(&["features", "--weights", wrong.to_str().unwrap(), "--out", tmp.path().join("f").to_str().unwrap(), repo_path("tests/data/photos/coffee.png").to_str().unwrap()], &["wrong.safetensors", "block3a_dwconv/depthwise_kernel", "[5, 5, 144, 1]"]);
     tensors.remove("block3a_dwconv/depthwise_kernel");
     write_safetensors(&wrong, &tensors, StorageDtype::F32, &meta).unwrap();
     fails(&["summary", "--weights", wrong.to_str().unwrap()], &["wrong.safetensors", "block3a_dwconv/depthwise_kernel", "missing"]);

@@ -10,22 +10,11 @@ use incept::io::keras_config::{Support, read_model};
 use incept::io::keras_weights::read_keras_file;
 use incept::models::Backbone;
 use incept::models::graph::Graph;
+use crate::common::{gunzip, keras_fixture};
 use serde_json::Value;
-use std::io::Read;
-use std::path::{Path, PathBuf};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/keras").join(name)
-}
-
-fn gunzip(path: &Path) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()).read_to_end(&mut bytes).unwrap();
-    bytes
-}
 
 fn config_gz(name: &str) -> Value {
-    serde_json::from_slice(&gunzip(&fixture(name))).unwrap()
+    serde_json::from_slice(&gunzip(&keras_fixture(name))).unwrap()
 }
 
 /// Layer for layer, matched by name: the same kinds with the same settings
@@ -47,7 +36,7 @@ fn assert_same_graph(got: &Graph, want: &Graph, what: &str) {
 
 #[test]
 fn keras_3s_inception_v3_config_is_the_built_in_graph() {
-    let path = fixture("inception_v3_head_config.json");
+    let path = keras_fixture("inception_v3_head_config.json");
     let config: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let model = read_model(&path, &config).unwrap();
     // The head after the base: GlobalAveragePooling2D, then Dense and Dropout layers.
@@ -61,7 +50,7 @@ fn keras_3s_inception_v3_config_is_the_built_in_graph() {
 fn tf_keras_model_config_in_an_h5_is_read_the_same_way() {
     let tmp = tempfile::tempdir().unwrap();
     let h5 = tmp.path().join("model.h5");
-    std::fs::write(&h5, gunzip(&fixture("inception_v3_head_tf_keras_save.h5.gz"))).unwrap();
+    std::fs::write(&h5, gunzip(&keras_fixture("inception_v3_head_tf_keras_save.h5.gz"))).unwrap();
     let file = read_keras_file(&h5).unwrap();
     let config = file.raw_config.expect("save() writes model_config");
     let model = read_model(&h5, &config).unwrap();
@@ -71,7 +60,7 @@ fn tf_keras_model_config_in_an_h5_is_read_the_same_way() {
 
 #[test]
 fn a_base_nested_as_a_layer_is_flattened_into_the_same_graph() {
-    let path = fixture("inception_v3_nested_head.keras");
+    let path = keras_fixture("inception_v3_nested_head.keras");
     let config = read_keras_file(&path).unwrap().raw_config.unwrap();
     let got = read_model(&path, &config).unwrap().base_graph(&path).unwrap();
     // The nested base's auto names were numbered after another model's in
@@ -91,7 +80,7 @@ fn a_base_nested_as_a_layer_is_flattened_into_the_same_graph() {
 #[test]
 fn keras_applications_mobilenet_v2_config_is_the_built_in_graph() {
     let config = config_gz("mobilenet_v2_config.json.gz");
-    let path = fixture("mobilenet_v2_config.json.gz");
+    let path = keras_fixture("mobilenet_v2_config.json.gz");
     let model = read_model(&path, &config).unwrap();
     assert_eq!(model.layers.len(), 154, "Keras's len(model.layers)");
     assert_same_graph(&model.base_graph(&path).unwrap(), &Backbone::MobileNetV2.graph(), "MobileNetV2 (keras.applications)");
@@ -102,7 +91,7 @@ fn keras_applications_mobilenet_v2_config_is_the_built_in_graph() {
 #[test]
 fn densenet121s_base_uses_only_layers_incept_runs() {
     let config = config_gz("densenet121_config.json.gz");
-    let path = fixture("densenet121_config.json.gz");
+    let path = keras_fixture("densenet121_config.json.gz");
     let model = read_model(&path, &config).unwrap();
     assert_eq!(model.layers.len(), 427);
     let graph = model.base_graph(&path).unwrap();
@@ -121,7 +110,7 @@ fn unsupported_layers_are_named_with_their_class_and_why() {
         ("efficientnet_b0_config.json.gz", 237, "'rescaling' (Rescaling)", "Multiply"),
     ];
     for (file, layers, first, mentioned) in cases {
-        let path = fixture(file);
+        let path = keras_fixture(file);
         let config = config_gz(file);
         let model = read_model(&path, &config).unwrap();
         assert_eq!(model.layers.len(), layers, "{file}");
@@ -134,7 +123,7 @@ fn unsupported_layers_are_named_with_their_class_and_why() {
 
 #[test]
 fn inspect_reports_the_architecture_of_a_keras_file_and_lists_its_layers() {
-    let file = fixture("inception_v3_nested_head.keras");
+    let file = keras_fixture("inception_v3_nested_head.keras");
     let brief = crate::binary::ok(crate::binary::incept(&["inspect", "--brief", file.to_str().unwrap()]));
     assert!(brief.contains("architecture: 317 layers; the base, 311 layers up to 'mixed10', maps onto incept's layer graph"), "{brief}");
     assert!(brief.contains("then a head from 'global_average_pooling2d") && !brief.contains("from the file's config"), "{brief}");
@@ -155,7 +144,7 @@ fn inspect_lists_which_layers_are_not_supported_before_anyone_converts() {
     zip.start_file("metadata.json", stored).unwrap();
     std::io::Write::write_all(&mut zip, br#"{"keras_version": "3.15.1"}"#).unwrap();
     zip.start_file("config.json", stored).unwrap();
-    std::io::Write::write_all(&mut zip, &gunzip(&fixture("efficientnet_b0_config.json.gz"))).unwrap();
+    std::io::Write::write_all(&mut zip, &gunzip(&keras_fixture("efficientnet_b0_config.json.gz"))).unwrap();
     zip.start_file("model.weights.h5", stored).unwrap();
     std::io::Write::write_all(&mut zip, b"not read").unwrap();
     zip.finish().unwrap();

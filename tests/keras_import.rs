@@ -10,29 +10,23 @@
 use crate::binary;
 
 use binary::{incept, ok, text};
+use crate::common::{gunzip, keras_fixture};
 use incept::io::keras_import::map_inception_v3;
 use incept::io::keras_inception_v3::{bn_name, conv_name, convs};
 use incept::io::keras_weights::{KerasFormat, read_keras_file};
 use incept::io::{TensorMap, read_safetensors};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 const CLASSES: [&str; 3] = ["cat", "dog", "fox"];
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/keras").join(name)
-}
-
 /// The fixture `name` in `dir`, gunzipped when it is stored as NAME.gz.
 fn unpacked(dir: &Path, name: &str) -> PathBuf {
     let out = dir.join(name);
-    let gz = fixture(&format!("{name}.gz"));
+    let gz = keras_fixture(&format!("{name}.gz"));
     if gz.exists() {
-        let mut bytes = Vec::new();
-        flate2::read::GzDecoder::new(std::fs::File::open(&gz).unwrap()).read_to_end(&mut bytes).unwrap();
-        std::fs::write(&out, bytes).unwrap();
+        std::fs::write(&out, gunzip(&gz)).unwrap();
     } else {
-        std::fs::copy(fixture(name), &out).unwrap();
+        std::fs::copy(keras_fixture(name), &out).unwrap();
     }
     out
 }
@@ -181,7 +175,7 @@ fn a_model_with_the_head_becomes_a_run_that_predict_and_evaluate_use() {
     let images = tmp.path().join("images");
     image_tree(&images);
     // incept's Keras export recorded classes, size and preprocessing in metadata.json: no flags needed.
-    let keras = fixture("inception_v3_head.keras");
+    let keras = keras_fixture("inception_v3_head.keras");
     let run = tmp.path().join("run");
     let t = ok(incept(&["convert", "keras", keras.to_str().unwrap(), "--out", run.to_str().unwrap()]));
     assert!(t.contains("+ head Dense 2048→512→512→3") && t.contains("classes cat, dog, fox") && t.contains("preprocessing inception"), "{t}");
@@ -236,7 +230,7 @@ fn class_names_size_and_preprocessing_come_from_flags_when_the_file_lacks_them()
     refused(convert(&h5, &run, &["--preprocess", "rescale", "--data", data.to_str().unwrap()]), &run, "holds a run already", &tmp.path().join("never"));
 
     // The guide's nested form without incept's metadata: every setting from flags.
-    let nested = fixture("inception_v3_nested_head.keras");
+    let nested = keras_fixture("inception_v3_nested_head.keras");
     let run = tmp.path().join("run_nested");
     refused(convert(&nested, &run, &["--classes", "x,y,z", "--preprocess", "inception", "--image-size", "74"]), &nested, "--image-size 74", &run);
     ok(convert(&nested, &run, &["--classes", "x,y,z", "--preprocessing", "inception", "--image-size", "99"]));
@@ -269,10 +263,10 @@ fn other_models_and_damaged_files_are_refused_naming_the_file() {
     let header_only = tmp.path().join("header_only.h5");
     std::fs::write(&header_only, &bytes[..600]).unwrap();
     let cases: [(PathBuf, &str); 7] = [
-        (fixture("tiny_dense.weights.h5"), "not Keras 3 InceptionV3 weights"),
-        (fixture("tiny_dense_tf_keras.h5"), "not Keras InceptionV3: 0 Conv2D"),
-        (fixture("tiny_dense.keras"), "not Keras InceptionV3: 0 Conv2D"),
-        (fixture("inception_v3_head_no_weights.keras"), "needs model.weights.h5"),
+        (keras_fixture("tiny_dense.weights.h5"), "not Keras 3 InceptionV3 weights"),
+        (keras_fixture("tiny_dense_tf_keras.h5"), "not Keras InceptionV3: 0 Conv2D"),
+        (keras_fixture("tiny_dense.keras"), "not Keras InceptionV3: 0 Conv2D"),
+        (keras_fixture("inception_v3_head_no_weights.keras"), "needs model.weights.h5"),
         (truncated, "truncated"),
         (truncated_legacy, "truncated"),
         (header_only, "HDF5"),
@@ -300,11 +294,11 @@ fn inspect_reads_keras_hdf5_files_on_the_host() {
     assert!(t.contains("Keras 3 weights (.weights.h5, no config") && t.contains("tensors: 382 (382 F32), 23116067 parameters"), "{t}");
     assert!(t.contains("+ head Dense 2048→512→512→3") && t.contains("preprocessing: inception, from the file's metadata"), "{t}");
 
-    let t = inspect(&fixture("inception_v3_nested_head.keras"));
+    let t = inspect(&keras_fixture("inception_v3_nested_head.keras"));
     assert!(t.contains("Keras 3 .keras archive") && t.contains("tensors: 382") && t.contains("+ head Dense 2048→512→512→3"), "{t}");
     assert!(t.contains("preprocessing: not recorded"), "{t}");
 
     // Another model: listed as stored, and said not to be InceptionV3.
-    let t = inspect(&fixture("tiny_dense.weights.h5"));
+    let t = inspect(&keras_fixture("tiny_dense.weights.h5"));
     assert!(t.contains("HDF5") && t.contains("not a Keras InceptionV3 file") && t.contains("/layers/dense/vars/0") && t.contains("[4, 3]"), "{t}");
 }

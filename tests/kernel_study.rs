@@ -5,14 +5,11 @@
 //! drawn under ceilings measured on the adapter.
 
 use crate::binary::{incept, ok, text};
+use crate::common::repo_path;
 use incept::ops::probe;
 use incept::{Gpu, Tensor};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-
-fn repo(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
 
 /// `incept ARGS` with `INCEPT_SHADER_DIR=dir`.
 fn with_shader_dir(dir: &Path, args: &[&str]) -> Output {
@@ -22,7 +19,7 @@ fn with_shader_dir(dir: &Path, args: &[&str]) -> Output {
 /// A copy of shaders/ in which `file`'s text has `from` replaced by `to`.
 fn edited_shaders(dir: &Path, file: &str, from: &str, to: &str) {
     std::fs::create_dir_all(dir).unwrap();
-    for entry in std::fs::read_dir(repo("shaders")).unwrap() {
+    for entry in std::fs::read_dir(repo_path("shaders")).unwrap() {
         let path = entry.unwrap().path();
         std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
     }
@@ -47,7 +44,7 @@ fn the_guide_names_only_families_and_variants_the_lab_has() {
         }
     }
     assert!(lab.iter().any(|(f, v)| f == "conv" && v.len() > 3), "--list lists the conv variants: {listing}");
-    let guide = std::fs::read_to_string(repo("docs/kernels.md")).unwrap();
+    let guide = std::fs::read_to_string(repo_path("docs/kernels.md")).unwrap();
     let mut named = 0;
     for command in guide.split('`').filter(|c| c.contains("bench kernels")) {
         let words: Vec<&str> = command.split_whitespace().collect();

@@ -5,13 +5,9 @@
 //! (Grad-CAM pictures and maps).
 use crate::binary;
 
-use binary::{CLASSES, incept, make_tree, ok, weights};
+use binary::{CLASSES, incept, make_tree, ok, weights, s};
 use std::collections::BTreeMap;
 use std::path::Path;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()

@@ -30,7 +30,6 @@ use incept::io::{HostTensor, TensorMap, read_safetensors};
 use incept::models::{Backbone, Base};
 use incept::ops::pool::global_avg_pool;
 use incept::reference::{rel_l2, to_f64};
-use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// Larger golden tensors are stored subsampled (see tools/make_goldens.py).
@@ -38,10 +37,6 @@ const SUBSAMPLE_ABOVE: usize = 100_000;
 const SUBSAMPLE_STRIDE: usize = 17;
 /// The layers stored besides `input` and `features`.
 const LAYERS: [&str; 3] = ["mixed0", "mixed5", "mixed10"];
-
-fn repo_path(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
 
 fn synthetic_weights() -> &'static TensorMap {
     static WEIGHTS: OnceLock<TensorMap> = OnceLock::new();

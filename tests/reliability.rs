@@ -7,7 +7,7 @@
 //! with a message under a memory cap instead of aborting.
 use crate::binary;
 
-use binary::{incept, make_tree, ok, text, weights};
+use binary::{incept, make_tree, ok, text, weights, s};
 use incept::train::checkpoint;
 use incept::train::run_dir::load_config;
 use rand::{Rng, SeedableRng};
@@ -67,10 +67,6 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(&src, &dst).unwrap();
         }
     }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[track_caller]

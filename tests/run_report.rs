@@ -4,12 +4,7 @@
 //! step (the logs' values are checked against TensorBoard's own reader in
 //! tools/tensorboard-check, the page in a browser in tools/report-check).
 
-use crate::binary::{incept, make_tree, ok, text, weights};
-use std::path::Path;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use crate::binary::{incept, make_tree, ok, text, weights, s};
 
 #[test]
 fn the_report_shows_what_the_run_has_and_says_how_to_get_the_rest() {

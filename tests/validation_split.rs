@@ -4,12 +4,8 @@
 //! before anything is written.
 use crate::binary;
 
-use binary::{incept, make_tree, ok, text, weights};
+use binary::{incept, make_tree, ok, text, weights, s};
 use std::path::Path;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 #[test]
 fn validation_split_with_early_stopping_then_resume_and_evaluate() {

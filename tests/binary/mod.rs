@@ -48,3 +48,7 @@ pub fn weights(dir: &Path) -> PathBuf {
     path
 }
 
+/// A path as a command-line argument.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}

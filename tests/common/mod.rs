@@ -1,10 +1,13 @@
-//! Shared helpers for the GPU tests: the device, uploads and tolerances.
+//! Shared helpers for the GPU tests: the device, uploads and tolerances;
+//! and the paths of the repository's own files (goldens, fixtures, weights).
 #![allow(dead_code)]
 
 use incept::ops::{Padding, Window2d};
 use incept::ops::conv_tuning::ConvKey;
 use incept::reference::{random, rel_l2, rel_l2_f64};
 use incept::{DType, Gpu, Tensor};
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 /// Tolerance for f32 kernels against f64 references (DESIGN.md: ≤ 1e-4).
 pub const TOL: f64 = 1e-4;
@@ -152,4 +155,21 @@ pub fn softmax_ce_loss(gpu: &Gpu, out: &incept::autograd::Var) -> (incept::autog
         grad.extend(e.iter().enumerate().map(|(k, v)| (v / sum - if k == label { 1.0 } else { 0.0 }) / rows as f64));
     }
     (loss, grad)
+}
+
+/// A file of the repository, by its path from the root.
+pub fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// A file written by Keras for the tests (tests/data/keras).
+pub fn keras_fixture(name: &str) -> PathBuf {
+    repo_path("tests/data/keras").join(name)
+}
+
+/// The bytes of a gzip file, decompressed.
+pub fn gunzip(path: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()).read_to_end(&mut bytes).unwrap();
+    bytes
 }
